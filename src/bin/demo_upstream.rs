@@ -1,0 +1,66 @@
+//! A trivial HTTP upstream for demos and end-to-end tests: answers every
+//! request with its own name and version and echoes what it received.
+//!
+//! Usage: `demo-upstream --listen 127.0.1.3:9080 --name reviews --version v1`.
+//! Port 0 picks a free port; the bound address is printed on stdout as
+//! `listening on <addr>` so a test can read it.
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use clap::Parser;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Service name to report.
+    #[arg(long)]
+    name: String,
+    /// Version to report.
+    #[arg(long, default_value = "v1")]
+    version: String,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on {addr}");
+    let identity = Arc::new((args.name, args.version, addr, AtomicU64::new(0)));
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let identity = identity.clone();
+        async move {
+            let (name, version, addr, count) = &*identity;
+            let served = count.fetch_add(1, Ordering::Relaxed) + 1;
+            let headers: serde_json::Map<String, serde_json::Value> = request
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+                .collect();
+            let body = json!({
+                "service": name,
+                "version": version,
+                "address": addr.to_string(),
+                "method": request.method().as_str(),
+                "path": request.uri().to_string(),
+                "headers": headers,
+                "served": served,
+            });
+            (
+                StatusCode::OK,
+                [("x-upstream", format!("{name}-{version}"))],
+                Json(body),
+            )
+                .into_response()
+        }
+    });
+    axum::serve(listener, app).await
+}

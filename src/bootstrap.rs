@@ -1,0 +1,195 @@
+//! Envoy bootstrap for a workload, so that nobody hand-writes one.
+//!
+//! The bootstrap identifies the proxy (node id, cluster, and the metadata
+//! keys of [`crate::proxy`]), points ADS at Sextant over an HTTP/2 cluster
+//! (Envoy hangs silently after "initializing cds" without HTTP/2), and takes
+//! LDS and CDS from ADS with `resource_api_version: V3`.
+
+use crate::envoy::builders::{ads_config_source, duration};
+use crate::proxy::{self, string_value};
+use envoy_types::pb::envoy::config::bootstrap::v3::{bootstrap, Admin, Bootstrap};
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    address, api_config_source, grpc_service, socket_address, Address, ApiConfigSource, ApiVersion,
+    GrpcService, Http2ProtocolOptions, Node, SocketAddress,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options, HttpProtocolOptions,
+};
+use envoy_types::pb::google::protobuf::{value::Kind, Struct};
+use envoy_types::util::pack_any;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Name of the bootstrap's static cluster that reaches Sextant's xDS server.
+pub const XDS_CLUSTER: &str = "sextant-xds";
+
+/// The workload a bootstrap is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapOptions {
+    /// `node.id`, unique per workload, e.g. `reviews-v1.default`.
+    pub node_id: String,
+    /// `node.cluster`: the workload's service (defaults to the node id's first label).
+    pub cluster: String,
+    /// Namespace of the workload.
+    pub namespace: String,
+    /// Service account of the workload.
+    pub service_account: String,
+    /// Labels of the workload.
+    pub labels: BTreeMap<String, String>,
+    /// IPs of the workload.
+    pub instance_ips: Vec<IpAddr>,
+    /// Sextant's xDS address: `host:port`, host an IP or a DNS name.
+    pub xds_host: String,
+    /// Port of the xDS address.
+    pub xds_port: u16,
+    /// Envoy's admin listener (keep it on loopback).
+    pub admin: SocketAddr,
+    /// Outbound HTTP listener of this proxy.
+    pub outbound: SocketAddr,
+}
+
+/// The bootstrap proto.
+pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
+    let mut metadata = HashMap::new();
+    metadata.insert(
+        proxy::META_NAMESPACE.to_string(),
+        string_value(&options.namespace),
+    );
+    metadata.insert(
+        proxy::META_SERVICE_ACCOUNT.to_string(),
+        string_value(&options.service_account),
+    );
+    let ips: Vec<String> = options
+        .instance_ips
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    metadata.insert(
+        proxy::META_INSTANCE_IPS.to_string(),
+        string_value(ips.join(",")),
+    );
+    metadata.insert(
+        proxy::META_OUTBOUND_ADDRESS.to_string(),
+        string_value(options.outbound.ip().to_string()),
+    );
+    metadata.insert(
+        proxy::META_OUTBOUND_PORT.to_string(),
+        string_value(options.outbound.port().to_string()),
+    );
+    let labels = options
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), string_value(v)))
+        .collect();
+    metadata.insert(
+        proxy::META_LABELS.to_string(),
+        envoy_types::pb::google::protobuf::Value {
+            kind: Some(Kind::StructValue(Struct { fields: labels })),
+        },
+    );
+
+    let xds_address = Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: options.xds_host.clone(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
+                options.xds_port,
+            ))),
+            ..Default::default()
+        })),
+    };
+    let discovery = if options.xds_host.parse::<IpAddr>().is_ok() {
+        cluster::DiscoveryType::Static
+    } else {
+        cluster::DiscoveryType::StrictDns
+    };
+    let http2 = HttpProtocolOptions {
+        upstream_protocol_options: Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+            http_protocol_options::ExplicitHttpConfig {
+                protocol_config: Some(http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                    Http2ProtocolOptions::default(),
+                )),
+            },
+        )),
+        ..Default::default()
+    };
+    let xds_cluster = Cluster {
+        name: XDS_CLUSTER.to_string(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(discovery as i32)),
+        connect_timeout: Some(duration(Duration::from_secs(1))),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: XDS_CLUSTER.to_string(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(xds_address),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        typed_extension_protocol_options: HashMap::from([(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            pack_any(http2),
+        )]),
+        ..Default::default()
+    };
+
+    Bootstrap {
+        node: Some(Node {
+            id: options.node_id.clone(),
+            cluster: options.cluster.clone(),
+            metadata: Some(Struct { fields: metadata }),
+            ..Default::default()
+        }),
+        admin: Some(Admin {
+            address: Some(crate::envoy::builders::socket_address(
+                options.admin.ip(),
+                options.admin.port(),
+            )),
+            ..Default::default()
+        }),
+        dynamic_resources: Some(bootstrap::DynamicResources {
+            ads_config: Some(ApiConfigSource {
+                api_type: api_config_source::ApiType::Grpc as i32,
+                transport_api_version: ApiVersion::V3 as i32,
+                grpc_services: vec![GrpcService {
+                    target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                        grpc_service::EnvoyGrpc {
+                            cluster_name: XDS_CLUSTER.to_string(),
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                }],
+                set_node_on_first_message_only: true,
+                ..Default::default()
+            }),
+            cds_config: Some(ads_config_source()),
+            lds_config: Some(ads_config_source()),
+            ..Default::default()
+        }),
+        static_resources: Some(bootstrap::StaticResources {
+            clusters: vec![xds_cluster],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The bootstrap as YAML (Envoy's `-c` accepts it), with proto field names
+/// and keys in a stable order.
+///
+/// # Errors
+/// Only if rendering fails, which would be a bug.
+pub fn bootstrap_yaml(options: &BootstrapOptions) -> Result<String, crate::envoy::json::JsonError> {
+    let json = crate::envoy::json::to_json(&bootstrap(options))?;
+    Ok(serde_yaml_ng::to_string(&json).expect("JSON values render as YAML"))
+}

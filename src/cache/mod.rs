@@ -1,0 +1,208 @@
+//! The snapshot cache: the current IR, its translation per proxy class, and
+//! every resource encoded once, with a content hash for versions.
+//!
+//! The cache never knows about streams. The server asks it for a proxy's
+//! [`ProxySnapshot`] and subscribes to its generation counter to learn when
+//! to ask again.
+
+use crate::diagnostic::Diagnostic;
+use crate::envoy::TypeUrl;
+use crate::ir::Ir;
+use crate::proxy::{ProxyClass, ProxyInfo};
+use crate::translate::{self, TranslateOptions};
+use bytes::Bytes;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// One encoded resource: the message bytes (the `value` of its `Any`) and a
+/// hash of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// Resource name.
+    pub name: String,
+    /// Encoded message.
+    pub body: Bytes,
+    /// First 16 hex digits of the SHA-256 of `body`.
+    pub hash: String,
+}
+
+impl Resource {
+    /// Encodes a message once.
+    pub fn encode(name: impl Into<String>, message: &impl Message) -> Self {
+        let body = Bytes::from(message.encode_to_vec());
+        Resource {
+            name: name.into(),
+            hash: short_hash(&[&body]),
+            body,
+        }
+    }
+}
+
+/// Resources of one type, keyed by name.
+pub type ResourceMap = BTreeMap<String, Resource>;
+
+/// The first 16 hex digits of the SHA-256 of the concatenated parts.
+pub fn short_hash(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize()[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Everything one proxy should have, by type.
+#[derive(Clone, Debug, Default)]
+pub struct ProxySnapshot {
+    /// Generation of the IR this was built from.
+    pub generation: u64,
+    /// Resources by type; shared (`Arc`) between proxies of one class except listeners.
+    pub resources: BTreeMap<TypeUrl, Arc<ResourceMap>>,
+}
+
+impl ProxySnapshot {
+    /// The resources of one type (empty if none).
+    pub fn of(&self, type_url: TypeUrl) -> &ResourceMap {
+        static EMPTY: ResourceMap = BTreeMap::new();
+        self.resources
+            .get(&type_url)
+            .map(Arc::as_ref)
+            .unwrap_or(&EMPTY)
+    }
+}
+
+/// Encoded resources of one proxy class.
+#[derive(Debug)]
+struct ClassResources {
+    clusters: Arc<ResourceMap>,
+    endpoints: Arc<ResourceMap>,
+    routes: Arc<ResourceMap>,
+}
+
+#[derive(Debug)]
+struct State {
+    ir: Arc<Ir>,
+    generation: u64,
+    classes: HashMap<ProxyClass, Arc<ClassResources>>,
+}
+
+/// The cache. Cheap to share behind an `Arc`; methods take `&self`.
+#[derive(Debug)]
+pub struct SnapshotCache {
+    options: TranslateOptions,
+    state: Mutex<State>,
+    generation: watch::Sender<u64>,
+}
+
+impl SnapshotCache {
+    /// An empty cache (generation 0, empty IR).
+    pub fn new(options: TranslateOptions) -> Self {
+        SnapshotCache {
+            options,
+            state: Mutex::new(State {
+                ir: Arc::new(Ir::default()),
+                generation: 0,
+                classes: HashMap::new(),
+            }),
+            generation: watch::channel(0).0,
+        }
+    }
+
+    /// Replaces the IR and wakes every subscriber. An IR equal to the current
+    /// one changes nothing (no generation bump, no push).
+    pub fn set_ir(&self, ir: Ir) {
+        let generation = {
+            let mut state = self.state.lock().expect("cache lock");
+            if *state.ir == ir {
+                return;
+            }
+            state.ir = Arc::new(ir);
+            state.generation += 1;
+            state.classes.clear();
+            state.generation
+        };
+        self.generation.send_replace(generation);
+    }
+
+    /// The current IR.
+    pub fn ir(&self) -> Arc<Ir> {
+        self.state.lock().expect("cache lock").ir.clone()
+    }
+
+    /// A receiver that changes whenever the IR does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// The resources `proxy` should have now. Translation runs at most once
+    /// per proxy class and IR generation; the listener is built per proxy.
+    pub fn snapshot(&self, proxy: &ProxyInfo) -> ProxySnapshot {
+        let class = proxy.class();
+        let (generation, shared, diagnostics) = {
+            let mut state = self.state.lock().expect("cache lock");
+            let generation = state.generation;
+            match state.classes.get(&class) {
+                Some(shared) => (generation, shared.clone(), Vec::new()),
+                None => {
+                    let (shared, diagnostics) = encode_class(&state.ir, &class, &self.options);
+                    let shared = Arc::new(shared);
+                    state.classes.insert(class.clone(), shared.clone());
+                    (generation, shared, diagnostics)
+                }
+            }
+        };
+        for d in diagnostics {
+            tracing::warn!(namespace = class.namespace, "{d}");
+        }
+        let listener = translate::outbound_listener(proxy.outbound);
+        let listeners = BTreeMap::from([(
+            listener.name.clone(),
+            Resource::encode(listener.name.clone(), &listener),
+        )]);
+        ProxySnapshot {
+            generation,
+            resources: BTreeMap::from([
+                (TypeUrl::Cluster, shared.clusters.clone()),
+                (TypeUrl::ClusterLoadAssignment, shared.endpoints.clone()),
+                (TypeUrl::Listener, Arc::new(listeners)),
+                (TypeUrl::RouteConfiguration, shared.routes.clone()),
+            ]),
+        }
+    }
+}
+
+fn encode_class(
+    ir: &Ir,
+    class: &ProxyClass,
+    options: &TranslateOptions,
+) -> (ClassResources, Vec<Diagnostic>) {
+    let t = translate::translate(ir, class, options);
+    let map = |items: Vec<(String, Resource)>| Arc::new(items.into_iter().collect::<ResourceMap>());
+    let resources = ClassResources {
+        clusters: map(t
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), Resource::encode(&c.name, c)))
+            .collect()),
+        endpoints: map(t
+            .endpoints
+            .iter()
+            .map(|e| (e.cluster_name.clone(), Resource::encode(&e.cluster_name, e)))
+            .collect()),
+        routes: map(t
+            .route_configurations
+            .iter()
+            .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
+            .collect()),
+    };
+    (resources, t.diagnostics)
+}

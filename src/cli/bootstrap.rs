@@ -1,0 +1,105 @@
+//! `sextant bootstrap`.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use sextant::bootstrap::{bootstrap_yaml, BootstrapOptions};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Envoy node id, unique per workload (e.g. `reviews-v1.default`).
+    #[arg(long)]
+    node_id: String,
+    /// The workload's service (`node.cluster`); defaults to the node id up to the first '.'.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Namespace of the workload.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// Service account of the workload.
+    #[arg(long, default_value = "default")]
+    service_account: String,
+    /// Workload labels, `k=v,k2=v2`.
+    #[arg(long, default_value = "")]
+    labels: String,
+    /// Workload IPs, comma-separated.
+    #[arg(long, default_value = "")]
+    instance_ips: String,
+    /// Sextant's xDS address, `host:port`.
+    #[arg(long, default_value = "127.0.0.1:15010")]
+    xds_address: String,
+    /// Port of Envoy's admin listener (bound on 127.0.0.1).
+    #[arg(long, default_value_t = 15000)]
+    admin_port: u16,
+    /// Address of the outbound HTTP listener that apps send requests to.
+    #[arg(long, default_value = "127.0.0.1")]
+    outbound_address: IpAddr,
+    /// Port of the outbound HTTP listener.
+    #[arg(long, default_value_t = 15001)]
+    outbound_port: u16,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+fn parse_labels(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--labels: {pair:?} is not key=value"),
+        })
+        .collect()
+}
+
+pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
+    let (host, port) = args
+        .xds_address
+        .rsplit_once(':')
+        .with_context(|| format!("--xds-address {:?} is not host:port", args.xds_address))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("--xds-address: {port:?} is not a port"))?;
+    let instance_ips = args
+        .instance_ips
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("--instance-ips: {s:?} is not an IP address"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let options = BootstrapOptions {
+        cluster: args.cluster.unwrap_or_else(|| {
+            args.node_id
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        }),
+        node_id: args.node_id,
+        namespace: args.namespace,
+        service_account: args.service_account,
+        labels: parse_labels(&args.labels)?,
+        instance_ips,
+        xds_host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        xds_port: port,
+        admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.admin_port),
+        outbound: SocketAddr::new(args.outbound_address, args.outbound_port),
+    };
+    let yaml = bootstrap_yaml(&options)?;
+    match args.output {
+        Some(path) => {
+            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{yaml}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! Subcommands of the `sextant` binary.
+
+mod bootstrap;
+mod serve;
+mod validate;
+
+use clap::{Parser, Subcommand};
+
+/// Sextant: a small service-mesh control plane for stock Envoy sidecars.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a config directory to Envoy proxies over ADS (SotW).
+    Serve(serve::ServeArgs),
+    /// Check a config directory offline; exits 1 when it has errors.
+    Validate(validate::ValidateArgs),
+    /// Print the Envoy resources generated for a config directory, as JSON.
+    Translate(validate::TranslateArgs),
+    /// Print a ready Envoy bootstrap (YAML) for one workload.
+    Bootstrap(bootstrap::BootstrapArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve::run(args),
+            Command::Validate(args) => validate::run_validate(args),
+            Command::Translate(args) => validate::run_translate(args),
+            Command::Bootstrap(args) => bootstrap::run(args),
+        }
+    }
+}

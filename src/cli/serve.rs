@@ -1,0 +1,178 @@
+//! `sextant serve`: source → store → IR → cache → ADS, plus the admin endpoint.
+
+use anyhow::Context;
+use clap::Args;
+use sextant::admin::{self, AdminState};
+use sextant::cache::SnapshotCache;
+use sextant::diagnostic::Diagnostic;
+use sextant::ir;
+use sextant::server::registry::Registry;
+use sextant::server::AdsService;
+use sextant::source::yaml_dir::YamlDir;
+use sextant::store::Store;
+use sextant::translate::TranslateOptions;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of Kubernetes-style YAML files (watched for changes).
+    #[arg(long)]
+    config_dir: PathBuf,
+    /// Address of the ADS gRPC server.
+    #[arg(long, default_value = "0.0.0.0:15010")]
+    xds_address: SocketAddr,
+    /// Address of the admin HTTP endpoint.
+    #[arg(long, default_value = "127.0.0.1:15014")]
+    admin_address: SocketAddr,
+    /// Quiet period after a change before it is pushed, in ms (0: push at once).
+    #[arg(long, default_value_t = 100)]
+    debounce_quiet_ms: u64,
+    /// Longest a burst of changes may delay a push, in ms.
+    #[arg(long, default_value_t = 1000)]
+    debounce_max_ms: u64,
+    /// Upstream connect timeout of every cluster, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    connect_timeout_ms: u64,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(args))
+}
+
+/// The input side: the directory, the store, and where results go.
+struct Pipeline {
+    dir: YamlDir,
+    store: Store,
+    cache: Arc<SnapshotCache>,
+    diagnostics: Arc<RwLock<Vec<Diagnostic>>>,
+}
+
+impl Pipeline {
+    /// Reads changed files, rebuilds the IR if anything changed, and logs
+    /// each diagnostic that is new since the last sync.
+    fn sync(&mut self) -> anyhow::Result<()> {
+        let report = self
+            .dir
+            .sync(&mut self.store)
+            .with_context(|| format!("reading {}", self.dir.root().display()))?;
+        for file in &report.files {
+            tracing::info!(file, "read config file");
+        }
+        let (world, world_diagnostics) = self.store.world();
+        let ir = ir::build(&world);
+        let mut all = self.store.diagnostics();
+        all.extend(world_diagnostics);
+        all.extend(ir.diagnostics.iter().cloned());
+        {
+            let mut current = self.diagnostics.write().expect("diagnostics lock");
+            let old: BTreeSet<&Diagnostic> = current.iter().collect();
+            for d in all.iter().filter(|d| !old.contains(d)) {
+                if d.is_error() {
+                    tracing::error!("config error: {d}");
+                } else {
+                    tracing::warn!("config warning: {d}");
+                }
+            }
+            *current = all;
+        }
+        let clusters = ir.clusters.len();
+        let virtual_hosts = ir.virtual_hosts.len();
+        self.cache.set_ir(ir);
+        if report.changed {
+            tracing::info!(clusters, virtual_hosts, "configuration changed");
+        }
+        Ok(())
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let cache = Arc::new(SnapshotCache::new(TranslateOptions {
+        connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+    }));
+    let registry = Arc::new(Registry::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let diagnostics = Arc::new(RwLock::new(Vec::new()));
+
+    let xds_listener = tokio::net::TcpListener::bind(args.xds_address)
+        .await
+        .with_context(|| format!("binding the xDS address {}", args.xds_address))?;
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_address)
+        .await
+        .with_context(|| format!("binding the admin address {}", args.admin_address))?;
+    let admin_state = AdminState {
+        cache: cache.clone(),
+        registry: registry.clone(),
+        ready: ready.clone(),
+        diagnostics: diagnostics.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(admin_listener, admin::router(admin_state)).await {
+            tracing::error!("admin server failed: {err}");
+        }
+    });
+
+    let mut pipeline = Pipeline {
+        dir: YamlDir::new(&args.config_dir),
+        store: Store::new(),
+        cache: cache.clone(),
+        diagnostics,
+    };
+    let (_watcher, mut changes) = pipeline
+        .dir
+        .watch()
+        .context("watching the config directory")?;
+    pipeline.sync()?;
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        xds = %args.xds_address,
+        admin = %args.admin_address,
+        config_dir = %args.config_dir.display(),
+        "sextant is serving"
+    );
+
+    let ads = AdsService::new(cache, registry);
+    let server = tokio::spawn(async move {
+        if let Err(err) = ads.serve(xds_listener, std::future::pending()).await {
+            tracing::error!("xDS server failed: {err}");
+        }
+    });
+
+    let quiet = Duration::from_millis(args.debounce_quiet_ms);
+    let max_wait = Duration::from_millis(args.debounce_max_ms);
+    loop {
+        tokio::select! {
+            woke = changes.recv() => {
+                if woke.is_none() {
+                    anyhow::bail!("the config directory watcher stopped");
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        // Debounce: wait for `quiet` without changes, but no longer than `max_wait` in all.
+        let deadline = Instant::now() + max_wait;
+        while !quiet.is_zero() {
+            let until = (Instant::now() + quiet).min(deadline);
+            match tokio::time::timeout_at(until, changes.recv()).await {
+                Ok(Some(())) if Instant::now() < deadline => continue,
+                _ => break,
+            }
+        }
+        if let Err(err) = pipeline.sync() {
+            tracing::error!("{err:#}; the last good configuration stays served");
+        }
+        if server.is_finished() {
+            break;
+        }
+    }
+    server.abort();
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! `sextant validate` and `sextant translate`: offline checks.
+
+use anyhow::Context;
+use clap::Args;
+use sextant::diagnostic::Diagnostic;
+use sextant::ir::{self, Ir};
+use sextant::proxy::ProxyClass;
+use sextant::source::yaml_dir::YamlDir;
+use sextant::store::Store;
+use sextant::translate::{render::translation_json, TranslateOptions};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The config directory.
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// The config directory.
+    dir: PathBuf,
+    /// Namespace of the proxy to translate for (short names resolve in it).
+    #[arg(long, default_value = "default")]
+    namespace: String,
+}
+
+/// Loads a directory once: the IR and every diagnostic (file, world, IR).
+pub fn load(dir: &PathBuf) -> anyhow::Result<(Ir, Vec<Diagnostic>)> {
+    let mut store = Store::new();
+    YamlDir::new(dir)
+        .sync(&mut store)
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let (world, world_diagnostics) = store.world();
+    let ir = ir::build(&world);
+    let mut diagnostics = store.diagnostics();
+    diagnostics.extend(world_diagnostics);
+    diagnostics.extend(ir.diagnostics.iter().cloned());
+    Ok((ir, diagnostics))
+}
+
+pub fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
+    let (ir, diagnostics) = load(&args.dir)?;
+    for d in &diagnostics {
+        println!("{}: {d}", if d.is_error() { "error" } else { "warning" });
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    println!(
+        "{}: {} clusters, {} virtual hosts, {errors} errors, {} warnings",
+        args.dir.display(),
+        ir.clusters.len(),
+        ir.virtual_hosts.len(),
+        diagnostics.len() - errors
+    );
+    if errors > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+pub fn run_translate(args: TranslateArgs) -> anyhow::Result<()> {
+    let (ir, _) = load(&args.dir)?;
+    let class = ProxyClass {
+        namespace: args.namespace,
+    };
+    let json = translation_json(&ir, &class, &TranslateOptions::default());
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}

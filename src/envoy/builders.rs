@@ -1,0 +1,252 @@
+//! Small builders of Envoy v3 protos. The translator calls them; tests use
+//! them to write short expectations.
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    address, config_source, data_source, socket_address, Address, AggregatedConfigSource,
+    ApiVersion, ConfigSource, DataSource, HealthStatus, SocketAddress,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher, route, route_action, route_match, weighted_cluster, DirectResponseAction,
+    HeaderMatcher, Route, RouteAction, RouteMatch, WeightedCluster,
+};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
+use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+use envoy_types::util::pack_any;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration as StdDuration;
+
+/// A config source that points at the ADS stream, with `resource_api_version: V3`.
+pub fn ads_config_source() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
+        ..Default::default()
+    }
+}
+
+/// A protobuf Duration from a std Duration.
+pub fn duration(d: StdDuration) -> Duration {
+    Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+/// A TCP socket address.
+pub fn socket_address(ip: IpAddr, port: u16) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: ip.to_string(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(port))),
+            ..Default::default()
+        })),
+    }
+}
+
+/// An HTTP listener on `addr` whose HTTP connection manager takes its route
+/// configuration `route_config_name` from RDS over ADS and ends in the router filter.
+pub fn http_listener(
+    name: &str,
+    addr: SocketAddr,
+    route_config_name: &str,
+    stat_prefix: &str,
+) -> Listener {
+    let hcm = HttpConnectionManager {
+        stat_prefix: stat_prefix.to_string(),
+        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: route_config_name.to_string(),
+        })),
+        http_filters: vec![HttpFilter {
+            name: "envoy.filters.http.router".into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                Router::default(),
+            ))),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Listener {
+        name: name.to_string(),
+        address: Some(socket_address(addr.ip(), addr.port())),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.http_connection_manager".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// An EDS cluster whose ClusterLoadAssignment is named like the cluster
+/// (`eds_cluster_config.service_name` = `name`), fetched over ADS.
+pub fn eds_cluster(
+    name: &str,
+    lb_policy: cluster::LbPolicy,
+    connect_timeout: StdDuration,
+) -> Cluster {
+    Cluster {
+        name: name.to_string(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        )),
+        eds_cluster_config: Some(cluster::EdsClusterConfig {
+            eds_config: Some(ads_config_source()),
+            service_name: name.to_string(),
+        }),
+        connect_timeout: Some(duration(connect_timeout)),
+        lb_policy: lb_policy as i32,
+        ..Default::default()
+    }
+}
+
+/// A ClusterLoadAssignment with one locality holding `endpoints` (address,
+/// port, health status), in the given order.
+pub fn cluster_load_assignment(
+    cluster_name: &str,
+    endpoints: impl IntoIterator<Item = (IpAddr, u16, HealthStatus)>,
+) -> ClusterLoadAssignment {
+    let lb_endpoints: Vec<LbEndpoint> = endpoints
+        .into_iter()
+        .map(|(ip, port, health)| LbEndpoint {
+            health_status: health as i32,
+            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                address: Some(socket_address(ip, port)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+        .collect();
+    ClusterLoadAssignment {
+        cluster_name: cluster_name.to_string(),
+        endpoints: if lb_endpoints.is_empty() {
+            Vec::new()
+        } else {
+            vec![LocalityLbEndpoints {
+                lb_endpoints,
+                ..Default::default()
+            }]
+        },
+        ..Default::default()
+    }
+}
+
+/// A string matcher: exact, prefix or RE2 regex.
+pub fn string_matcher(pattern: StringPattern<'_>) -> StringMatcher {
+    use string_matcher::MatchPattern;
+    let pattern = match pattern {
+        StringPattern::Exact(s) => MatchPattern::Exact(s.to_string()),
+        StringPattern::Prefix(s) => MatchPattern::Prefix(s.to_string()),
+        StringPattern::Regex(s) => MatchPattern::SafeRegex(regex_matcher(s)),
+    };
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case: false,
+    }
+}
+
+/// A RE2 regex matcher (Envoy's default engine).
+pub fn regex_matcher(regex: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: regex.to_string(),
+        ..Default::default()
+    }
+}
+
+/// A borrowed exact/prefix/regex pattern.
+#[derive(Clone, Copy, Debug)]
+pub enum StringPattern<'a> {
+    /// Equal to.
+    Exact(&'a str),
+    /// Starts with.
+    Prefix(&'a str),
+    /// Matches the whole value (RE2).
+    Regex(&'a str),
+}
+
+/// A header condition.
+pub fn header_matcher(name: &str, pattern: StringPattern<'_>) -> HeaderMatcher {
+    HeaderMatcher {
+        name: name.to_string(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+            string_matcher(pattern),
+        )),
+        ..Default::default()
+    }
+}
+
+/// A route match on the path (`None` = prefix `/`, every request) and headers.
+pub fn route_match(path: Option<StringPattern<'_>>, headers: Vec<HeaderMatcher>) -> RouteMatch {
+    use route_match::PathSpecifier;
+    let path = match path {
+        None => PathSpecifier::Prefix("/".into()),
+        Some(StringPattern::Exact(p)) => PathSpecifier::Path(p.to_string()),
+        Some(StringPattern::Prefix(p)) => PathSpecifier::Prefix(p.to_string()),
+        Some(StringPattern::Regex(r)) => PathSpecifier::SafeRegex(regex_matcher(r)),
+    };
+    RouteMatch {
+        path_specifier: Some(path),
+        headers,
+        ..Default::default()
+    }
+}
+
+/// A route forwarding to one cluster (one entry) or splitting between
+/// clusters by relative weight (several). The route timeout is disabled, as
+/// Istio does by default. `clusters` must not be empty and weights must be > 0.
+pub fn forward_route(name: &str, matcher: RouteMatch, clusters: &[(&str, u32)]) -> Route {
+    let specifier = match clusters {
+        [(cluster, _)] => route_action::ClusterSpecifier::Cluster(cluster.to_string()),
+        _ => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: clusters
+                .iter()
+                .map(|(cluster, weight)| weighted_cluster::ClusterWeight {
+                    name: cluster.to_string(),
+                    weight: Some(UInt32Value { value: *weight }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+    };
+    Route {
+        name: name.to_string(),
+        r#match: Some(matcher),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(specifier),
+            timeout: Some(duration(StdDuration::ZERO)),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// A route that answers `status` with a plain-text `body`, without an upstream.
+pub fn direct_response_route(name: &str, matcher: RouteMatch, status: u16, body: &str) -> Route {
+    Route {
+        name: name.to_string(),
+        r#match: Some(matcher),
+        action: Some(route::Action::DirectResponse(DirectResponseAction {
+            status: u32::from(status),
+            body: Some(DataSource {
+                specifier: Some(data_source::Specifier::InlineString(body.to_string())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,196 @@
+//! World → IR.
+
+use super::endpoints::{self, LabeledEndpoint, Workloads};
+use super::names::{cluster_name, service_fqdn};
+use super::routes::{self, ServiceInfo};
+use super::{Cluster, Ir, LbPolicy};
+use crate::diagnostic::Diagnostic;
+use crate::model::{DestinationRule, Object, ObjectKey, SimpleLb, TrafficPolicy};
+use crate::store::World;
+use std::collections::BTreeMap;
+
+/// Resolves the world into the IR. Never fails: problems become
+/// [`Ir::diagnostics`] and the affected part is left out or answered with a
+/// fixed 503, while everything else is still produced.
+pub fn build(world: &World) -> Ir {
+    let mut diagnostics = Vec::new();
+    let mut workloads = Workloads {
+        slices: BTreeMap::new(),
+        pods: BTreeMap::new(),
+        workload_entries: Vec::new(),
+    };
+    let mut services = Vec::new();
+    let mut virtual_services = Vec::new();
+    let mut destination_rules = Vec::new();
+    for (key, object) in world {
+        match object.as_ref() {
+            Object::Service(svc) => services.push((key, svc.as_ref())),
+            Object::EndpointSlice(slice) => {
+                let labels = slice.metadata.labels.as_ref();
+                if let Some(service) = labels.and_then(|l| l.get(super::SERVICE_NAME_LABEL)) {
+                    let owner = (key.namespace.clone(), service.clone());
+                    workloads
+                        .slices
+                        .entry(owner)
+                        .or_default()
+                        .push((key, slice.as_ref()));
+                }
+            }
+            Object::Pod(pod) => {
+                workloads
+                    .pods
+                    .insert((key.namespace.clone(), key.name.clone()), pod.as_ref());
+            }
+            Object::WorkloadEntry(entry) => workloads.workload_entries.push((key, entry.as_ref())),
+            Object::VirtualService(vs) => virtual_services.push((key, vs.as_ref())),
+            Object::DestinationRule(dr) => destination_rules.push((key, dr.as_ref())),
+        }
+    }
+    let is_service = |fqdn: &str| {
+        services
+            .iter()
+            .any(|(k, _)| service_fqdn(&k.name, &k.namespace) == fqdn)
+    };
+    let rules = destination_rules_by_host(&destination_rules, &is_service, &mut diagnostics);
+
+    let mut clusters = BTreeMap::new();
+    let mut infos = BTreeMap::new();
+    for (key, svc) in services {
+        let fqdn = service_fqdn(&key.name, &key.namespace);
+        let spec = svc.spec.clone().unwrap_or_default();
+        if spec.type_.as_deref() == Some("ExternalName") {
+            diagnostics.push(Diagnostic::warning(
+                key,
+                "spec.type",
+                "ExternalName services are not supported yet; no cluster or route is generated for it",
+            ));
+            continue;
+        }
+        let ports: Vec<_> = spec
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| Some((u16::try_from(p.port).ok()?, p)))
+            .collect();
+        if ports.is_empty() {
+            diagnostics.push(Diagnostic::warning(
+                key,
+                "spec.ports",
+                "no TCP port: the service gets no cluster",
+            ));
+            continue;
+        }
+        let rule = rules.get(&fqdn).copied();
+        let policy = rule.and_then(|dr| dr.spec.traffic_policy.as_ref());
+        for (number, port) in &ports {
+            let all = endpoints::for_port(key, svc, port, &workloads, &mut diagnostics);
+            let mut add = |subset: Option<&str>, lb: LbPolicy, endpoints: Vec<LabeledEndpoint>| {
+                let name = cluster_name(*number, subset, &fqdn);
+                let endpoints = endpoints.into_iter().map(|e| e.endpoint).collect();
+                let cluster = Cluster {
+                    name: name.clone(),
+                    service: fqdn.clone(),
+                    port: *number,
+                    subset: subset.map(str::to_string),
+                    lb_policy: lb,
+                    endpoints,
+                };
+                clusters.insert(name, cluster);
+            };
+            for subset in rule.iter().flat_map(|dr| dr.spec.subsets.iter()) {
+                let members = all
+                    .iter()
+                    .filter(|e| {
+                        subset
+                            .labels
+                            .iter()
+                            .all(|(k, v)| e.labels.get(k) == Some(v))
+                    })
+                    .cloned()
+                    .collect();
+                let lb = lb_policy(subset.traffic_policy.as_ref().or(policy));
+                add(Some(&subset.name), lb, members);
+            }
+            add(None, lb_policy(policy), all);
+        }
+        let numbers: Vec<u16> = ports.iter().map(|(n, _)| *n).collect();
+        let default_port = if numbers.contains(&80) {
+            80
+        } else {
+            *numbers.iter().min().expect("ports is not empty")
+        };
+        let subsets = rule
+            .iter()
+            .flat_map(|dr| dr.spec.subsets.iter().map(|s| s.name.clone()))
+            .collect();
+        infos.insert(
+            fqdn,
+            ServiceInfo {
+                key: key.clone(),
+                ports: numbers,
+                default_port,
+                subsets,
+            },
+        );
+    }
+
+    let virtual_hosts = routes::virtual_hosts(&infos, &virtual_services, &mut diagnostics);
+    diagnostics.sort();
+    diagnostics.dedup();
+    Ir {
+        clusters,
+        virtual_hosts,
+        diagnostics,
+    }
+}
+
+fn lb_policy(policy: Option<&TrafficPolicy>) -> LbPolicy {
+    match policy
+        .and_then(|p| p.load_balancer.as_ref())
+        .and_then(|lb| lb.simple)
+    {
+        Some(SimpleLb::LEAST_REQUEST | SimpleLb::LEAST_CONN) => LbPolicy::LeastRequest,
+        Some(SimpleLb::RANDOM) => LbPolicy::Random,
+        Some(SimpleLb::ROUND_ROBIN | SimpleLb::UNSPECIFIED) | None => LbPolicy::RoundRobin,
+    }
+}
+
+/// The DestinationRule of each service FQDN. When several rules name the same
+/// host, the oldest (creation time, then namespace/name) applies and the
+/// others get an error, as Istio resolves such conflicts for sidecars.
+fn destination_rules_by_host<'a>(
+    rules: &[(&'a ObjectKey, &'a DestinationRule)],
+    is_service: &dyn Fn(&str) -> bool,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, &'a DestinationRule> {
+    let mut ordered = rules.to_vec();
+    ordered.sort_by_key(|(key, dr)| (dr.metadata.creation_timestamp.clone(), (*key).clone()));
+    let mut by_host: BTreeMap<String, (&ObjectKey, &DestinationRule)> = BTreeMap::new();
+    for (key, dr) in ordered {
+        let host = super::resolve_host(&dr.spec.host, &key.namespace, is_service);
+        if !is_service(&host) {
+            diagnostics.push(Diagnostic::error(
+                key,
+                "spec.host",
+                format!("no Service has host {host:?}"),
+            ));
+            continue;
+        }
+        if let Some((first, _)) = by_host.get(&host) {
+            diagnostics.push(Diagnostic::error(
+                key,
+                "spec.host",
+                format!(
+                    "{host} already has {first}, which is older and applies; this rule is ignored"
+                ),
+            ));
+            continue;
+        }
+        by_host.insert(host, (key, dr));
+    }
+    by_host
+        .into_iter()
+        .map(|(host, (_, dr))| (host, dr))
+        .collect()
+}

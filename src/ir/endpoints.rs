@@ -1,0 +1,239 @@
+//! Endpoints of a service port, from EndpointSlices or, when a Service has
+//! none, from the Pods and WorkloadEntries its selector matches (what the
+//! Kubernetes endpoints controller would produce).
+
+use super::{Endpoint, EndpointState};
+use crate::diagnostic::Diagnostic;
+use crate::model::{ObjectKey, WorkloadEntry};
+use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use k8s_openapi::api::discovery::v1::{EndpointConditions, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Workload labels (Pod or WorkloadEntry labels).
+pub(super) type Labels = BTreeMap<String, String>;
+
+/// An endpoint with the labels of the workload behind it (for subsets).
+#[derive(Clone, Debug)]
+pub(super) struct LabeledEndpoint {
+    pub endpoint: Endpoint,
+    pub labels: Labels,
+}
+
+/// The objects endpoint resolution reads, for one namespace's services.
+pub(super) struct Workloads<'a> {
+    /// EndpointSlices by (namespace, service name), each with its key.
+    pub slices: BTreeMap<(String, String), Vec<(&'a ObjectKey, &'a EndpointSlice)>>,
+    /// Pods by (namespace, name).
+    pub pods: BTreeMap<(String, String), &'a Pod>,
+    /// WorkloadEntries with their namespace.
+    pub workload_entries: Vec<(&'a ObjectKey, &'a WorkloadEntry)>,
+}
+
+/// Resolves the endpoints of `port` of service `svc` (key `svc_key`).
+pub(super) fn for_port(
+    svc_key: &ObjectKey,
+    svc: &Service,
+    port: &ServicePort,
+    workloads: &Workloads<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<LabeledEndpoint> {
+    let slices = workloads
+        .slices
+        .get(&(svc_key.namespace.clone(), svc_key.name.clone()));
+    let mut out = match slices {
+        Some(slices) => from_slices(svc_key, port, slices, workloads, diagnostics),
+        None => from_selector(svc_key, svc, port, workloads),
+    };
+    out.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+    // One endpoint per address and port; the healthiest state wins (Ready sorts first).
+    out.dedup_by(|b, a| {
+        (a.endpoint.address, a.endpoint.port) == (b.endpoint.address, b.endpoint.port)
+    });
+    out
+}
+
+fn same_port_name(a: Option<&str>, b: Option<&str>) -> bool {
+    a.unwrap_or("") == b.unwrap_or("")
+}
+
+fn from_slices(
+    svc_key: &ObjectKey,
+    port: &ServicePort,
+    slices: &[(&ObjectKey, &EndpointSlice)],
+    workloads: &Workloads<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<LabeledEndpoint> {
+    let mut out = Vec::new();
+    for (slice_key, slice) in slices {
+        // The slice's port for this service port: same name (unnamed = "").
+        let slice_port = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| same_port_name(p.name.as_deref(), port.name.as_deref()))
+            .and_then(|p| p.port);
+        let Some(target) = slice_port
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        for (i, endpoint) in slice.endpoints.iter().flatten().enumerate() {
+            let labels = endpoint
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref() == Some("Pod"))
+                .and_then(|r| {
+                    let ns = r
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| svc_key.namespace.clone());
+                    workloads.pods.get(&(ns, r.name.clone()?))
+                })
+                .and_then(|pod| pod.metadata.labels.clone())
+                .unwrap_or_default();
+            let state = slice_state(endpoint.conditions.as_ref());
+            for (j, address) in endpoint.addresses.iter().enumerate() {
+                match address.parse::<IpAddr>() {
+                    Ok(address) => out.push(LabeledEndpoint {
+                        endpoint: Endpoint { address, port: target, state },
+                        labels: labels.clone(),
+                    }),
+                    Err(_) => diagnostics.push(Diagnostic::warning(
+                        slice_key,
+                        format!("endpoints[{i}].addresses[{j}]"),
+                        format!("{address:?} is not an IP address; the endpoint is ignored (FQDN slices are not supported)"),
+                    )),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Kubernetes' EndpointSlice conditions: `ready` absent means ready;
+/// `serving` absent means the same as `ready`.
+fn slice_state(conditions: Option<&EndpointConditions>) -> EndpointState {
+    let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+    let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
+    if ready {
+        EndpointState::Ready
+    } else if serving {
+        EndpointState::ServingTerminating
+    } else {
+        EndpointState::NotServing
+    }
+}
+
+fn selects(selector: &BTreeMap<String, String>, labels: Option<&Labels>) -> bool {
+    selector
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+fn from_selector(
+    svc_key: &ObjectKey,
+    svc: &Service,
+    port: &ServicePort,
+    workloads: &Workloads<'_>,
+) -> Vec<LabeledEndpoint> {
+    let Some(selector) = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .filter(|s| !s.is_empty())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for ((namespace, _), pod) in &workloads.pods {
+        if *namespace != svc_key.namespace || !selects(selector, pod.metadata.labels.as_ref()) {
+            continue;
+        }
+        let Some(address) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok())
+        else {
+            continue;
+        };
+        let Some(target) = pod_target_port(pod, port) else {
+            continue;
+        };
+        out.push(LabeledEndpoint {
+            endpoint: Endpoint {
+                address,
+                port: target,
+                state: pod_state(pod),
+            },
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+        });
+    }
+    for (key, entry) in &workloads.workload_entries {
+        if key.namespace != svc_key.namespace || !selects(selector, Some(&entry.spec.labels)) {
+            continue;
+        }
+        let Ok(address) = entry.spec.address.parse() else {
+            continue;
+        };
+        let by_name = |name: Option<&str>| name.and_then(|n| entry.spec.ports.get(n)).copied();
+        let target = by_name(port.name.as_deref())
+            .or_else(|| match &port.target_port {
+                Some(IntOrString::String(name)) => by_name(Some(name)),
+                Some(IntOrString::Int(n)) => u32::try_from(*n).ok(),
+                None => None,
+            })
+            .or_else(|| u32::try_from(port.port).ok());
+        let Some(target) = target.and_then(|p| u16::try_from(p).ok()) else {
+            continue;
+        };
+        out.push(LabeledEndpoint {
+            endpoint: Endpoint {
+                address,
+                port: target,
+                state: EndpointState::Ready,
+            },
+            labels: entry.spec.labels.clone(),
+        });
+    }
+    out
+}
+
+/// The Pod's port for a service port: a numeric targetPort as is, a named one
+/// looked up in the Pod's container ports, none → the service port.
+fn pod_target_port(pod: &Pod, port: &ServicePort) -> Option<u16> {
+    let number = match &port.target_port {
+        Some(IntOrString::Int(n)) => *n,
+        Some(IntOrString::String(name)) => {
+            pod.spec
+                .as_ref()?
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| p.name.as_deref() == Some(name.as_str()))?
+                .container_port
+        }
+        None => port.port,
+    };
+    u16::try_from(number).ok().filter(|p| *p > 0)
+}
+
+/// A Pod's state as the endpoints controller derives it: its Ready condition
+/// (absent → ready, for hand-written Pods), and terminating once
+/// `deletionTimestamp` is set.
+fn pod_state(pod: &Pod) -> EndpointState {
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_none_or(|c| c.status == "True");
+    match (ready, pod.metadata.deletion_timestamp.is_some()) {
+        (true, false) => EndpointState::Ready,
+        (true, true) => EndpointState::ServingTerminating,
+        (false, _) => EndpointState::NotServing,
+    }
+}

@@ -1,0 +1,180 @@
+//! The resolved world: services with their ports, clusters with endpoints,
+//! and virtual hosts with routes, with defaults filled, names canonical and
+//! references resolved. Serde-serializable, so it is golden-testable and
+//! readable on the admin endpoint.
+//!
+//! The IR does not depend on the proxy that will receive it; per-proxy
+//! choices (which short names resolve, listener addresses) are made by
+//! [`crate::translate`].
+
+mod build;
+mod endpoints;
+mod names;
+mod routes;
+
+pub use build::build;
+pub use names::{cluster_name, resolve_host, DOMAIN_SUFFIX};
+
+use crate::diagnostic::Diagnostic;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Label that ties an EndpointSlice to its Service (Kubernetes' own).
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The resolved mesh.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Ir {
+    /// Outbound clusters keyed by name (`outbound|<port>|<subset>|<fqdn>`).
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Virtual hosts of the outbound route configuration, ordered by name.
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// Problems found while resolving references, in a stable order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Load-balancing policy of a cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LbPolicy {
+    /// Envoy `ROUND_ROBIN` (also Istio's `UNSPECIFIED`).
+    #[default]
+    RoundRobin,
+    /// Envoy `LEAST_REQUEST` (Istio `LEAST_REQUEST` and `LEAST_CONN`).
+    LeastRequest,
+    /// Envoy `RANDOM`.
+    Random,
+}
+
+/// One upstream cluster: a service port, optionally narrowed to a subset.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cluster {
+    /// `outbound|<port>|<subset>|<fqdn>`; also the EDS `service_name` and the
+    /// ClusterLoadAssignment's `cluster_name`.
+    pub name: String,
+    /// Service FQDN, e.g. `reviews.default.svc.cluster.local`.
+    pub service: String,
+    /// Service port (not target port).
+    pub port: u16,
+    /// Subset name, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    /// Load-balancing policy.
+    pub lb_policy: LbPolicy,
+    /// Endpoints, sorted by address and port, without duplicates.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Whether an endpoint should receive new requests, from Kubernetes'
+/// EndpointSlice conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointState {
+    /// `ready` is true or absent (Kubernetes treats absent as ready).
+    Ready,
+    /// Not ready, but `serving` while `terminating`: used only when no
+    /// endpoint of the cluster is ready.
+    ServingTerminating,
+    /// Neither ready nor serving: never receives traffic.
+    NotServing,
+}
+
+/// One endpoint of a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Endpoint {
+    /// Workload IP address.
+    pub address: IpAddr,
+    /// Port on the workload (the target port, as found in the EndpointSlice
+    /// or resolved from the Pod / WorkloadEntry).
+    pub port: u16,
+    /// Condition of the endpoint.
+    pub state: EndpointState,
+}
+
+/// A virtual host of the outbound route configuration: one per service port,
+/// or one per VirtualService host that names no service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VirtualHost {
+    /// Unique name: `<fqdn>:<port>` for a service port, the host otherwise.
+    pub name: String,
+    /// Lower-case host: the service FQDN, or the VirtualService host as written.
+    pub host: String,
+    /// The service behind the host, if any (its aliases depend on the proxy's namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+    /// Routes in match order: the first match wins.
+    pub routes: Vec<Route>,
+}
+
+/// A service port that a virtual host serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceRef {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// Service port.
+    pub port: u16,
+    /// Whether requests without a port in the Host header mean this port
+    /// (port 80 when the service has it, else its lowest port).
+    pub default_port: bool,
+}
+
+/// One route: conditions (any of) and an action.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Route {
+    /// Name for stats and debugging, e.g. `default/reviews.0` or `default`.
+    pub name: String,
+    /// Conditions, ORed; empty means "every request".
+    pub matches: Vec<Match>,
+    /// What to do with a matching request.
+    pub action: Action,
+}
+
+/// A condition on path and headers (all must hold).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Match {
+    /// Path condition; `None` matches every path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<StringMatch>,
+    /// Header conditions by lower-case header name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, StringMatch)>,
+}
+
+/// A validated string condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StringMatch {
+    /// Equal to.
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// Matches the RE2 expression (checked at load time).
+    Regex(String),
+}
+
+/// What a route does.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Forward to clusters with relative weights (all > 0, at least one).
+    Forward(Vec<WeightedCluster>),
+    /// Answer directly, without an upstream.
+    DirectResponse {
+        /// HTTP status.
+        status: u16,
+        /// Body text.
+        body: String,
+    },
+}
+
+/// A cluster and its relative weight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WeightedCluster {
+    /// Cluster name.
+    pub cluster: String,
+    /// Relative weight (> 0).
+    pub weight: u32,
+}

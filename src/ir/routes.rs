@@ -1,0 +1,230 @@
+//! VirtualServices → virtual hosts and routes.
+
+use super::names::{cluster_name, resolve_host};
+use super::{Action, Match, Route, ServiceRef, StringMatch, VirtualHost, WeightedCluster};
+use crate::diagnostic::Diagnostic;
+use crate::model::{self, HttpRoute, ObjectKey, VirtualService};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What routing needs to know about a service.
+pub(super) struct ServiceInfo {
+    pub key: ObjectKey,
+    /// Service ports, in spec order.
+    pub ports: Vec<u16>,
+    /// Port meant by a Host header without a port.
+    pub default_port: u16,
+    /// Subsets its DestinationRule defines.
+    pub subsets: BTreeSet<String>,
+}
+
+/// Body of the fixed 503 that replaces a route whose destination is invalid.
+pub const INVALID_ROUTE_BODY: &str =
+    "sextant: this route has an invalid destination; see sextant's config errors\n";
+
+/// Builds one virtual host per service port and one per VirtualService host
+/// that names no service. A host claimed by several VirtualServices is routed
+/// by the oldest (creation time, then namespace/name); the others get an
+/// error naming both objects.
+pub(super) fn virtual_hosts(
+    services: &BTreeMap<String, ServiceInfo>,
+    virtual_services: &[(&ObjectKey, &VirtualService)],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<VirtualHost> {
+    let is_service = |h: &str| services.contains_key(h);
+    let mut ordered = virtual_services.to_vec();
+    ordered.sort_by_key(|(key, vs)| (vs.metadata.creation_timestamp.clone(), (*key).clone()));
+    let mut owners: BTreeMap<String, (&ObjectKey, &VirtualService)> = BTreeMap::new();
+    for (key, vs) in ordered {
+        for (i, host) in vs.spec.hosts.iter().enumerate() {
+            let host = resolve_host(host, &key.namespace, is_service);
+            if let Some((owner, _)) = owners.get(&host) {
+                if *owner != key {
+                    diagnostics.push(Diagnostic::error(
+                        key,
+                        format!("spec.hosts[{i}]"),
+                        format!("host {host} is already routed by {owner}, which is older; this VirtualService is ignored for it"),
+                    ));
+                }
+                continue;
+            }
+            owners.insert(host, (key, vs));
+        }
+    }
+
+    let mut out = Vec::new();
+    for (fqdn, info) in services {
+        for port in &info.ports {
+            let routes = match owners.get(fqdn) {
+                Some((key, vs)) => vs_routes(key, vs, Some(*port), services, diagnostics),
+                None => vec![Route {
+                    name: "default".into(),
+                    matches: Vec::new(),
+                    action: Action::Forward(vec![WeightedCluster {
+                        cluster: cluster_name(*port, None, fqdn),
+                        weight: 1,
+                    }]),
+                }],
+            };
+            out.push(VirtualHost {
+                name: format!("{fqdn}:{port}"),
+                host: fqdn.clone(),
+                service: Some(ServiceRef {
+                    name: info.key.name.clone(),
+                    namespace: info.key.namespace.clone(),
+                    port: *port,
+                    default_port: *port == info.default_port,
+                }),
+                routes,
+            });
+        }
+    }
+    for (host, (key, vs)) in &owners {
+        if !services.contains_key(host) {
+            let routes = vs_routes(key, vs, None, services, diagnostics);
+            out.push(VirtualHost {
+                name: host.clone(),
+                host: host.clone(),
+                service: None,
+                routes,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn vs_routes(
+    key: &ObjectKey,
+    vs: &VirtualService,
+    port: Option<u16>,
+    services: &BTreeMap<String, ServiceInfo>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Route> {
+    vs.spec
+        .http
+        .iter()
+        .enumerate()
+        .map(|(i, http)| Route {
+            name: format!(
+                "{}/{}.{}",
+                key.namespace,
+                key.name,
+                http.name.clone().unwrap_or_else(|| i.to_string())
+            ),
+            matches: http.matches.iter().map(convert_match).collect(),
+            action: action(key, i, http, port, services, diagnostics),
+        })
+        .collect()
+}
+
+fn convert_match(m: &model::HttpMatchRequest) -> Match {
+    Match {
+        path: m.uri.as_ref().and_then(convert_string_match),
+        headers: m
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), convert_string_match(v)?)))
+            .collect(),
+    }
+}
+
+/// Validation has checked that exactly one field is set.
+fn convert_string_match(m: &model::StringMatch) -> Option<StringMatch> {
+    m.exact
+        .clone()
+        .map(StringMatch::Exact)
+        .or_else(|| m.prefix.clone().map(StringMatch::Prefix))
+        .or_else(|| m.regex.clone().map(StringMatch::Regex))
+}
+
+fn action(
+    key: &ObjectKey,
+    index: usize,
+    http: &HttpRoute,
+    vhost_port: Option<u16>,
+    services: &BTreeMap<String, ServiceInfo>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Action {
+    let invalid = || Action::DirectResponse {
+        status: 503,
+        body: INVALID_ROUTE_BODY.into(),
+    };
+    let mut weighted: Vec<WeightedCluster> = Vec::new();
+    let mut valid = true;
+    for (j, route) in http.route.iter().enumerate() {
+        let field = format!("spec.http[{index}].route[{j}]");
+        let dest = &route.destination;
+        let host = resolve_host(&dest.host, &key.namespace, |h| services.contains_key(h));
+        let Some(info) = services.get(&host) else {
+            diagnostics.push(Diagnostic::error(
+                key,
+                format!("{field}.destination.host"),
+                format!("no Service has host {host:?}"),
+            ));
+            valid = false;
+            continue;
+        };
+        let port = match (&dest.port, vhost_port) {
+            (Some(p), _) => u16::try_from(p.number)
+                .ok()
+                .filter(|n| info.ports.contains(n)),
+            (None, Some(p)) if info.ports.contains(&p) => Some(p),
+            (None, _) if info.ports.len() == 1 => Some(info.ports[0]),
+            (None, _) => None,
+        };
+        let Some(port) = port else {
+            let message = match &dest.port {
+                Some(p) => format!("{} has no port {}", info.key, p.number),
+                None => format!(
+                    "{} has several ports; set destination.port.number",
+                    info.key
+                ),
+            };
+            diagnostics.push(Diagnostic::error(
+                key,
+                format!("{field}.destination.port"),
+                message,
+            ));
+            valid = false;
+            continue;
+        };
+        if let Some(subset) = &dest.subset {
+            if !info.subsets.contains(subset) {
+                diagnostics.push(Diagnostic::error(
+                    key,
+                    format!("{field}.destination.subset"),
+                    format!("no DestinationRule for {host} defines subset {subset:?}"),
+                ));
+                valid = false;
+                continue;
+            }
+        }
+        // One destination takes all traffic; with several, an omitted weight is 0.
+        let weight = if http.route.len() == 1 {
+            1
+        } else {
+            route.weight.unwrap_or(0).max(0) as u32
+        };
+        let cluster = cluster_name(port, dest.subset.as_deref(), &host);
+        match weighted.iter_mut().find(|w| w.cluster == cluster) {
+            Some(existing) => existing.weight += weight,
+            None => weighted.push(WeightedCluster { cluster, weight }),
+        }
+    }
+    if !valid {
+        return invalid();
+    }
+    weighted.retain(|w| w.weight > 0);
+    if weighted.is_empty() {
+        diagnostics.push(Diagnostic::warning(
+            key,
+            format!("spec.http[{index}].route"),
+            "every destination has weight 0: the route answers 503",
+        ));
+        return Action::DirectResponse {
+            status: 503,
+            body: "sextant: every destination of this route has weight 0\n".into(),
+        };
+    }
+    Action::Forward(weighted)
+}

@@ -1,0 +1,23 @@
+//! Sextant: a service-mesh control plane that translates Kubernetes-style
+//! mesh configuration into Envoy v3 xDS resources and streams them to stock
+//! Envoy sidecars over ADS.
+//!
+//! Data flows one way through the modules, one pipeline stage each:
+//! [`source`] (YAML directory) → [`store`] (validated objects) → [`ir`]
+//! (resolved world) → [`translate`] (Envoy resources per proxy, built with the
+//! small proto builders in [`envoy`]) → [`cache`] (encoded, content-hashed
+//! resources) → [`server`] (ADS streams). [`admin`] reads from the cache and
+//! the server's stream registry.
+
+pub mod admin;
+pub mod bootstrap;
+pub mod cache;
+pub mod diagnostic;
+pub mod envoy;
+pub mod ir;
+pub mod model;
+pub mod proxy;
+pub mod server;
+pub mod source;
+pub mod store;
+pub mod translate;

@@ -1,0 +1,156 @@
+//! Input types: the objects a user writes.
+//!
+//! Kubernetes kinds come from `k8s-openapi`; our own kinds are
+//! `kube::CustomResource` derives whose specs are a field-compatible subset of
+//! Istio's (`networking.istio.io`), so Istio YAML loads after changing only
+//! `apiVersion` (the file source also accepts Istio's apiVersions).
+
+mod destination_rule;
+mod string_match;
+mod virtual_service;
+mod workload_entry;
+
+pub use destination_rule::*;
+pub use string_match::StringMatch;
+pub use virtual_service::*;
+pub use workload_entry::*;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use std::fmt;
+
+/// API group of our networking kinds (VirtualService, DestinationRule, WorkloadEntry).
+pub const NETWORKING_GROUP: &str = "networking.sextant.dev";
+/// Istio's API group for the same networking kinds, accepted by the file source.
+pub const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
+/// Istio API versions accepted for Istio's groups.
+pub const ISTIO_VERSIONS: &[&str] = &["v1", "v1beta1", "v1alpha3"];
+
+/// The kinds Sextant understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Kind {
+    /// `v1/Service`.
+    Service,
+    /// `discovery.k8s.io/v1/EndpointSlice`.
+    EndpointSlice,
+    /// `v1/Pod`.
+    Pod,
+    /// `networking.sextant.dev/v1alpha1/WorkloadEntry`.
+    WorkloadEntry,
+    /// `networking.sextant.dev/v1alpha1/VirtualService`.
+    VirtualService,
+    /// `networking.sextant.dev/v1alpha1/DestinationRule`.
+    DestinationRule,
+}
+
+impl Kind {
+    /// The kind's name as written in `kind:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Pod => "Pod",
+            Kind::WorkloadEntry => "WorkloadEntry",
+            Kind::VirtualService => "VirtualService",
+            Kind::DestinationRule => "DestinationRule",
+        }
+    }
+
+    /// Resolves `apiVersion` + `kind` to a known kind; `None` for kinds we skip.
+    pub fn from_type_meta(api_version: &str, kind: &str) -> Option<Kind> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let networking = |k| {
+            let ours = group == NETWORKING_GROUP && version == "v1alpha1";
+            let istio = group == ISTIO_NETWORKING_GROUP && ISTIO_VERSIONS.contains(&version);
+            (ours || istio).then_some(k)
+        };
+        match (group, version, kind) {
+            ("", "v1", "Service") => Some(Kind::Service),
+            ("", "v1", "Pod") => Some(Kind::Pod),
+            ("discovery.k8s.io", "v1", "EndpointSlice") => Some(Kind::EndpointSlice),
+            (_, _, "VirtualService") => networking(Kind::VirtualService),
+            (_, _, "DestinationRule") => networking(Kind::DestinationRule),
+            (_, _, "WorkloadEntry") => networking(Kind::WorkloadEntry),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identity of one object: kind, namespace and name. Orders by kind, then
+/// namespace, then name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectKey {
+    /// The object's kind.
+    pub kind: Kind,
+    /// `metadata.namespace` (`default` when omitted, as `kubectl apply` does).
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+impl fmt::Display for ObjectKey {
+    /// Renders as `Kind namespace/name`, the form used in every error message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// One parsed, well-typed input object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    Service(Box<Service>),
+    EndpointSlice(Box<EndpointSlice>),
+    Pod(Box<Pod>),
+    WorkloadEntry(Box<WorkloadEntry>),
+    VirtualService(Box<VirtualService>),
+    DestinationRule(Box<DestinationRule>),
+}
+
+impl Object {
+    /// The object's `metadata`.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::Service(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Pod(o) => &o.metadata,
+            Object::WorkloadEntry(o) => &o.metadata,
+            Object::VirtualService(o) => &o.metadata,
+            Object::DestinationRule(o) => &o.metadata,
+        }
+    }
+
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Service(_) => Kind::Service,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Pod(_) => Kind::Pod,
+            Object::WorkloadEntry(_) => Kind::WorkloadEntry,
+            Object::VirtualService(_) => Kind::VirtualService,
+            Object::DestinationRule(_) => Kind::DestinationRule,
+        }
+    }
+
+    /// The object's key; the namespace defaults to `default`.
+    pub fn key(&self) -> ObjectKey {
+        let meta = self.metadata();
+        ObjectKey {
+            kind: self.kind(),
+            namespace: namespace_of(meta).to_string(),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// `metadata.namespace`, or `default` when it is omitted.
+pub fn namespace_of(meta: &ObjectMeta) -> &str {
+    meta.namespace.as_deref().unwrap_or("default")
+}

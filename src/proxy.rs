@@ -1,0 +1,159 @@
+//! Who a connected proxy is, from its Envoy `node`.
+//!
+//! `sextant bootstrap` writes these metadata keys; a hand-written bootstrap
+//! may leave any of them out and gets the defaults below.
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{value::Kind as ValueKind, Struct, Value};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// Node metadata key: the workload's namespace (default `default`).
+pub const META_NAMESPACE: &str = "NAMESPACE";
+/// Node metadata key: the workload's labels, a string map.
+pub const META_LABELS: &str = "LABELS";
+/// Node metadata key: the workload's service account (default `default`).
+pub const META_SERVICE_ACCOUNT: &str = "SERVICE_ACCOUNT";
+/// Node metadata key: the workload's IPs, comma-separated (Istio's form).
+pub const META_INSTANCE_IPS: &str = "INSTANCE_IPS";
+/// Node metadata key: IP the outbound listener binds (default 127.0.0.1).
+pub const META_OUTBOUND_ADDRESS: &str = "OUTBOUND_ADDRESS";
+/// Node metadata key: port of the outbound listener, as a string (default 15001).
+pub const META_OUTBOUND_PORT: &str = "OUTBOUND_PORT";
+
+/// Default outbound listener address: where apps send traffic (as `http_proxy`
+/// or with a Host header).
+pub const DEFAULT_OUTBOUND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 15001);
+
+/// A connected proxy's identity and settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProxyInfo {
+    /// `node.id`, unique per workload (e.g. `<pod>.<namespace>`).
+    pub node_id: String,
+    /// `node.cluster`: the workload's service.
+    pub cluster: String,
+    /// Namespace of the workload.
+    pub namespace: String,
+    /// Labels of the workload.
+    pub labels: BTreeMap<String, String>,
+    /// Service account of the workload.
+    pub service_account: String,
+    /// IPs of the workload.
+    pub instance_ips: Vec<IpAddr>,
+    /// Address of the outbound HTTP listener.
+    pub outbound: SocketAddr,
+}
+
+/// A node that cannot be served, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The first request of a stream carried no node.
+    #[error("the first request of the stream carries no node")]
+    MissingNode,
+    /// `node.id` is empty.
+    #[error("node.id is empty")]
+    MissingId,
+    /// A metadata field has the wrong shape.
+    #[error("node.metadata.{field}: {reason}")]
+    BadMetadata {
+        /// The metadata key.
+        field: &'static str,
+        /// Why it is wrong.
+        reason: String,
+    },
+}
+
+impl ProxyInfo {
+    /// Reads a proxy's identity from its node.
+    ///
+    /// # Errors
+    /// [`ProxyError`] when the node has no id or a metadata field has the wrong shape.
+    pub fn from_node(node: Option<&Node>) -> Result<Self, ProxyError> {
+        let node = node.ok_or(ProxyError::MissingNode)?;
+        if node.id.is_empty() {
+            return Err(ProxyError::MissingId);
+        }
+        let empty = Struct::default();
+        let meta = node.metadata.as_ref().unwrap_or(&empty);
+        let text = |key: &'static str| -> Result<Option<String>, ProxyError> {
+            match meta.fields.get(key).and_then(|v| v.kind.as_ref()) {
+                None | Some(ValueKind::NullValue(_)) => Ok(None),
+                Some(ValueKind::StringValue(s)) => Ok(Some(s.clone())),
+                Some(ValueKind::NumberValue(n)) => Ok(Some(n.to_string())),
+                Some(_) => Err(ProxyError::BadMetadata {
+                    field: key,
+                    reason: "expected a string".into(),
+                }),
+            }
+        };
+        let bad = |field: &'static str, reason: String| ProxyError::BadMetadata { field, reason };
+        let labels = match meta.fields.get(META_LABELS).and_then(|v| v.kind.as_ref()) {
+            None | Some(ValueKind::NullValue(_)) => BTreeMap::new(),
+            Some(ValueKind::StructValue(s)) => s
+                .fields
+                .iter()
+                .map(|(k, v)| match &v.kind {
+                    Some(ValueKind::StringValue(s)) => Ok((k.clone(), s.clone())),
+                    _ => Err(bad(META_LABELS, format!("label {k:?} is not a string"))),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad(META_LABELS, "expected a map of strings".into())),
+        };
+        let instance_ips = text(META_INSTANCE_IPS)?
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| bad(META_INSTANCE_IPS, format!("{s:?} is not an IP address")))
+            })
+            .collect::<Result<_, _>>()?;
+        let address = match text(META_OUTBOUND_ADDRESS)? {
+            Some(a) => a
+                .parse()
+                .map_err(|_| bad(META_OUTBOUND_ADDRESS, format!("{a:?} is not an IP address")))?,
+            None => DEFAULT_OUTBOUND.ip(),
+        };
+        let port =
+            match text(META_OUTBOUND_PORT)? {
+                Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    bad(META_OUTBOUND_PORT, format!("{p:?} is not a port number"))
+                })?,
+                None => DEFAULT_OUTBOUND.port(),
+            };
+        Ok(ProxyInfo {
+            node_id: node.id.clone(),
+            cluster: node.cluster.clone(),
+            namespace: text(META_NAMESPACE)?.unwrap_or_else(|| "default".into()),
+            labels,
+            service_account: text(META_SERVICE_ACCOUNT)?.unwrap_or_else(|| "default".into()),
+            instance_ips,
+            outbound: SocketAddr::new(address, port),
+        })
+    }
+
+    /// The inputs that route, cluster and endpoint translation depend on:
+    /// proxies of one class share those resources, computed once. (Listeners
+    /// also depend on [`ProxyInfo::outbound`] and are built per proxy.)
+    pub fn class(&self) -> ProxyClass {
+        ProxyClass {
+            namespace: self.namespace.clone(),
+        }
+    }
+}
+
+/// Everything about a proxy that route, cluster and endpoint translation read.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ProxyClass {
+    /// Namespace: short service names resolve in it.
+    pub namespace: String,
+}
+
+/// Builds a metadata `Value` holding a string.
+pub fn string_value(s: impl Into<String>) -> Value {
+    Value {
+        kind: Some(ValueKind::StringValue(s.into())),
+    }
+}

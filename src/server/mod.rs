@@ -1,0 +1,105 @@
+//! The ADS gRPC server: tonic wiring ([`AdsService`]), the per-stream SotW
+//! state machine ([`stream`]) and the registry of connected proxies
+//! ([`registry`]) that the admin endpoint reads.
+
+pub mod registry;
+mod sotw;
+pub mod stream;
+
+use crate::cache::SnapshotCache;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use registry::Registry;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Largest request we accept (Envoy's requests are small): 4 MiB.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest response we send: 64 MiB. Envoy's own gRPC client has no default
+/// receive limit for `envoy_grpc`, so large configs are not cut at 4 MiB.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Responses buffered per stream before the stream task waits for the proxy to read.
+const STREAM_BUFFER: usize = 16;
+
+/// The `AggregatedDiscoveryService` implementation.
+#[derive(Clone, Debug)]
+pub struct AdsService {
+    cache: Arc<SnapshotCache>,
+    registry: Arc<Registry>,
+}
+
+impl AdsService {
+    /// A service that serves `cache` and records streams in `registry`.
+    pub fn new(cache: Arc<SnapshotCache>, registry: Arc<Registry>) -> Self {
+        AdsService { cache, registry }
+    }
+
+    /// The tonic service with Sextant's explicit message size limits.
+    pub fn into_server(self) -> AggregatedDiscoveryServiceServer<Self> {
+        AggregatedDiscoveryServiceServer::new(self)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    /// Serves ADS on `listener` until `shutdown` resolves.
+    ///
+    /// # Errors
+    /// A transport error from tonic.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(self.into_server())
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsService {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let peer: Option<SocketAddr> = request.remote_addr();
+        tokio::spawn(sotw::serve_stream(
+            request.into_inner(),
+            tx,
+            self.cache.clone(),
+            self.registry.clone(),
+            peer,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Err(Status::unimplemented(
+            "Sextant does not serve delta xDS yet; use a state-of-the-world ADS bootstrap (api_type: GRPC), as `sextant bootstrap` writes",
+        ))
+    }
+}

@@ -1,0 +1,391 @@
+//! The SotW ADS state machine of one stream, free of tonic and I/O: requests
+//! go in, responses to send come out.
+//!
+//! Rules (see the xDS protocol and `design.md`):
+//! - A NACK is a request whose nonce is the latest one we sent and that
+//!   carries `error_detail`; an ACK is the same without it. We never compare
+//!   versions to detect either.
+//! - A request with an older nonce is stale: its `resource_names` are still
+//!   applied, but it triggers no response by itself.
+//! - A request with an empty nonce (first request, or a reconnect) is always
+//!   answered.
+//! - We send a type whenever what the proxy should have differs from what we
+//!   last *sent* (not what it ACKed), so a roll-back to the running config is
+//!   still pushed after a NACK.
+//! - After a CDS (LDS) response that modified clusters (listeners), the next
+//!   EDS (RDS) request is answered even if nothing changed: Envoy re-requests
+//!   the endpoints of a modified cluster and keeps it warming until they come.
+//! - Make before break: LDS and RDS are held while a CDS or EDS response is
+//!   unanswered, and clusters (with their endpoints) that the snapshot no
+//!   longer has are kept until the proxy has ACKed the routes that replace
+//!   the ones using them.
+
+use crate::cache::{short_hash, ProxySnapshot, Resource, ResourceMap};
+use crate::envoy::TypeUrl;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What a proxy subscribed to for one type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subscription {
+    /// Every resource of the type (LDS/CDS with no names, or `*`).
+    Wildcard,
+    /// These resource names.
+    Names(BTreeSet<String>),
+}
+
+impl Subscription {
+    fn from_request(type_url: TypeUrl, names: &[String]) -> Self {
+        let wildcard =
+            names.iter().any(|n| n == "*") || (names.is_empty() && type_url.is_wildcard_capable());
+        if wildcard {
+            Subscription::Wildcard
+        } else {
+            Subscription::Names(names.iter().cloned().collect())
+        }
+    }
+
+    fn includes(&self, name: &str) -> bool {
+        match self {
+            Subscription::Wildcard => true,
+            Subscription::Names(names) => names.contains(name),
+        }
+    }
+}
+
+/// One response we sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sent {
+    /// `version_info`: hash of the names and hashes of the resources.
+    pub version: String,
+    /// The response's nonce.
+    pub nonce: String,
+    /// The resources it carried, by name.
+    #[serde(skip)]
+    pub resources: Arc<ResourceMap>,
+    /// When it was sent.
+    pub at: SystemTime,
+}
+
+/// A rejected response.
+#[derive(Clone, Debug, Serialize)]
+pub struct Nack {
+    /// Version of the rejected response.
+    pub version: String,
+    /// Nonce of the rejected response.
+    pub nonce: String,
+    /// Envoy's message, trimmed (see [`trim_nack_message`]).
+    pub message: String,
+    /// When the NACK arrived.
+    pub at: SystemTime,
+}
+
+/// The state of one type on one stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct TypeState {
+    /// Current subscription.
+    pub subscription: Subscription,
+    /// The latest response sent.
+    pub sent: Option<Sent>,
+    /// The latest response the proxy ACKed.
+    pub acked: Option<Sent>,
+    /// The latest NACK, if the latest answered response was NACKed.
+    pub nack: Option<Nack>,
+    /// NACKs received on this stream.
+    pub nack_count: u64,
+    /// Nonce of the latest response the proxy answered (ACK or NACK).
+    #[serde(skip)]
+    answered_nonce: Option<String>,
+    /// The next poll must send this type even if unchanged.
+    #[serde(skip)]
+    respond: bool,
+    /// The next non-stale request must be answered even if unchanged (set
+    /// after a CDS/LDS response that modified a resource).
+    #[serde(skip)]
+    owed: bool,
+}
+
+impl TypeState {
+    fn new(subscription: Subscription) -> Self {
+        TypeState {
+            subscription,
+            sent: None,
+            acked: None,
+            nack: None,
+            nack_count: 0,
+            answered_nonce: None,
+            respond: false,
+            owed: false,
+        }
+    }
+
+    /// Whether the latest response is still waiting for an ACK or NACK.
+    pub fn awaiting_answer(&self) -> bool {
+        self.sent
+            .as_ref()
+            .is_some_and(|s| self.answered_nonce.as_deref() != Some(&s.nonce))
+    }
+}
+
+/// A DiscoveryRequest, reduced to what the state machine reads.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// The type URL as sent.
+    pub type_url: String,
+    /// `version_info`.
+    pub version_info: String,
+    /// `resource_names`.
+    pub resource_names: Vec<String>,
+    /// `response_nonce` (empty on a first request).
+    pub response_nonce: String,
+    /// `error_detail.message`, when present: the request is a NACK.
+    pub error_detail: Option<String>,
+}
+
+/// What a request turned out to be, for logs and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// A type Sextant does not serve; ignored.
+    UnknownType,
+    /// First request of the type on this stream, or a reconnect (empty nonce).
+    Initial,
+    /// A nonce that is not the latest: names applied, nothing else.
+    Stale,
+    /// ACK of the latest response.
+    Ack,
+    /// NACK of the latest response, with the trimmed message.
+    Nack(String),
+}
+
+/// One response to send.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Type of the resources.
+    pub type_url: TypeUrl,
+    /// `version_info`.
+    pub version: String,
+    /// `nonce`.
+    pub nonce: String,
+    /// Resources, sorted by name.
+    pub resources: Arc<ResourceMap>,
+}
+
+/// The SotW state of one ADS stream.
+#[derive(Debug, Default, Serialize)]
+pub struct SotwStream {
+    /// State per type, for the types the proxy asked for.
+    pub types: BTreeMap<TypeUrl, TypeState>,
+    #[serde(skip)]
+    next_nonce: u64,
+}
+
+impl SotwStream {
+    /// A stream that has seen no request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one request. Responses come from the next [`SotwStream::poll`].
+    pub fn on_request(&mut self, request: &Request) -> RequestKind {
+        let Some(type_url) = TypeUrl::parse(&request.type_url) else {
+            return RequestKind::UnknownType;
+        };
+        let subscription = Subscription::from_request(type_url, &request.resource_names);
+        let state = self
+            .types
+            .entry(type_url)
+            .or_insert_with(|| TypeState::new(subscription.clone()));
+        let names_changed = state.subscription != subscription;
+        state.subscription = subscription;
+
+        if request.response_nonce.is_empty() {
+            state.respond = true;
+            return RequestKind::Initial;
+        }
+        let Some(sent) = state
+            .sent
+            .clone()
+            .filter(|s| s.nonce == request.response_nonce)
+        else {
+            return RequestKind::Stale;
+        };
+        state.answered_nonce = Some(sent.nonce.clone());
+        state.respond |= names_changed || std::mem::take(&mut state.owed);
+        match &request.error_detail {
+            Some(message) => {
+                let message = trim_nack_message(message);
+                state.nack = Some(Nack {
+                    version: sent.version.clone(),
+                    nonce: sent.nonce.clone(),
+                    message: message.clone(),
+                    at: SystemTime::now(),
+                });
+                state.nack_count += 1;
+                RequestKind::Nack(message)
+            }
+            None => {
+                state.nack = None;
+                state.acked = Some(sent);
+                RequestKind::Ack
+            }
+        }
+    }
+
+    /// The responses to send now, in push order (CDS, EDS, LDS, RDS), given
+    /// what the proxy should have.
+    pub fn poll(&mut self, snapshot: &ProxySnapshot) -> Vec<Response> {
+        let mut out = Vec::new();
+        for type_url in TypeUrl::ALL {
+            if self.held(type_url) {
+                continue;
+            }
+            let resources = self.desired(type_url, snapshot);
+            let Some(state) = self.types.get_mut(&type_url) else {
+                continue;
+            };
+            let version = version_of(&resources);
+            let changed = state.sent.as_ref().is_none_or(|s| s.version != version);
+            if !(changed || state.respond) {
+                continue;
+            }
+            self.next_nonce += 1;
+            let nonce = self.next_nonce.to_string();
+            let modified = state.sent.as_ref().is_some_and(|old| {
+                resources
+                    .iter()
+                    .any(|(name, r)| old.resources.get(name).is_some_and(|o| o.hash != r.hash))
+            });
+            let resources = Arc::new(resources);
+            state.sent = Some(Sent {
+                version: version.clone(),
+                nonce: nonce.clone(),
+                resources: resources.clone(),
+                at: SystemTime::now(),
+            });
+            state.respond = false;
+            let dependent = match type_url {
+                TypeUrl::Cluster => Some(TypeUrl::ClusterLoadAssignment),
+                TypeUrl::Listener => Some(TypeUrl::RouteConfiguration),
+                _ => None,
+            };
+            if let Some(dependent) = dependent
+                .filter(|_| modified)
+                .and_then(|t| self.types.get_mut(&t))
+            {
+                dependent.owed = true;
+            }
+            out.push(Response {
+                type_url,
+                version,
+                nonce,
+                resources,
+            });
+        }
+        out
+    }
+
+    /// LDS and RDS wait while a CDS or EDS response is unanswered.
+    fn held(&self, type_url: TypeUrl) -> bool {
+        matches!(type_url, TypeUrl::Listener | TypeUrl::RouteConfiguration)
+            && [TypeUrl::Cluster, TypeUrl::ClusterLoadAssignment]
+                .iter()
+                .any(|t| self.types.get(t).is_some_and(TypeState::awaiting_answer))
+    }
+
+    /// Whether the proxy runs the listeners and routes of `snapshot`: each of
+    /// LDS and RDS is unrequested, or its latest response is what the
+    /// snapshot holds and was ACKed.
+    fn routes_settled(&self, snapshot: &ProxySnapshot) -> bool {
+        [TypeUrl::Listener, TypeUrl::RouteConfiguration]
+            .iter()
+            .all(|t| match self.types.get(t) {
+                None => true,
+                Some(state) => {
+                    let desired = version_of(&select(snapshot.of(*t), &state.subscription));
+                    state.sent.as_ref().is_some_and(|s| s.version == desired)
+                        && state.acked.as_ref().is_some_and(|a| a.version == desired)
+                }
+            })
+    }
+
+    /// The resources of `type_url` the proxy should have now.
+    fn desired(&self, type_url: TypeUrl, snapshot: &ProxySnapshot) -> ResourceMap {
+        let Some(state) = self.types.get(&type_url) else {
+            return ResourceMap::new();
+        };
+        let mut resources = select(snapshot.of(type_url), &state.subscription);
+        let previous = state
+            .sent
+            .as_ref()
+            .map(|s| s.resources.clone())
+            .unwrap_or_default();
+        match type_url {
+            // Keep clusters the snapshot dropped until the routes that used them are replaced.
+            TypeUrl::Cluster if !self.routes_settled(snapshot) => {
+                for (name, resource) in previous.iter() {
+                    if state.subscription.includes(name) {
+                        resources
+                            .entry(name.clone())
+                            .or_insert_with(|| resource.clone());
+                    }
+                }
+            }
+            // Keep endpoints of clusters we still send.
+            TypeUrl::ClusterLoadAssignment => {
+                let clusters = self
+                    .types
+                    .get(&TypeUrl::Cluster)
+                    .and_then(|s| s.sent.as_ref());
+                for (name, resource) in previous.iter() {
+                    let kept = clusters.is_some_and(|c| c.resources.contains_key(name));
+                    if kept && state.subscription.includes(name) {
+                        resources
+                            .entry(name.clone())
+                            .or_insert_with(|| resource.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        resources
+    }
+}
+
+fn select(all: &ResourceMap, subscription: &Subscription) -> ResourceMap {
+    match subscription {
+        Subscription::Wildcard => all.clone(),
+        Subscription::Names(names) => names
+            .iter()
+            .filter_map(|n| Some((n.clone(), all.get(n)?.clone())))
+            .collect(),
+    }
+}
+
+/// The version of a set of resources: a hash of their names and hashes.
+pub fn version_of(resources: &ResourceMap) -> String {
+    let parts: Vec<&[u8]> = resources
+        .values()
+        .flat_map(|r: &Resource| [r.name.as_bytes(), r.hash.as_bytes()])
+        .collect();
+    short_hash(&parts)
+}
+
+/// Release Envoy prefixes some NACK messages with a dump of the rejected
+/// proto; the useful part is the trailing `Proto constraint validation
+/// failed (...)`. Returns that part when present, else the message with
+/// whitespace collapsed, at most 1,000 characters.
+pub fn trim_nack_message(message: &str) -> String {
+    const MARKER: &str = "Proto constraint validation failed";
+    let tail = message
+        .rfind(MARKER)
+        .map(|i| &message[i..])
+        .unwrap_or(message);
+    let collapsed = tail.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed.chars().take(1000).collect()
+}
+
+#[cfg(test)]
+mod tests;

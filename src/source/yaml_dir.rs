@@ -1,0 +1,141 @@
+//! The YAML-directory source: every `*.yaml` / `*.yml` file under a
+//! directory (recursively, multi-document files too), watched with notify.
+
+use super::parse::parse_documents;
+use crate::diagnostic::Diagnostic;
+use crate::store::Store;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+
+/// A config directory and the content last read from each of its files.
+#[derive(Debug)]
+pub struct YamlDir {
+    root: PathBuf,
+    contents: BTreeMap<String, String>,
+}
+
+/// What one [`YamlDir::sync`] did.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    /// Whether the store's served objects changed.
+    pub changed: bool,
+    /// Files read again because they are new or changed, or removed.
+    pub files: Vec<String>,
+    /// Diagnostics of the files read again.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl YamlDir {
+    /// A source for `root`; nothing is read until [`YamlDir::sync`].
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        YamlDir {
+            root: root.into(),
+            contents: BTreeMap::new(),
+        }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads every file that is new or changed since the last sync into
+    /// `store`, and removes files that are gone. Files are named in the store
+    /// (and in messages) by their path as given under the root.
+    ///
+    /// # Errors
+    /// When the directory itself cannot be listed; a single unreadable file is
+    /// a diagnostic instead, and its last good content stays served.
+    pub fn sync(&mut self, store: &mut Store) -> std::io::Result<SyncReport> {
+        let mut files = Vec::new();
+        collect_yaml_files(&self.root, &mut files)?;
+        files.sort();
+        let mut report = SyncReport::default();
+        let mut seen = BTreeMap::new();
+        for path in files {
+            let name = path.display().to_string();
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(err) => {
+                    let d = Diagnostic {
+                        severity: crate::diagnostic::Severity::Error,
+                        file: Some(name.clone()),
+                        object: None,
+                        field: String::new(),
+                        message: format!(
+                            "cannot read the file: {err}; its last good content stays served"
+                        ),
+                    };
+                    report.diagnostics.push(d);
+                    if let Some(old) = self.contents.get(&name) {
+                        seen.insert(name, old.clone());
+                    }
+                    continue;
+                }
+            };
+            if self.contents.get(&name) != Some(&text) {
+                let parsed = parse_documents(&name, &text);
+                report
+                    .diagnostics
+                    .extend(parsed.diagnostics.iter().cloned());
+                report.changed |= store.apply(&name, parsed);
+                report.files.push(name.clone());
+            }
+            seen.insert(name, text);
+        }
+        for gone in self.contents.keys().filter(|k| !seen.contains_key(*k)) {
+            report.changed |= store.remove(gone);
+            report.files.push(gone.clone());
+        }
+        self.contents = seen;
+        Ok(report)
+    }
+
+    /// Watches the directory; the receiver gets a message after any change
+    /// below it (several changes may be coalesced into one). Dropping the
+    /// returned watcher stops watching.
+    ///
+    /// # Errors
+    /// When the platform watcher cannot be set up.
+    pub fn watch(&self) -> notify::Result<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
+        use notify::Watcher;
+        let (tx, rx) = mpsc::channel(1);
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                match event {
+                    Ok(event) if event.kind.is_access() => {}
+                    Ok(_) => {
+                        // A full channel already holds a wake-up; the next sync reads everything.
+                        let _ = tx.try_send(());
+                    }
+                    Err(err) => {
+                        tracing::warn!("watching the config directory: {err}");
+                        let _ = tx.try_send(());
+                    }
+                }
+            })?;
+        watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
+        Ok((watcher, rx))
+    }
+}
+
+fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let file_name = entry.file_name();
+        if file_name.to_string_lossy().starts_with('.') {
+            continue; // editor swap files and hidden directories
+        }
+        if entry.file_type()?.is_dir() {
+            collect_yaml_files(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

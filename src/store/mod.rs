@@ -1,0 +1,118 @@
+//! The indexed world of validated input objects, grouped by the file (or
+//! other origin) they came from.
+//!
+//! The store keeps the last good state: an invalid edit of an object keeps
+//! its previous version served, and a file that cannot be read at all keeps
+//! its previous content whole.
+
+pub mod validate;
+
+use crate::diagnostic::Diagnostic;
+use crate::model::{Object, ObjectKey};
+use crate::source::parse::ParsedFile;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Objects and diagnostics of one origin (a file path).
+#[derive(Clone, Debug, Default)]
+struct Origin {
+    objects: BTreeMap<ObjectKey, Arc<Object>>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// All input objects, keyed by origin. Origins are ordered by name; when two
+/// origins define the same object, the first one wins and a warning says so.
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    origins: BTreeMap<String, Origin>,
+}
+
+/// A consistent view of every object, keyed by [`ObjectKey`].
+pub type World = BTreeMap<ObjectKey, Arc<Object>>;
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the content of `origin` with a parse result, keeping last good
+    /// versions as described on [`Store`]. Returns true if the set of served
+    /// objects changed.
+    pub fn apply(&mut self, origin: &str, parsed: ParsedFile) -> bool {
+        let previous = self.origins.remove(origin).unwrap_or_default();
+        let objects = if parsed.unreadable {
+            previous.objects.clone()
+        } else {
+            let mut objects: BTreeMap<ObjectKey, Arc<Object>> = parsed
+                .objects
+                .into_iter()
+                .map(|o| (o.key(), Arc::new(o)))
+                .collect();
+            for key in parsed.rejected {
+                if let Some(last_good) = previous.objects.get(&key) {
+                    objects.entry(key).or_insert_with(|| last_good.clone());
+                }
+            }
+            objects
+        };
+        let changed = objects != previous.objects;
+        self.origins.insert(
+            origin.to_string(),
+            Origin {
+                objects,
+                diagnostics: parsed.diagnostics,
+            },
+        );
+        changed
+    }
+
+    /// Forgets an origin (its file was deleted). Returns true if it served objects.
+    pub fn remove(&mut self, origin: &str) -> bool {
+        self.origins
+            .remove(origin)
+            .is_some_and(|o| !o.objects.is_empty())
+    }
+
+    /// Names of the known origins.
+    pub fn origins(&self) -> impl Iterator<Item = &str> {
+        self.origins.keys().map(String::as_str)
+    }
+
+    /// Every served object, plus a warning for each object defined by more
+    /// than one origin.
+    pub fn world(&self) -> (World, Vec<Diagnostic>) {
+        let mut world = World::new();
+        let mut first_origin: BTreeMap<&ObjectKey, &str> = BTreeMap::new();
+        let mut diagnostics = Vec::new();
+        for (name, origin) in &self.origins {
+            for (key, object) in &origin.objects {
+                if let Some(first) = first_origin.get(key) {
+                    diagnostics.push(
+                        Diagnostic::warning(
+                            key,
+                            "",
+                            format!("also defined in {first}; that definition is served"),
+                        )
+                        .in_file(name.clone()),
+                    );
+                    continue;
+                }
+                first_origin.insert(key, name);
+                world.insert(key.clone(), object.clone());
+            }
+        }
+        (world, diagnostics)
+    }
+
+    /// Diagnostics of the latest parse of every origin, in origin order.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.origins
+            .values()
+            .flat_map(|o| o.diagnostics.iter().cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+//! Per-object validation that needs no other object: field shapes, ranges and
+//! regular expressions. Reference checks (does the host exist?) happen when
+//! the IR is built, because they depend on the rest of the world.
+
+use crate::diagnostic::Diagnostic;
+use crate::model::{Object, ObjectKey, StringMatch};
+use std::collections::BTreeSet;
+
+/// Checks one object; errors make the source keep the object's last good version.
+pub fn object(object: &Object) -> Vec<Diagnostic> {
+    let key = object.key();
+    let mut out = Vec::new();
+    match object {
+        Object::VirtualService(vs) => {
+            if vs.spec.hosts.is_empty() {
+                out.push(Diagnostic::error(
+                    &key,
+                    "spec.hosts",
+                    "at least one host is required",
+                ));
+            }
+            for (i, host) in vs.spec.hosts.iter().enumerate() {
+                if host.trim().is_empty() {
+                    out.push(Diagnostic::error(
+                        &key,
+                        format!("spec.hosts[{i}]"),
+                        "host must not be empty",
+                    ));
+                }
+            }
+            for (i, http) in vs.spec.http.iter().enumerate() {
+                for (j, m) in http.matches.iter().enumerate() {
+                    let base = format!("spec.http[{i}].match[{j}]");
+                    if let Some(uri) = &m.uri {
+                        string_match(&key, &format!("{base}.uri"), uri, &mut out);
+                    }
+                    for (name, value) in &m.headers {
+                        let field = format!("{base}.headers.{name}");
+                        if name.is_empty() || name.chars().any(|c| c.is_ascii_uppercase()) {
+                            out.push(Diagnostic::error(
+                                &key,
+                                &field,
+                                "header names must be non-empty and lower-case",
+                            ));
+                        }
+                        string_match(&key, &field, value, &mut out);
+                    }
+                }
+                if http.route.is_empty() {
+                    out.push(Diagnostic::error(
+                        &key,
+                        format!("spec.http[{i}].route"),
+                        "at least one destination is required",
+                    ));
+                }
+                for (j, dest) in http.route.iter().enumerate() {
+                    let base = format!("spec.http[{i}].route[{j}]");
+                    if dest.destination.host.trim().is_empty() {
+                        out.push(Diagnostic::error(
+                            &key,
+                            format!("{base}.destination.host"),
+                            "host must not be empty",
+                        ));
+                    }
+                    if let Some(port) = &dest.destination.port {
+                        port_number(
+                            &key,
+                            &format!("{base}.destination.port.number"),
+                            i64::from(port.number),
+                            &mut out,
+                        );
+                    }
+                    if matches!(dest.weight, Some(w) if w < 0) {
+                        out.push(Diagnostic::error(
+                            &key,
+                            format!("{base}.weight"),
+                            "weight must not be negative",
+                        ));
+                    }
+                }
+            }
+        }
+        Object::DestinationRule(dr) => {
+            if dr.spec.host.trim().is_empty() {
+                out.push(Diagnostic::error(
+                    &key,
+                    "spec.host",
+                    "host must not be empty",
+                ));
+            }
+            let mut names = BTreeSet::new();
+            for (i, subset) in dr.spec.subsets.iter().enumerate() {
+                let field = format!("spec.subsets[{i}].name");
+                if subset.name.is_empty() || subset.name.contains('|') {
+                    out.push(Diagnostic::error(
+                        &key,
+                        &field,
+                        "subset name must be non-empty and must not contain '|'",
+                    ));
+                } else if !names.insert(subset.name.as_str()) {
+                    out.push(Diagnostic::error(
+                        &key,
+                        &field,
+                        format!("duplicate subset name {:?}", subset.name),
+                    ));
+                }
+            }
+        }
+        Object::WorkloadEntry(we) => {
+            if we.spec.address.parse::<std::net::IpAddr>().is_err() {
+                out.push(Diagnostic::error(
+                    &key,
+                    "spec.address",
+                    format!("{:?} is not an IP address", we.spec.address),
+                ));
+            }
+            for (name, port) in &we.spec.ports {
+                port_number(
+                    &key,
+                    &format!("spec.ports.{name}"),
+                    i64::from(*port),
+                    &mut out,
+                );
+            }
+        }
+        Object::Service(svc) => {
+            let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
+            for (i, port) in ports.into_iter().flatten().enumerate() {
+                port_number(
+                    &key,
+                    &format!("spec.ports[{i}].port"),
+                    i64::from(port.port),
+                    &mut out,
+                );
+                if let Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(
+                    target,
+                )) = &port.target_port
+                {
+                    port_number(
+                        &key,
+                        &format!("spec.ports[{i}].targetPort"),
+                        i64::from(*target),
+                        &mut out,
+                    );
+                }
+            }
+        }
+        Object::EndpointSlice(slice) => {
+            let labels = slice.metadata.labels.as_ref();
+            if labels
+                .and_then(|l| l.get(crate::ir::SERVICE_NAME_LABEL))
+                .is_none()
+            {
+                out.push(Diagnostic::warning(
+                    &key,
+                    "metadata.labels",
+                    format!(
+                        "no {} label: the slice belongs to no Service and is ignored",
+                        crate::ir::SERVICE_NAME_LABEL
+                    ),
+                ));
+            }
+        }
+        Object::Pod(_) => {}
+    }
+    out
+}
+
+fn port_number(key: &ObjectKey, field: &str, port: i64, out: &mut Vec<Diagnostic>) {
+    if !(1..=65535).contains(&port) {
+        out.push(Diagnostic::error(
+            key,
+            field,
+            format!("port {port} is outside 1-65535"),
+        ));
+    }
+}
+
+/// Checks that exactly one of exact/prefix/regex is set and that a regex is
+/// one Envoy's RE2 engine accepts.
+fn string_match(key: &ObjectKey, field: &str, m: &StringMatch, out: &mut Vec<Diagnostic>) {
+    let set = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()];
+    if set.iter().filter(|s| **s).count() != 1 {
+        out.push(Diagnostic::error(
+            key,
+            field,
+            "exactly one of exact, prefix or regex must be set",
+        ));
+    }
+    if let Some(regex) = &m.regex {
+        if let Err(reason) = re2_compatible(regex) {
+            out.push(Diagnostic::error(key, format!("{field}.regex"), reason));
+        }
+    }
+}
+
+/// Checks a regex against RE2's dialect (what Envoy's `safe_regex` compiles).
+///
+/// The `regex` crate's parser is used as the model of RE2: both reject
+/// look-around and back-references. Character-class set operations (`&&`,
+/// `--`, `~~`), which the `regex` crate accepts and RE2 does not, are rejected
+/// explicitly.
+///
+/// # Errors
+/// A message saying why RE2 would reject the pattern.
+pub fn re2_compatible(pattern: &str) -> Result<(), String> {
+    use regex_syntax::ast::{parse::Parser, Ast, ClassSet};
+    let ast = Parser::new()
+        .parse(pattern)
+        .map_err(|e| format!("not a valid RE2 regular expression: {}", e.kind()))?;
+    fn has_set_op(ast: &Ast) -> bool {
+        match ast {
+            Ast::ClassBracketed(c) => matches!(c.kind, ClassSet::BinaryOp(_)),
+            Ast::Repetition(r) => has_set_op(&r.ast),
+            Ast::Group(g) => has_set_op(&g.ast),
+            Ast::Alternation(a) => a.asts.iter().any(has_set_op),
+            Ast::Concat(c) => c.asts.iter().any(has_set_op),
+            _ => false,
+        }
+    }
+    if has_set_op(&ast) {
+        return Err("not a valid RE2 regular expression: character class set operations (&&, --, ~~) are not RE2 syntax".into());
+    }
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .map(|_| ())
+        .map_err(|e| format!("not a valid RE2 regular expression: {e}"))
+}

@@ -1,0 +1,78 @@
+//! IR → Envoy v3 resources: pure functions, deterministic output (sorted by
+//! name), no clock, environment or globals.
+//!
+//! One file per resource family; each calls the builders in
+//! [`crate::envoy::builders`].
+
+mod cluster;
+mod endpoint;
+mod listener;
+pub mod render;
+mod route;
+
+pub use listener::{outbound_listener, OUTBOUND_LISTENER};
+pub use route::OUTBOUND_ROUTE_CONFIG;
+
+use crate::diagnostic::Diagnostic;
+use crate::ir::Ir;
+use crate::proxy::ProxyClass;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use std::time::Duration;
+
+/// Settings of translation that are not part of the mesh config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranslateOptions {
+    /// Upstream TCP connect timeout of every cluster (Istio's default: 10 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for TranslateOptions {
+    fn default() -> Self {
+        TranslateOptions {
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The resources shared by every proxy of one [`ProxyClass`], each list
+/// sorted by resource name. Listeners are per proxy: see [`outbound_listener`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Translation {
+    /// CDS resources.
+    pub clusters: Vec<Cluster>,
+    /// EDS resources, one per EDS cluster, named like the cluster.
+    pub endpoints: Vec<ClusterLoadAssignment>,
+    /// RDS resources.
+    pub route_configurations: Vec<RouteConfiguration>,
+    /// Problems found while translating (e.g. a domain claimed twice).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Translates the IR for proxies of `class`.
+pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Translation {
+    let mut diagnostics = Vec::new();
+    let route_configurations = vec![route::outbound_route_configuration(
+        ir,
+        class,
+        &mut diagnostics,
+    )];
+    Translation {
+        clusters: ir
+            .clusters
+            .values()
+            .map(|c| cluster::outbound_cluster(c, options))
+            .collect(),
+        endpoints: ir
+            .clusters
+            .values()
+            .map(endpoint::cluster_load_assignment)
+            .collect(),
+        route_configurations,
+        diagnostics,
+    }
+}
+
+#[cfg(test)]
+mod tests;

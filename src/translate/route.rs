@@ -1,0 +1,124 @@
+//! IR virtual hosts → the outbound route configuration.
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::envoy::builders::{self, StringPattern};
+use crate::ir::{self, Action, Ir};
+use crate::proxy::ProxyClass;
+use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use std::collections::BTreeMap;
+
+/// Name of the outbound route configuration.
+pub const OUTBOUND_ROUTE_CONFIG: &str = "outbound";
+
+/// One virtual host per IR virtual host. Domains are lower-case and unique
+/// across the configuration (Envoy rejects the whole RouteConfiguration
+/// otherwise): a domain already taken by an earlier virtual host is left out
+/// with an error, and a virtual host left without domains is not sent.
+pub(super) fn outbound_route_configuration(
+    ir: &Ir,
+    class: &ProxyClass,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> RouteConfiguration {
+    let mut taken: BTreeMap<String, &str> = BTreeMap::new();
+    let mut virtual_hosts = Vec::new();
+    for vhost in &ir.virtual_hosts {
+        let mut domains = Vec::new();
+        for domain in domains_of(vhost, class) {
+            if let Some(owner) = taken.get(&domain) {
+                diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: None,
+                    object: None,
+                    field: String::new(),
+                    message: format!("domain {domain:?} of virtual host {} is already served by virtual host {owner}; left out", vhost.name),
+                });
+                continue;
+            }
+            taken.insert(domain.clone(), &vhost.name);
+            domains.push(domain);
+        }
+        if domains.is_empty() {
+            continue;
+        }
+        virtual_hosts.push(VirtualHost {
+            name: vhost.name.clone(),
+            domains,
+            routes: vhost.routes.iter().flat_map(routes_of).collect(),
+            ..Default::default()
+        });
+    }
+    RouteConfiguration {
+        name: OUTBOUND_ROUTE_CONFIG.into(),
+        virtual_hosts,
+        ..Default::default()
+    }
+}
+
+/// The Host header values a virtual host answers, lower-case. A service port
+/// answers its FQDN, `name.ns.svc`, `name.ns` and, for proxies in the same
+/// namespace, `name`; each with `:port`, and without a port on the service's
+/// default port.
+fn domains_of(vhost: &ir::VirtualHost, class: &ProxyClass) -> Vec<String> {
+    let Some(svc) = &vhost.service else {
+        return vec![vhost.host.to_ascii_lowercase()];
+    };
+    let mut aliases = vec![
+        vhost.host.clone(),
+        format!("{}.{}.svc", svc.name, svc.namespace),
+        format!("{}.{}", svc.name, svc.namespace),
+    ];
+    if svc.namespace == class.namespace {
+        aliases.push(svc.name.clone());
+    }
+    let mut domains = Vec::new();
+    for alias in aliases {
+        let alias = alias.to_ascii_lowercase();
+        if svc.default_port {
+            domains.push(alias.clone());
+        }
+        domains.push(format!("{alias}:{}", svc.port));
+    }
+    domains
+}
+
+fn pattern(m: &ir::StringMatch) -> StringPattern<'_> {
+    match m {
+        ir::StringMatch::Exact(s) => StringPattern::Exact(s),
+        ir::StringMatch::Prefix(s) => StringPattern::Prefix(s),
+        ir::StringMatch::Regex(s) => StringPattern::Regex(s),
+    }
+}
+
+/// One Envoy route per match condition (Envoy routes have one match each);
+/// a route without conditions matches every request.
+fn routes_of(route: &ir::Route) -> Vec<Route> {
+    let all = [ir::Match::default()];
+    let matches = if route.matches.is_empty() {
+        &all[..]
+    } else {
+        &route.matches[..]
+    };
+    matches
+        .iter()
+        .map(|m| {
+            let headers = m
+                .headers
+                .iter()
+                .map(|(name, v)| builders::header_matcher(name, pattern(v)))
+                .collect();
+            let matcher = builders::route_match(m.path.as_ref().map(pattern), headers);
+            match &route.action {
+                Action::Forward(clusters) => {
+                    let clusters: Vec<(&str, u32)> = clusters
+                        .iter()
+                        .map(|w| (w.cluster.as_str(), w.weight))
+                        .collect();
+                    builders::forward_route(&route.name, matcher, &clusters)
+                }
+                Action::DirectResponse { status, body } => {
+                    builders::direct_response_route(&route.name, matcher, *status, body)
+                }
+            }
+        })
+        .collect()
+}
