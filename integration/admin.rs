@@ -4,40 +4,6 @@
 mod harness;
 
 use harness::*;
-use serde_json::Value;
-use std::time::Duration;
-
-fn section<'a>(dump: &'a Value, suffix: &str) -> &'a Value {
-    dump["configs"]
-        .as_array()
-        .expect("configs")
-        .iter()
-        .find(|c| {
-            c["@type"]
-                .as_str()
-                .unwrap_or("")
-                .ends_with(&format!(".{suffix}"))
-        })
-        .unwrap_or_else(|| panic!("no {suffix} in {dump}"))
-}
-
-fn names(list: &Value, pointer: &str) -> Vec<String> {
-    let mut names: Vec<String> = list
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|item| {
-                    item.pointer(pointer)
-                        .and_then(Value::as_str)
-                        .unwrap()
-                        .to_string()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_and_config_dump_match_envoy() {
@@ -63,10 +29,7 @@ async fn proxies_and_config_dump_match_envoy() {
         },
     )
     .await;
-    wait_for(Duration::from_secs(10), "ratings through envoy", || async {
-        (envoy.get("ratings", "/", &[]).await.0 == 200).then_some(())
-    })
-    .await;
+    envoy.wait_until_serving("ratings").await;
 
     // /debug/proxies: every type ACKed at the version sent.
     let proxies = sextant.admin_json("/debug/proxies").await;
@@ -90,8 +53,8 @@ async fn proxies_and_config_dump_match_envoy() {
 
     // Envoy's own config dump reports the same versions and names.
     let envoy_dump = envoy.config_dump().await;
-    let envoy_clusters = section(&envoy_dump, "ClustersConfigDump");
-    let envoy_listeners = section(&envoy_dump, "ListenersConfigDump");
+    let envoy_clusters = &section(&envoy_dump, "ClustersConfigDump");
+    let envoy_listeners = &section(&envoy_dump, "ListenersConfigDump");
     assert_eq!(
         envoy_clusters["version_info"],
         proxy["types"]["CDS"]["acked_version"]
@@ -104,9 +67,9 @@ async fn proxies_and_config_dump_match_envoy() {
     let ours = sextant
         .admin_json("/config_dump?proxy=admin-test.default")
         .await;
-    let our_clusters = section(&ours, "ClustersConfigDump");
-    let our_listeners = section(&ours, "ListenersConfigDump");
-    let our_routes = section(&ours, "RoutesConfigDump");
+    let our_clusters = &section(&ours, "ClustersConfigDump");
+    let our_listeners = &section(&ours, "ListenersConfigDump");
+    let our_routes = &section(&ours, "RoutesConfigDump");
     assert_eq!(our_clusters["version_info"], envoy_clusters["version_info"]);
     assert_eq!(
         names(&our_clusters["dynamic_active_clusters"], "/cluster/name"),
@@ -116,7 +79,7 @@ async fn proxies_and_config_dump_match_envoy() {
         names(&our_listeners["dynamic_listeners"], "/name"),
         names(&envoy_listeners["dynamic_listeners"], "/name")
     );
-    let envoy_routes = section(&envoy_dump, "RoutesConfigDump");
+    let envoy_routes = &section(&envoy_dump, "RoutesConfigDump");
     assert_eq!(
         names(&our_routes["dynamic_route_configs"], "/route_config/name"),
         names(&envoy_routes["dynamic_route_configs"], "/route_config/name"),

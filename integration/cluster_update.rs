@@ -51,10 +51,7 @@ async fn cluster_change_with_same_endpoints_does_not_stay_warming() {
         },
     )
     .await;
-    wait_for(Duration::from_secs(10), "catalog through envoy", || async {
-        (envoy.get("catalog", "/", &[]).await.0 == 200).then_some(())
-    })
-    .await;
+    envoy.wait_until_serving("catalog").await;
 
     let name = "outbound|8080||catalog.default.svc.cluster.local";
     let edited = Instant::now();

@@ -6,7 +6,6 @@ mod harness;
 
 use harness::*;
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 fn slice(
     name: &str,
@@ -118,10 +117,7 @@ async fn service_port_target_port_and_endpoint_conditions() {
         },
     )
     .await;
-    wait_for(Duration::from_secs(10), "ledger through envoy", || async {
-        (envoy.get("ledger", "/", &[]).await.0 == 200).then_some(())
-    })
-    .await;
+    envoy.wait_until_serving("ledger").await;
 
     // ledger:80 reaches both pods on the target port.
     let seen = addresses_seen(&envoy, "ledger:80", 20).await;

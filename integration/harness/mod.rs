@@ -354,9 +354,9 @@ impl Envoy {
         counts
     }
 
-    /// Envoy's own `/config_dump` (with EDS).
-    pub async fn config_dump(&self) -> Value {
-        let url = format!("http://{}/config_dump?include_eds", self.admin);
+    /// GET a path of Envoy's admin endpoint that returns JSON.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        let url = format!("http://{}{path}", self.admin);
         self.client
             .get(url)
             .send()
@@ -367,93 +367,67 @@ impl Envoy {
             .unwrap()
     }
 
-    /// The config-dump section whose `@type` ends with `suffix` (e.g. `ClustersConfigDump`).
-    pub async fn dump_section(&self, suffix: &str) -> Value {
-        let dump = self.config_dump().await;
-        dump["configs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| {
-                c["@type"]
-                    .as_str()
-                    .unwrap_or("")
-                    .ends_with(&format!(".{suffix}"))
-            })
-            .cloned()
-            .unwrap_or(Value::Null)
+    /// Envoy's own `/config_dump` (with EDS).
+    pub async fn config_dump(&self) -> Value {
+        self.admin_json("/config_dump?include_eds").await
     }
 
-    /// Names of the dynamic active clusters.
+    /// The section of Envoy's config dump of type `suffix` (e.g. `ClustersConfigDump`).
+    pub async fn dump_section(&self, suffix: &str) -> Value {
+        section(&self.config_dump().await, suffix)
+    }
+
+    /// Names of the dynamic active clusters, sorted.
     pub async fn active_clusters(&self) -> Vec<String> {
         let section = self.dump_section("ClustersConfigDump").await;
-        let mut names: Vec<String> = section["dynamic_active_clusters"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|c| c["cluster"]["name"].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    }
-
-    /// A counter or gauge from Envoy's `/stats` (0 when absent).
-    pub async fn stat(&self, name: &str) -> u64 {
-        let url = format!(
-            "http://{}/stats?format=json&filter=^{}$",
-            self.admin,
-            regex_escape(name)
-        );
-        let stats: Value = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        stats["stats"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == name))
-            .and_then(|s| s["value"].as_u64())
-            .unwrap_or(0)
+        names(&section["dynamic_active_clusters"], "/cluster/name")
     }
 
     /// The sum of every `*.update_rejected` counter: how many xDS updates Envoy NACKed.
     pub async fn updates_rejected(&self) -> u64 {
-        let url = format!(
-            "http://{}/stats?format=json&filter=update_rejected",
-            self.admin
-        );
-        let stats: Value = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = self
+            .admin_json("/stats?format=json&filter=update_rejected")
+            .await;
         stats["stats"]
             .as_array()
             .map(|a| a.iter().filter_map(|s| s["value"].as_u64()).sum())
             .unwrap_or(0)
     }
+
+    /// Waits until `host` answers 200 through the outbound listener.
+    pub async fn wait_until_serving(&self, host: &str) {
+        wait_for(
+            Duration::from_secs(10),
+            &format!("{host} to answer 200 through envoy"),
+            || async { (self.get(host, "/", &[]).await.0 == 200).then_some(()) },
+        )
+        .await;
+    }
 }
 
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                vec![c]
-            } else {
-                vec!['\\', c]
-            }
+/// The section of a config dump (Envoy's or Sextant's) whose `@type` is
+/// `type.googleapis.com/envoy.admin.v3.<suffix>`; `Null` if absent.
+pub fn section(dump: &Value, suffix: &str) -> Value {
+    let wanted = format!("type.googleapis.com/envoy.admin.v3.{suffix}");
+    dump["configs"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["@type"] == wanted.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The strings at `pointer` in each item of a JSON list, sorted.
+pub fn names(list: &Value, pointer: &str) -> Vec<String> {
+    let mut names: Vec<String> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|item| item.pointer(pointer)?.as_str().map(str::to_string))
+                .collect()
         })
-        .collect()
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// A config directory for a test, with helpers to write YAML files.

@@ -257,23 +257,23 @@ fn hir_size(hir: &regex_syntax::hir::Hir) -> u64 {
     match hir.kind() {
         HirKind::Empty => 0,
         HirKind::Literal(literal) => literal.0.len() as u64,
-        HirKind::Class(Class::Unicode(class)) => {
-            let ascii = class
-                .ranges()
-                .iter()
-                .filter(|r| r.start().is_ascii())
-                .count() as u64;
-            let wide = class.ranges().iter().any(|r| !r.end().is_ascii());
-            class_cost(ascii, wide)
-        }
-        HirKind::Class(Class::Bytes(class)) => {
-            let ascii = class
-                .ranges()
-                .iter()
-                .filter(|r| r.start().is_ascii())
-                .count() as u64;
-            let wide = class.ranges().iter().any(|r| !r.end().is_ascii());
-            class_cost(ascii, wide)
+        HirKind::Class(class) => {
+            // (starts in ASCII, ends in ASCII) per range.
+            let ranges: Vec<(bool, bool)> = match class {
+                Class::Unicode(c) => c
+                    .ranges()
+                    .iter()
+                    .map(|r| (r.start().is_ascii(), r.end().is_ascii()))
+                    .collect(),
+                Class::Bytes(c) => c
+                    .ranges()
+                    .iter()
+                    .map(|r| (r.start().is_ascii(), r.end().is_ascii()))
+                    .collect(),
+            };
+            let ascii = ranges.iter().filter(|(start, _)| *start).count() as u64;
+            let wide = ranges.iter().any(|(_, end)| !end);
+            ascii.saturating_sub(1).max(1) + u64::from(wide && ascii > 0)
         }
         HirKind::Look(_) => 1,
         HirKind::Capture(capture) => 2u64.saturating_add(hir_size(&capture.sub)),
@@ -298,8 +298,4 @@ fn hir_size(hir: &regex_syntax::hir::Hir) -> u64 {
             }
         }
     }
-}
-
-fn class_cost(ascii_ranges: u64, wide: bool) -> u64 {
-    ascii_ranges.saturating_sub(1).max(1) + u64::from(wide && ascii_ranges > 0)
 }
