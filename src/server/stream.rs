@@ -13,8 +13,9 @@
 //!   last *sent* (not what it ACKed), so a roll-back to the running config is
 //!   still pushed after a NACK.
 //! - After a CDS (LDS) response that modified clusters (listeners), the next
-//!   EDS (RDS) request is answered even if nothing changed: Envoy re-requests
-//!   the endpoints of a modified cluster and keeps it warming until they come.
+//!   EDS (RDS) request is answered even if nothing changed, unless an EDS
+//!   (RDS) response went out after it: Envoy re-requests the endpoints of a
+//!   modified cluster and keeps it warming until they come.
 //! - Make before break: LDS and RDS are held while a CDS or EDS response is
 //!   unanswered, and clusters (with their endpoints) that the snapshot no
 //!   longer has are kept until the proxy has ACKed the routes that replace
@@ -106,6 +107,10 @@ pub struct TypeState {
     /// after a CDS/LDS response that modified a resource).
     #[serde(skip)]
     owed: bool,
+    /// A stale request changed the subscription: nothing is sent until the
+    /// proxy answers the response in flight (that answer is then served).
+    #[serde(skip)]
+    names_pending: bool,
 }
 
 impl TypeState {
@@ -119,6 +124,7 @@ impl TypeState {
             answered_nonce: None,
             respond: false,
             owed: false,
+            names_pending: false,
         }
     }
 
@@ -210,6 +216,7 @@ impl SotwStream {
             .clone()
             .filter(|s| s.nonce == request.response_nonce)
         else {
+            state.names_pending |= names_changed;
             return RequestKind::Stale;
         };
         state.answered_nonce = Some(sent.nonce.clone());
@@ -248,7 +255,9 @@ impl SotwStream {
             };
             let version = version_of(&resources);
             let changed = state.sent.as_ref().is_none_or(|s| s.version != version);
-            if !(changed || state.respond) {
+            if !(changed || state.respond)
+                || (state.names_pending && state.awaiting_answer() && !state.respond)
+            {
                 continue;
             }
             self.next_nonce += 1;
@@ -266,6 +275,8 @@ impl SotwStream {
                 at: SystemTime::now(),
             });
             state.respond = false;
+            state.owed = false;
+            state.names_pending = false;
             let dependent = match type_url {
                 TypeUrl::Cluster => Some(TypeUrl::ClusterLoadAssignment),
                 TypeUrl::Listener => Some(TypeUrl::RouteConfiguration),

@@ -227,6 +227,9 @@ pub fn re2_compatible(pattern: &str) -> Result<(), String> {
     if has_set_op(&ast) {
         return Err("not a valid RE2 regular expression: character class set operations (&&, --, ~~) are not RE2 syntax".into());
     }
+    if let Some(reason) = re2_unsupported(&ast) {
+        return Err(format!("not a valid RE2 regular expression: {reason}"));
+    }
     let hir = regex_syntax::ParserBuilder::new()
         .build()
         .parse(pattern)
@@ -297,5 +300,80 @@ fn hir_size(hir: &regex_syntax::hir::Hir) -> u64 {
                 }
             }
         }
+    }
+}
+
+/// The first construct of `ast` that the `regex` crate accepts and RE2 (so
+/// Envoy) rejects: a flag other than `i`, `m`, `s` and `U`; a `\u` or `\U`
+/// escape; a repetition operator applied directly to another (`a**`, `a++`,
+/// `a{2}{3}`).
+fn re2_unsupported(ast: &regex_syntax::ast::Ast) -> Option<&'static str> {
+    use regex_syntax::ast::{Ast, ClassSet, GroupKind};
+    match ast {
+        Ast::Flags(set) => re2_unsupported_flag(&set.flags),
+        Ast::Literal(literal) => re2_unsupported_escape(literal),
+        Ast::ClassBracketed(class) => match &class.kind {
+            ClassSet::Item(item) => re2_unsupported_in_class(item),
+            ClassSet::BinaryOp(_) => None,
+        },
+        Ast::Repetition(r) if matches!(*r.ast, Ast::Repetition(_)) => {
+            Some("a repetition operator cannot follow another (e.g. `a**`, `a++`, `a{2}{3}`)")
+        }
+        Ast::Repetition(r) => re2_unsupported(&r.ast),
+        Ast::Group(group) => match &group.kind {
+            GroupKind::NonCapturing(flags) => re2_unsupported_flag(flags),
+            _ => None,
+        }
+        .or_else(|| re2_unsupported(&group.ast)),
+        Ast::Alternation(a) => a.asts.iter().find_map(re2_unsupported),
+        Ast::Concat(c) => c.asts.iter().find_map(re2_unsupported),
+        Ast::Empty(_)
+        | Ast::Dot(_)
+        | Ast::Assertion(_)
+        | Ast::ClassUnicode(_)
+        | Ast::ClassPerl(_) => None,
+    }
+}
+
+fn re2_unsupported_flag(flags: &regex_syntax::ast::Flags) -> Option<&'static str> {
+    use regex_syntax::ast::{Flag, FlagsItemKind};
+    flags
+        .items
+        .iter()
+        .any(|item| {
+            matches!(
+                item.kind,
+                FlagsItemKind::Flag(Flag::Unicode | Flag::CRLF | Flag::IgnoreWhitespace)
+            )
+        })
+        .then_some("RE2 supports only the flags i, m, s and U")
+}
+
+fn re2_unsupported_escape(literal: &regex_syntax::ast::Literal) -> Option<&'static str> {
+    use regex_syntax::ast::{HexLiteralKind, LiteralKind};
+    matches!(
+        literal.kind,
+        LiteralKind::HexFixed(HexLiteralKind::UnicodeShort | HexLiteralKind::UnicodeLong)
+            | LiteralKind::HexBrace(HexLiteralKind::UnicodeShort | HexLiteralKind::UnicodeLong)
+    )
+    .then_some("RE2 has no \\u or \\U escapes; use \\x{...}")
+}
+
+fn re2_unsupported_in_class(item: &regex_syntax::ast::ClassSetItem) -> Option<&'static str> {
+    use regex_syntax::ast::ClassSetItem;
+    match item {
+        ClassSetItem::Literal(literal) => re2_unsupported_escape(literal),
+        ClassSetItem::Range(range) => {
+            re2_unsupported_escape(&range.start).or(re2_unsupported_escape(&range.end))
+        }
+        ClassSetItem::Bracketed(class) => match &class.kind {
+            regex_syntax::ast::ClassSet::Item(item) => re2_unsupported_in_class(item),
+            regex_syntax::ast::ClassSet::BinaryOp(_) => None,
+        },
+        ClassSetItem::Union(union) => union.items.iter().find_map(re2_unsupported_in_class),
+        ClassSetItem::Empty(_)
+        | ClassSetItem::Ascii(_)
+        | ClassSetItem::Unicode(_)
+        | ClassSetItem::Perl(_) => None,
     }
 }

@@ -1,1 +1,556 @@
+//! Golden tests of the whole translation (YAML → store → IR → Envoy JSON),
+//! plus plain assertions that spell out what each golden case is about.
+//!
+//! Every `testdata/in/<case>.yaml` is rendered with
+//! [`render::translation_json`](super::render::translation_json) for a proxy
+//! in namespace `default` and compared with `testdata/out/<case>.json`. Set
+//! `SEXTANT_UPDATE_GOLDEN=1` to rewrite the outputs, then review the diff.
 
+use super::render::translation_json;
+use super::TranslateOptions;
+use crate::ir::{self, EndpointState, Ir};
+use crate::proxy::ProxyClass;
+use crate::source::parse::parse_documents;
+use crate::store::Store;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Set to `1` to rewrite the golden outputs instead of comparing.
+const UPDATE_ENV: &str = "SEXTANT_UPDATE_GOLDEN";
+
+/// The cases this file's assertions rely on; any further input is compared too.
+const CASES: &[&str] = &[
+    "bookinfo-weights",
+    "port-mapping",
+    "terminating-endpoints",
+    "pods-as-endpoints",
+    "unknown-destination",
+    "zero-weights",
+    "uneven-weights",
+];
+
+fn testdata(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/translate/testdata")
+        .join(dir)
+}
+
+/// Case names of the files in `testdata/<dir>` that end in `.<ext>`.
+fn case_names(dir: &str, ext: &str) -> BTreeSet<String> {
+    let path = testdata(dir);
+    let entries =
+        std::fs::read_dir(&path).unwrap_or_else(|e| panic!("listing {}: {e}", path.display()));
+    entries
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Loads a case as the file source would: parse, store, resolve. Golden
+/// inputs must load without parse diagnostics (they test translation; the
+/// parser has its own tests), so a typo in an input cannot go unnoticed.
+fn load(case: &str) -> Ir {
+    let path = testdata("in").join(format!("{case}.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("case {case}: reading {}: {e}", path.display()));
+    let file = format!("{case}.yaml");
+    let parsed = parse_documents(&file, &text);
+    let problems: Vec<String> = parsed.diagnostics.iter().map(ToString::to_string).collect();
+    assert!(
+        problems.is_empty() && parsed.rejected.is_empty() && !parsed.unreadable,
+        "case {case}: the input does not load cleanly:\n{}",
+        problems.join("\n")
+    );
+    let mut store = Store::new();
+    store.apply(&file, parsed);
+    let (world, duplicates) = store.world();
+    assert!(duplicates.is_empty(), "case {case}: {duplicates:?}");
+    ir::build(&world)
+}
+
+fn render(ir: &Ir) -> Value {
+    let class = ProxyClass {
+        namespace: "default".into(),
+    };
+    translation_json(ir, &class, &TranslateOptions::default())
+}
+
+/// The translation of a case, as JSON.
+fn translation(case: &str) -> Value {
+    render(&load(case))
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON renders");
+    text.push('\n');
+    text
+}
+
+/// Where two texts first differ, for a failure message that can be read
+/// without a diff tool.
+fn first_difference(expected: &str, actual: &str) -> String {
+    let (mut expected_lines, mut actual_lines) = (expected.lines(), actual.lines());
+    let mut line = 1;
+    loop {
+        match (expected_lines.next(), actual_lines.next()) {
+            (Some(e), Some(a)) if e == a => line += 1,
+            (None, None) => return "the texts differ only in line endings".into(),
+            (e, a) => {
+                return format!(
+                    "first difference at line {line}:\n  expected: {}\n  actual:   {}",
+                    e.unwrap_or("<end of file>"),
+                    a.unwrap_or("<end of file>")
+                )
+            }
+        }
+    }
+}
+
+#[test]
+fn golden_translations_match_their_outputs() {
+    let update = std::env::var(UPDATE_ENV).is_ok_and(|v| v == "1");
+    let inputs = case_names("in", "yaml");
+    let outputs = case_names("out", "json");
+    let mut failures = Vec::new();
+    for case in CASES {
+        if !inputs.contains(*case) {
+            failures.push(format!("{case}: the input in/{case}.yaml is missing"));
+        }
+    }
+    for case in outputs.difference(&inputs) {
+        failures.push(format!(
+            "{case}: out/{case}.json has no input in/{case}.yaml; delete the output or restore the input"
+        ));
+    }
+    for case in &inputs {
+        let actual = pretty(&translation(case));
+        let path = testdata("out").join(format!("{case}.json"));
+        if update {
+            std::fs::write(&path, &actual)
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            continue;
+        }
+        match std::fs::read_to_string(&path) {
+            Err(_) => failures.push(format!(
+                "{case}: there is no out/{case}.json; run with {UPDATE_ENV}=1 to write it"
+            )),
+            Ok(expected) if expected != actual => failures.push(format!(
+                "{case}: the translation differs from out/{case}.json; {}\n  (if the change is intended, run with {UPDATE_ENV}=1 and review the diff)",
+                first_difference(&expected, &actual)
+            )),
+            Ok(_) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden cases failed:\n\n{}",
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn first_difference_names_the_line() {
+    assert_eq!(
+        first_difference("a\nb\nc\n", "a\nB\nc\n"),
+        "first difference at line 2:\n  expected: b\n  actual:   B"
+    );
+    assert_eq!(
+        first_difference("a\n", "a\nb\n"),
+        "first difference at line 2:\n  expected: <end of file>\n  actual:   b"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Reading the translation JSON.
+
+fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value[key].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key].as_str().unwrap_or_default()
+}
+
+/// `(address, port)` of every endpoint of the ClusterLoadAssignment named `cluster`.
+fn endpoints_of(t: &Value, cluster: &str) -> Vec<(String, u64)> {
+    let cla = array(t, "cluster_load_assignments")
+        .iter()
+        .find(|c| text(c, "cluster_name") == cluster)
+        .unwrap_or_else(|| panic!("no ClusterLoadAssignment named {cluster}"));
+    array(cla, "endpoints")
+        .iter()
+        .flat_map(|locality| array(locality, "lb_endpoints"))
+        .map(|lb| {
+            let socket = &lb["endpoint"]["address"]["socket_address"];
+            (
+                text(socket, "address").to_string(),
+                socket["port_value"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every sent endpoint address, over all ClusterLoadAssignments.
+fn all_endpoint_addresses(t: &Value) -> BTreeSet<String> {
+    array(t, "cluster_load_assignments")
+        .iter()
+        .flat_map(|cla| endpoints_of(t, text(cla, "cluster_name")))
+        .map(|(address, _)| address)
+        .collect()
+}
+
+fn virtual_hosts(t: &Value) -> Vec<&Value> {
+    array(t, "route_configurations")
+        .iter()
+        .flat_map(|rc| array(rc, "virtual_hosts"))
+        .collect()
+}
+
+/// The Envoy routes of the virtual host named `name`, by route name.
+fn routes_of<'a>(t: &'a Value, name: &str) -> BTreeMap<&'a str, &'a Value> {
+    let vhost = virtual_hosts(t)
+        .into_iter()
+        .find(|v| text(v, "name") == name)
+        .unwrap_or_else(|| panic!("no virtual host named {name}"));
+    array(vhost, "routes")
+        .iter()
+        .map(|r| (text(r, "name"), r))
+        .collect()
+}
+
+/// `(cluster, weight)` a forwarding route sends to (weight 1 for a single cluster).
+fn destinations(route: &Value) -> Vec<(&str, u64)> {
+    let action = &route["route"];
+    if let Some(cluster) = action["cluster"].as_str() {
+        return vec![(cluster, 1)];
+    }
+    array(&action["weighted_clusters"], "clusters")
+        .iter()
+        .map(|c| (text(c, "name"), c["weight"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+fn diagnostics(t: &Value) -> Vec<&str> {
+    array(t, "diagnostics")
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect()
+}
+
+fn ip(s: &str) -> (String, u64) {
+    let (address, port) = s.rsplit_once(':').unwrap();
+    (address.to_string(), port.parse().unwrap())
+}
+
+// ---------------------------------------------------------------------------
+// What every case must satisfy for Envoy to accept the whole configuration.
+
+#[test]
+fn every_case_keeps_the_invariants_envoy_relies_on() {
+    for case in CASES {
+        let t = translation(case);
+        let cluster_names: Vec<&str> = array(&t, "clusters")
+            .iter()
+            .map(|c| text(c, "name"))
+            .collect();
+        let assignment_names: BTreeSet<&str> = array(&t, "cluster_load_assignments")
+            .iter()
+            .map(|c| text(c, "cluster_name"))
+            .collect();
+        assert_eq!(
+            cluster_names.iter().collect::<BTreeSet<_>>().len(),
+            cluster_names.len(),
+            "{case}: duplicate cluster names"
+        );
+        for cluster in array(&t, "clusters") {
+            let name = text(cluster, "name");
+            assert!(!name.is_empty(), "{case}: a cluster without a name");
+            let service_name = text(&cluster["eds_cluster_config"], "service_name");
+            assert_eq!(service_name, name, "{case}");
+            assert!(
+                assignment_names.contains(service_name),
+                "{case}: cluster {name} asks EDS for {service_name:?}, which no ClusterLoadAssignment is named"
+            );
+        }
+
+        let mut domains = BTreeSet::new();
+        for vhost in virtual_hosts(&t) {
+            let name = text(vhost, "name");
+            let vhost_domains = array(vhost, "domains");
+            assert!(
+                !vhost_domains.is_empty(),
+                "{case}: virtual host {name} has no domains"
+            );
+            for domain in vhost_domains {
+                let domain = domain.as_str().unwrap();
+                assert_eq!(domain, domain.to_ascii_lowercase(), "{case}");
+                assert!(
+                    domains.insert(domain),
+                    "{case}: domain {domain} appears twice"
+                );
+            }
+            for route in array(vhost, "routes") {
+                let route_name = text(route, "name");
+                if route.get("direct_response").is_some() {
+                    continue;
+                }
+                let targets = destinations(route);
+                assert!(
+                    !targets.is_empty(),
+                    "{case}: route {route_name} goes nowhere"
+                );
+                assert!(
+                    targets.iter().map(|(_, w)| w).sum::<u64>() > 0,
+                    "{case}: {route_name}"
+                );
+                for (cluster, weight) in targets {
+                    assert!(
+                        !cluster.is_empty(),
+                        "{case}: route {route_name} has an empty cluster name"
+                    );
+                    assert!(
+                        weight > 0,
+                        "{case}: route {route_name} has weight 0 for {cluster}"
+                    );
+                    assert!(
+                        cluster_names.contains(&cluster),
+                        "{case}: route {route_name} uses cluster {cluster}, which is not sent"
+                    );
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One test per case, saying in plain asserts what its golden output pins.
+
+#[test]
+fn bookinfo_weights_split_90_10_and_route_jason_to_v2() {
+    let t = translation("bookinfo-weights");
+    let routes = routes_of(&t, "reviews.default.svc.cluster.local:9080");
+    let jason = routes["default/reviews.jason"];
+    assert_eq!(
+        destinations(jason),
+        [("outbound|9080|v2|reviews.default.svc.cluster.local", 1)]
+    );
+    assert_eq!(text(&jason["match"]["headers"][0], "name"), "end-user");
+    assert_eq!(
+        text(&jason["match"]["headers"][0]["string_match"], "exact"),
+        "jason"
+    );
+    assert_eq!(
+        destinations(routes["default/reviews.1"]),
+        [
+            ("outbound|9080|v1|reviews.default.svc.cluster.local", 90),
+            ("outbound|9080|v2|reviews.default.svc.cluster.local", 10),
+        ]
+    );
+    assert_eq!(
+        endpoints_of(&t, "outbound|9080|v1|reviews.default.svc.cluster.local"),
+        [ip("10.1.0.1:9080")]
+    );
+    assert_eq!(
+        endpoints_of(&t, "outbound|9080||reviews.default.svc.cluster.local"),
+        [ip("10.1.0.1:9080"), ip("10.1.0.2:9080")]
+    );
+    assert!(diagnostics(&t).is_empty(), "{:?}", diagnostics(&t));
+}
+
+/// Handed case 003.
+#[test]
+fn port_mapping_keys_clusters_by_service_port_and_uses_slice_target_ports() {
+    let ir = load("port-mapping");
+    let t = render(&ir);
+    let ledger = "outbound|80||ledger.default.svc.cluster.local";
+    assert_eq!(ir.clusters[ledger].port, 80);
+    assert_eq!(
+        endpoints_of(&t, ledger),
+        [ip("10.2.0.1:8080"), ip("10.2.0.2:8080")]
+    );
+    // The named target port resolves per slice: 9090 on one pod, 9191 on the other.
+    assert_eq!(
+        endpoints_of(&t, "outbound|80||audit.default.svc.cluster.local"),
+        [ip("10.3.0.1:9090"), ip("10.3.0.2:9191")]
+    );
+    assert_eq!(
+        endpoints_of(&t, "outbound|9100||audit.default.svc.cluster.local"),
+        [ip("10.3.0.1:9100"), ip("10.3.0.2:9100")]
+    );
+    // No cluster is keyed by a target port.
+    let names: Vec<&str> = ir.clusters.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "outbound|80||audit.default.svc.cluster.local",
+            "outbound|80||ledger.default.svc.cluster.local",
+            "outbound|9100||audit.default.svc.cluster.local",
+        ]
+    );
+    // `ledger` (port 80, its default) answers the short name with and without the port.
+    let vhost = virtual_hosts(&t)
+        .into_iter()
+        .find(|v| text(v, "name") == "ledger.default.svc.cluster.local:80")
+        .unwrap();
+    let domains: Vec<&str> = array(vhost, "domains")
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(
+        domains.contains(&"ledger") && domains.contains(&"ledger:80"),
+        "{domains:?}"
+    );
+}
+
+/// Handed case 005.
+#[test]
+fn terminating_endpoints_get_traffic_only_when_nothing_is_ready() {
+    let ir = load("terminating-endpoints");
+    let states: BTreeMap<String, EndpointState> = ir
+        .clusters
+        .values()
+        .flat_map(|c| &c.endpoints)
+        .map(|e| (e.address.to_string(), e.state))
+        .collect();
+    assert_eq!(states["10.4.0.1"], EndpointState::Ready);
+    assert_eq!(states["10.4.0.2"], EndpointState::ServingTerminating);
+    assert_eq!(states["10.4.0.3"], EndpointState::NotServing);
+    assert_eq!(states["10.6.0.1"], EndpointState::Ready, "empty conditions");
+    assert_eq!(states["10.6.0.2"], EndpointState::Ready, "no conditions");
+
+    let t = render(&ir);
+    assert_eq!(
+        endpoints_of(&t, "outbound|80||checkout.default.svc.cluster.local"),
+        [ip("10.4.0.1:8080")]
+    );
+    assert_eq!(
+        endpoints_of(&t, "outbound|80||drain.default.svc.cluster.local"),
+        [ip("10.5.0.1:8080"), ip("10.5.0.2:8080")]
+    );
+    assert_eq!(
+        endpoints_of(&t, "outbound|80||legacy.default.svc.cluster.local"),
+        [ip("10.6.0.1:8080"), ip("10.6.0.2:8080")]
+    );
+    let sent = all_endpoint_addresses(&t);
+    for never in ["10.4.0.3", "10.5.0.3", "10.6.0.3"] {
+        assert!(!sent.contains(never), "{never} is not serving but was sent");
+    }
+    // What is sent is sent as HEALTHY: nothing for Envoy's panic threshold to spread onto.
+    for cla in array(&t, "cluster_load_assignments") {
+        for locality in array(cla, "endpoints") {
+            for lb in array(locality, "lb_endpoints") {
+                assert_eq!(text(lb, "health_status"), "HEALTHY");
+            }
+        }
+    }
+}
+
+#[test]
+fn pods_selected_by_a_service_are_its_endpoints() {
+    let t = translation("pods-as-endpoints");
+    assert_eq!(
+        endpoints_of(&t, "outbound|80||web.default.svc.cluster.local"),
+        [ip("10.7.0.1:8080"), ip("10.7.0.2:8080")]
+    );
+    // The named targetPort is the container port of that name, in each Pod.
+    assert_eq!(
+        endpoints_of(&t, "outbound|9000||web.default.svc.cluster.local"),
+        [ip("10.7.0.1:9901")]
+    );
+    assert!(
+        !all_endpoint_addresses(&t).contains("10.7.0.9"),
+        "other-1 is not selected"
+    );
+}
+
+/// Handed case 007, parts C and D.
+#[test]
+fn an_unknown_subset_or_host_answers_503_and_names_the_field() {
+    let t = translation("unknown-destination");
+    let routes = routes_of(&t, "inventory.default.svc.cluster.local:80");
+    for name in [
+        "default/inventory.unknown-subset",
+        "default/inventory.unknown-host",
+    ] {
+        let route = routes[name];
+        assert_eq!(route["direct_response"]["status"], 503, "{name}");
+        assert!(
+            route.get("route").is_none(),
+            "{name} must not point at a cluster"
+        );
+    }
+    assert_eq!(
+        destinations(routes["default/inventory.2"]),
+        [("outbound|80|v1|inventory.default.svc.cluster.local", 1)]
+    );
+    let diagnostics = diagnostics(&t);
+    let subset = diagnostics
+        .iter()
+        .find(|d| d.contains("spec.http[0].route[0].destination.subset"))
+        .unwrap_or_else(|| panic!("{diagnostics:?}"));
+    assert!(
+        subset.starts_with("VirtualService default/inventory: "),
+        "{subset}"
+    );
+    assert!(subset.contains("v9"), "{subset}");
+    let host = diagnostics
+        .iter()
+        .find(|d| d.contains("spec.http[1].route[0].destination.host"))
+        .unwrap_or_else(|| panic!("{diagnostics:?}"));
+    assert!(
+        host.starts_with("VirtualService default/inventory: "),
+        "{host}"
+    );
+    assert!(host.contains("warehouse"), "{host}");
+    let clusters: Vec<&str> = array(&t, "clusters")
+        .iter()
+        .map(|c| text(c, "name"))
+        .collect();
+    assert!(clusters
+        .iter()
+        .all(|c| !c.contains("|v9|") && !c.contains("warehouse")));
+}
+
+/// Handed case 007, part B.
+#[test]
+fn all_zero_weights_answer_503_directly() {
+    let t = translation("zero-weights");
+    let routes = routes_of(&t, "inventory.default.svc.cluster.local:80");
+    assert_eq!(
+        routes["default/inventory.all-zero"]["direct_response"]["status"],
+        503
+    );
+    assert_eq!(
+        destinations(routes["default/inventory.1"]),
+        [("outbound|80|v1|inventory.default.svc.cluster.local", 1)]
+    );
+    assert!(
+        diagnostics(&t)
+            .iter()
+            .any(|d| d.starts_with("VirtualService default/inventory: spec.http[0].route: ")),
+        "{:?}",
+        diagnostics(&t)
+    );
+}
+
+/// Handed case 007, part A.
+#[test]
+fn uneven_weights_are_sent_as_relative_weights() {
+    let t = translation("uneven-weights");
+    let routes = routes_of(&t, "inventory.default.svc.cluster.local:80");
+    assert_eq!(
+        destinations(routes["default/inventory.0"]),
+        [
+            ("outbound|80|v1|inventory.default.svc.cluster.local", 3),
+            ("outbound|80|v2|inventory.default.svc.cluster.local", 1),
+        ]
+    );
+    // No total_weight: Envoy splits by weight / sum (75% / 25%).
+    let route = routes["default/inventory.0"];
+    assert!(route["route"]["weighted_clusters"]
+        .get("total_weight")
+        .is_none());
+    assert!(diagnostics(&t).is_empty(), "{:?}", diagnostics(&t));
+}

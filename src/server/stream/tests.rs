@@ -1,1 +1,732 @@
+//! Message-by-message tests of the SotW state machine: each test plays the
+//! requests Envoy would send and checks what comes out of `poll`.
 
+use super::*;
+use crate::envoy::builders;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::LbPolicy;
+use envoy_types::pb::envoy::config::core::v3::HealthStatus;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+const CDS: TypeUrl = TypeUrl::Cluster;
+const EDS: TypeUrl = TypeUrl::ClusterLoadAssignment;
+const LDS: TypeUrl = TypeUrl::Listener;
+const RDS: TypeUrl = TypeUrl::RouteConfiguration;
+
+/// An EDS cluster; `timeout` stands for any cluster-level setting.
+fn cluster(name: &str, timeout: u64) -> Resource {
+    let c = builders::eds_cluster(name, LbPolicy::RoundRobin, Duration::from_secs(timeout));
+    Resource::encode(name, &c)
+}
+
+/// A ClusterLoadAssignment with one endpoint per port, on 10.0.0.1.
+fn endpoints(name: &str, ports: &[u16]) -> Resource {
+    let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    let cla = builders::cluster_load_assignment(
+        name,
+        ports.iter().map(|p| (ip, *p, HealthStatus::Healthy)),
+    );
+    Resource::encode(name, &cla)
+}
+
+fn listener(name: &str, port: u16) -> Resource {
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let l = builders::http_listener(name, addr, "outbound", "outbound_http");
+    Resource::encode(name, &l)
+}
+
+/// A route configuration whose one route splits traffic between `clusters`.
+fn routes(name: &str, clusters: &[&str]) -> Resource {
+    use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+    let weighted: Vec<(&str, u32)> = clusters.iter().map(|c| (*c, 1)).collect();
+    let route = builders::forward_route("r", builders::route_match(None, vec![]), &weighted);
+    let rc = RouteConfiguration {
+        name: name.into(),
+        virtual_hosts: vec![VirtualHost {
+            name: "vh".into(),
+            domains: vec!["*".into()],
+            routes: vec![route],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Resource::encode(name, &rc)
+}
+
+/// A snapshot holding the given resources by type.
+fn snapshot(by_type: &[(TypeUrl, Vec<Resource>)]) -> ProxySnapshot {
+    ProxySnapshot {
+        generation: 1,
+        resources: by_type
+            .iter()
+            .map(|(t, rs)| {
+                let map: ResourceMap = rs.iter().map(|r| (r.name.clone(), r.clone())).collect();
+                (*t, Arc::new(map))
+            })
+            .collect(),
+    }
+}
+
+/// A typical mesh: clusters a and b with endpoints, one listener, one route
+/// configuration that uses both clusters.
+fn mesh() -> ProxySnapshot {
+    snapshot(&[
+        (CDS, vec![cluster("a", 1), cluster("b", 1)]),
+        (EDS, vec![endpoints("a", &[8080]), endpoints("b", &[9090])]),
+        (LDS, vec![listener("outbound", 15001)]),
+        (RDS, vec![routes("outbound", &["a", "b"])]),
+    ])
+}
+
+fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+/// A first request (empty nonce).
+fn initial(type_url: TypeUrl, resource_names: &[&str]) -> Request {
+    Request {
+        type_url: type_url.as_str().into(),
+        resource_names: names(resource_names),
+        ..Default::default()
+    }
+}
+
+/// An ACK of `response`, as Envoy sends it: its version and nonce.
+fn ack(response: &Response, resource_names: &[&str]) -> Request {
+    Request {
+        type_url: response.type_url.as_str().into(),
+        version_info: response.version.clone(),
+        resource_names: names(resource_names),
+        response_nonce: response.nonce.clone(),
+        error_detail: None,
+    }
+}
+
+/// A NACK of `response`, as Envoy sends it: the version it still runs (the
+/// last one it accepted), the rejected nonce and an error message.
+fn nack(response: &Response, running: &str, resource_names: &[&str], message: &str) -> Request {
+    Request {
+        type_url: response.type_url.as_str().into(),
+        version_info: running.into(),
+        resource_names: names(resource_names),
+        response_nonce: response.nonce.clone(),
+        error_detail: Some(message.into()),
+    }
+}
+
+fn types(responses: &[Response]) -> Vec<TypeUrl> {
+    responses.iter().map(|r| r.type_url).collect()
+}
+
+fn resource_names(response: &Response) -> Vec<&str> {
+    response.resources.keys().map(String::as_str).collect()
+}
+
+/// The only response of a poll, of the given type.
+fn only(responses: Vec<Response>, type_url: TypeUrl) -> Response {
+    assert_eq!(types(&responses), vec![type_url], "{responses:#?}");
+    responses.into_iter().next().unwrap()
+}
+
+/// Subscribes CDS, EDS (for `eds`), LDS and RDS (for `outbound`) one after
+/// another as Envoy does, ACKing every response; returns the latest response
+/// of each type.
+fn connect(stream: &mut SotwStream, snap: &ProxySnapshot, eds: &[&str]) -> [Response; 4] {
+    stream.on_request(&initial(CDS, &[]));
+    let cds = only(stream.poll(snap), CDS);
+    stream.on_request(&initial(EDS, eds));
+    let eds_response = only(stream.poll(snap), EDS);
+    stream.on_request(&ack(&cds, &[]));
+    stream.on_request(&ack(&eds_response, eds));
+    assert!(stream.poll(snap).is_empty());
+    stream.on_request(&initial(LDS, &[]));
+    let lds = only(stream.poll(snap), LDS);
+    stream.on_request(&initial(RDS, &["outbound"]));
+    let rds = only(stream.poll(snap), RDS);
+    stream.on_request(&ack(&lds, &[]));
+    stream.on_request(&ack(&rds, &["outbound"]));
+    assert!(stream.poll(snap).is_empty());
+    [cds, eds_response, lds, rds]
+}
+
+#[test]
+fn the_first_request_is_answered_with_everything_subscribed() {
+    let snap = mesh();
+    let mut stream = SotwStream::new();
+    assert_eq!(stream.on_request(&initial(CDS, &[])), RequestKind::Initial);
+    let response = only(stream.poll(&snap), CDS);
+    assert_eq!(resource_names(&response), ["a", "b"]);
+    assert!(!response.nonce.is_empty());
+    assert_eq!(response.version, version_of(snap.of(CDS)));
+    assert_eq!(response.resources.as_ref(), snap.of(CDS));
+
+    let state = &stream.types[&CDS];
+    assert_eq!(state.sent.as_ref().unwrap().nonce, response.nonce);
+    assert!(state.acked.is_none());
+    assert!(state.awaiting_answer());
+}
+
+#[test]
+fn an_ack_is_recorded_and_nothing_is_sent_again_while_nothing_changes() {
+    let snap = mesh();
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(CDS, &[]));
+    let response = only(stream.poll(&snap), CDS);
+    assert_eq!(stream.on_request(&ack(&response, &[])), RequestKind::Ack);
+
+    let state = &stream.types[&CDS];
+    let (sent, acked) = (state.sent.as_ref().unwrap(), state.acked.as_ref().unwrap());
+    assert_eq!(acked.version, sent.version);
+    assert_eq!(acked.nonce, response.nonce);
+    assert!(!state.awaiting_answer());
+    assert!(state.nack.is_none());
+    assert!(stream.poll(&snap).is_empty());
+    // Polling again (a generation bump with the same content) sends nothing.
+    assert!(stream.poll(&mesh()).is_empty());
+}
+
+#[test]
+fn a_nack_is_detected_by_error_detail_only_and_keeps_the_old_acked_version() {
+    let a = mesh();
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(CDS, &[]));
+    let first = only(stream.poll(&a), CDS);
+    // An ACK whose version_info differs from ours is still an ACK.
+    let mut odd_ack = ack(&first, &[]);
+    odd_ack.version_info = "something-else".into();
+    assert_eq!(stream.on_request(&odd_ack), RequestKind::Ack);
+    assert_eq!(
+        stream.types[&CDS].acked.as_ref().unwrap().version,
+        first.version
+    );
+
+    let b = snapshot(&[(CDS, vec![cluster("a", 2), cluster("b", 1)])]);
+    let rejected = only(stream.poll(&b), CDS);
+    let kind = stream.on_request(&nack(&rejected, &first.version, &[], "bad cluster"));
+    assert_eq!(kind, RequestKind::Nack("bad cluster".into()));
+
+    let state = &stream.types[&CDS];
+    assert_eq!(state.acked.as_ref().unwrap().version, first.version);
+    assert_eq!(state.sent.as_ref().unwrap().version, rejected.version);
+    let nack_state = state.nack.as_ref().unwrap();
+    assert_eq!(nack_state.version, rejected.version);
+    assert_eq!(nack_state.nonce, rejected.nonce);
+    assert_eq!(nack_state.message, "bad cluster");
+    assert_eq!(state.nack_count, 1);
+    assert!(!state.awaiting_answer());
+    // The rejected version is not pushed again in a loop.
+    assert!(stream.poll(&b).is_empty());
+
+    // A NACK whose version_info happens to equal the sent version is still a NACK.
+    let c = snapshot(&[(CDS, vec![cluster("a", 3), cluster("b", 1)])]);
+    let rejected_again = only(stream.poll(&c), CDS);
+    let kind = stream.on_request(&nack(&rejected_again, &rejected_again.version, &[], "x"));
+    assert_eq!(kind, RequestKind::Nack("x".into()));
+    let state = &stream.types[&CDS];
+    assert_eq!(state.nack_count, 2);
+    assert_eq!(state.acked.as_ref().unwrap().version, first.version);
+
+    // The next ACK clears the NACK but keeps the count.
+    let d = snapshot(&[(CDS, vec![cluster("a", 4), cluster("b", 1)])]);
+    let accepted = only(stream.poll(&d), CDS);
+    assert_eq!(stream.on_request(&ack(&accepted, &[])), RequestKind::Ack);
+    let state = &stream.types[&CDS];
+    assert!(state.nack.is_none());
+    assert_eq!(state.nack_count, 2);
+    assert_eq!(state.acked.as_ref().unwrap().version, accepted.version);
+}
+
+#[test]
+fn a_nack_message_is_trimmed_to_the_proto_validation_failure() {
+    let dump = "cluster { name: \"outbound|80||x\" type: EDS eds_cluster_config { eds_config { ads { } } } }\n"
+        .repeat(40);
+    let message = format!(
+        "Error adding/updating cluster(s) outbound|80||x: {dump}Proto constraint validation failed (ClusterValidationError.LbPolicy:\n   value must be one of the defined enum values)"
+    );
+    let trimmed = trim_nack_message(&message);
+    assert_eq!(
+        trimmed,
+        "Proto constraint validation failed (ClusterValidationError.LbPolicy: value must be one of the defined enum values)"
+    );
+
+    // The stream stores and returns the trimmed message.
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(CDS, &[]));
+    let response = only(stream.poll(&mesh()), CDS);
+    let kind = stream.on_request(&nack(&response, "", &[], &message));
+    assert_eq!(kind, RequestKind::Nack(trimmed.clone()));
+    assert_eq!(stream.types[&CDS].nack.as_ref().unwrap().message, trimmed);
+
+    // Without the marker: whitespace collapsed, at most 1,000 characters.
+    assert_eq!(
+        trim_nack_message("  duplicate   domain\n\t'x' "),
+        "duplicate domain 'x'"
+    );
+    assert_eq!(trim_nack_message(&"é".repeat(5000)).chars().count(), 1000);
+    // The last marker wins when the dump itself quotes an earlier one.
+    assert_eq!(
+        trim_nack_message(
+            "Proto constraint validation failed (old) dump Proto constraint validation failed (new)"
+        ),
+        "Proto constraint validation failed (new)"
+    );
+}
+
+#[test]
+fn a_stale_nonce_applies_resource_names_but_is_not_answered() {
+    let v1 = snapshot(&[(EDS, vec![endpoints("a", &[1]), endpoints("b", &[2])])]);
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(EDS, &["a"]));
+    let first = only(stream.poll(&v1), EDS);
+    assert_eq!(resource_names(&first), ["a"]);
+
+    // Endpoints of `a` change: a second response is in flight.
+    let v2 = snapshot(&[(EDS, vec![endpoints("a", &[3]), endpoints("b", &[2])])]);
+    let second = only(stream.poll(&v2), EDS);
+
+    // Envoy, not yet having read `second`, asks for [a, b] with the old nonce.
+    let mut stale = ack(&first, &["a", "b"]);
+    stale.version_info = first.version.clone();
+    assert_eq!(stream.on_request(&stale), RequestKind::Stale);
+    assert_eq!(
+        stream.types[&EDS].subscription,
+        Subscription::Names(["a".to_string(), "b".to_string()].into())
+    );
+    assert!(
+        stream.poll(&v2).is_empty(),
+        "a stale request is not answered"
+    );
+    assert!(
+        stream.types[&EDS].acked.is_none(),
+        "a stale request ACKs nothing"
+    );
+
+    // The endpoints of b change meanwhile: still nothing until Envoy answers
+    // the response in flight, which it will.
+    let v3 = snapshot(&[(EDS, vec![endpoints("a", &[3]), endpoints("b", &[4])])]);
+    assert!(stream.poll(&v3).is_empty());
+
+    // Envoy reads `second` and ACKs it with its current names: now it gets b.
+    assert_eq!(
+        stream.on_request(&ack(&second, &["a", "b"])),
+        RequestKind::Ack
+    );
+    let third = only(stream.poll(&v3), EDS);
+    assert_eq!(resource_names(&third), ["a", "b"]);
+    assert_eq!(third.resources.as_ref(), v3.of(EDS));
+
+    // A stale request with unchanged names does nothing at all.
+    assert_eq!(
+        stream.on_request(&ack(&second, &["a", "b"])),
+        RequestKind::Stale
+    );
+    assert!(stream.poll(&v3).is_empty());
+
+    // With nothing in flight (the latest response is answered), a request
+    // with an unknown nonce is stale too, but its names are still served:
+    // no later answer would bring them.
+    stream.on_request(&ack(&third, &["a", "b"]));
+    let mut odd = ack(&third, &["b"]);
+    odd.response_nonce = "no-such-nonce".into();
+    assert_eq!(stream.on_request(&odd), RequestKind::Stale);
+    let fourth = only(stream.poll(&v3), EDS);
+    assert_eq!(resource_names(&fourth), ["b"]);
+}
+
+#[test]
+fn repeating_the_latest_nonce_with_changed_names_is_answered() {
+    let snap = snapshot(&[(RDS, vec![routes("outbound", &["a"])])]);
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(RDS, &["outbound"]));
+    let first = only(stream.poll(&snap), RDS);
+    stream.on_request(&ack(&first, &["outbound"]));
+    assert!(stream.poll(&snap).is_empty());
+
+    // A new listener needs a route configuration that does not exist (yet):
+    // the request repeats the latest nonce and must still be answered, with
+    // the same content and a new nonce.
+    let kind = stream.on_request(&ack(&first, &["outbound", "inbound"]));
+    assert_eq!(kind, RequestKind::Ack);
+    let second = only(stream.poll(&snap), RDS);
+    assert_eq!(second.version, first.version);
+    assert_ne!(second.nonce, first.nonce);
+    assert_eq!(resource_names(&second), ["outbound"]);
+
+    // Dropping a name is answered too, without it.
+    stream.on_request(&ack(&second, &["outbound", "inbound"]));
+    stream.on_request(&ack(&second, &[]));
+    let third = only(stream.poll(&snap), RDS);
+    assert!(third.resources.is_empty());
+}
+
+#[test]
+fn eds_names_that_do_not_exist_yet_are_pushed_when_they_appear() {
+    let only_a = snapshot(&[(EDS, vec![endpoints("a", &[1])])]);
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(EDS, &["a", "b"]));
+    let first = only(stream.poll(&only_a), EDS);
+    assert_eq!(resource_names(&first), ["a"]);
+    stream.on_request(&ack(&first, &["a", "b"]));
+    assert!(stream.poll(&only_a).is_empty());
+
+    // b appears; no request from Envoy, but it is pushed.
+    let both = snapshot(&[(EDS, vec![endpoints("a", &[1]), endpoints("b", &[2])])]);
+    let second = only(stream.poll(&both), EDS);
+    assert_eq!(resource_names(&second), ["a", "b"]);
+    // Resources nobody asked for are never sent.
+    let extra = snapshot(&[(
+        EDS,
+        vec![
+            endpoints("a", &[1]),
+            endpoints("b", &[2]),
+            endpoints("c", &[3]),
+        ],
+    )]);
+    stream.on_request(&ack(&second, &["a", "b"]));
+    assert!(stream.poll(&extra).is_empty());
+}
+
+#[test]
+fn cds_and_lds_subscribe_to_everything_with_no_names_or_a_star() {
+    for (type_url, wildcard) in [
+        (CDS, vec![]),
+        (CDS, vec!["*"]),
+        (LDS, vec![]),
+        (LDS, vec!["*"]),
+    ] {
+        let what = format!("{type_url} {wildcard:?}");
+        let snap = snapshot(&[
+            (CDS, vec![cluster("a", 1), cluster("b", 1)]),
+            (LDS, vec![listener("l1", 1), listener("l2", 2)]),
+        ]);
+        let mut stream = SotwStream::new();
+        stream.on_request(&initial(type_url, &wildcard));
+        assert_eq!(
+            stream.types[&type_url].subscription,
+            Subscription::Wildcard,
+            "{what}"
+        );
+        let first = only(stream.poll(&snap), type_url);
+        assert_eq!(first.resources.as_ref(), snap.of(type_url), "{what}");
+        stream.on_request(&ack(&first, &wildcard));
+
+        // A full set: an addition and a removal are both a new response.
+        let next = snapshot(&[
+            (CDS, vec![cluster("b", 1), cluster("c", 1)]),
+            (LDS, vec![listener("l2", 2), listener("l3", 3)]),
+        ]);
+        let second = only(stream.poll(&next), type_url);
+        assert_eq!(second.resources.as_ref(), next.of(type_url), "{what}");
+    }
+
+    // EDS and RDS have no wildcard: no names is no resources.
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(EDS, &[]));
+    assert_eq!(
+        stream.types[&EDS].subscription,
+        Subscription::Names(Default::default())
+    );
+    let response = only(stream.poll(&mesh()), EDS);
+    assert!(response.resources.is_empty());
+    // ... but `*` is a wildcard for any type.
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(EDS, &["*"]));
+    let response = only(stream.poll(&mesh()), EDS);
+    assert_eq!(resource_names(&response), ["a", "b"]);
+}
+
+/// Handed case 006: a cluster-only change makes Envoy re-request EDS for the
+/// modified cluster and keep it warming until an assignment arrives.
+#[test]
+fn after_a_cds_response_that_modified_a_cluster_the_next_eds_request_is_answered() {
+    let before = mesh();
+    let mut stream = SotwStream::new();
+    let [_, eds, ..] = connect(&mut stream, &before, &["a", "b"]);
+
+    // Only the connect timeout of `a` changes; endpoints are unchanged.
+    let after = snapshot(&[
+        (CDS, vec![cluster("a", 5), cluster("b", 1)]),
+        (EDS, vec![endpoints("a", &[8080]), endpoints("b", &[9090])]),
+        (LDS, vec![listener("outbound", 15001)]),
+        (RDS, vec![routes("outbound", &["a", "b"])]),
+    ]);
+    let cds = only(stream.poll(&after), CDS);
+    stream.on_request(&ack(&cds, &[]));
+    assert!(stream.poll(&after).is_empty());
+
+    // Envoy re-requests the endpoints: same nonce, same names. It is answered
+    // with the same content and a new nonce.
+    assert_eq!(stream.on_request(&ack(&eds, &["a", "b"])), RequestKind::Ack);
+    let again = only(stream.poll(&after), EDS);
+    assert_eq!(again.version, eds.version);
+    assert_ne!(again.nonce, eds.nonce);
+    assert_eq!(again.resources, eds.resources);
+    // Only once: its ACK is not answered again.
+    stream.on_request(&ack(&again, &["a", "b"]));
+    assert!(stream.poll(&after).is_empty());
+}
+
+#[test]
+fn a_cds_response_that_only_adds_clusters_owes_no_eds_response() {
+    let before = mesh();
+    let mut stream = SotwStream::new();
+    let [_, eds, ..] = connect(&mut stream, &before, &["a", "b"]);
+    let mut added = mesh();
+    added.resources.insert(
+        CDS,
+        Arc::new(
+            [cluster("a", 1), cluster("b", 1), cluster("c", 1)]
+                .into_iter()
+                .map(|r| (r.name.clone(), r))
+                .collect(),
+        ),
+    );
+    let cds = only(stream.poll(&added), CDS);
+    stream.on_request(&ack(&cds, &[]));
+    // The same EDS request as before is a plain ACK again: nothing to send.
+    stream.on_request(&ack(&eds, &["a", "b"]));
+    assert!(stream.poll(&added).is_empty());
+}
+
+#[test]
+fn a_roll_back_after_a_nack_is_sent_again() {
+    let a = snapshot(&[(CDS, vec![cluster("a", 1)])]);
+    let b = snapshot(&[(CDS, vec![cluster("a", 9)])]);
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(CDS, &[]));
+    let first = only(stream.poll(&a), CDS);
+    stream.on_request(&ack(&first, &[]));
+
+    let rejected = only(stream.poll(&b), CDS);
+    stream.on_request(&nack(&rejected, &first.version, &[], "invalid"));
+    assert!(stream.poll(&b).is_empty());
+
+    // The user reverts: the snapshot is A again, which Envoy runs, but we
+    // last sent B, so A is sent again.
+    let rolled_back = only(stream.poll(&a), CDS);
+    assert_eq!(rolled_back.version, first.version);
+    assert_ne!(rolled_back.nonce, first.nonce);
+    assert_eq!(rolled_back.resources, first.resources);
+    stream.on_request(&ack(&rolled_back, &[]));
+    let state = &stream.types[&CDS];
+    assert!(state.nack.is_none());
+    assert_eq!(state.acked.as_ref().unwrap().version, first.version);
+    assert!(stream.poll(&a).is_empty());
+}
+
+#[test]
+fn clusters_and_endpoints_go_first_and_routes_wait_for_their_acks() {
+    let before = mesh();
+    let mut stream = SotwStream::new();
+    connect(&mut stream, &before, &["a", "b", "c"]);
+
+    // One change touches every type: cluster `a` is modified, `c` is new,
+    // endpoints move, the listener and the routes change.
+    let after = snapshot(&[
+        (CDS, vec![cluster("a", 7), cluster("b", 1), cluster("c", 1)]),
+        (
+            EDS,
+            vec![
+                endpoints("a", &[8081]),
+                endpoints("b", &[9090]),
+                endpoints("c", &[7070]),
+            ],
+        ),
+        (LDS, vec![listener("outbound", 15002)]),
+        (RDS, vec![routes("outbound", &["a", "c"])]),
+    ]);
+    let first = stream.poll(&after);
+    assert_eq!(types(&first), [CDS, EDS]);
+    let (cds, eds) = (&first[0], &first[1]);
+    assert_eq!(resource_names(eds), ["a", "b", "c"]);
+
+    // Still waiting for the EDS answer: routes are held.
+    stream.on_request(&ack(cds, &[]));
+    assert!(stream.poll(&after).is_empty());
+    // Both ACKed: listeners and routes follow, in that order.
+    stream.on_request(&ack(eds, &["a", "b", "c"]));
+    let second = stream.poll(&after);
+    assert_eq!(types(&second), [LDS, RDS]);
+    stream.on_request(&ack(&second[0], &[]));
+    stream.on_request(&ack(&second[1], &["outbound"]));
+    assert!(stream.poll(&after).is_empty());
+}
+
+#[test]
+fn a_nack_of_clusters_also_releases_held_routes() {
+    let before = mesh();
+    let mut stream = SotwStream::new();
+    let [cds0, ..] = connect(&mut stream, &before, &["a", "b"]);
+    let after = snapshot(&[
+        (CDS, vec![cluster("a", 7), cluster("b", 1)]),
+        (EDS, vec![endpoints("a", &[8080]), endpoints("b", &[9090])]),
+        (LDS, vec![listener("outbound", 15001)]),
+        (RDS, vec![routes("outbound", &["b"])]),
+    ]);
+    let cds = only(stream.poll(&after), CDS);
+    stream.on_request(&nack(&cds, &cds0.version, &[], "no"));
+    // The CDS response is answered, so the routes may go (a NACK is an answer).
+    assert_eq!(types(&stream.poll(&after)), [RDS]);
+}
+
+/// Handed case 008: a cluster that the routes stop using is removed only
+/// after the proxy runs the routes that no longer use it.
+#[test]
+fn a_dropped_cluster_stays_until_the_routes_without_it_are_acked() {
+    let before = snapshot(&[
+        (CDS, vec![cluster("old", 1), cluster("v1", 1)]),
+        (EDS, vec![endpoints("old", &[1]), endpoints("v1", &[2])]),
+        (LDS, vec![listener("outbound", 15001)]),
+        (RDS, vec![routes("outbound", &["old", "v1"])]),
+    ]);
+    let mut stream = SotwStream::new();
+    connect(&mut stream, &before, &["old", "v1"]);
+
+    // In one change, `old` goes, `v2` is new and the routes move to v1/v2.
+    let after = snapshot(&[
+        (CDS, vec![cluster("v1", 1), cluster("v2", 1)]),
+        (EDS, vec![endpoints("v1", &[2]), endpoints("v2", &[3])]),
+        (LDS, vec![listener("outbound", 15001)]),
+        (RDS, vec![routes("outbound", &["v1", "v2"])]),
+    ]);
+    let first = stream.poll(&after);
+    assert_eq!(types(&first), [CDS], "{first:#?}");
+    assert_eq!(resource_names(&first[0]), ["old", "v1", "v2"]);
+    stream.on_request(&ack(&first[0], &[]));
+    // Envoy asks for the endpoints of the new cluster.
+    let eds_before = stream.types[&EDS].sent.clone().unwrap();
+    stream.on_request(&Request {
+        type_url: EDS.as_str().into(),
+        version_info: eds_before.version.clone(),
+        resource_names: names(&["old", "v1", "v2"]),
+        response_nonce: eds_before.nonce.clone(),
+        error_detail: None,
+    });
+    let eds = only(stream.poll(&after), EDS);
+    assert_eq!(resource_names(&eds), ["old", "v1", "v2"]);
+    assert_eq!(
+        eds.resources["old"],
+        endpoints("old", &[1]),
+        "old keeps its endpoints"
+    );
+    stream.on_request(&ack(&eds, &["old", "v1", "v2"]));
+
+    // Clusters and endpoints are settled: the new routes go out; `old` stays.
+    let rds = only(stream.poll(&after), RDS);
+    assert_eq!(rds.resources["outbound"], routes("outbound", &["v1", "v2"]));
+    assert!(stream.types[&CDS]
+        .sent
+        .as_ref()
+        .unwrap()
+        .resources
+        .contains_key("old"));
+
+    // Once the proxy runs those routes, `old` and its endpoints go.
+    stream.on_request(&ack(&rds, &["outbound"]));
+    let last = stream.poll(&after);
+    assert_eq!(types(&last), [CDS, EDS], "{last:#?}");
+    assert_eq!(resource_names(&last[0]), ["v1", "v2"]);
+    assert_eq!(last[0].resources.as_ref(), after.of(CDS));
+    assert_eq!(resource_names(&last[1]), ["v1", "v2"]);
+    // Envoy drops `old` from its EDS names while it applies the CDS response,
+    // before it reads the EDS one (so with a stale nonce), then ACKs both.
+    stream.on_request(&ack(&last[0], &[]));
+    assert_eq!(
+        stream.on_request(&ack(&eds, &["v1", "v2"])),
+        RequestKind::Stale
+    );
+    assert!(stream.poll(&after).is_empty());
+    stream.on_request(&ack(&last[1], &["v1", "v2"]));
+    assert!(stream.poll(&after).is_empty());
+    assert_eq!(
+        stream.types[&EDS].acked.as_ref().unwrap().nonce,
+        last[1].nonce
+    );
+}
+
+#[test]
+fn a_dropped_cluster_stays_while_the_new_routes_are_nacked() {
+    let before = snapshot(&[
+        (CDS, vec![cluster("old", 1), cluster("v1", 1)]),
+        (EDS, vec![endpoints("old", &[1]), endpoints("v1", &[2])]),
+        (LDS, vec![listener("outbound", 15001)]),
+        (RDS, vec![routes("outbound", &["old"])]),
+    ]);
+    let mut stream = SotwStream::new();
+    let [.., rds0] = connect(&mut stream, &before, &["old", "v1"]);
+    let after = snapshot(&[
+        (CDS, vec![cluster("v1", 1)]),
+        (EDS, vec![endpoints("v1", &[2])]),
+        (LDS, vec![listener("outbound", 15001)]),
+        (RDS, vec![routes("outbound", &["v1"])]),
+    ]);
+    // Nothing new in CDS/EDS (old is kept), so the routes go right away.
+    let rds = only(stream.poll(&after), RDS);
+    stream.on_request(&nack(&rds, &rds0.version, &["outbound"], "rejected"));
+    assert!(
+        stream.poll(&after).is_empty(),
+        "old stays: Envoy still routes to it"
+    );
+    assert!(stream.types[&CDS]
+        .sent
+        .as_ref()
+        .unwrap()
+        .resources
+        .contains_key("old"));
+}
+
+#[test]
+fn a_reconnect_with_an_old_version_and_no_nonce_is_answered() {
+    let snap = mesh();
+    // Envoy kept running what a previous server process sent: its
+    // version_info matches what we would send now, but the stream is new.
+    for type_url in [CDS, EDS, LDS, RDS] {
+        let mut stream = SotwStream::new();
+        let mut request = initial(type_url, if type_url == EDS { &["a"] } else { &[] });
+        if type_url == RDS {
+            request.resource_names = names(&["outbound"]);
+        }
+        request.version_info = version_of(&select(
+            snap.of(type_url),
+            &Subscription::from_request(type_url, &request.resource_names),
+        ));
+        assert_eq!(stream.on_request(&request), RequestKind::Initial);
+        let response = only(stream.poll(&snap), type_url);
+        assert_eq!(response.version, request.version_info);
+    }
+
+    // An empty nonce on a running stream (Envoy re-subscribing) is answered too.
+    let mut stream = SotwStream::new();
+    let [cds, ..] = connect(&mut stream, &snap, &["a", "b"]);
+    let mut again = initial(CDS, &[]);
+    again.version_info = cds.version.clone();
+    assert_eq!(stream.on_request(&again), RequestKind::Initial);
+    let response = only(stream.poll(&snap), CDS);
+    assert_eq!(response.version, cds.version);
+}
+
+#[test]
+fn unknown_types_are_ignored() {
+    let mut stream = SotwStream::new();
+    let request = Request {
+        type_url: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret".into(),
+        ..Default::default()
+    };
+    assert_eq!(stream.on_request(&request), RequestKind::UnknownType);
+    assert!(stream.types.is_empty());
+    assert!(stream.poll(&mesh()).is_empty());
+}
+
+#[test]
+fn nonces_are_unique_on_a_stream_and_versions_follow_content() {
+    let mut stream = SotwStream::new();
+    let [cds, eds, lds, rds] = connect(&mut stream, &mesh(), &["a", "b"]);
+    let mut nonces = vec![&cds.nonce, &eds.nonce, &lds.nonce, &rds.nonce];
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!(nonces.len(), 4);
+    // The version is a function of the content only.
+    assert_eq!(cds.version, version_of(mesh().of(CDS)));
+    assert_ne!(version_of(mesh().of(CDS)), version_of(mesh().of(EDS)));
+    assert_ne!(version_of(&ResourceMap::new()), cds.version);
+}

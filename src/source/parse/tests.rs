@@ -1,1 +1,501 @@
+//! Tests of YAML → objects: which documents are read, skipped or rejected,
+//! and which diagnostics (with which field paths) come out.
 
+use super::*;
+use crate::diagnostic::Severity;
+
+const FILE: &str = "mesh/reviews.yaml";
+
+fn key(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey {
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+    }
+}
+
+fn keys(parsed: &ParsedFile) -> Vec<ObjectKey> {
+    parsed.objects.iter().map(Object::key).collect()
+}
+
+fn errors(parsed: &ParsedFile) -> Vec<&Diagnostic> {
+    parsed.diagnostics.iter().filter(|d| d.is_error()).collect()
+}
+
+/// A VirtualService for host `reviews` whose first route's YAML is `http0`
+/// (indented for the list item under `http:`), followed by a plain second route.
+fn virtual_service(http0: &str) -> String {
+    format!(
+        "apiVersion: networking.sextant.dev/v1alpha1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  hosts: [reviews]
+  http:
+{http0}
+    - route:
+        - destination:
+            host: reviews
+"
+    )
+}
+
+#[test]
+fn a_multi_document_file_yields_every_object_in_file_order() {
+    let text = "
+# a comment before the first document
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  selector: {app: reviews}
+  ports:
+    - {name: http, port: 9080, targetPort: 9080}
+---
+---
+# a document holding only a comment
+---
+apiVersion: networking.sextant.dev/v1alpha1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  host: reviews
+  subsets:
+    - {name: v1, labels: {version: v1}}
+---
+apiVersion: networking.sextant.dev/v1alpha1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+    - route:
+        - destination: {host: reviews, subset: v1}
+";
+    let parsed = parse_documents(FILE, text);
+    assert_eq!(parsed.diagnostics, Vec::<Diagnostic>::new());
+    assert!(!parsed.unreadable);
+    assert!(parsed.rejected.is_empty());
+    assert_eq!(
+        keys(&parsed),
+        vec![
+            key(Kind::Service, "shop", "reviews"),
+            key(Kind::DestinationRule, "shop", "reviews"),
+            // No metadata.namespace: `default`, as kubectl applies it.
+            key(Kind::VirtualService, "default", "reviews"),
+        ]
+    );
+    let Object::DestinationRule(dr) = &parsed.objects[1] else {
+        panic!("expected a DestinationRule, got {:?}", parsed.objects[1]);
+    };
+    assert_eq!(dr.spec.subsets[0].labels["version"], "v1");
+}
+
+#[test]
+fn an_empty_file_is_readable_and_holds_nothing() {
+    for text in ["", "\n", "# only a comment\n", "---\n---\n"] {
+        let parsed = parse_documents(FILE, text);
+        assert!(!parsed.unreadable, "{text:?}");
+        assert!(parsed.objects.is_empty(), "{text:?}");
+        assert!(parsed.diagnostics.is_empty(), "{text:?}");
+    }
+}
+
+#[test]
+fn istio_api_versions_are_accepted_for_the_networking_kinds() {
+    let specs = [
+        (
+            Kind::VirtualService,
+            "VirtualService",
+            "hosts: [reviews]\n  http:\n    - route:\n        - destination: {host: reviews}",
+        ),
+        (Kind::DestinationRule, "DestinationRule", "host: reviews"),
+        (Kind::WorkloadEntry, "WorkloadEntry", "address: 10.0.0.7"),
+    ];
+    let api_versions = [
+        "networking.istio.io/v1",
+        "networking.istio.io/v1beta1",
+        "networking.istio.io/v1alpha3",
+        "networking.sextant.dev/v1alpha1",
+    ];
+    for (kind, kind_name, spec) in specs {
+        for api_version in api_versions {
+            let text = format!(
+                "apiVersion: {api_version}\nkind: {kind_name}\nmetadata:\n  name: x\n  namespace: shop\nspec:\n  {spec}\n"
+            );
+            let parsed = parse_documents(FILE, &text);
+            assert_eq!(
+                parsed.diagnostics,
+                Vec::<Diagnostic>::new(),
+                "{api_version} {kind_name}"
+            );
+            assert_eq!(
+                keys(&parsed),
+                vec![key(kind, "shop", "x")],
+                "{api_version} {kind_name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_kinds_and_api_versions_are_skipped_without_diagnostics() {
+    let text = "
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {a: b}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews}
+spec: {replicas: 3}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress}
+spec: {}
+---
+apiVersion: networking.istio.io/v2
+kind: VirtualService
+metadata: {name: from-the-future}
+spec: {hosts: [reviews]}
+---
+apiVersion: networking.example.com/v1alpha1
+kind: DestinationRule
+metadata: {name: someone-elses}
+spec: {host: reviews}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  ports: [{port: 80}]
+";
+    let parsed = parse_documents(FILE, text);
+    assert_eq!(parsed.diagnostics, Vec::<Diagnostic>::new());
+    assert!(!parsed.unreadable);
+    assert!(parsed.rejected.is_empty());
+    assert_eq!(
+        keys(&parsed),
+        vec![key(Kind::Service, "default", "reviews")]
+    );
+}
+
+#[test]
+fn an_unknown_field_is_a_warning_naming_its_path_and_the_object_is_served() {
+    let text = virtual_service(
+        "    - retries: {attempts: 3}
+      route:
+        - destination: {host: reviews}
+          mirrorPercent: 5",
+    );
+    let parsed = parse_documents(FILE, &text);
+    assert_eq!(
+        keys(&parsed),
+        vec![key(Kind::VirtualService, "shop", "reviews")]
+    );
+    assert!(parsed.rejected.is_empty());
+    let mut fields: Vec<&str> = parsed
+        .diagnostics
+        .iter()
+        .inspect(|d| {
+            assert_eq!(d.severity, Severity::Warning, "{d}");
+            assert_eq!(d.file.as_deref(), Some(FILE));
+            assert_eq!(d.object, Some(key(Kind::VirtualService, "shop", "reviews")));
+        })
+        .map(|d| d.field.as_str())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "spec.http[0].retries",
+            "spec.http[0].route[0].mirrorPercent"
+        ]
+    );
+}
+
+#[test]
+fn a_wrong_type_is_an_error_naming_its_path_and_the_object_is_rejected() {
+    let text = virtual_service(
+        r#"    - route:
+        - destination: {host: reviews, subset: v1}
+          weight: "abc""#,
+    );
+    let parsed = parse_documents(FILE, &text);
+    assert!(parsed.objects.is_empty());
+    assert!(!parsed.unreadable, "the object was identified");
+    assert_eq!(
+        parsed.rejected,
+        vec![key(Kind::VirtualService, "shop", "reviews")]
+    );
+    let errors = errors(&parsed);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "spec.http[0].route[0].weight");
+    assert_eq!(errors[0].file.as_deref(), Some(FILE));
+    assert!(
+        errors[0].to_string().starts_with(
+            "mesh/reviews.yaml: VirtualService shop/reviews: spec.http[0].route[0].weight: "
+        ),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn a_rejected_document_does_not_affect_its_neighbours() {
+    let text = format!(
+        "{}---\n{}",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: 80}]\n",
+        // Port 0 fails validation, not deserialization.
+        "apiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec:\n  ports: [{port: 0}]\n",
+    );
+    let parsed = parse_documents(FILE, &text);
+    assert_eq!(keys(&parsed), vec![key(Kind::Service, "default", "a")]);
+    assert_eq!(parsed.rejected, vec![key(Kind::Service, "default", "b")]);
+    assert!(!parsed.unreadable);
+    let errors = errors(&parsed);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, "spec.ports[0].port");
+}
+
+#[test]
+fn a_yaml_syntax_error_makes_the_file_unreadable() {
+    let text = "
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b
+spec:
+  ports: [{port: 80}]
+";
+    let parsed = parse_documents(FILE, text);
+    assert!(parsed.unreadable);
+    let errors = errors(&parsed);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].file.as_deref(), Some(FILE));
+    assert_eq!(errors[0].object, None, "a syntax error names no object");
+    assert!(
+        errors[0].message.starts_with("YAML document 2: "),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn a_document_without_identity_makes_the_file_unreadable() {
+    let cases = [
+        (
+            "no metadata.name",
+            "apiVersion: v1\nkind: Service\nmetadata: {namespace: shop}\nspec: {}\n",
+        ),
+        ("no metadata", "apiVersion: v1\nkind: Service\nspec: {}\n"),
+        (
+            "empty name",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: ''}\nspec: {}\n",
+        ),
+        ("no kind", "apiVersion: v1\nmetadata: {name: a}\n"),
+        ("no apiVersion", "kind: Service\nmetadata: {name: a}\n"),
+        ("not a mapping", "- apiVersion: v1\n  kind: Service\n"),
+    ];
+    for (what, text) in cases {
+        let parsed = parse_documents(FILE, text);
+        assert!(parsed.unreadable, "{what}");
+        assert!(parsed.objects.is_empty(), "{what}");
+        assert!(
+            parsed.rejected.is_empty(),
+            "{what}: nothing to reject by key"
+        );
+        let errors = errors(&parsed);
+        assert_eq!(errors.len(), 1, "{what}: {errors:?}");
+        assert_eq!(errors[0].file.as_deref(), Some(FILE), "{what}");
+    }
+    let parsed = parse_documents(
+        FILE,
+        "apiVersion: v1\nkind: Service\nmetadata: {namespace: shop}\nspec: {}\n",
+    );
+    assert!(
+        parsed.diagnostics[0].message.contains("metadata.name"),
+        "{}",
+        parsed.diagnostics[0]
+    );
+}
+
+/// Handed case 002: a negative lookahead is PCRE, not RE2. Envoy would NACK
+/// the whole RouteConfiguration, so the object must be rejected at load time
+/// with an error naming the field.
+#[test]
+fn a_regex_re2_cannot_compile_is_rejected_with_its_field_path() {
+    let text = virtual_service(
+        r#"    - match:
+        - uri: {regex: "^(?!/internal).*"}
+      route:
+        - destination: {host: reviews}"#,
+    );
+    let parsed = parse_documents(FILE, &text);
+    assert!(parsed.objects.is_empty());
+    assert_eq!(
+        parsed.rejected,
+        vec![key(Kind::VirtualService, "shop", "reviews")]
+    );
+    let errors = errors(&parsed);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "spec.http[0].match[0].uri.regex");
+    assert_eq!(
+        errors[0].object,
+        Some(key(Kind::VirtualService, "shop", "reviews"))
+    );
+    assert!(errors[0].message.contains("RE2"), "{}", errors[0]);
+}
+
+#[test]
+fn regexes_are_checked_in_headers_too_and_valid_re2_passes() {
+    let text = virtual_service(
+        r#"    - match:
+        - uri: {regex: "/api/v[0-9]+/.*"}
+          headers:
+            x-user: {regex: "(a)\\1"}
+      route:
+        - destination: {host: reviews}"#,
+    );
+    let parsed = parse_documents(FILE, &text);
+    let errors = errors(&parsed);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].field,
+        "spec.http[0].match[0].headers.x-user.regex"
+    );
+
+    // RE2 syntax that must keep passing (each checked with Envoy 1.40's
+    // `envoy --mode validate`).
+    for good in [
+        "^/api/.*$",
+        "(?i)/Reviews/[a-z]+",
+        "(?i:x)(?-s:.)(?U)a+",
+        r"\d{1,3}",
+        r"\x{41}\x41",
+        "(?P<id>[0-9]+)",
+        "(?<id>[0-9]+)",
+        "[[:alpha:]][^[:digit:]]",
+        r"\p{Greek}",
+        "a|b|(c+)?",
+        "(a*)*",
+    ] {
+        assert_eq!(validate::re2_compatible(good), Ok(()), "{good}");
+    }
+    // Accepted by the `regex` crate, rejected by Envoy's RE2 (so Envoy would
+    // NACK the whole RouteConfiguration): look-around, back-references, the
+    // flags x, R and u, \u escapes, stacked repetition operators.
+    for bad in [
+        "^(?!/internal).*",
+        "(?=x)",
+        "(?<=/api)/x",
+        "(?<!x)y",
+        r"(a)\1",
+        "(?x) a b",
+        "(?R)^x$",
+        "(?u)a",
+        "(?-u:a)",
+        r"\u0041",
+        r"\u{41}",
+        r"[\U00000041-Z]",
+        "a**",
+        "a++",
+        "a{2}{3}",
+        "(unclosed",
+    ] {
+        assert!(validate::re2_compatible(bad).is_err(), "{bad}");
+    }
+    // Class set operations are refused too: RE2 would read them as plain
+    // characters, which is not what the author meant.
+    assert!(validate::re2_compatible("[a-z&&[^aeiou]]").is_err());
+}
+
+#[test]
+fn a_string_match_must_set_exactly_one_field() {
+    let text = virtual_service(
+        r#"    - match:
+        - uri: {exact: /a, prefix: /b}
+        - uri: {}
+      route:
+        - destination: {host: reviews}"#,
+    );
+    let parsed = parse_documents(FILE, &text);
+    assert!(parsed.objects.is_empty());
+    assert_eq!(
+        parsed.rejected,
+        vec![key(Kind::VirtualService, "shop", "reviews")]
+    );
+    let fields: Vec<&str> = errors(&parsed).iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["spec.http[0].match[0].uri", "spec.http[0].match[1].uri"]
+    );
+    assert!(parsed.diagnostics[0].message.contains("exactly one"));
+}
+
+#[test]
+fn kubernetes_kinds_are_typed_and_validated() {
+    let text = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: ledger, namespace: bank}
+spec:
+  ports:
+    - {port: 80, targetPort: 8080}
+    - {port: 70000, targetPort: 0}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ledger-abc, namespace: bank}
+addressType: IPv4
+endpoints:
+  - addresses: [10.0.0.1]
+ports:
+  - {port: 8080}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ledger-1, namespace: bank}
+spec:
+  containers: [{name: app, image: "ledger:1"}]
+status: {podIP: 10.0.0.1}
+"#;
+    let parsed = parse_documents(FILE, text);
+    assert_eq!(
+        keys(&parsed),
+        vec![
+            key(Kind::EndpointSlice, "bank", "ledger-abc"),
+            key(Kind::Pod, "bank", "ledger-1"),
+        ]
+    );
+    assert_eq!(parsed.rejected, vec![key(Kind::Service, "bank", "ledger")]);
+    let mut fields: Vec<(Severity, &str)> = parsed
+        .diagnostics
+        .iter()
+        .map(|d| (d.severity, d.field.as_str()))
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            // A slice without the service-name label belongs to no Service.
+            (Severity::Warning, "metadata.labels"),
+            (Severity::Error, "spec.ports[1].port"),
+            (Severity::Error, "spec.ports[1].targetPort"),
+        ]
+    );
+}
