@@ -22,11 +22,7 @@ async fn proxies_and_config_dump_match_envoy() {
     let envoy = Envoy::start(
         work.path(),
         &sextant,
-        Workload {
-            node_id: "admin-test.default",
-            namespace: "default",
-            labels: "app=client",
-        },
+        Workload::client("admin-test.default"),
     )
     .await;
     envoy.wait_until_serving("ratings").await;

@@ -67,16 +67,7 @@ async fn bad_files_keep_the_last_good_config() {
     config.write("routing.yaml", &routing("100", "0", ""));
 
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let envoy = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            node_id: "bad-input.default",
-            namespace: "default",
-            labels: "app=client",
-        },
-    )
-    .await;
+    let envoy = Envoy::start(work.path(), &sextant, Workload::client("bad-input.default")).await;
     wait_for(
         Duration::from_secs(10),
         "reviews v1 through envoy",

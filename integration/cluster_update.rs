@@ -27,7 +27,16 @@ fn cluster_state(clusters: &Value, name: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_change_with_same_endpoints_does_not_stay_warming() {
+async fn cluster_change_with_same_endpoints_does_not_stay_warming_sotw() {
+    cluster_change_with_same_endpoints(Workload::client("warming-test.default")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_change_with_same_endpoints_does_not_stay_warming_delta() {
+    cluster_change_with_same_endpoints(Workload::client("warming-test.default").delta()).await;
+}
+
+async fn cluster_change_with_same_endpoints(workload: Workload<'_>) {
     let work = tempfile::tempdir().unwrap();
     let catalog = Upstream::start(work.path(), "127.0.1.51", "catalog", "v1");
     let config = ConfigDir::new();
@@ -41,16 +50,7 @@ async fn cluster_change_with_same_endpoints_does_not_stay_warming() {
     );
     config.write("catalog-rule.yaml", &catalog_rule("ROUND_ROBIN"));
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let envoy = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            node_id: "warming-test.default",
-            namespace: "default",
-            labels: "app=client",
-        },
-    )
-    .await;
+    let envoy = Envoy::start(work.path(), &sextant, workload).await;
     envoy.wait_until_serving("catalog").await;
 
     let name = "outbound|8080||catalog.default.svc.cluster.local";

@@ -110,11 +110,7 @@ async fn service_port_target_port_and_endpoint_conditions() {
     let envoy = Envoy::start(
         work.path(),
         &sextant,
-        Workload {
-            node_id: "endpoints-test.default",
-            namespace: "default",
-            labels: "app=client",
-        },
+        Workload::client("endpoints-test.default"),
     )
     .await;
     envoy.wait_until_serving("ledger").await;

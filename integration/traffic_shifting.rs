@@ -39,7 +39,16 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn weights_header_match_and_live_edits() {
+async fn weights_header_match_and_live_edits_sotw() {
+    weights_header_match_and_live_edits(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_header_match_and_live_edits_delta() {
+    weights_header_match_and_live_edits(true).await;
+}
+
+async fn weights_header_match_and_live_edits(delta: bool) {
     let work = tempfile::tempdir().unwrap();
     let v1 = Upstream::start(work.path(), "127.0.1.3", "reviews", "v1");
     let v2 = Upstream::start(work.path(), "127.0.1.4", "reviews", "v2");
@@ -68,6 +77,7 @@ async fn weights_header_match_and_live_edits() {
             node_id: "productpage-v1.default",
             namespace: "default",
             labels: "app=productpage",
+            delta,
         },
     )
     .await;
@@ -77,6 +87,13 @@ async fn weights_header_match_and_live_edits() {
         || async { (envoy.get("reviews", "/", &[]).await.0 == 200).then_some(()) },
     )
     .await;
+
+    let proxies = sextant.admin_json("/debug/proxies").await;
+    assert_eq!(
+        proxies["proxies"][0]["protocol"],
+        if delta { "delta" } else { "SotW" },
+        "{proxies}"
+    );
 
     // A 90/10 split, measured over 400 requests, lands within ±6 points.
     let counts = envoy.version_counts("reviews", 400).await;

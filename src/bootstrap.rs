@@ -3,7 +3,9 @@
 //! The bootstrap identifies the proxy (node id, cluster, and the metadata
 //! keys of [`crate::proxy`]), points ADS at Sextant over an HTTP/2 cluster
 //! (Envoy hangs silently after "initializing cds" without HTTP/2), and takes
-//! LDS and CDS from ADS with `resource_api_version: V3`.
+//! LDS and CDS from ADS with `resource_api_version: V3`. ADS is state of the
+//! world by default (every Envoy and every xDS client supports it); `delta`
+//! selects incremental ADS.
 
 use crate::envoy::builders::{ads_config_source, duration};
 use crate::proxy::{self, string_value};
@@ -51,6 +53,8 @@ pub struct BootstrapOptions {
     pub admin: SocketAddr,
     /// Outbound HTTP listener of this proxy.
     pub outbound: SocketAddr,
+    /// Use delta (incremental) ADS (`DELTA_GRPC`) instead of state of the world (`GRPC`).
+    pub delta: bool,
 }
 
 /// The bootstrap proto.
@@ -158,7 +162,11 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
         }),
         dynamic_resources: Some(bootstrap::DynamicResources {
             ads_config: Some(ApiConfigSource {
-                api_type: api_config_source::ApiType::Grpc as i32,
+                api_type: if options.delta {
+                    api_config_source::ApiType::DeltaGrpc as i32
+                } else {
+                    api_config_source::ApiType::Grpc as i32
+                },
                 transport_api_version: ApiVersion::V3 as i32,
                 grpc_services: vec![GrpcService {
                     target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(

@@ -218,6 +218,28 @@ pub struct Workload<'a> {
     pub node_id: &'a str,
     pub namespace: &'a str,
     pub labels: &'a str,
+    /// Delta ADS instead of SotW.
+    pub delta: bool,
+}
+
+impl<'a> Workload<'a> {
+    /// A SotW client workload in `default`.
+    pub fn client(node_id: &'a str) -> Self {
+        Workload {
+            node_id,
+            namespace: "default",
+            labels: "app=client",
+            delta: false,
+        }
+    }
+
+    /// The same over delta ADS.
+    pub fn delta(self) -> Self {
+        Workload {
+            delta: true,
+            ..self
+        }
+    }
 }
 
 /// A stock Envoy, bootstrapped with `sextant bootstrap`.
@@ -269,6 +291,7 @@ impl Envoy {
                 "--outbound-port",
                 &outbound.port().to_string(),
             ])
+            .args(workload.delta.then_some("--delta"))
             .arg("--output")
             .arg(&bootstrap)
             .status()

@@ -5,6 +5,7 @@
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once the first full load is done, 503 before |
 //! | `GET /debug/proxies` | connected proxies and, per type, versions sent and ACKed, the last NACK |
+//! | `GET /debug/syncz` | per proxy and type: SYNCED, NOT SENT, STALE or NACKED (Istio's proxy-status columns) |
 //! | `GET /debug/config_errors` | current errors and warnings about the input |
 //! | `GET /debug/ir` | the resolved world (IR) as JSON |
 //! | `GET /config_dump?proxy=<node-id>` | what the proxy ACKed, in Envoy's config-dump shape |
@@ -13,7 +14,8 @@ mod config_dump;
 
 use crate::cache::SnapshotCache;
 use crate::diagnostic::Diagnostic;
-use crate::server::registry::Registry;
+use crate::envoy::TypeUrl;
+use crate::server::registry::{Registry, SyncState, TypeStatus};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
@@ -44,6 +46,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/debug/proxies", get(proxies))
+        .route("/debug/syncz", get(syncz))
         .route("/debug/config_errors", get(config_errors))
         .route("/debug/ir", get(ir))
         .route("/config_dump", get(config_dump))
@@ -87,6 +90,15 @@ fn unix_seconds(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+fn nack_json(nack: &crate::server::stream::Nack) -> serde_json::Value {
+    json!({
+        "version": nack.version,
+        "nonce": nack.nonce,
+        "message": nack.message,
+        "at_unix_seconds": unix_seconds(nack.at),
+    })
+}
+
 async fn proxies(State(state): State<AdminState>) -> Json<serde_json::Value> {
     let proxies: Vec<_> = state
         .registry
@@ -95,23 +107,18 @@ async fn proxies(State(state): State<AdminState>) -> Json<serde_json::Value> {
         .map(|entry| {
             let stream = entry.state.lock().expect("stream lock");
             let types: serde_json::Map<String, serde_json::Value> = stream
-                .types
+                .status()
                 .iter()
                 .map(|(type_url, t)| {
                     let value = json!({
                         "type_url": type_url.as_str(),
                         "subscription": t.subscription,
-                        "sent_version": t.sent.as_ref().map(|s| &s.version),
-                        "sent_nonce": t.sent.as_ref().map(|s| &s.nonce),
-                        "sent_resources": t.sent.as_ref().map(|s| s.resources.keys().collect::<Vec<_>>()),
-                        "acked_version": t.acked.as_ref().map(|s| &s.version),
-                        "synced": t.sent.is_some() && t.sent.as_ref().map(|s| &s.version) == t.acked.as_ref().map(|a| &a.version),
-                        "last_nack": t.nack.as_ref().map(|n| json!({
-                            "version": n.version,
-                            "nonce": n.nonce,
-                            "message": n.message,
-                            "at_unix_seconds": unix_seconds(n.at),
-                        })),
+                        "sent_version": t.sent_version,
+                        "sent_nonce": t.sent_nonce,
+                        "sent_resources": t.sent_resources,
+                        "acked_version": t.acked_version,
+                        "synced": t.sync_state() == SyncState::Synced,
+                        "last_nack": t.last_nack.as_ref().map(nack_json),
                         "nack_count": t.nack_count,
                     });
                     (type_url.short_name().to_string(), value)
@@ -119,6 +126,7 @@ async fn proxies(State(state): State<AdminState>) -> Json<serde_json::Value> {
                 .collect();
             json!({
                 "node_id": entry.proxy.node_id,
+                "protocol": stream.protocol(),
                 "cluster": entry.proxy.cluster,
                 "namespace": entry.proxy.namespace,
                 "service_account": entry.proxy.service_account,
@@ -130,13 +138,41 @@ async fn proxies(State(state): State<AdminState>) -> Json<serde_json::Value> {
             })
         })
         .collect();
-    let nacks: serde_json::Map<String, serde_json::Value> = state
+    Json(json!({ "proxies": proxies, "nacks_total": nack_totals(&state) }))
+}
+
+fn nack_totals(state: &AdminState) -> serde_json::Map<String, serde_json::Value> {
+    state
         .registry
         .nack_totals()
         .into_iter()
         .map(|(t, n)| (t.short_name().to_string(), json!(n)))
+        .collect()
+}
+
+/// Istio's proxy-status table: per proxy and type, SYNCED, NOT SENT, STALE
+/// or NACKED, with the trimmed NACK message.
+async fn syncz(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    let proxies: Vec<_> = state
+        .registry
+        .streams()
+        .iter()
+        .map(|entry| {
+            let status = entry.state.lock().expect("stream lock").status();
+            let mut row = serde_json::Map::new();
+            row.insert("node_id".into(), json!(entry.proxy.node_id));
+            for type_url in TypeUrl::ALL {
+                let t = status.get(&type_url);
+                let sync = t.map_or(SyncState::NotSent, TypeStatus::sync_state);
+                row.insert(type_url.short_name().into(), json!(sync));
+                if let Some(nack) = t.and_then(|t| t.last_nack.as_ref()) {
+                    row.insert(format!("{}_nack", type_url.short_name()), nack_json(nack));
+                }
+            }
+            serde_json::Value::Object(row)
+        })
         .collect();
-    Json(json!({ "proxies": proxies, "nacks_total": nacks }))
+    Json(json!({ "proxies": proxies, "nacks_total": nack_totals(&state) }))
 }
 
 #[derive(Deserialize)]
@@ -156,7 +192,8 @@ async fn config_dump(State(state): State<AdminState>, Query(query): Query<DumpQu
         let message = format!("no connected proxy has node id {node_id:?}; see /debug/proxies\n");
         return (StatusCode::NOT_FOUND, message).into_response();
     };
-    let dump = config_dump::acked(&entry.state.lock().expect("stream lock"));
+    let status = entry.state.lock().expect("stream lock").status();
+    let dump = config_dump::acked(&status);
     match crate::envoy::json::to_json(&dump) {
         Ok(json) => Json(json).into_response(),
         Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n")).into_response(),

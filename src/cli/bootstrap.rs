@@ -39,6 +39,9 @@ pub struct BootstrapArgs {
     /// Port of the outbound HTTP listener.
     #[arg(long, default_value_t = 15001)]
     outbound_port: u16,
+    /// Use delta (incremental) ADS instead of state of the world.
+    #[arg(long)]
+    delta: bool,
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -93,6 +96,7 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         xds_port: port,
         admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.admin_port),
         outbound: SocketAddr::new(args.outbound_address, args.outbound_port),
+        delta: args.delta,
     };
     let yaml = bootstrap_yaml(&options)?;
     match args.output {

@@ -1,10 +1,14 @@
-//! The ADS gRPC server: tonic wiring ([`AdsService`]), the per-stream SotW
-//! state machine ([`stream`]) and the registry of connected proxies
-//! ([`registry`]) that the admin endpoint reads.
+//! The ADS gRPC server: tonic wiring ([`AdsService`]), the per-stream state
+//! machines for SotW ([`stream`]) and delta ([`delta_stream`]), the stream
+//! task they share, and the registry of connected proxies ([`registry`])
+//! that the admin endpoint reads.
 
+mod delta;
+pub mod delta_stream;
 pub mod registry;
 mod sotw;
 pub mod stream;
+mod task;
 
 use crate::cache::SnapshotCache;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
@@ -71,6 +75,27 @@ impl AdsService {
     }
 }
 
+impl AdsService {
+    /// Starts the task of one stream; its responses flow through a bounded
+    /// channel, so a proxy that does not read holds up only its own stream.
+    fn spawn<P: task::Protocol>(
+        &self,
+        request: Request<Streaming<P::Request>>,
+    ) -> Response<ResponseStream<P::Response>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let peer: Option<SocketAddr> = request.remote_addr();
+        let task = task::run::<P>(
+            request.into_inner(),
+            tx,
+            self.cache.clone(),
+            self.registry.clone(),
+            peer,
+        );
+        tokio::spawn(task);
+        Response::new(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -82,24 +107,13 @@ impl AggregatedDiscoveryService for AdsService {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        let peer: Option<SocketAddr> = request.remote_addr();
-        tokio::spawn(sotw::serve_stream(
-            request.into_inner(),
-            tx,
-            self.cache.clone(),
-            self.registry.clone(),
-            peer,
-        ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(self.spawn::<sotw::Sotw>(request))
     }
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "Sextant does not serve delta xDS yet; use a state-of-the-world ADS bootstrap (api_type: GRPC), as `sextant bootstrap` writes",
-        ))
+        Ok(self.spawn::<delta::Delta>(request))
     }
 }

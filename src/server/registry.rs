@@ -1,13 +1,146 @@
 //! Connected proxies and their per-type xDS state, for the admin endpoint.
 
-use super::stream::SotwStream;
+use super::delta_stream::DeltaStream;
+use super::stream::{Nack, SotwStream, Subscription};
+use crate::cache::ResourceMap;
 use crate::envoy::TypeUrl;
 use crate::proxy::ProxyInfo;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+/// The state machine of one stream.
+#[derive(Debug)]
+pub enum StreamState {
+    /// State of the world.
+    Sotw(SotwStream),
+    /// Incremental.
+    Delta(DeltaStream),
+}
+
+/// What the admin endpoint shows of one type on one stream, the same for
+/// SotW and delta.
+#[derive(Clone, Debug, Serialize)]
+pub struct TypeStatus {
+    /// `wildcard`, or the subscribed names.
+    pub subscription: Subscription,
+    /// Version of the latest response (SotW `version_info`, delta `system_version_info`).
+    pub sent_version: Option<String>,
+    /// Nonce of the latest response.
+    pub sent_nonce: Option<String>,
+    /// Names the proxy has if it accepts everything sent.
+    pub sent_resources: Vec<String>,
+    /// Version of the latest ACKed response.
+    pub acked_version: Option<String>,
+    /// The resources the proxy ACKed, by name.
+    #[serde(skip)]
+    pub acked_resources: Option<Arc<ResourceMap>>,
+    /// When the ACKed response was sent.
+    #[serde(skip)]
+    pub acked_at: Option<SystemTime>,
+    /// The latest response is still waiting for an ACK or NACK.
+    pub awaiting_answer: bool,
+    /// The latest NACK, if the latest answered response was NACKed.
+    pub last_nack: Option<Nack>,
+    /// NACKs received on this stream.
+    pub nack_count: u64,
+}
+
+/// Istio's proxy-status column values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SyncState {
+    /// The latest response was ACKed.
+    Synced,
+    /// Nothing was sent yet.
+    NotSent,
+    /// The latest response is not answered yet.
+    Stale,
+    /// The latest response was NACKed.
+    Nacked,
+}
+
+impl TypeStatus {
+    /// Where this type stands, in proxy-status terms.
+    pub fn sync_state(&self) -> SyncState {
+        match (&self.sent_version, self.awaiting_answer, &self.last_nack) {
+            (None, _, _) => SyncState::NotSent,
+            (Some(_), true, _) => SyncState::Stale,
+            (Some(_), false, Some(_)) => SyncState::Nacked,
+            (Some(_), false, None) => SyncState::Synced,
+        }
+    }
+}
+
+impl StreamState {
+    /// "SotW" or "delta".
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            StreamState::Sotw(_) => "SotW",
+            StreamState::Delta(_) => "delta",
+        }
+    }
+
+    /// The status of every type the proxy asked for.
+    pub fn status(&self) -> BTreeMap<TypeUrl, TypeStatus> {
+        match self {
+            StreamState::Sotw(stream) => stream
+                .types
+                .iter()
+                .map(|(t, s)| {
+                    let status = TypeStatus {
+                        subscription: s.subscription.clone(),
+                        sent_version: s.sent.as_ref().map(|x| x.version.clone()),
+                        sent_nonce: s.sent.as_ref().map(|x| x.nonce.clone()),
+                        sent_resources: s
+                            .sent
+                            .iter()
+                            .flat_map(|x| x.resources.keys().cloned())
+                            .collect(),
+                        acked_version: s.acked.as_ref().map(|x| x.version.clone()),
+                        acked_resources: s.acked.as_ref().map(|x| x.resources.clone()),
+                        acked_at: s.acked.as_ref().map(|x| x.at),
+                        awaiting_answer: s.awaiting_answer(),
+                        last_nack: s.nack.clone(),
+                        nack_count: s.nack_count,
+                    };
+                    (*t, status)
+                })
+                .collect(),
+            StreamState::Delta(stream) => stream
+                .types
+                .iter()
+                .map(|(t, s)| {
+                    let subscription = if s.wildcard {
+                        Subscription::Wildcard
+                    } else {
+                        Subscription::Names(s.names.clone())
+                    };
+                    let status = TypeStatus {
+                        subscription,
+                        sent_version: s.sent.as_ref().map(|x| x.system_version.clone()),
+                        sent_nonce: s.sent.as_ref().map(|x| x.nonce.clone()),
+                        sent_resources: s
+                            .sent
+                            .iter()
+                            .flat_map(|x| x.state.keys().cloned())
+                            .collect(),
+                        acked_version: s.acked.as_ref().map(|x| x.system_version.clone()),
+                        acked_resources: s.acked.as_ref().map(|x| x.state.clone()),
+                        acked_at: s.acked.as_ref().map(|x| x.at),
+                        awaiting_answer: s.awaiting_answer(),
+                        last_nack: s.nack.clone(),
+                        nack_count: s.nack_count,
+                    };
+                    (*t, status)
+                })
+                .collect(),
+        }
+    }
+}
 
 /// One connected ADS stream.
 #[derive(Debug)]
@@ -22,7 +155,7 @@ pub struct StreamEntry {
     pub connected_at: SystemTime,
     /// The stream's state machine; the stream task holds the lock only
     /// briefly, per request or push.
-    pub state: Arc<Mutex<SotwStream>>,
+    pub state: Arc<Mutex<StreamState>>,
 }
 
 /// All connected streams, plus NACK counters that outlive streams.
@@ -53,14 +186,19 @@ impl Drop for Registration {
 
 impl Registry {
     /// Records a new stream; it stays listed while the returned guard lives.
-    pub fn register(self: &Arc<Self>, proxy: ProxyInfo, peer: Option<SocketAddr>) -> Registration {
+    pub fn register(
+        self: &Arc<Self>,
+        proxy: ProxyInfo,
+        peer: Option<SocketAddr>,
+        state: StreamState,
+    ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let entry = Arc::new(StreamEntry {
             id,
             proxy,
             peer,
             connected_at: SystemTime::now(),
-            state: Arc::new(Mutex::new(SotwStream::new())),
+            state: Arc::new(Mutex::new(state)),
         });
         self.streams
             .lock()

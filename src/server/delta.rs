@@ -1,0 +1,87 @@
+//! Delta (incremental) ADS: the [`Protocol`] glue between tonic messages and
+//! the [`DeltaStream`] state machine.
+
+use super::delta_stream::{DeltaRequest, DeltaResponse, DeltaStream};
+use super::registry::StreamState;
+use super::stream::RequestKind;
+use super::task::{Protocol, IDENTIFIER};
+use crate::cache::ProxySnapshot;
+use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+use envoy_types::pb::google::protobuf::Any;
+
+pub(super) struct Delta;
+
+fn machine(state: &mut StreamState) -> &mut DeltaStream {
+    match state {
+        StreamState::Delta(s) => s,
+        StreamState::Sotw(_) => unreachable!("a delta stream holds a delta state"),
+    }
+}
+
+impl Protocol for Delta {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    const NAME: &'static str = "delta";
+
+    fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+
+    fn new_state() -> StreamState {
+        StreamState::Delta(DeltaStream::new())
+    }
+
+    fn on_request(
+        state: &mut StreamState,
+        request: DeltaDiscoveryRequest,
+    ) -> (RequestKind, String, String) {
+        let request = DeltaRequest {
+            type_url: request.type_url,
+            subscribe: request.resource_names_subscribe,
+            unsubscribe: request.resource_names_unsubscribe,
+            initial_resource_versions: request.initial_resource_versions.into_iter().collect(),
+            response_nonce: request.response_nonce,
+            error_detail: request.error_detail.map(|e| e.message),
+        };
+        let kind = machine(state).on_request(&request);
+        (kind, request.type_url, request.response_nonce)
+    }
+
+    fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<DeltaDiscoveryResponse> {
+        machine(state)
+            .poll(snapshot)
+            .into_iter()
+            .map(delta_response)
+            .collect()
+    }
+}
+
+fn delta_response(response: DeltaResponse) -> DeltaDiscoveryResponse {
+    let type_url = response.type_url.as_str();
+    DeltaDiscoveryResponse {
+        system_version_info: response.system_version,
+        resources: response
+            .resources
+            .into_iter()
+            .map(|r| Resource {
+                name: r.name,
+                version: r.hash,
+                resource: Some(Any {
+                    type_url: type_url.to_string(),
+                    value: r.body.to_vec(),
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        type_url: type_url.to_string(),
+        removed_resources: response.removed,
+        nonce: response.nonce,
+        control_plane: Some(ControlPlane {
+            identifier: IDENTIFIER.to_string(),
+        }),
+        ..Default::default()
+    }
+}

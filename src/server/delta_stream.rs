@@ -1,0 +1,372 @@
+//! The delta (incremental) ADS state machine of one stream, free of tonic
+//! and I/O: requests go in, responses to send come out.
+//!
+//! Rules, beyond those SotW shares (see [`super::stream`]):
+//! - Each resource has its own version: the hash of its encoded bytes, so a
+//!   proxy that reconnects with `initial_resource_versions` is sent only what
+//!   differs.
+//! - Subscriptions change by `resource_names_subscribe` / `_unsubscribe`.
+//!   `*` subscribes to (or unsubscribes from) everything; a first LDS or CDS
+//!   request that names nothing is a legacy wildcard subscription.
+//! - Resources a proxy has that no longer exist are sent in
+//!   `removed_resources`; so are names it asked for that do not exist, once,
+//!   so that it stops waiting for them.
+//! - What to send is decided against what we *sent*, so after a NACK a
+//!   roll-back to the running config is still pushed and the rejected
+//!   content is not sent again by itself.
+//! - After a CDS response that modified clusters, their ClusterLoadAssignments
+//!   are sent again in the same push (Envoy keeps a modified EDS cluster
+//!   warming until it receives its endpoints).
+
+use super::stream::{trim_nack_message, version_of, Nack, RequestKind};
+use crate::cache::{ProxySnapshot, Resource, ResourceMap};
+use crate::envoy::TypeUrl;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A DeltaDiscoveryRequest, reduced to what the state machine reads.
+#[derive(Clone, Debug, Default)]
+pub struct DeltaRequest {
+    /// The type URL as sent.
+    pub type_url: String,
+    /// `resource_names_subscribe`.
+    pub subscribe: Vec<String>,
+    /// `resource_names_unsubscribe`.
+    pub unsubscribe: Vec<String>,
+    /// `initial_resource_versions` (name → version the proxy already has).
+    pub initial_resource_versions: BTreeMap<String, String>,
+    /// `response_nonce` (empty on the first request of a type).
+    pub response_nonce: String,
+    /// `error_detail.message`, when present: the request is a NACK.
+    pub error_detail: Option<String>,
+}
+
+/// One delta response we sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeltaSent {
+    /// `system_version_info`: hash of everything the proxy should have of the type.
+    pub system_version: String,
+    /// The response's nonce.
+    pub nonce: String,
+    /// What the proxy has of the type once it applies this response.
+    #[serde(skip)]
+    pub state: Arc<ResourceMap>,
+    /// When it was sent.
+    pub at: SystemTime,
+}
+
+/// The delta state of one type on one stream.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DeltaTypeState {
+    /// Subscribed to every resource of the type.
+    pub wildcard: bool,
+    /// Explicitly subscribed names.
+    pub names: BTreeSet<String>,
+    /// The latest response sent.
+    pub sent: Option<DeltaSent>,
+    /// The latest response the proxy ACKed.
+    pub acked: Option<DeltaSent>,
+    /// The latest NACK, if the latest answered response was NACKed.
+    pub nack: Option<Nack>,
+    /// NACKs received on this stream.
+    pub nack_count: u64,
+    /// Resource name → version the proxy has, as far as we sent or it told us.
+    #[serde(skip)]
+    versions: BTreeMap<String, String>,
+    /// Resources we sent, by name (for the config dump).
+    #[serde(skip)]
+    resources: ResourceMap,
+    /// Names we told the proxy do not exist.
+    #[serde(skip)]
+    told_absent: BTreeSet<String>,
+    /// Names to send again even if unchanged.
+    #[serde(skip)]
+    force: BTreeSet<String>,
+    #[serde(skip)]
+    answered_nonce: Option<String>,
+    /// The next poll must send a response even if it is empty.
+    #[serde(skip)]
+    respond: bool,
+}
+
+impl DeltaTypeState {
+    /// Whether the latest response is still waiting for an ACK or NACK.
+    pub fn awaiting_answer(&self) -> bool {
+        self.sent
+            .as_ref()
+            .is_some_and(|s| self.answered_nonce.as_deref() != Some(&s.nonce))
+    }
+
+    fn subscribed(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// One delta response to send.
+#[derive(Clone, Debug)]
+pub struct DeltaResponse {
+    /// Type of the resources.
+    pub type_url: TypeUrl,
+    /// `system_version_info`.
+    pub system_version: String,
+    /// `nonce`.
+    pub nonce: String,
+    /// New or changed resources, sorted by name; each resource's version is its hash.
+    pub resources: Vec<Resource>,
+    /// `removed_resources`, sorted.
+    pub removed: Vec<String>,
+}
+
+/// The delta state of one ADS stream.
+#[derive(Debug, Default, Serialize)]
+pub struct DeltaStream {
+    /// State per type, for the types the proxy asked for.
+    pub types: BTreeMap<TypeUrl, DeltaTypeState>,
+    #[serde(skip)]
+    next_nonce: u64,
+}
+
+impl DeltaStream {
+    /// A stream that has seen no request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one request. Responses come from the next [`DeltaStream::poll`].
+    pub fn on_request(&mut self, request: &DeltaRequest) -> RequestKind {
+        let Some(type_url) = TypeUrl::parse(&request.type_url) else {
+            return RequestKind::UnknownType;
+        };
+        let first = !self.types.contains_key(&type_url);
+        let state = self.types.entry(type_url).or_default();
+        if first {
+            // Legacy wildcard: a first LDS/CDS request that names nothing.
+            state.wildcard = type_url.is_wildcard_capable() && request.subscribe.is_empty();
+            for (name, version) in &request.initial_resource_versions {
+                state.versions.insert(name.clone(), version.clone());
+            }
+        }
+        for name in &request.subscribe {
+            if name == "*" {
+                state.wildcard = true;
+            } else {
+                state.names.insert(name.clone());
+            }
+        }
+        for name in &request.unsubscribe {
+            if name == "*" {
+                state.wildcard = false;
+            } else {
+                state.names.remove(name);
+            }
+            state.told_absent.remove(name);
+        }
+        // Forget what the proxy dropped with its subscription.
+        let subscribed: Vec<String> = state
+            .versions
+            .keys()
+            .filter(|n| state.subscribed(n))
+            .cloned()
+            .collect();
+        state.versions.retain(|n, _| subscribed.contains(n));
+        state.resources.retain(|n, _| subscribed.contains(n));
+
+        if request.response_nonce.is_empty() {
+            state.respond = true;
+            return RequestKind::Initial;
+        }
+        let Some(sent) = state
+            .sent
+            .clone()
+            .filter(|s| s.nonce == request.response_nonce)
+        else {
+            return RequestKind::Stale;
+        };
+        state.answered_nonce = Some(sent.nonce.clone());
+        match &request.error_detail {
+            Some(message) => {
+                let message = trim_nack_message(message);
+                state.nack = Some(Nack {
+                    version: sent.system_version.clone(),
+                    nonce: sent.nonce.clone(),
+                    message: message.clone(),
+                    at: SystemTime::now(),
+                });
+                state.nack_count += 1;
+                RequestKind::Nack(message)
+            }
+            None => {
+                state.nack = None;
+                state.acked = Some(sent);
+                RequestKind::Ack
+            }
+        }
+    }
+
+    /// The responses to send now, in push order (CDS, EDS, LDS, RDS).
+    pub fn poll(&mut self, snapshot: &ProxySnapshot) -> Vec<DeltaResponse> {
+        let mut out = Vec::new();
+        for type_url in TypeUrl::ALL {
+            if self.held(type_url) {
+                continue;
+            }
+            let desired = self.desired(type_url, snapshot);
+            let Some(state) = self.types.get_mut(&type_url) else {
+                continue;
+            };
+            let changed: Vec<Resource> = desired
+                .values()
+                .filter(|r| {
+                    state.versions.get(&r.name) != Some(&r.hash) || state.force.contains(&r.name)
+                })
+                .cloned()
+                .collect();
+            let mut removed: Vec<String> = state
+                .versions
+                .keys()
+                .filter(|n| !desired.contains_key(*n))
+                .cloned()
+                .collect();
+            // Explicitly asked for, but absent: say so once.
+            removed.extend(
+                state
+                    .names
+                    .iter()
+                    .filter(|n| {
+                        !desired.contains_key(*n)
+                            && !state.versions.contains_key(*n)
+                            && !state.told_absent.contains(*n)
+                    })
+                    .cloned(),
+            );
+            removed.sort();
+            removed.dedup();
+            if changed.is_empty() && removed.is_empty() && !state.respond {
+                continue;
+            }
+            let modified: Vec<String> = changed
+                .iter()
+                .filter(|r| state.versions.get(&r.name).is_some_and(|v| *v != r.hash))
+                .map(|r| r.name.clone())
+                .collect();
+            for resource in &changed {
+                state
+                    .versions
+                    .insert(resource.name.clone(), resource.hash.clone());
+                state
+                    .resources
+                    .insert(resource.name.clone(), resource.clone());
+                state.told_absent.remove(&resource.name);
+            }
+            for name in &removed {
+                state.versions.remove(name);
+                state.resources.remove(name);
+                if state.names.contains(name) {
+                    state.told_absent.insert(name.clone());
+                }
+            }
+            self.next_nonce += 1;
+            let nonce = self.next_nonce.to_string();
+            let system_version = version_of(&desired);
+            state.sent = Some(DeltaSent {
+                system_version: system_version.clone(),
+                nonce: nonce.clone(),
+                state: Arc::new(state.resources.clone()),
+                at: SystemTime::now(),
+            });
+            state.respond = false;
+            state.force.clear();
+            if type_url == TypeUrl::Cluster {
+                if let Some(eds) = self.types.get_mut(&TypeUrl::ClusterLoadAssignment) {
+                    let resend: Vec<String> =
+                        modified.into_iter().filter(|n| eds.subscribed(n)).collect();
+                    eds.force.extend(resend);
+                }
+            }
+            out.push(DeltaResponse {
+                type_url,
+                system_version,
+                nonce,
+                resources: changed,
+                removed,
+            });
+        }
+        out
+    }
+
+    /// LDS and RDS wait while a CDS or EDS response is unanswered.
+    fn held(&self, type_url: TypeUrl) -> bool {
+        matches!(type_url, TypeUrl::Listener | TypeUrl::RouteConfiguration)
+            && [TypeUrl::Cluster, TypeUrl::ClusterLoadAssignment]
+                .iter()
+                .any(|t| {
+                    self.types
+                        .get(t)
+                        .is_some_and(DeltaTypeState::awaiting_answer)
+                })
+    }
+
+    /// Whether the proxy has ACKed listeners and routes equal to the snapshot's.
+    fn routes_settled(&self, snapshot: &ProxySnapshot) -> bool {
+        [TypeUrl::Listener, TypeUrl::RouteConfiguration]
+            .iter()
+            .all(|t| match self.types.get(t) {
+                None => true,
+                Some(state) => {
+                    let desired = version_of(&select(snapshot.of(*t), state));
+                    state
+                        .sent
+                        .as_ref()
+                        .is_some_and(|s| s.system_version == desired)
+                        && state
+                            .acked
+                            .as_ref()
+                            .is_some_and(|a| a.system_version == desired)
+                }
+            })
+    }
+
+    /// What the proxy should have of `type_url`, including clusters (and
+    /// their endpoints) kept until the routes that used them are replaced.
+    fn desired(&self, type_url: TypeUrl, snapshot: &ProxySnapshot) -> ResourceMap {
+        let Some(state) = self.types.get(&type_url) else {
+            return ResourceMap::new();
+        };
+        let mut resources = select(snapshot.of(type_url), state);
+        let keep = match type_url {
+            TypeUrl::Cluster => !self.routes_settled(snapshot),
+            TypeUrl::ClusterLoadAssignment => true,
+            _ => false,
+        };
+        if keep {
+            let clusters = self.types.get(&TypeUrl::Cluster);
+            for (name, resource) in &state.resources {
+                let still_sent = type_url == TypeUrl::Cluster
+                    || clusters.is_some_and(|c| c.resources.contains_key(name));
+                if still_sent && state.subscribed(name) {
+                    resources
+                        .entry(name.clone())
+                        .or_insert_with(|| resource.clone());
+                }
+            }
+        }
+        resources
+    }
+}
+
+fn select(all: &ResourceMap, state: &DeltaTypeState) -> ResourceMap {
+    if state.wildcard {
+        all.clone()
+    } else {
+        state
+            .names
+            .iter()
+            .filter_map(|n| Some((n.clone(), all.get(n)?.clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! The task that runs one ADS stream, SotW or delta: it reads the node from
+//! the first request, registers the stream, and then alternates between
+//! applying requests, re-reading the snapshot when the cache changes, and
+//! sending what the protocol's state machine says.
+
+use super::registry::{Registry, StreamState};
+use super::stream::RequestKind;
+use crate::cache::{ProxySnapshot, SnapshotCache};
+use crate::envoy::TypeUrl;
+use crate::proxy::ProxyInfo;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+/// `control_plane.identifier` of every response.
+pub(super) const IDENTIFIER: &str = concat!("sextant/", env!("CARGO_PKG_VERSION"));
+
+/// What differs between SotW and delta streams.
+pub(super) trait Protocol: Send + 'static {
+    /// The request message.
+    type Request: Send + 'static;
+    /// The response message.
+    type Response: Send + 'static;
+    /// Name in logs: "SotW" or "delta".
+    const NAME: &'static str;
+
+    /// The node of a request, if it carries one.
+    fn node(request: &Self::Request) -> Option<&Node>;
+    /// A fresh state machine, as stored in the registry.
+    fn new_state() -> StreamState;
+    /// Applies a request to the state machine; returns what it was, its type
+    /// URL and nonce (for logs).
+    fn on_request(state: &mut StreamState, request: Self::Request)
+        -> (RequestKind, String, String);
+    /// Responses to send now.
+    fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<Self::Response>;
+}
+
+/// Runs one stream until the proxy goes away or the response channel closes.
+pub(super) async fn run<P: Protocol>(
+    mut inbound: Streaming<P::Request>,
+    out: mpsc::Sender<Result<P::Response, Status>>,
+    cache: Arc<SnapshotCache>,
+    registry: Arc<Registry>,
+    peer: Option<SocketAddr>,
+) {
+    let first = match inbound.message().await {
+        Ok(Some(first)) => first,
+        Ok(None) => return,
+        Err(status) => {
+            tracing::debug!(?peer, %status, "ADS stream failed before its first request");
+            return;
+        }
+    };
+    let proxy = match ProxyInfo::from_node(P::node(&first)) {
+        Ok(proxy) => proxy,
+        Err(err) => {
+            tracing::warn!(?peer, "refusing {} ADS stream: {err}", P::NAME);
+            let _ = out
+                .send(Err(Status::invalid_argument(err.to_string())))
+                .await;
+            return;
+        }
+    };
+    tracing::info!(
+        node = proxy.node_id,
+        namespace = proxy.namespace,
+        ?peer,
+        protocol = P::NAME,
+        "proxy connected"
+    );
+    let registration = registry.register(proxy.clone(), peer, P::new_state());
+    let state = registration.entry.state.clone();
+    let mut generation = cache.subscribe();
+    generation.borrow_and_update();
+    let mut snapshot = cache.snapshot(&proxy);
+    let mut pending = Some(first);
+    loop {
+        if let Some(request) = pending.take() {
+            let (kind, type_url, nonce) =
+                P::on_request(&mut state.lock().expect("stream lock"), request);
+            log_request(&proxy, &registry, kind, &type_url, &nonce);
+        }
+        let responses = P::poll(&mut state.lock().expect("stream lock"), &snapshot);
+        for response in responses {
+            if out.send(Ok(response)).await.is_err() {
+                tracing::info!(node = proxy.node_id, "proxy disconnected");
+                return;
+            }
+        }
+        tokio::select! {
+            message = inbound.message() => match message {
+                Ok(Some(request)) => pending = Some(request),
+                Ok(None) => {
+                    tracing::info!(node = proxy.node_id, "proxy disconnected");
+                    return;
+                }
+                Err(status) => {
+                    tracing::info!(node = proxy.node_id, %status, "proxy stream ended");
+                    return;
+                }
+            },
+            changed = generation.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                generation.borrow_and_update();
+                snapshot = cache.snapshot(&proxy);
+            }
+        }
+    }
+}
+
+fn log_request(
+    proxy: &ProxyInfo,
+    registry: &Registry,
+    kind: RequestKind,
+    type_url: &str,
+    nonce: &str,
+) {
+    let node = &proxy.node_id;
+    match kind {
+        RequestKind::UnknownType => {
+            tracing::debug!(
+                node,
+                type_url,
+                "ignoring a request for a type Sextant does not serve"
+            )
+        }
+        RequestKind::Nack(message) => {
+            let type_url = TypeUrl::parse(type_url).expect("a NACK is of a served type");
+            registry.count_nack(type_url);
+            tracing::warn!(node, %type_url, nonce, "proxy NACKed: {message}");
+        }
+        kind => tracing::debug!(node, type_url, nonce, "{kind:?}"),
+    }
+}
