@@ -163,6 +163,18 @@ impl Sextant {
     pub async fn start(workdir: &Path, dir: &Path) -> Sextant {
         let xds: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Sextant::start_at(workdir, dir, xds, admin, "sextant").await
+    }
+
+    /// Starts `sextant serve` on given addresses (e.g. to restart it where
+    /// proxies expect it), logging to `<name>.log` in `workdir`.
+    pub async fn start_at(
+        workdir: &Path,
+        dir: &Path,
+        xds: SocketAddr,
+        admin: SocketAddr,
+        name: &str,
+    ) -> Sextant {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
         command
             .args(["serve", "--config-dir"])
@@ -174,7 +186,7 @@ impl Sextant {
                 &admin.to_string(),
             ])
             .env("SEXTANT_LOG", "info,sextant=debug");
-        let process = Process::spawn("sextant", command, workdir.join("sextant.log"));
+        let process = Process::spawn(name, command, workdir.join(format!("{name}.log")));
         let sextant = Sextant {
             process,
             xds,
@@ -408,8 +420,13 @@ impl Envoy {
 
     /// The sum of every `*.update_rejected` counter: how many xDS updates Envoy NACKed.
     pub async fn updates_rejected(&self) -> u64 {
+        self.stat_sum("update_rejected").await
+    }
+
+    /// The sum of every counter whose name contains `part`.
+    pub async fn stat_sum(&self, part: &str) -> u64 {
         let stats = self
-            .admin_json("/stats?format=json&filter=update_rejected")
+            .admin_json(&format!("/stats?format=json&filter={part}"))
             .await;
         stats["stats"]
             .as_array()
