@@ -92,6 +92,23 @@ async fn proxies_and_config_dump_match_envoy() {
         envoy.outbound.port()
     );
 
+    // `sextant proxy-status` prints the same state as a table.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "proxy-status",
+            "--admin-address",
+            &sextant.admin.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("admin-test.default"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.matches("SYNCED").count(), 4, "{table}");
+
     // An unknown proxy is a clear 404; health and readiness answer.
     let (status, body) = sextant.admin_get("/config_dump?proxy=nobody.default").await;
     assert_eq!(status, 404);

@@ -1,6 +1,7 @@
 //! Subcommands of the `sextant` binary.
 
 mod bootstrap;
+mod proxy_status;
 mod serve;
 mod validate;
 
@@ -24,6 +25,8 @@ enum Command {
     Translate(validate::TranslateArgs),
     /// Print a ready Envoy bootstrap (YAML) for one workload.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Show, per connected proxy and type, whether it is SYNCED, NOT_SENT, STALE or NACKED.
+    ProxyStatus(proxy_status::ProxyStatusArgs),
 }
 
 impl Cli {
@@ -34,6 +37,7 @@ impl Cli {
             Command::Validate(args) => validate::run_validate(args),
             Command::Translate(args) => validate::run_translate(args),
             Command::Bootstrap(args) => bootstrap::run(args),
+            Command::ProxyStatus(args) => proxy_status::run(args),
         }
     }
 }
