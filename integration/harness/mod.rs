@@ -176,16 +176,24 @@ impl Sextant {
         name: &str,
     ) -> Sextant {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
-        command
-            .args(["serve", "--config-dir"])
-            .arg(dir)
-            .args([
-                "--xds-address",
-                &xds.to_string(),
-                "--admin-address",
-                &admin.to_string(),
-            ])
-            .env("SEXTANT_LOG", "info,sextant=debug");
+        command.args(["serve", "--config-dir"]).arg(dir).args([
+            "--xds-address",
+            &xds.to_string(),
+            "--admin-address",
+            &admin.to_string(),
+        ]);
+        Sextant::spawn(workdir, command, xds, admin, name).await
+    }
+
+    /// Runs a prepared `sextant serve` command (debug logging on) and waits for `/readyz`.
+    pub async fn spawn(
+        workdir: &Path,
+        mut command: Command,
+        xds: SocketAddr,
+        admin: SocketAddr,
+        name: &str,
+    ) -> Sextant {
+        command.env("SEXTANT_LOG", "info,sextant=debug");
         let process = Process::spawn(name, command, workdir.join(format!("{name}.log")));
         let sextant = Sextant {
             process,

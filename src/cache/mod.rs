@@ -99,6 +99,8 @@ struct State {
 #[derive(Debug)]
 pub struct SnapshotCache {
     options: TranslateOptions,
+    /// Resources added to every class's snapshot; only a test hook sets them.
+    injected: Vec<(TypeUrl, Resource)>,
     state: Mutex<State>,
     generation: watch::Sender<u64>,
 }
@@ -108,6 +110,7 @@ impl SnapshotCache {
     pub fn new(options: TranslateOptions) -> Self {
         SnapshotCache {
             options,
+            injected: Vec::new(),
             state: Mutex::new(State {
                 ir: Arc::new(Ir::default()),
                 generation: 0,
@@ -115,6 +118,13 @@ impl SnapshotCache {
             }),
             generation: watch::channel(0).0,
         }
+    }
+
+    /// TEST HOOK: adds `resource` to every snapshot, whatever the input, so
+    /// that a test can make a real Envoy NACK. Reachable only from the hidden
+    /// `serve --test-inject-invalid-cluster` flag, never from config files.
+    pub fn inject_for_tests(&mut self, type_url: TypeUrl, resource: Resource) {
+        self.injected.push((type_url, resource));
     }
 
     /// Replaces the IR and wakes every subscriber. An IR equal to the current
@@ -153,7 +163,16 @@ impl SnapshotCache {
             match state.classes.get(&class) {
                 Some(shared) => (generation, shared.clone(), Vec::new()),
                 None => {
-                    let (shared, diagnostics) = encode_class(&state.ir, &class, &self.options);
+                    let (mut shared, diagnostics) = encode_class(&state.ir, &class, &self.options);
+                    for (type_url, resource) in &self.injected {
+                        let map = match type_url {
+                            TypeUrl::Cluster => &mut shared.clusters,
+                            TypeUrl::ClusterLoadAssignment => &mut shared.endpoints,
+                            TypeUrl::RouteConfiguration => &mut shared.routes,
+                            TypeUrl::Listener => continue,
+                        };
+                        Arc::make_mut(map).insert(resource.name.clone(), resource.clone());
+                    }
                     let shared = Arc::new(shared);
                     state.classes.insert(class.clone(), shared.clone());
                     (generation, shared, diagnostics)

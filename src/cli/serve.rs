@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Upstream connect timeout of every cluster, in ms.
     #[arg(long, default_value_t = 10_000)]
     connect_timeout_ms: u64,
+    /// TEST ONLY: add a cluster with this name that Envoy rejects (a DNS refresh
+    /// rate under 1 ms) to every snapshot, to see a real NACK end to end.
+    #[arg(long, hide = true)]
+    test_inject_invalid_cluster: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -95,9 +99,27 @@ impl Pipeline {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let cache = Arc::new(SnapshotCache::new(TranslateOptions {
+    let mut cache = SnapshotCache::new(TranslateOptions {
         connect_timeout: Duration::from_millis(args.connect_timeout_ms),
-    }));
+    });
+    if let Some(name) = &args.test_inject_invalid_cluster {
+        tracing::warn!(
+            cluster = name,
+            "TEST HOOK: every snapshot carries a cluster Envoy rejects"
+        );
+        let mut cluster =
+            sextant::envoy::builders::eds_cluster(name, Default::default(), Duration::from_secs(1));
+        // Envoy's proto validation requires dns_refresh_rate > 1 ms.
+        cluster.dns_refresh_rate = Some(envoy_types::pb::google::protobuf::Duration {
+            seconds: 0,
+            nanos: 1000,
+        });
+        cache.inject_for_tests(
+            sextant::envoy::TypeUrl::Cluster,
+            sextant::cache::Resource::encode(name.clone(), &cluster),
+        );
+    }
+    let cache = Arc::new(cache);
     let registry = Arc::new(Registry::default());
     let ready = Arc::new(AtomicBool::new(false));
     let diagnostics = Arc::new(RwLock::new(Vec::new()));
