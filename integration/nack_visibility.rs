@@ -65,7 +65,7 @@ async fn nack_is_visible(workload: Workload<'_>) {
         message.starts_with("Proto constraint validation failed"),
         "trimmed NACK message: {message:?}"
     );
-    assert!(message.contains("DnsRefreshRate"), "{message}");
+    assert!(message.contains("CleanupInterval"), "{message}");
     assert!(
         envoy.updates_rejected().await >= 1,
         "Envoy itself rejected the update"

@@ -39,8 +39,8 @@ pub struct ServeArgs {
     /// Upstream connect timeout of every cluster, in ms.
     #[arg(long, default_value_t = 10_000)]
     connect_timeout_ms: u64,
-    /// TEST ONLY: add a cluster with this name that Envoy rejects (a DNS refresh
-    /// rate under 1 ms) to every snapshot, to see a real NACK end to end.
+    /// TEST ONLY: add a cluster with this name that Envoy rejects (a zero
+    /// cleanup interval) to every snapshot, to see a real NACK end to end.
     #[arg(long, hide = true)]
     test_inject_invalid_cluster: Option<String>,
 }
@@ -109,11 +109,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         let mut cluster =
             sextant::envoy::builders::eds_cluster(name, Default::default(), Duration::from_secs(1));
-        // Envoy's proto validation requires dns_refresh_rate > 1 ms.
-        cluster.dns_refresh_rate = Some(envoy_types::pb::google::protobuf::Duration {
-            seconds: 0,
-            nanos: 1000,
-        });
+        // Envoy's proto validation requires cleanup_interval > 0.
+        cluster.cleanup_interval = Some(envoy_types::pb::google::protobuf::Duration::default());
         cache.inject_for_tests(
             sextant::envoy::TypeUrl::Cluster,
             sextant::cache::Resource::encode(name.clone(), &cluster),
