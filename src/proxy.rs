@@ -133,22 +133,19 @@ impl ProxyInfo {
             outbound: SocketAddr::new(address, port),
         })
     }
-
-    /// The inputs that route, cluster and endpoint translation depend on:
-    /// proxies of one class share those resources, computed once. (Listeners
-    /// also depend on [`ProxyInfo::outbound`] and are built per proxy.)
-    pub fn class(&self) -> ProxyClass {
-        ProxyClass {
-            namespace: self.namespace.clone(),
-        }
-    }
 }
 
 /// Everything about a proxy that route, cluster and endpoint translation read.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+///
+/// Proxies of one class share those resources, computed once; the cache
+/// derives the class from the proxy and the Sidecars of the IR. (Listeners
+/// also depend on [`ProxyInfo::outbound`] and are built per proxy.)
 pub struct ProxyClass {
-    /// Namespace: short service names resolve in it.
+    /// Namespace: short service names resolve in it, and `exportTo` is checked against it.
     pub namespace: String,
+    /// `namespace/name` of the Sidecar that scopes the proxy, if any.
+    pub sidecar: Option<String>,
 }
 
 /// Builds a metadata `Value` holding a string.

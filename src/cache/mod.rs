@@ -7,6 +7,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::envoy::TypeUrl;
+use crate::ir::scope::sidecar_for;
 use crate::ir::Ir;
 use crate::proxy::{ProxyClass, ProxyInfo};
 use crate::translate::{self, TranslateOptions};
@@ -156,12 +157,21 @@ impl SnapshotCache {
     /// The resources `proxy` should have now. Translation runs at most once
     /// per proxy class and IR generation; the listener is built per proxy.
     pub fn snapshot(&self, proxy: &ProxyInfo) -> ProxySnapshot {
-        let class = proxy.class();
-        let (generation, shared, diagnostics) = {
+        let (class, generation, shared, diagnostics) = {
             let mut state = self.state.lock().expect("cache lock");
             let generation = state.generation;
+            let sidecar = sidecar_for(
+                &state.ir.sidecars,
+                &proxy.namespace,
+                &proxy.labels,
+                &self.options.root_namespace,
+            );
+            let class = ProxyClass {
+                namespace: proxy.namespace.clone(),
+                sidecar: sidecar.map(|s| s.name.clone()),
+            };
             match state.classes.get(&class) {
-                Some(shared) => (generation, shared.clone(), Vec::new()),
+                Some(shared) => (class, generation, shared.clone(), Vec::new()),
                 None => {
                     let (mut shared, diagnostics) = encode_class(&state.ir, &class, &self.options);
                     for (type_url, resource) in &self.injected {
@@ -175,7 +185,7 @@ impl SnapshotCache {
                     }
                     let shared = Arc::new(shared);
                     state.classes.insert(class.clone(), shared.clone());
-                    (generation, shared, diagnostics)
+                    (class, generation, shared, diagnostics)
                 }
             }
         };

@@ -1,9 +1,8 @@
 //! `sextant bootstrap`.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 use sextant::bootstrap::{bootstrap_yaml, BootstrapOptions};
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -47,17 +46,6 @@ pub struct BootstrapArgs {
     output: Option<PathBuf>,
 }
 
-fn parse_labels(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("--labels: {pair:?} is not key=value"),
-        })
-        .collect()
-}
-
 pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
     let (host, port) = args
         .xds_address
@@ -87,7 +75,7 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         node_id: args.node_id,
         namespace: args.namespace,
         service_account: args.service_account,
-        labels: parse_labels(&args.labels)?,
+        labels: super::parse_labels(&args.labels)?,
         instance_ips,
         xds_host: host
             .trim_start_matches('[')

@@ -41,3 +41,17 @@ impl Cli {
         }
     }
 }
+
+/// Parses `k=v,k2=v2` (as `--labels` takes it).
+pub(crate) fn parse_labels(
+    text: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => anyhow::bail!("--labels: {pair:?} is not key=value"),
+        })
+        .collect()
+}

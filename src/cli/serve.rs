@@ -39,6 +39,9 @@ pub struct ServeArgs {
     /// Upstream connect timeout of every cluster, in ms.
     #[arg(long, default_value_t = 10_000)]
     connect_timeout_ms: u64,
+    /// Namespace whose Sidecar without workload selector applies mesh-wide.
+    #[arg(long, default_value = "istio-system")]
+    root_namespace: String,
     /// TEST ONLY: add a cluster with this name that Envoy rejects (a zero
     /// cleanup interval) to every snapshot, to see a real NACK end to end.
     #[arg(long, hide = true)]
@@ -101,6 +104,7 @@ impl Pipeline {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut cache = SnapshotCache::new(TranslateOptions {
         connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+        root_namespace: args.root_namespace.clone(),
     });
     if let Some(name) = &args.test_inject_invalid_cluster {
         tracing::warn!(

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use sextant::diagnostic::Diagnostic;
+use sextant::ir::scope::sidecar_for;
 use sextant::ir::{self, Ir};
 use sextant::proxy::ProxyClass;
 use sextant::source::yaml_dir::YamlDir;
@@ -23,6 +24,9 @@ pub struct TranslateArgs {
     /// Namespace of the proxy to translate for (short names resolve in it).
     #[arg(long, default_value = "default")]
     namespace: String,
+    /// Labels of the proxy's workload, `k=v,k2=v2` (they pick its Sidecar).
+    #[arg(long, default_value = "")]
+    labels: String,
 }
 
 /// Loads a directory once: the IR and every diagnostic (file, world, IR).
@@ -60,10 +64,19 @@ pub fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
 
 pub fn run_translate(args: TranslateArgs) -> anyhow::Result<()> {
     let (ir, _) = load(&args.dir)?;
+    let options = TranslateOptions::default();
+    let labels = super::parse_labels(&args.labels)?;
+    let sidecar = sidecar_for(
+        &ir.sidecars,
+        &args.namespace,
+        &labels,
+        &options.root_namespace,
+    );
     let class = ProxyClass {
+        sidecar: sidecar.map(|s| s.name.clone()),
         namespace: args.namespace,
     };
-    let json = translation_json(&ir, &class, &TranslateOptions::default());
+    let json = translation_json(&ir, &class, &options);
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
 }

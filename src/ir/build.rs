@@ -22,6 +22,7 @@ pub fn build(world: &World) -> Ir {
     let mut services = Vec::new();
     let mut virtual_services = Vec::new();
     let mut destination_rules = Vec::new();
+    let mut sidecars = Vec::new();
     for (key, object) in world {
         match object.as_ref() {
             Object::Service(svc) => services.push((key, svc.as_ref())),
@@ -44,6 +45,29 @@ pub fn build(world: &World) -> Ir {
             Object::WorkloadEntry(entry) => workloads.workload_entries.push((key, entry.as_ref())),
             Object::VirtualService(vs) => virtual_services.push((key, vs.as_ref())),
             Object::DestinationRule(dr) => destination_rules.push((key, dr.as_ref())),
+            Object::Sidecar(sidecar) => sidecars.push(super::scope::SidecarScope {
+                name: format!("{}/{}", key.namespace, key.name),
+                namespace: key.namespace.clone(),
+                selector: sidecar
+                    .spec
+                    .workload_selector
+                    .as_ref()
+                    .map(|s| s.labels.clone()),
+                created: sidecar
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                egress: sidecar
+                    .spec
+                    .egress
+                    .iter()
+                    .flat_map(|e| e.hosts.iter())
+                    .filter_map(|h| h.split_once('/'))
+                    .map(|(ns, host)| (ns.to_string(), host.to_ascii_lowercase()))
+                    .collect(),
+            }),
         }
     }
     let is_service = |fqdn: &str| {
@@ -81,6 +105,15 @@ pub fn build(world: &World) -> Ir {
             ));
             continue;
         }
+        let export_to = super::ExportTo::parse(
+            svc.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(super::scope::EXPORT_TO_ANNOTATION))
+                .map(|v| v.split(',').collect::<Vec<_>>())
+                .unwrap_or_default(),
+            &key.namespace,
+        );
         let rule = rules.get(&fqdn).copied();
         let policy = rule.and_then(|dr| dr.spec.traffic_policy.as_ref());
         for (number, port) in &ports {
@@ -91,6 +124,8 @@ pub fn build(world: &World) -> Ir {
                 let cluster = Cluster {
                     name: name.clone(),
                     service: fqdn.clone(),
+                    namespace: key.namespace.clone(),
+                    export_to: export_to.clone(),
                     port: *number,
                     subset: subset.map(str::to_string),
                     lb_policy: lb,
@@ -127,6 +162,7 @@ pub fn build(world: &World) -> Ir {
         infos.insert(
             fqdn,
             ServiceInfo {
+                export_to,
                 key: key.clone(),
                 ports: numbers,
                 default_port,
@@ -141,6 +177,7 @@ pub fn build(world: &World) -> Ir {
     Ir {
         clusters,
         virtual_hosts,
+        sidecars,
         diagnostics,
     }
 }

@@ -11,9 +11,11 @@ mod build;
 mod endpoints;
 mod names;
 mod routes;
+pub mod scope;
 
 pub use build::build;
 pub use names::{cluster_name, resolve_host, DOMAIN_SUFFIX};
+pub use scope::{ExportTo, SidecarScope};
 
 use crate::diagnostic::Diagnostic;
 use serde::Serialize;
@@ -30,6 +32,8 @@ pub struct Ir {
     pub clusters: BTreeMap<String, Cluster>,
     /// Virtual hosts of the outbound route configuration, ordered by name.
     pub virtual_hosts: Vec<VirtualHost>,
+    /// Sidecars that scope proxies, ordered by name.
+    pub sidecars: Vec<SidecarScope>,
     /// Problems found while resolving references, in a stable order.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -55,6 +59,10 @@ pub struct Cluster {
     pub name: String,
     /// Service FQDN, e.g. `reviews.default.svc.cluster.local`.
     pub service: String,
+    /// Namespace of the service.
+    pub namespace: String,
+    /// Namespaces that see the service.
+    pub export_to: ExportTo,
     /// Service port (not target port).
     pub port: u16,
     /// Subset name, if any.
@@ -103,8 +111,17 @@ pub struct VirtualHost {
     /// The service behind the host, if any (its aliases depend on the proxy's namespace).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceRef>,
+    /// Namespace of the service, or of the VirtualService for a host that names no service.
+    pub namespace: String,
+    /// Namespaces that see the host at all.
+    pub export_to: ExportTo,
     /// Routes in match order: the first match wins.
     pub routes: Vec<Route>,
+    /// Namespaces whose proxies use `routes` (the VirtualService's `exportTo`).
+    pub routes_export_to: ExportTo,
+    /// Routes for the other namespaces: the service's default route.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_routes: Vec<Route>,
 }
 
 /// A service port that a virtual host serves.

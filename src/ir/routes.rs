@@ -1,7 +1,9 @@
 //! VirtualServices → virtual hosts and routes.
 
 use super::names::{cluster_name, resolve_host};
-use super::{Action, Match, Route, ServiceRef, StringMatch, VirtualHost, WeightedCluster};
+use super::{
+    Action, ExportTo, Match, Route, ServiceRef, StringMatch, VirtualHost, WeightedCluster,
+};
 use crate::diagnostic::Diagnostic;
 use crate::model::{self, HttpRoute, ObjectKey, VirtualService};
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What routing needs to know about a service.
 pub(super) struct ServiceInfo {
     pub key: ObjectKey,
+    /// Namespaces that see the service.
+    pub export_to: ExportTo,
     /// Service ports, in spec order.
     pub ports: Vec<u16>,
     /// Port meant by a Host header without a port.
@@ -54,16 +58,21 @@ pub(super) fn virtual_hosts(
     let mut out = Vec::new();
     for (fqdn, info) in services {
         for port in &info.ports {
-            let routes = match owners.get(fqdn) {
-                Some((key, vs)) => vs_routes(key, vs, Some(*port), services, diagnostics),
-                None => vec![Route {
-                    name: "default".into(),
-                    matches: Vec::new(),
-                    action: Action::Forward(vec![WeightedCluster {
-                        cluster: cluster_name(*port, None, fqdn),
-                        weight: 1,
-                    }]),
-                }],
+            let default = vec![Route {
+                name: "default".into(),
+                matches: Vec::new(),
+                action: Action::Forward(vec![WeightedCluster {
+                    cluster: cluster_name(*port, None, fqdn),
+                    weight: 1,
+                }]),
+            }];
+            let (routes, routes_export_to, fallback_routes) = match owners.get(fqdn) {
+                Some((key, vs)) => (
+                    vs_routes(key, vs, Some(*port), services, diagnostics),
+                    vs_export_to(key, vs),
+                    default,
+                ),
+                None => (default, ExportTo::All, Vec::new()),
             };
             out.push(VirtualHost {
                 name: format!("{fqdn}:{port}"),
@@ -74,23 +83,34 @@ pub(super) fn virtual_hosts(
                     port: *port,
                     default_port: *port == info.default_port,
                 }),
+                namespace: info.key.namespace.clone(),
+                export_to: info.export_to.clone(),
                 routes,
+                routes_export_to,
+                fallback_routes,
             });
         }
     }
     for (host, (key, vs)) in &owners {
         if !services.contains_key(host) {
-            let routes = vs_routes(key, vs, None, services, diagnostics);
             out.push(VirtualHost {
                 name: host.clone(),
                 host: host.clone(),
                 service: None,
-                routes,
+                namespace: key.namespace.clone(),
+                export_to: vs_export_to(key, vs),
+                routes: vs_routes(key, vs, None, services, diagnostics),
+                routes_export_to: ExportTo::All,
+                fallback_routes: Vec::new(),
             });
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+fn vs_export_to(key: &ObjectKey, vs: &VirtualService) -> ExportTo {
+    ExportTo::parse(vs.spec.export_to.iter().map(String::as_str), &key.namespace)
 }
 
 fn vs_routes(

@@ -6,11 +6,13 @@
 //! `apiVersion` (the file source also accepts Istio's apiVersions).
 
 mod destination_rule;
+mod sidecar;
 mod string_match;
 mod virtual_service;
 mod workload_entry;
 
 pub use destination_rule::*;
+pub use sidecar::*;
 pub use string_match::StringMatch;
 pub use virtual_service::*;
 pub use workload_entry::*;
@@ -21,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use std::fmt;
 
-/// API group of our networking kinds (VirtualService, DestinationRule, WorkloadEntry).
+/// API group of our networking kinds (VirtualService, DestinationRule, WorkloadEntry, Sidecar).
 pub const NETWORKING_GROUP: &str = "networking.sextant.dev";
 /// Istio's API group for the same networking kinds, accepted by the file source.
 pub const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
@@ -43,6 +45,8 @@ pub enum Kind {
     VirtualService,
     /// `networking.sextant.dev/v1alpha1/DestinationRule`.
     DestinationRule,
+    /// `networking.sextant.dev/v1alpha1/Sidecar`.
+    Sidecar,
 }
 
 impl Kind {
@@ -55,6 +59,7 @@ impl Kind {
             Kind::WorkloadEntry => "WorkloadEntry",
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
+            Kind::Sidecar => "Sidecar",
         }
     }
 
@@ -73,6 +78,7 @@ impl Kind {
             (_, _, "VirtualService") => networking(Kind::VirtualService),
             (_, _, "DestinationRule") => networking(Kind::DestinationRule),
             (_, _, "WorkloadEntry") => networking(Kind::WorkloadEntry),
+            (_, _, "Sidecar") => networking(Kind::Sidecar),
             _ => None,
         }
     }
@@ -112,6 +118,7 @@ pub enum Object {
     WorkloadEntry(Box<WorkloadEntry>),
     VirtualService(Box<VirtualService>),
     DestinationRule(Box<DestinationRule>),
+    Sidecar(Box<Sidecar>),
 }
 
 impl Object {
@@ -124,6 +131,7 @@ impl Object {
             Object::WorkloadEntry(o) => &o.metadata,
             Object::VirtualService(o) => &o.metadata,
             Object::DestinationRule(o) => &o.metadata,
+            Object::Sidecar(o) => &o.metadata,
         }
     }
 
@@ -136,6 +144,7 @@ impl Object {
             Object::WorkloadEntry(_) => Kind::WorkloadEntry,
             Object::VirtualService(_) => Kind::VirtualService,
             Object::DestinationRule(_) => Kind::DestinationRule,
+            Object::Sidecar(_) => Kind::Sidecar,
         }
     }
 

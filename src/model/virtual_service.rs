@@ -23,6 +23,10 @@ pub struct VirtualServiceSpec {
     /// HTTP routes, evaluated in order; the first match wins.
     #[serde(default)]
     pub http: Vec<HttpRoute>,
+    /// Namespaces whose proxies use these rules: `*` (default: all), `.` (this
+    /// one), `~` (none) or namespace names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export_to: Vec<String>,
 }
 
 /// One HTTP route: conditions and where matching requests go.

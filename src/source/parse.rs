@@ -1,7 +1,9 @@
 //! Multi-document YAML → typed, validated [`Object`]s with diagnostics.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{DestinationRule, Kind, Object, ObjectKey, VirtualService, WorkloadEntry};
+use crate::model::{
+    DestinationRule, Kind, Object, ObjectKey, Sidecar, VirtualService, WorkloadEntry,
+};
 use crate::store::validate;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -108,7 +110,7 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
     // Istio's apiVersion); k8s-openapi types check them themselves.
     if matches!(
         kind,
-        Kind::VirtualService | Kind::DestinationRule | Kind::WorkloadEntry
+        Kind::VirtualService | Kind::DestinationRule | Kind::WorkloadEntry | Kind::Sidecar
     ) {
         map.remove("apiVersion");
         map.remove("kind");
@@ -126,6 +128,9 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             .map(|o| Object::VirtualService(Box::new(o))),
         Kind::DestinationRule => typed::<DestinationRule>(value, &key, &mut diagnostics)
             .map(|o| Object::DestinationRule(Box::new(o))),
+        Kind::Sidecar => {
+            typed::<Sidecar>(value, &key, &mut diagnostics).map(|o| Object::Sidecar(Box::new(o)))
+        }
     };
     if let Some(object) = &object {
         diagnostics.extend(validate::object(object));

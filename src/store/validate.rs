@@ -12,6 +12,7 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     match object {
         Object::VirtualService(vs) => {
+            export_to(&key, &vs.spec.export_to, &mut out);
             if vs.spec.hosts.is_empty() {
                 out.push(Diagnostic::error(
                     &key,
@@ -162,8 +163,42 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
             }
         }
         Object::Pod(_) => {}
+        Object::Sidecar(sidecar) => {
+            for (i, egress) in sidecar.spec.egress.iter().enumerate() {
+                for (j, host) in egress.hosts.iter().enumerate() {
+                    let valid = host
+                        .split_once('/')
+                        .is_some_and(|(ns, h)| !ns.is_empty() && !h.is_empty() && !h.contains('/'));
+                    if !valid {
+                        out.push(Diagnostic::error(
+                            &key,
+                            format!("spec.egress[{i}].hosts[{j}]"),
+                            format!("{host:?} is not namespace/host (e.g. \"./*\" or \"istio-system/*\")"),
+                        ));
+                    }
+                }
+            }
+        }
     }
     out
+}
+
+/// `exportTo` entries: `*`, `.`, `~` or a namespace name.
+fn export_to(key: &ObjectKey, entries: &[String], out: &mut Vec<Diagnostic>) {
+    for (i, entry) in entries.iter().enumerate() {
+        let name_ok = !entry.is_empty()
+            && entry.len() <= 63
+            && entry
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !(matches!(entry.as_str(), "*" | "." | "~") || name_ok) {
+            out.push(Diagnostic::error(
+                key,
+                format!("spec.exportTo[{i}]"),
+                format!("{entry:?} is not *, ., ~ or a namespace name"),
+            ));
+        }
+    }
 }
 
 fn port_number(key: &ObjectKey, field: &str, port: i64, out: &mut Vec<Diagnostic>) {

@@ -9,6 +9,7 @@ mod endpoint;
 mod listener;
 pub mod render;
 mod route;
+mod scope;
 
 pub use listener::{outbound_listener, OUTBOUND_LISTENER};
 pub use route::OUTBOUND_ROUTE_CONFIG;
@@ -26,12 +27,16 @@ use std::time::Duration;
 pub struct TranslateOptions {
     /// Upstream TCP connect timeout of every cluster (Istio's default: 10 s).
     pub connect_timeout: Duration,
+    /// Namespace whose Sidecar without selector applies mesh-wide (Istio's
+    /// root namespace, default `istio-system`).
+    pub root_namespace: String,
 }
 
 impl Default for TranslateOptions {
     fn default() -> Self {
         TranslateOptions {
             connect_timeout: Duration::from_secs(10),
+            root_namespace: "istio-system".into(),
         }
     }
 }
@@ -53,22 +58,19 @@ pub struct Translation {
 /// Translates the IR for proxies of `class`.
 pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Translation {
     let mut diagnostics = Vec::new();
+    let scope = scope::Scope::new(ir, class);
     let route_configurations = vec![route::outbound_route_configuration(
         ir,
         class,
+        &scope,
         &mut diagnostics,
     )];
+    let visible = || ir.clusters.values().filter(|c| scope.cluster(c));
     Translation {
-        clusters: ir
-            .clusters
-            .values()
+        clusters: visible()
             .map(|c| cluster::outbound_cluster(c, options))
             .collect(),
-        endpoints: ir
-            .clusters
-            .values()
-            .map(endpoint::cluster_load_assignment)
-            .collect(),
+        endpoints: visible().map(endpoint::cluster_load_assignment).collect(),
         route_configurations,
         diagnostics,
     }

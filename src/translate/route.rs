@@ -1,5 +1,6 @@
 //! IR virtual hosts → the outbound route configuration.
 
+use super::scope::Scope;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::envoy::builders::{self, StringPattern};
 use crate::ir::{self, Action, Ir};
@@ -17,11 +18,12 @@ pub const OUTBOUND_ROUTE_CONFIG: &str = "outbound";
 pub(super) fn outbound_route_configuration(
     ir: &Ir,
     class: &ProxyClass,
+    scope: &Scope<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> RouteConfiguration {
     let mut taken: BTreeMap<String, &str> = BTreeMap::new();
     let mut virtual_hosts = Vec::new();
-    for vhost in &ir.virtual_hosts {
+    for vhost in ir.virtual_hosts.iter().filter(|v| scope.virtual_host(v)) {
         let mut domains = Vec::new();
         for domain in domains_of(vhost, class) {
             if let Some(owner) = taken.get(&domain) {
@@ -43,7 +45,11 @@ pub(super) fn outbound_route_configuration(
         virtual_hosts.push(VirtualHost {
             name: vhost.name.clone(),
             domains,
-            routes: vhost.routes.iter().flat_map(routes_of).collect(),
+            routes: scope
+                .routes(vhost)
+                .iter()
+                .flat_map(|r| routes_of(r, ir, scope))
+                .collect(),
             ..Default::default()
         });
     }
@@ -89,9 +95,14 @@ fn pattern(m: &ir::StringMatch) -> StringPattern<'_> {
     }
 }
 
+/// Body of the 503 that replaces a route to a cluster the proxy may not see.
+pub const NOT_VISIBLE_BODY: &str =
+    "sextant: this route's destination is not visible from this proxy (exportTo or Sidecar egress)\n";
+
 /// One Envoy route per match condition (Envoy routes have one match each);
-/// a route without conditions matches every request.
-fn routes_of(route: &ir::Route) -> Vec<Route> {
+/// a route without conditions matches every request. A route to a cluster
+/// the proxy does not get answers 503 rather than point at nothing.
+fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Route> {
     let all = [ir::Match::default()];
     let matches = if route.matches.is_empty() {
         &all[..]
@@ -108,6 +119,15 @@ fn routes_of(route: &ir::Route) -> Vec<Route> {
                 .collect();
             let matcher = builders::route_match(m.path.as_ref().map(pattern), headers);
             match &route.action {
+                Action::Forward(clusters)
+                    if !clusters.iter().all(|w| {
+                        ir.clusters
+                            .get(&w.cluster)
+                            .is_some_and(|c| scope.cluster(c))
+                    }) =>
+                {
+                    builders::direct_response_route(&route.name, matcher, 503, NOT_VISIBLE_BODY)
+                }
                 Action::Forward(clusters) => {
                     let clusters: Vec<(&str, u32)> = clusters
                         .iter()

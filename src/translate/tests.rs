@@ -73,6 +73,7 @@ fn load(case: &str) -> Ir {
 fn render(ir: &Ir) -> Value {
     let class = ProxyClass {
         namespace: "default".into(),
+        sidecar: None,
     };
     translation_json(ir, &class, &TranslateOptions::default())
 }

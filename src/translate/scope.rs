@@ -1,0 +1,48 @@
+//! What a proxy class may see: `exportTo` of services and VirtualServices,
+//! and the egress hosts of the Sidecar that scopes it.
+
+use crate::ir::{self, Ir, SidecarScope};
+use crate::proxy::ProxyClass;
+
+/// The visibility rules of one proxy class.
+pub(super) struct Scope<'a> {
+    namespace: &'a str,
+    sidecar: Option<&'a SidecarScope>,
+}
+
+impl<'a> Scope<'a> {
+    pub(super) fn new(ir: &'a Ir, class: &'a ProxyClass) -> Self {
+        let sidecar = class
+            .sidecar
+            .as_ref()
+            .and_then(|name| ir.sidecars.iter().find(|s| &s.name == name));
+        Scope {
+            namespace: &class.namespace,
+            sidecar,
+        }
+    }
+
+    fn reaches(&self, namespace: &str, host: &str, export_to: &ir::ExportTo) -> bool {
+        export_to.allows(self.namespace) && self.sidecar.is_none_or(|s| s.allows(namespace, host))
+    }
+
+    /// Whether the class gets this cluster (and its endpoints).
+    pub(super) fn cluster(&self, cluster: &ir::Cluster) -> bool {
+        self.reaches(&cluster.namespace, &cluster.service, &cluster.export_to)
+    }
+
+    /// Whether the class gets this virtual host at all.
+    pub(super) fn virtual_host(&self, vhost: &ir::VirtualHost) -> bool {
+        self.reaches(&vhost.namespace, &vhost.host, &vhost.export_to)
+    }
+
+    /// The routes the class uses for a virtual host: the VirtualService's if
+    /// it is exported to the class's namespace, else the default route.
+    pub(super) fn routes<'v>(&self, vhost: &'v ir::VirtualHost) -> &'v [ir::Route] {
+        if vhost.routes_export_to.allows(self.namespace) || vhost.fallback_routes.is_empty() {
+            &vhost.routes
+        } else {
+            &vhost.fallback_routes
+        }
+    }
+}
