@@ -5,7 +5,7 @@
 
 mod harness;
 
-use sextant::store::validate::re2_compatible;
+use sextant::store::re2::re2_compatible;
 use std::process::Command;
 
 const CORPUS: &[&str] = &[

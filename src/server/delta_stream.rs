@@ -216,6 +216,17 @@ impl DeltaStream {
             let Some(state) = self.types.get_mut(&type_url) else {
                 continue;
             };
+            // What the proxy already has with this very content (from
+            // `initial_resource_versions`) counts as sent: it is kept until
+            // the routes move off it, and shown in the sent and ACKed state.
+            for r in desired.values() {
+                if state.versions.get(&r.name) == Some(&r.hash) {
+                    state
+                        .resources
+                        .entry(r.name.clone())
+                        .or_insert_with(|| r.clone());
+                }
+            }
             let changed: Vec<Resource> = desired
                 .values()
                 .filter(|r| {

@@ -5,6 +5,7 @@
 //! its previous version served, and a file that cannot be read at all keeps
 //! its previous content whole.
 
+pub mod re2;
 pub mod validate;
 
 use crate::diagnostic::Diagnostic;

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::diagnostic::Severity;
+use crate::store::re2;
 
 const FILE: &str = "mesh/reviews.yaml";
 
@@ -394,7 +395,7 @@ fn regexes_are_checked_in_headers_too_and_valid_re2_passes() {
         "a|b|(c+)?",
         "(a*)*",
     ] {
-        assert_eq!(validate::re2_compatible(good), Ok(()), "{good}");
+        assert_eq!(re2::re2_compatible(good), Ok(()), "{good}");
     }
     // Accepted by the `regex` crate, rejected by Envoy's RE2 (so Envoy would
     // NACK the whole RouteConfiguration): look-around, back-references, the
@@ -417,11 +418,11 @@ fn regexes_are_checked_in_headers_too_and_valid_re2_passes() {
         "a{2}{3}",
         "(unclosed",
     ] {
-        assert!(validate::re2_compatible(bad).is_err(), "{bad}");
+        assert!(re2::re2_compatible(bad).is_err(), "{bad}");
     }
     // Class set operations are refused too: RE2 would read them as plain
     // characters, which is not what the author meant.
-    assert!(validate::re2_compatible("[a-z&&[^aeiou]]").is_err());
+    assert!(re2::re2_compatible("[a-z&&[^aeiou]]").is_err());
 }
 
 #[test]
@@ -494,6 +495,8 @@ status: {podIP: 10.0.0.1}
         [
             // A slice without the service-name label belongs to no Service.
             (Severity::Warning, "metadata.labels"),
+            // Two ports need distinct names, as Kubernetes requires.
+            (Severity::Error, "spec.ports[1].name"),
             (Severity::Error, "spec.ports[1].port"),
             (Severity::Error, "spec.ports[1].targetPort"),
         ]
