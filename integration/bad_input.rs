@@ -127,6 +127,78 @@ async fn bad_files_keep_the_last_good_config() {
         Some(&20)
     );
 
+    // 4. A typo in `kind`: the object cannot be identified, so the file keeps its last good content.
+    config.write(
+        "routing.yaml",
+        &routing("0", "100", "").replace("kind: VirtualService", "kind: VirtualServices"),
+    );
+    wait_for_error(
+        &sextant,
+        &[
+            "routing.yaml",
+            "VirtualServices",
+            "did you mean VirtualService",
+        ],
+    )
+    .await;
+    assert_eq!(
+        envoy.version_counts("reviews", 20).await.get("v1"),
+        Some(&20)
+    );
+
+    // 5. The file emptied (as while a script rewrites it): still served, with a warning.
+    config.write("routing.yaml", "");
+    wait_for(
+        Duration::from_secs(5),
+        "a warning about the emptied file",
+        || async {
+            let errors = sextant.admin_json("/debug/config_errors").await;
+            let found = errors["diagnostics"].as_array()?.iter().any(|d| {
+                d["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("the file is empty")
+            });
+            found.then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        envoy.version_counts("reviews", 20).await.get("v1"),
+        Some(&20)
+    );
+
+    // 6. Bytes that are not UTF-8: reported, last good content kept.
+    std::fs::write(
+        config.path().join("routing.yaml"),
+        [0xff, 0xfe, 0x00, 0x80, 0x81],
+    )
+    .unwrap();
+    wait_for_error(&sextant, &["routing.yaml", "cannot read the file"]).await;
+    assert_eq!(
+        envoy.version_counts("reviews", 20).await.get("v1"),
+        Some(&20)
+    );
+
+    // 7. Weights that overflow what Envoy accepts: no crash; the route answers 503 with an error.
+    let huge = routing("2147483647", "2147483647", "").replace(
+        "      weight: 2147483647\n",
+        "      weight: 2147483647\n    - destination: {host: reviews}\n      weight: 2147483647\n",
+    );
+    config.write("routing.yaml", &huge);
+    wait_for_error(
+        &sextant,
+        &["routing.yaml", "spec.http[0].route", "add up to"],
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(5),
+        "the overflowing route to answer 503",
+        || async { (envoy.get("reviews", "/", &[]).await.0 == 503).then_some(()) },
+    )
+    .await;
+    assert_eq!(sextant.admin_get("/healthz").await.0, 200);
+
     // Envoy rejected nothing, and Sextant saw no NACK.
     assert_eq!(envoy.updates_rejected().await, 0);
     assert_eq!(sextant.nacks_total().await, serde_json::json!({}));

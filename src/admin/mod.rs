@@ -66,7 +66,8 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 async fn config_errors(State(state): State<AdminState>) -> Json<serde_json::Value> {
-    let diagnostics = state.diagnostics.read().expect("diagnostics lock").clone();
+    let mut diagnostics = state.diagnostics.read().expect("diagnostics lock").clone();
+    diagnostics.extend(state.cache.translation_diagnostics());
     let items: Vec<_> = diagnostics
         .iter()
         .map(|d| {

@@ -87,6 +87,8 @@ struct ClassResources {
     clusters: Arc<ResourceMap>,
     endpoints: Arc<ResourceMap>,
     routes: Arc<ResourceMap>,
+    /// Problems found while translating for this class.
+    diagnostics: Vec<Diagnostic>,
 }
 
 #[derive(Debug)]
@@ -147,6 +149,20 @@ impl SnapshotCache {
     /// The current IR.
     pub fn ir(&self) -> Arc<Ir> {
         self.state.lock().expect("cache lock").ir.clone()
+    }
+
+    /// Problems found while translating for the proxy classes seen since the
+    /// IR last changed (e.g. a domain two virtual hosts claim), deduplicated.
+    pub fn translation_diagnostics(&self) -> Vec<Diagnostic> {
+        let state = self.state.lock().expect("cache lock");
+        let mut all: Vec<Diagnostic> = state
+            .classes
+            .values()
+            .flat_map(|c| c.diagnostics.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// A receiver that changes whenever the IR does.
@@ -232,6 +248,7 @@ fn encode_class(
             .iter()
             .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
             .collect()),
+        diagnostics: t.diagnostics.clone(),
     };
     (resources, t.diagnostics)
 }

@@ -30,13 +30,13 @@ pub struct BootstrapArgs {
     #[arg(long, default_value = "127.0.0.1:15010")]
     xds_address: String,
     /// Port of Envoy's admin listener (bound on 127.0.0.1).
-    #[arg(long, default_value_t = 15000)]
+    #[arg(long, default_value_t = 15000, value_parser = clap::value_parser!(u16).range(1..))]
     admin_port: u16,
     /// Address of the outbound HTTP listener that apps send requests to.
     #[arg(long, default_value = "127.0.0.1")]
     outbound_address: IpAddr,
     /// Port of the outbound HTTP listener.
-    #[arg(long, default_value_t = 15001)]
+    #[arg(long, default_value_t = 15001, value_parser = clap::value_parser!(u16).range(1..))]
     outbound_port: u16,
     /// Use delta (incremental) ADS instead of state of the world.
     #[arg(long)]

@@ -74,11 +74,7 @@ impl Pipeline {
         for file in &report.files {
             tracing::info!(file, "read config file");
         }
-        let (world, world_diagnostics) = self.store.world();
-        let ir = ir::build(&world);
-        let mut all = self.store.diagnostics();
-        all.extend(world_diagnostics);
-        all.extend(ir.diagnostics.iter().cloned());
+        let (ir, all) = ir::resolve(&self.store);
         {
             let mut current = self.diagnostics.write().expect("diagnostics lock");
             let old: BTreeSet<&Diagnostic> = current.iter().collect();

@@ -35,12 +35,7 @@ pub fn load(dir: &PathBuf) -> anyhow::Result<(Ir, Vec<Diagnostic>)> {
     YamlDir::new(dir)
         .sync(&mut store)
         .with_context(|| format!("reading {}", dir.display()))?;
-    let (world, world_diagnostics) = store.world();
-    let ir = ir::build(&world);
-    let mut diagnostics = store.diagnostics();
-    diagnostics.extend(world_diagnostics);
-    diagnostics.extend(ir.diagnostics.iter().cloned());
-    Ok((ir, diagnostics))
+    Ok(ir::resolve(&store))
 }
 
 pub fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
@@ -77,6 +72,11 @@ pub fn run_translate(args: TranslateArgs) -> anyhow::Result<()> {
         namespace: args.namespace,
     };
     let json = translation_json(&ir, &class, &options);
-    println!("{}", serde_json::to_string_pretty(&json)?);
-    Ok(())
+    use std::io::Write;
+    // A closed pipe (`sextant translate DIR | head`) is not an error.
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
+    }
 }

@@ -14,6 +14,19 @@ mod routes;
 pub mod scope;
 
 pub use build::build;
+
+/// Builds the IR of everything `store` serves, and returns it with every
+/// current diagnostic (parse and validation, duplicate definitions, and
+/// reference resolution), each naming its file where one is known.
+pub fn resolve(store: &crate::store::Store) -> (Ir, Vec<Diagnostic>) {
+    let (world, world_diagnostics) = store.world();
+    let mut ir = build(&world);
+    store.locate(&mut ir.diagnostics);
+    let mut all = store.diagnostics();
+    all.extend(world_diagnostics);
+    all.extend(ir.diagnostics.iter().cloned());
+    (ir, all)
+}
 pub use names::{cluster_name, resolve_host, DOMAIN_SUFFIX};
 pub use scope::{ExportTo, SidecarScope};
 

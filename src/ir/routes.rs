@@ -227,7 +227,7 @@ fn action(
         };
         let cluster = cluster_name(port, dest.subset.as_deref(), &host);
         match weighted.iter_mut().find(|w| w.cluster == cluster) {
-            Some(existing) => existing.weight += weight,
+            Some(existing) => existing.weight = existing.weight.saturating_add(weight),
             None => weighted.push(WeightedCluster { cluster, weight }),
         }
     }
@@ -235,6 +235,16 @@ fn action(
         return invalid();
     }
     weighted.retain(|w| w.weight > 0);
+    // Envoy rejects a route whose weights add up to more than u32::MAX.
+    let total: u64 = weighted.iter().map(|w| u64::from(w.weight)).sum();
+    if total > u64::from(u32::MAX) {
+        diagnostics.push(Diagnostic::error(
+            key,
+            format!("spec.http[{index}].route"),
+            format!("the weights add up to {total}, more than Envoy accepts ({}); the route answers 503", u32::MAX),
+        ));
+        return invalid();
+    }
     if weighted.is_empty() {
         diagnostics.push(Diagnostic::warning(
             key,

@@ -50,14 +50,14 @@ pub(super) async fn run<P: Protocol>(
         Ok(Some(first)) => first,
         Ok(None) => return,
         Err(status) => {
-            tracing::debug!(?peer, %status, "ADS stream failed before its first request");
+            tracing::debug!(peer = %PeerAddr(peer), %status, "ADS stream failed before its first request");
             return;
         }
     };
     let proxy = match ProxyInfo::from_node(P::node(&first)) {
         Ok(proxy) => proxy,
         Err(err) => {
-            tracing::warn!(?peer, "refusing {} ADS stream: {err}", P::NAME);
+            tracing::warn!(peer = %PeerAddr(peer), "refusing {} ADS stream: {err}", P::NAME);
             let _ = out
                 .send(Err(Status::invalid_argument(err.to_string())))
                 .await;
@@ -67,7 +67,7 @@ pub(super) async fn run<P: Protocol>(
     tracing::info!(
         node = proxy.node_id,
         namespace = proxy.namespace,
-        ?peer,
+        peer = %PeerAddr(peer),
         protocol = P::NAME,
         "proxy connected"
     );
@@ -135,5 +135,17 @@ fn log_request(
             tracing::warn!(node, %type_url, nonce, "proxy NACKed: {message}");
         }
         kind => tracing::debug!(node, type_url, nonce, "{kind:?}"),
+    }
+}
+
+/// Renders an optional peer address as the address or `unknown`.
+struct PeerAddr(Option<SocketAddr>);
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("unknown"),
+        }
     }
 }

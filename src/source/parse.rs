@@ -21,6 +21,10 @@ pub struct ParsedFile {
     /// a document without `kind` or `metadata.name`): the store then keeps the
     /// file's last good content whole.
     pub unreadable: bool,
+    /// True when the file has no content at all (0 bytes or only white
+    /// space), as while an editor or a script rewrites it: the store keeps
+    /// its last good content. (To remove every object, delete the file.)
+    pub empty: bool,
     /// Errors and warnings, each naming the file.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -32,7 +36,10 @@ pub struct ParsedFile {
 /// kinds become warnings that name the field; type errors and failed
 /// validation become errors and the object lands in [`ParsedFile::rejected`].
 pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
-    let mut out = ParsedFile::default();
+    let mut out = ParsedFile {
+        empty: text.trim().is_empty(),
+        ..ParsedFile::default()
+    };
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let value = match Value::deserialize(document) {
             Ok(value) => value,
@@ -74,32 +81,68 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
         ));
         return;
     };
-    let Some(kind) = Kind::from_type_meta(&api_version, &kind_name) else {
-        tracing::info!(
-            file,
-            api_version,
-            kind = kind_name,
-            "skipping a kind Sextant does not read"
-        );
-        return;
-    };
+    let document = index + 1;
     let meta = map.get("metadata").and_then(Value::as_object);
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
-    let Some(name) = name.filter(|n| !n.is_empty()) else {
-        out.unreadable = true;
-        out.diagnostics.push(file_error(
-            file,
-            format!(
-                "YAML document {}: {kind_name} without metadata.name",
-                index + 1
-            ),
-        ));
-        return;
+    let field = |name: &str| meta.and_then(|m| m.get(name));
+    let (name, namespace) = match (field("name"), field("namespace")) {
+        (Some(Value::String(name)), None | Some(Value::Null)) if !name.is_empty() => {
+            (name.clone(), "default".to_string())
+        }
+        (Some(Value::String(name)), Some(Value::String(ns))) if !name.is_empty() => {
+            (name.clone(), ns.clone())
+        }
+        (name, namespace) => {
+            let problem = match (name, namespace) {
+                (None | Some(Value::Null), _) => "has no metadata.name".to_string(),
+                (Some(Value::String(_)), Some(Value::String(_)) | None | Some(Value::Null)) => {
+                    "has an empty metadata.name".to_string()
+                }
+                (Some(Value::String(_)), Some(other)) => {
+                    format!("metadata.namespace must be a string, not {other}")
+                }
+                (Some(other), _) => format!("metadata.name must be a string, not {other}"),
+            };
+            out.unreadable = true;
+            out.diagnostics.push(file_error(
+                file,
+                format!("YAML document {document} ({kind_name}) {problem}"),
+            ));
+            return;
+        }
     };
-    let namespace = meta
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
+    let kind = match classify(&api_version, &kind_name) {
+        TypeMeta::Known(kind) => kind,
+        TypeMeta::Skipped => {
+            tracing::info!(
+                file,
+                api_version,
+                kind = kind_name,
+                "skipping a kind Sextant does not read"
+            );
+            return;
+        }
+        TypeMeta::WrongVersion(kind, message) => {
+            // The object is identified: its last good version stays served.
+            let key = ObjectKey {
+                kind,
+                namespace,
+                name,
+            };
+            out.diagnostics
+                .push(Diagnostic::error(&key, "apiVersion", message).in_file(file));
+            out.rejected.push(key);
+            return;
+        }
+        TypeMeta::Mistake(message) => {
+            out.unreadable = true;
+            out.diagnostics.push(file_error(
+                file,
+                format!("YAML document {document} ({namespace}/{name}): {message}"),
+            ));
+            return;
+        }
+    };
+    let namespace = namespace.as_str();
     let key = ObjectKey {
         kind,
         namespace: namespace.to_string(),
@@ -139,7 +182,20 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
     out.diagnostics
         .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
     match object {
-        Some(object) if valid => out.objects.push(object),
+        Some(object) if valid => {
+            if let Some(i) = out.objects.iter().position(|o| o.key() == key) {
+                out.diagnostics.push(
+                    Diagnostic::warning(
+                        &key,
+                        "",
+                        "defined twice in this file; the later document is served",
+                    )
+                    .in_file(file),
+                );
+                out.objects.remove(i);
+            }
+            out.objects.push(object)
+        }
         _ => out.rejected.push(key),
     }
 }
@@ -171,6 +227,81 @@ fn typed<T: DeserializeOwned>(
             None
         }
     }
+}
+
+/// What `apiVersion` and `kind` say about a document.
+enum TypeMeta {
+    /// A kind Sextant reads.
+    Known(Kind),
+    /// A kind Sextant does not read (another API group, or an Istio kind not supported yet).
+    Skipped,
+    /// A kind Sextant reads, under an apiVersion that does not serve it.
+    WrongVersion(Kind, String),
+    /// Most likely a typo of a kind Sextant reads: an unknown kind in one of
+    /// its API groups, or a known kind's name with other case or a plural.
+    Mistake(String),
+}
+
+/// Istio networking kinds that Sextant does not read yet; they are skipped, not errors.
+const ISTIO_KINDS_NOT_READ: &[&str] = &[
+    "ServiceEntry",
+    "Gateway",
+    "EnvoyFilter",
+    "WorkloadGroup",
+    "ProxyConfig",
+];
+
+fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
+    if let Some(kind) = Kind::from_type_meta(api_version, kind_name) {
+        return TypeMeta::Known(kind);
+    }
+    let known = [
+        (Kind::Service, "v1"),
+        (Kind::Pod, "v1"),
+        (Kind::EndpointSlice, "discovery.k8s.io/v1"),
+        (Kind::WorkloadEntry, "networking.sextant.dev/v1alpha1"),
+        (Kind::VirtualService, "networking.sextant.dev/v1alpha1"),
+        (Kind::DestinationRule, "networking.sextant.dev/v1alpha1"),
+        (Kind::Sidecar, "networking.sextant.dev/v1alpha1"),
+    ];
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let read_groups = [
+        "",
+        "discovery.k8s.io",
+        crate::model::NETWORKING_GROUP,
+        crate::model::ISTIO_NETWORKING_GROUP,
+    ];
+    if !read_groups.contains(&group) {
+        return TypeMeta::Skipped;
+    }
+    if let Some((kind, expected)) = known.iter().find(|(k, _)| k.as_str() == kind_name) {
+        let istio = if expected.starts_with("networking.") {
+            " (or networking.istio.io/v1, v1beta1, v1alpha3)"
+        } else {
+            ""
+        };
+        return TypeMeta::WrongVersion(
+            *kind,
+            format!("{api_version:?} does not serve {kind_name}; use {expected}{istio}"),
+        );
+    }
+    let near = known.iter().find(|(k, _)| {
+        let k = k.as_str().to_ascii_lowercase();
+        let given = kind_name.to_ascii_lowercase();
+        given == k || given.trim_end_matches('s') == k || given == format!("{k}s")
+    });
+    if let Some((kind, _)) = near {
+        return TypeMeta::Mistake(format!("unknown kind {kind_name:?}; did you mean {kind}?"));
+    }
+    let ours = [
+        crate::model::NETWORKING_GROUP,
+        crate::model::ISTIO_NETWORKING_GROUP,
+    ]
+    .contains(&group);
+    if ours && !ISTIO_KINDS_NOT_READ.contains(&kind_name) {
+        return TypeMeta::Mistake(format!("unknown kind {kind_name:?} in API group {group}"));
+    }
+    TypeMeta::Skipped
 }
 
 /// Renders a serde_ignored path as `spec.http[0].foo`.

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
+/// Stands for the content of a file that could never be read.
+const UNREADABLE: &str = "\0unreadable";
+
 /// A config directory and the content last read from each of its files.
 #[derive(Debug)]
 pub struct YamlDir {
@@ -67,10 +70,12 @@ impl YamlDir {
                             "cannot read the file: {err}; its last good content stays served"
                         ),
                     };
-                    report.diagnostics.push(d);
-                    if let Some(old) = self.contents.get(&name) {
-                        seen.insert(name, old.clone());
-                    }
+                    report.diagnostics.push(d.clone());
+                    store.keep_with_diagnostics(&name, vec![d]);
+                    // Remember the file (so its deletion is noticed) with
+                    // content no readable file has, so it is parsed again
+                    // once it can be read.
+                    seen.insert(name, UNREADABLE.to_string());
                     continue;
                 }
             };

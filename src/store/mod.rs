@@ -40,9 +40,22 @@ impl Store {
     /// Replaces the content of `origin` with a parse result, keeping last good
     /// versions as described on [`Store`]. Returns true if the set of served
     /// objects changed.
-    pub fn apply(&mut self, origin: &str, parsed: ParsedFile) -> bool {
+    pub fn apply(&mut self, origin: &str, mut parsed: ParsedFile) -> bool {
         let previous = self.origins.remove(origin).unwrap_or_default();
-        let objects = if parsed.unreadable {
+        let emptied = parsed.empty && !previous.objects.is_empty();
+        if emptied {
+            parsed.diagnostics.push(Diagnostic {
+                severity: crate::diagnostic::Severity::Warning,
+                file: Some(origin.to_string()),
+                object: None,
+                field: String::new(),
+                message: format!(
+                    "the file is empty; its {} objects stay served until it gets content again or is deleted",
+                    previous.objects.len()
+                ),
+            });
+        }
+        let objects = if parsed.unreadable || emptied {
             previous.objects.clone()
         } else {
             let mut objects: BTreeMap<ObjectKey, Arc<Object>> = parsed
@@ -66,6 +79,33 @@ impl Store {
             },
         );
         changed
+    }
+
+    /// Keeps an origin's objects but replaces its diagnostics (its file could
+    /// not be read this time).
+    pub fn keep_with_diagnostics(&mut self, origin: &str, diagnostics: Vec<Diagnostic>) {
+        self.origins
+            .entry(origin.to_string())
+            .or_default()
+            .diagnostics = diagnostics;
+    }
+
+    /// The origin (file) that serves `key`, if any.
+    pub fn origin_of(&self, key: &ObjectKey) -> Option<&str> {
+        self.origins
+            .iter()
+            .find(|(_, o)| o.objects.contains_key(key))
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// Fills in the file of diagnostics that name an object but no file
+    /// (those found while resolving references).
+    pub fn locate(&self, diagnostics: &mut [Diagnostic]) {
+        for d in diagnostics.iter_mut().filter(|d| d.file.is_none()) {
+            if let Some(origin) = d.object.as_ref().and_then(|key| self.origin_of(key)) {
+                d.file = Some(origin.to_string());
+            }
+        }
     }
 
     /// Forgets an origin (its file was deleted). Returns true if it served objects.

@@ -162,7 +162,15 @@ fn removing_a_document_removes_its_object() {
     ));
     assert!(apply(&mut store, file, &service("a", 80)));
     assert_eq!(served(&store), vec![service_key("a")]);
-    assert!(apply(&mut store, file, ""), "an empty file serves nothing");
+    // A file emptied (as while a script rewrites it) keeps its last good content, with a warning.
+    assert!(
+        !apply(&mut store, file, ""),
+        "an empty file changes nothing"
+    );
+    assert_eq!(served(&store), vec![service_key("a")]);
+    assert_eq!(store.diagnostics().len(), 1);
+    // A file left with only comments serves nothing.
+    assert!(apply(&mut store, file, "# nothing here any more\n"));
     assert!(served(&store).is_empty());
     assert_eq!(store.origins().collect::<Vec<_>>(), [file]);
 }

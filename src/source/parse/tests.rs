@@ -147,6 +147,47 @@ fn istio_api_versions_are_accepted_for_the_networking_kinds() {
 }
 
 #[test]
+fn typos_in_kind_or_api_version_of_a_known_kind_are_errors() {
+    // A known kind under a version that does not serve it: identified, so
+    // its last good version stays served.
+    let wrong_version = "apiVersion: networking.istio.io/v1beta2\nkind: VirtualService\nmetadata: {name: reviews, namespace: shop}\nspec: {hosts: [reviews]}\n";
+    let parsed = parse_documents(FILE, wrong_version);
+    assert_eq!(
+        parsed.rejected,
+        vec![key(Kind::VirtualService, "shop", "reviews")]
+    );
+    assert_eq!(errors(&parsed)[0].field, "apiVersion");
+    assert!(
+        errors(&parsed)[0]
+            .message
+            .contains("networking.sextant.dev/v1alpha1"),
+        "{:?}",
+        errors(&parsed)
+    );
+
+    // A near-miss kind: not identifiable, so the whole file keeps its last good content.
+    for text in [
+        "apiVersion: networking.istio.io/v1\nkind: VirtualServices\nmetadata: {name: reviews}\nspec: {}\n",
+        "apiVersion: networking.sextant.dev/v1alpha1\nkind: Virtualservice\nmetadata: {name: reviews}\nspec: {}\n",
+        "apiVersion: networking.sextant.dev/v1alpha1\nkind: RouteRule\nmetadata: {name: reviews}\nspec: {}\n",
+    ] {
+        let parsed = parse_documents(FILE, text);
+        assert!(parsed.unreadable, "{text}");
+        assert_eq!(errors(&parsed).len(), 1, "{text}");
+    }
+
+    // metadata.namespace of the wrong type does not fall back to `default`.
+    let parsed = parse_documents(
+        FILE,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: cart, namespace: 42}\n",
+    );
+    assert!(parsed.unreadable);
+    assert!(errors(&parsed)[0]
+        .message
+        .contains("metadata.namespace must be a string"));
+}
+
+#[test]
 fn unknown_kinds_and_api_versions_are_skipped_without_diagnostics() {
     let text = "
 apiVersion: v1
@@ -163,11 +204,6 @@ apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: ingress}
 spec: {}
----
-apiVersion: networking.istio.io/v2
-kind: VirtualService
-metadata: {name: from-the-future}
-spec: {hosts: [reviews]}
 ---
 apiVersion: networking.example.com/v1alpha1
 kind: DestinationRule
