@@ -175,7 +175,9 @@ pub struct Response {
     pub version: String,
     /// `nonce`.
     pub nonce: String,
-    /// Resources, sorted by name.
+    /// Resources on the wire, sorted by name: all the proxy should have for
+    /// LDS and CDS and for answers to requests; only the changed ones for an
+    /// EDS or RDS push.
     pub resources: Arc<ResourceMap>,
 }
 
@@ -268,10 +270,29 @@ impl SotwStream {
                     .any(|(name, r)| old.resources.get(name).is_some_and(|o| o.hash != r.hash))
             });
             let resources = Arc::new(resources);
+            // EDS and RDS responses are incremental even in SotW (omitting a
+            // resource says nothing about it): a push the proxy did not ask
+            // for carries only what changed. An answer to a request carries all.
+            let incremental = matches!(
+                type_url,
+                TypeUrl::ClusterLoadAssignment | TypeUrl::RouteConfiguration
+            ) && !state.respond;
+            let wire = match &state.sent {
+                Some(old) if incremental => Arc::new(
+                    resources
+                        .iter()
+                        .filter(|(name, r)| {
+                            old.resources.get(*name).is_none_or(|o| o.hash != r.hash)
+                        })
+                        .map(|(name, r)| (name.clone(), r.clone()))
+                        .collect(),
+                ),
+                _ => resources.clone(),
+            };
             state.sent = Some(Sent {
                 version: version.clone(),
                 nonce: nonce.clone(),
-                resources: resources.clone(),
+                resources,
                 at: SystemTime::now(),
             });
             state.respond = false;
@@ -292,7 +313,7 @@ impl SotwStream {
                 type_url,
                 version,
                 nonce,
-                resources,
+                resources: wire,
             });
         }
         out

@@ -78,6 +78,16 @@ fn mesh() -> ProxySnapshot {
     ])
 }
 
+/// Names of everything the proxy has of `type_url` once it applies what was
+/// sent (EDS and RDS pushes carry only what changed).
+fn sent_names(stream: &SotwStream, type_url: TypeUrl) -> Vec<String> {
+    stream.types[&type_url]
+        .sent
+        .as_ref()
+        .map(|s| s.resources.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 fn names(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
@@ -312,8 +322,10 @@ fn a_stale_nonce_applies_resource_names_but_is_not_answered() {
         RequestKind::Ack
     );
     let third = only(stream.poll(&v3), EDS);
-    assert_eq!(resource_names(&third), ["a", "b"]);
-    assert_eq!(third.resources.as_ref(), v3.of(EDS));
+    // A push carries only what changed for the proxy (a it already has).
+    assert_eq!(resource_names(&third), ["b"]);
+    assert_eq!(third.resources["b"], v3.of(EDS)["b"]);
+    assert_eq!(sent_names(&stream, EDS), ["a", "b"]);
 
     // A stale request with unchanged names does nothing at all.
     assert_eq!(
@@ -330,7 +342,9 @@ fn a_stale_nonce_applies_resource_names_but_is_not_answered() {
     odd.response_nonce = "no-such-nonce".into();
     assert_eq!(stream.on_request(&odd), RequestKind::Stale);
     let fourth = only(stream.poll(&v3), EDS);
-    assert_eq!(resource_names(&fourth), ["b"]);
+    // The proxy already has b: the push only moves the version on.
+    assert!(fourth.resources.is_empty());
+    assert_eq!(sent_names(&stream, EDS), ["b"]);
 }
 
 #[test]
@@ -372,7 +386,12 @@ fn eds_names_that_do_not_exist_yet_are_pushed_when_they_appear() {
     // b appears; no request from Envoy, but it is pushed.
     let both = snapshot(&[(EDS, vec![endpoints("a", &[1]), endpoints("b", &[2])])]);
     let second = only(stream.poll(&both), EDS);
-    assert_eq!(resource_names(&second), ["a", "b"]);
+    assert_eq!(
+        resource_names(&second),
+        ["b"],
+        "a push carries only what changed"
+    );
+    assert_eq!(sent_names(&stream, EDS), ["a", "b"]);
     // Resources nobody asked for are never sent.
     let extra = snapshot(&[(
         EDS,
@@ -538,7 +557,14 @@ fn clusters_and_endpoints_go_first_and_routes_wait_for_their_acks() {
     let first = stream.poll(&after);
     assert_eq!(types(&first), [CDS, EDS]);
     let (cds, eds) = (&first[0], &first[1]);
-    assert_eq!(resource_names(eds), ["a", "b", "c"]);
+    assert_eq!(sent_names(&stream, EDS), ["a", "b", "c"]);
+    for (name, resource) in eds.resources.iter() {
+        assert_ne!(
+            before.of(EDS).get(name),
+            Some(resource),
+            "{name} did not change but was pushed"
+        );
+    }
 
     // Still waiting for the EDS answer: routes are held.
     stream.on_request(&ack(cds, &[]));
@@ -627,7 +653,11 @@ fn a_dropped_cluster_stays_until_the_routes_without_it_are_acked() {
     assert_eq!(types(&last), [CDS, EDS], "{last:#?}");
     assert_eq!(resource_names(&last[0]), ["v1", "v2"]);
     assert_eq!(last[0].resources.as_ref(), after.of(CDS));
-    assert_eq!(resource_names(&last[1]), ["v1", "v2"]);
+    assert!(
+        last[1].resources.is_empty(),
+        "v1 and v2 endpoints did not change"
+    );
+    assert_eq!(sent_names(&stream, EDS), ["v1", "v2"]);
     // Envoy drops `old` from its EDS names while it applies the CDS response,
     // before it reads the EDS one (so with a stale nonce), then ACKs both.
     stream.on_request(&ack(&last[0], &[]));
