@@ -201,3 +201,39 @@ pub fn bootstrap_yaml(options: &BootstrapOptions) -> Result<String, crate::envoy
     let json = crate::envoy::json::to_json(&bootstrap(options))?;
     Ok(serde_yaml_ng::to_string(&json).expect("JSON values render as YAML"))
 }
+
+/// A gRPC xDS bootstrap: the JSON a proxyless gRPC application reads from
+/// the file named by `GRPC_XDS_BOOTSTRAP`, so that `xds:///<host>:<port>`
+/// targets resolve through Sextant (state of the world over ADS; the node
+/// carries `GENERATOR: grpc`). The Envoy-only options (admin, outbound
+/// listener, delta) do not apply.
+pub fn grpc_bootstrap_json(options: &BootstrapOptions) -> serde_json::Value {
+    let ips: Vec<String> = options
+        .instance_ips
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let host = if options.xds_host.contains(':') {
+        format!("[{}]", options.xds_host)
+    } else {
+        options.xds_host.clone()
+    };
+    serde_json::json!({
+        "xds_servers": [{
+            "server_uri": format!("{host}:{}", options.xds_port),
+            "channel_creds": [{"type": "insecure"}],
+            "server_features": ["xds_v3"],
+        }],
+        "node": {
+            "id": options.node_id,
+            "cluster": options.cluster,
+            "metadata": {
+                proxy::META_NAMESPACE: options.namespace,
+                proxy::META_SERVICE_ACCOUNT: options.service_account,
+                proxy::META_INSTANCE_IPS: ips.join(","),
+                proxy::META_LABELS: options.labels,
+                proxy::META_GENERATOR: "grpc",
+            },
+        },
+    })
+}

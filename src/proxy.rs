@@ -19,6 +19,8 @@ pub const META_SERVICE_ACCOUNT: &str = "SERVICE_ACCOUNT";
 pub const META_INSTANCE_IPS: &str = "INSTANCE_IPS";
 /// Node metadata key: IP the outbound listener binds (default 127.0.0.1).
 pub const META_OUTBOUND_ADDRESS: &str = "OUTBOUND_ADDRESS";
+/// Node metadata key: `grpc` marks a proxyless gRPC client (Istio's convention).
+pub const META_GENERATOR: &str = "GENERATOR";
 /// Node metadata key: port of the outbound listener, as a string (default 15001).
 pub const META_OUTBOUND_PORT: &str = "OUTBOUND_PORT";
 
@@ -43,6 +45,9 @@ pub struct ProxyInfo {
     pub instance_ips: Vec<IpAddr>,
     /// Address of the outbound HTTP listener.
     pub outbound: SocketAddr,
+    /// A gRPC application's own xDS client rather than an Envoy: it gets
+    /// API listeners named after its targets instead of a socket listener.
+    pub proxyless_grpc: bool,
 }
 
 /// A node that cannot be served, with the reason.
@@ -131,6 +136,11 @@ impl ProxyInfo {
             service_account: text(META_SERVICE_ACCOUNT)?.unwrap_or_else(|| "default".into()),
             instance_ips,
             outbound: SocketAddr::new(address, port),
+            proxyless_grpc: text(META_GENERATOR)?.as_deref() == Some("grpc")
+                || node
+                    .user_agent_name
+                    .to_ascii_lowercase()
+                    .starts_with("grpc"),
         })
     }
 }

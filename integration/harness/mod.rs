@@ -70,6 +70,15 @@ impl Process {
         }
     }
 
+    /// Owns an already started child, whose output goes to `log`.
+    pub fn adopt(name: &str, child: Child, log: PathBuf) -> Process {
+        Process {
+            name: name.to_string(),
+            child,
+            log,
+        }
+    }
+
     /// The process's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -173,9 +173,10 @@ impl SnapshotCache {
     /// The resources `proxy` should have now. Translation runs at most once
     /// per proxy class and IR generation; the listener is built per proxy.
     pub fn snapshot(&self, proxy: &ProxyInfo) -> ProxySnapshot {
-        let (class, generation, shared, diagnostics) = {
+        let (ir, class, generation, shared, diagnostics) = {
             let mut state = self.state.lock().expect("cache lock");
             let generation = state.generation;
+            let ir = state.ir.clone();
             let sidecar = sidecar_for(
                 &state.ir.sidecars,
                 &proxy.namespace,
@@ -187,7 +188,7 @@ impl SnapshotCache {
                 sidecar: sidecar.map(|s| s.name.clone()),
             };
             match state.classes.get(&class) {
-                Some(shared) => (class, generation, shared.clone(), Vec::new()),
+                Some(shared) => (ir, class, generation, shared.clone(), Vec::new()),
                 None => {
                     let (mut shared, diagnostics) = encode_class(&state.ir, &class, &self.options);
                     for (type_url, resource) in &self.injected {
@@ -201,18 +202,22 @@ impl SnapshotCache {
                     }
                     let shared = Arc::new(shared);
                     state.classes.insert(class.clone(), shared.clone());
-                    (class, generation, shared, diagnostics)
+                    (ir, class, generation, shared, diagnostics)
                 }
             }
         };
         for d in diagnostics {
             tracing::warn!(namespace = class.namespace, "{d}");
         }
-        let listener = translate::outbound_listener(proxy.outbound);
-        let listeners = BTreeMap::from([(
-            listener.name.clone(),
-            Resource::encode(listener.name.clone(), &listener),
-        )]);
+        let listeners = if proxy.proxyless_grpc {
+            translate::grpc_listeners(&ir, &class)
+        } else {
+            vec![translate::outbound_listener(proxy.outbound)]
+        };
+        let listeners: ResourceMap = listeners
+            .iter()
+            .map(|l| (l.name.clone(), Resource::encode(l.name.clone(), l)))
+            .collect();
         ProxySnapshot {
             generation,
             resources: BTreeMap::from([

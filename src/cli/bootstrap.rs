@@ -41,6 +41,10 @@ pub struct BootstrapArgs {
     /// Use delta (incremental) ADS instead of state of the world.
     #[arg(long)]
     delta: bool,
+    /// Write a gRPC xDS bootstrap (JSON, for `GRPC_XDS_BOOTSTRAP`) for a
+    /// proxyless gRPC application instead of an Envoy bootstrap.
+    #[arg(long, conflicts_with = "delta")]
+    grpc: bool,
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -86,7 +90,11 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         outbound: SocketAddr::new(args.outbound_address, args.outbound_port),
         delta: args.delta,
     };
-    let yaml = bootstrap_yaml(&options)?;
+    let yaml = if args.grpc {
+        format!("{:#}\n", sextant::bootstrap::grpc_bootstrap_json(&options))
+    } else {
+        bootstrap_yaml(&options)?
+    };
     match args.output {
         Some(path) => {
             std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?

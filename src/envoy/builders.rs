@@ -4,12 +4,14 @@
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, socket_address, Address, AggregatedConfigSource,
-    ApiVersion, ConfigSource, DataSource, HealthStatus, SocketAddress,
+    ApiVersion, ConfigSource, DataSource, HealthStatus, Locality, SocketAddress,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
-use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter, ApiListener, Filter, FilterChain, Listener,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher, route, route_action, route_match, weighted_cluster, DirectResponseAction,
     HeaderMatcher, Route, RouteAction, RouteMatch, WeightedCluster,
@@ -54,15 +56,13 @@ pub fn socket_address(ip: IpAddr, port: u16) -> Address {
     }
 }
 
-/// An HTTP listener on `addr` whose HTTP connection manager takes its route
-/// configuration `route_config_name` from RDS over ADS and ends in the router filter.
-pub fn http_listener(
-    name: &str,
-    addr: SocketAddr,
+/// An HTTP connection manager that takes its route configuration
+/// `route_config_name` from RDS over ADS and ends in the router filter.
+pub fn http_connection_manager(
     route_config_name: &str,
     stat_prefix: &str,
-) -> Listener {
-    let hcm = HttpConnectionManager {
+) -> HttpConnectionManager {
+    HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ads_config_source()),
@@ -76,7 +76,17 @@ pub fn http_listener(
             ..Default::default()
         }],
         ..Default::default()
-    };
+    }
+}
+
+/// An HTTP listener on `addr` with [`http_connection_manager`].
+pub fn http_listener(
+    name: &str,
+    addr: SocketAddr,
+    route_config_name: &str,
+    stat_prefix: &str,
+) -> Listener {
+    let hcm = http_connection_manager(route_config_name, stat_prefix);
     Listener {
         name: name.to_string(),
         address: Some(socket_address(addr.ip(), addr.port())),
@@ -87,6 +97,19 @@ pub fn http_listener(
             }],
             ..Default::default()
         }],
+        ..Default::default()
+    }
+}
+
+/// An API listener (no socket: what gRPC's xDS client resolves a target
+/// `xds:///<name>` to) with [`http_connection_manager`].
+pub fn api_listener(name: &str, route_config_name: &str) -> Listener {
+    let hcm = http_connection_manager(route_config_name, name);
+    Listener {
+        name: name.to_string(),
+        api_listener: Some(ApiListener {
+            api_listener: Some(pack_any(hcm)),
+        }),
         ..Default::default()
     }
 }
@@ -113,7 +136,7 @@ pub fn eds_cluster(
     }
 }
 
-/// A ClusterLoadAssignment with one locality holding `endpoints` (address,
+/// A ClusterLoadAssignment with one locality (weight 1) holding `endpoints` (address,
 /// port, health status), in the given order.
 pub fn cluster_load_assignment(
     cluster_name: &str,
@@ -135,8 +158,13 @@ pub fn cluster_load_assignment(
         endpoints: if lb_endpoints.is_empty() {
             Vec::new()
         } else {
+            // gRPC's xDS client rejects a locality without `locality` and
+            // ignores one without a weight; Envoy reads the weight only with
+            // locality-weighted load balancing.
             vec![LocalityLbEndpoints {
                 lb_endpoints,
+                locality: Some(Locality::default()),
+                load_balancing_weight: Some(UInt32Value { value: 1 }),
                 ..Default::default()
             }]
         },

@@ -1,8 +1,13 @@
 //! The per-proxy outbound listener.
 
+use super::route::domains_of;
+use super::scope::Scope;
 use super::OUTBOUND_ROUTE_CONFIG;
 use crate::envoy::builders;
+use crate::ir::Ir;
+use crate::proxy::ProxyClass;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 /// Name of the outbound HTTP listener.
@@ -18,4 +23,23 @@ pub fn outbound_listener(addr: SocketAddr) -> Listener {
         OUTBOUND_ROUTE_CONFIG,
         "outbound_http",
     )
+}
+
+/// API listeners for a proxyless gRPC client of `class`: one per
+/// `host:port` its targets may name (`xds:///reviews.default.svc.cluster.local:9080`,
+/// `xds:///reviews:9080`, ...), each routing through [`OUTBOUND_ROUTE_CONFIG`].
+/// Only the hosts the class may see are listed; sorted by name.
+pub fn grpc_listeners(ir: &Ir, class: &ProxyClass) -> Vec<Listener> {
+    let scope = Scope::new(ir, class);
+    let names: BTreeSet<String> = ir
+        .virtual_hosts
+        .iter()
+        .filter(|v| v.service.is_some() && scope.virtual_host(v))
+        .flat_map(|v| domains_of(v, class))
+        .filter(|d| d.contains(':'))
+        .collect();
+    names
+        .iter()
+        .map(|name| builders::api_listener(name, OUTBOUND_ROUTE_CONFIG))
+        .collect()
 }

@@ -11,7 +11,7 @@ pub mod render;
 mod route;
 mod scope;
 
-pub use listener::{outbound_listener, OUTBOUND_LISTENER};
+pub use listener::{grpc_listeners, outbound_listener, OUTBOUND_LISTENER};
 pub use route::OUTBOUND_ROUTE_CONFIG;
 
 use crate::diagnostic::Diagnostic;

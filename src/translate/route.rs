@@ -64,7 +64,7 @@ pub(super) fn outbound_route_configuration(
 /// answers its FQDN, `name.ns.svc`, `name.ns` and, for proxies in the same
 /// namespace, `name`; each with `:port`, and without a port on the service's
 /// default port.
-fn domains_of(vhost: &ir::VirtualHost, class: &ProxyClass) -> Vec<String> {
+pub(super) fn domains_of(vhost: &ir::VirtualHost, class: &ProxyClass) -> Vec<String> {
     let Some(svc) = &vhost.service else {
         return vec![vhost.host.to_ascii_lowercase()];
     };

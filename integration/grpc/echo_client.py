@@ -1,0 +1,33 @@
+"""A proxyless gRPC client for the test: calls /sextant.demo.Echo/Say on an
+xds:/// target N times and prints a JSON object counting the answers (or
+the gRPC status codes of failures). The xDS bootstrap comes from the file
+named by GRPC_XDS_BOOTSTRAP, as gRPC reads it.
+
+Usage: python3 echo_client.py xds:///reviews.default.svc.cluster.local:9080 100
+"""
+import collections
+import json
+import sys
+
+import grpc
+
+
+def main():
+    target, count = sys.argv[1], int(sys.argv[2])
+    answers = collections.Counter()
+    with grpc.insecure_channel(target) as channel:
+        say = channel.unary_unary("/sextant.demo.Echo/Say")
+        failures = 0
+        for _ in range(count):
+            try:
+                answers[say(b"hello", timeout=5, wait_for_ready=True).decode()] += 1
+            except grpc.RpcError as error:
+                answers[f"error {error.code().name}: {error.details()}"] += 1
+                failures += 1
+                if failures == 3:
+                    break  # enough to tell what is wrong
+    print(json.dumps(answers, sort_keys=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
