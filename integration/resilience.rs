@@ -138,3 +138,67 @@ async fn two_thousand_services_in_one_config() {
     assert_eq!(envoy.active_clusters().await.len(), SERVICES);
     assert_eq!(envoy.updates_rejected().await, 0);
 }
+
+/// A route configuration over 4 MiB (the default gRPC message limit of many
+/// stacks) reaches Envoy over SotW and delta without the stream failing.
+async fn large_route_configuration(workload: Workload<'_>) {
+    const SERVICES: usize = 200;
+    const ROUTES: usize = 150;
+    let work = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(work.path(), "127.0.1.63", "big", "v1");
+    let config = ConfigDir::new();
+    let mut yaml = String::new();
+    let long_value = "x".repeat(120);
+    for i in 0..SERVICES {
+        let name = format!("big-{i:03}");
+        yaml.push_str(&service_yaml(&name, 80));
+        yaml.push_str("---\n");
+        yaml.push_str(&workload_yaml(&name, "v1", &upstream));
+        yaml.push_str("---\n");
+        yaml.push_str(&format!(
+            "apiVersion: networking.sextant.dev/v1alpha1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  hosts: [{name}]\n  http:\n"
+        ));
+        for r in 0..ROUTES {
+            yaml.push_str(&format!(
+                "  - match: [{{headers: {{x-route-{r}: {{exact: {long_value}}}}}}}]\n    route: [{{destination: {{host: {name}}}}}]\n"
+            ));
+        }
+        yaml.push_str("  - route: [{destination: {host: ");
+        yaml.push_str(&name);
+        yaml.push_str("}}]\n---\n");
+    }
+    config.write("big.yaml", &yaml);
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let node_id = workload.node_id.to_string();
+    let envoy = Envoy::start(work.path(), &sextant, workload).await;
+    envoy.wait_until_serving("big-199").await;
+    let header = "x-route-149".to_string();
+    let (status, body) = envoy.get("big-000", "/", &[(&header, &long_value)]).await;
+    assert_eq!(status, 200, "{body}");
+
+    let proxies = sextant.admin_json("/debug/proxies").await;
+    let proxy = proxies["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["node_id"] == node_id.as_str())
+        .unwrap()
+        .clone();
+    let rds_bytes = proxy["types"]["RDS"]["sent_bytes"].as_u64().unwrap();
+    assert!(
+        rds_bytes > 4 * 1024 * 1024,
+        "the route configuration is only {rds_bytes} bytes"
+    );
+    assert_eq!(proxy["types"]["RDS"]["synced"], true, "{proxy}");
+    assert_eq!(envoy.updates_rejected().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_configuration_over_4_mib_sotw() {
+    large_route_configuration(Workload::client("large-sotw.default")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_configuration_over_4_mib_delta() {
+    large_route_configuration(Workload::client("large-delta.default").delta()).await;
+}

@@ -117,6 +117,7 @@ async fn proxies(State(state): State<AdminState>) -> Json<serde_json::Value> {
                         "sent_version": t.sent_version,
                         "sent_nonce": t.sent_nonce,
                         "sent_resources": t.sent_resources,
+                        "sent_bytes": t.sent_bytes,
                         "acked_version": t.acked_version,
                         "synced": t.sync_state() == SyncState::Synced,
                         "last_nack": t.last_nack.as_ref().map(nack_json),

@@ -34,17 +34,37 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// Responses buffered per stream before the stream task waits for the proxy to read.
 const STREAM_BUFFER: usize = 16;
 
+/// How many streams may compute their responses at the same time; the
+/// others wait their turn (first come, first served), so a reconnect storm
+/// of many proxies cannot starve the runtime.
+pub const DEFAULT_CONCURRENT_PUSHES: usize = 32;
+
+/// What every stream task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) cache: Arc<SnapshotCache>,
+    pub(crate) registry: Arc<Registry>,
+    /// Permits to compute responses (see [`DEFAULT_CONCURRENT_PUSHES`]).
+    pub(crate) push_permits: tokio::sync::Semaphore,
+}
+
 /// The `AggregatedDiscoveryService` implementation.
 #[derive(Clone, Debug)]
 pub struct AdsService {
-    cache: Arc<SnapshotCache>,
-    registry: Arc<Registry>,
+    shared: Arc<Shared>,
 }
 
 impl AdsService {
     /// A service that serves `cache` and records streams in `registry`.
     pub fn new(cache: Arc<SnapshotCache>, registry: Arc<Registry>) -> Self {
-        AdsService { cache, registry }
+        let push_permits = tokio::sync::Semaphore::new(DEFAULT_CONCURRENT_PUSHES);
+        AdsService {
+            shared: Arc::new(Shared {
+                cache,
+                registry,
+                push_permits,
+            }),
+        }
     }
 
     /// The tonic service with Sextant's explicit message size limits.
@@ -84,13 +104,7 @@ impl AdsService {
     ) -> Response<ResponseStream<P::Response>> {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let peer: Option<SocketAddr> = request.remote_addr();
-        let task = task::run::<P>(
-            request.into_inner(),
-            tx,
-            self.cache.clone(),
-            self.registry.clone(),
-            peer,
-        );
+        let task = task::run::<P>(request.into_inner(), tx, self.shared.clone(), peer);
         tokio::spawn(task);
         Response::new(Box::pin(ReceiverStream::new(rx)))
     }

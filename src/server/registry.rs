@@ -33,6 +33,8 @@ pub struct TypeStatus {
     pub sent_nonce: Option<String>,
     /// Names the proxy has if it accepts everything sent.
     pub sent_resources: Vec<String>,
+    /// Encoded size of those resources, in bytes.
+    pub sent_bytes: usize,
     /// Version of the latest ACKed response.
     pub acked_version: Option<String>,
     /// The resources the proxy ACKed, by name.
@@ -91,22 +93,20 @@ impl StreamState {
                 .types
                 .iter()
                 .map(|(t, s)| {
-                    let status = TypeStatus {
-                        subscription: s.subscription.clone(),
-                        sent_version: s.sent.as_ref().map(|x| x.version.clone()),
-                        sent_nonce: s.sent.as_ref().map(|x| x.nonce.clone()),
-                        sent_resources: s
-                            .sent
-                            .iter()
-                            .flat_map(|x| x.resources.keys().cloned())
-                            .collect(),
-                        acked_version: s.acked.as_ref().map(|x| x.version.clone()),
-                        acked_resources: s.acked.as_ref().map(|x| x.resources.clone()),
-                        acked_at: s.acked.as_ref().map(|x| x.at),
-                        awaiting_answer: s.awaiting_answer(),
-                        last_nack: s.nack.clone(),
-                        nack_count: s.nack_count,
+                    let view = |x: &'_ super::stream::Sent| Response {
+                        version: x.version.clone(),
+                        nonce: x.nonce.clone(),
+                        resources: x.resources.clone(),
+                        at: x.at,
                     };
+                    let status = TypeStatus::new(
+                        s.subscription.clone(),
+                        s.sent.as_ref().map(view),
+                        s.acked.as_ref().map(view),
+                        s.awaiting_answer(),
+                        s.nack.clone(),
+                        s.nack_count,
+                    );
                     (*t, status)
                 })
                 .collect(),
@@ -119,25 +119,64 @@ impl StreamState {
                     } else {
                         Subscription::Names(s.names.clone())
                     };
-                    let status = TypeStatus {
-                        subscription,
-                        sent_version: s.sent.as_ref().map(|x| x.system_version.clone()),
-                        sent_nonce: s.sent.as_ref().map(|x| x.nonce.clone()),
-                        sent_resources: s
-                            .sent
-                            .iter()
-                            .flat_map(|x| x.state.keys().cloned())
-                            .collect(),
-                        acked_version: s.acked.as_ref().map(|x| x.system_version.clone()),
-                        acked_resources: s.acked.as_ref().map(|x| x.state.clone()),
-                        acked_at: s.acked.as_ref().map(|x| x.at),
-                        awaiting_answer: s.awaiting_answer(),
-                        last_nack: s.nack.clone(),
-                        nack_count: s.nack_count,
+                    let view = |x: &'_ super::delta_stream::DeltaSent| Response {
+                        version: x.system_version.clone(),
+                        nonce: x.nonce.clone(),
+                        resources: x.state.clone(),
+                        at: x.at,
                     };
+                    let status = TypeStatus::new(
+                        subscription,
+                        s.sent.as_ref().map(view),
+                        s.acked.as_ref().map(view),
+                        s.awaiting_answer(),
+                        s.nack.clone(),
+                        s.nack_count,
+                    );
                     (*t, status)
                 })
                 .collect(),
+        }
+    }
+}
+
+/// A response as the status view needs it, SotW or delta.
+struct Response {
+    version: String,
+    nonce: String,
+    /// Everything the proxy has once it applies the response.
+    resources: Arc<ResourceMap>,
+    at: SystemTime,
+}
+
+impl TypeStatus {
+    fn new(
+        subscription: Subscription,
+        sent: Option<Response>,
+        acked: Option<Response>,
+        awaiting_answer: bool,
+        last_nack: Option<Nack>,
+        nack_count: u64,
+    ) -> Self {
+        TypeStatus {
+            subscription,
+            sent_resources: sent
+                .iter()
+                .flat_map(|x| x.resources.keys().cloned())
+                .collect(),
+            sent_bytes: sent
+                .iter()
+                .flat_map(|x| x.resources.values())
+                .map(|r| r.body.len())
+                .sum(),
+            sent_version: sent.as_ref().map(|x| x.version.clone()),
+            sent_nonce: sent.map(|x| x.nonce),
+            acked_version: acked.as_ref().map(|x| x.version.clone()),
+            acked_at: acked.as_ref().map(|x| x.at),
+            acked_resources: acked.map(|x| x.resources),
+            awaiting_answer,
+            last_nack,
+            nack_count,
         }
     }
 }

@@ -5,7 +5,8 @@
 
 use super::registry::{Registry, StreamState};
 use super::stream::RequestKind;
-use crate::cache::{ProxySnapshot, SnapshotCache};
+use super::Shared;
+use crate::cache::ProxySnapshot;
 use crate::envoy::TypeUrl;
 use crate::proxy::ProxyInfo;
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -42,10 +43,10 @@ pub(super) trait Protocol: Send + 'static {
 pub(super) async fn run<P: Protocol>(
     mut inbound: Streaming<P::Request>,
     out: mpsc::Sender<Result<P::Response, Status>>,
-    cache: Arc<SnapshotCache>,
-    registry: Arc<Registry>,
+    shared: Arc<Shared>,
     peer: Option<SocketAddr>,
 ) {
+    let (cache, registry) = (&shared.cache, &shared.registry);
     let first = match inbound.message().await {
         Ok(Some(first)) => first,
         Ok(None) => return,
@@ -81,9 +82,16 @@ pub(super) async fn run<P: Protocol>(
         if let Some(request) = pending.take() {
             let (kind, type_url, nonce) =
                 P::on_request(&mut state.lock().expect("stream lock"), request);
-            log_request(&proxy, &registry, kind, &type_url, &nonce);
+            log_request(&proxy, registry, kind, &type_url, &nonce);
         }
-        let responses = P::poll(&mut state.lock().expect("stream lock"), &snapshot);
+        let responses = {
+            let _permit = shared
+                .push_permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            P::poll(&mut state.lock().expect("stream lock"), &snapshot)
+        };
         for response in responses {
             if out.send(Ok(response)).await.is_err() {
                 tracing::info!(node = proxy.node_id, "proxy disconnected");
