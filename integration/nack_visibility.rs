@@ -1,6 +1,7 @@
-//! End to end: when a real Envoy NACKs (here a cluster that a test-only hook
-//! injects; no config file can produce it), Sextant logs it, counts it and
-//! shows the trimmed reason on `/debug/syncz` and `/debug/proxies`.
+//! End to end: when a real Envoy NACKs (here a test-only hook replaces the
+//! cluster of Service `orders` with one Envoy rejects; no config file can
+//! produce it), Sextant logs it, counts it, shows the trimmed reason on
+//! `/debug/syncz` and `/debug/proxies`, and names the object behind it.
 
 mod harness;
 
@@ -16,7 +17,10 @@ async fn start_with_invalid_cluster(work: &std::path::Path, config: &ConfigDir) 
         .args(["serve", "--config-dir"])
         .arg(config.path())
         .args(["--xds-address", &xds, "--admin-address", &admin])
-        .args(["--test-inject-invalid-cluster", "injected-invalid"]);
+        .args([
+            "--test-inject-invalid-cluster",
+            "outbound|80||orders.default.svc.cluster.local",
+        ]);
     Sextant::spawn(
         work,
         command,
@@ -66,6 +70,12 @@ async fn nack_is_visible(workload: Workload<'_>) {
         "trimmed NACK message: {message:?}"
     );
     assert!(message.contains("CleanupInterval"), "{message}");
+    // The rejected cluster is traced back to the Service it comes from.
+    assert_eq!(
+        row["CDS_nack"]["objects"],
+        serde_json::json!(["Service default/orders"]),
+        "{row}"
+    );
     assert!(
         envoy.updates_rejected().await >= 1,
         "Envoy itself rejected the update"

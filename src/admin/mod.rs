@@ -168,7 +168,11 @@ async fn syncz(State(state): State<AdminState>) -> Json<serde_json::Value> {
                 let sync = t.map_or(SyncState::NotSent, TypeStatus::sync_state);
                 row.insert(type_url.short_name().into(), json!(sync));
                 if let Some(nack) = t.and_then(|t| t.last_nack.as_ref()) {
-                    row.insert(format!("{}_nack", type_url.short_name()), nack_json(nack));
+                    let mut nack = nack_json(nack);
+                    let objects = state.registry.nack_objects(&entry.proxy.node_id, type_url);
+                    nack["objects"] =
+                        json!(objects.iter().map(ToString::to_string).collect::<Vec<_>>());
+                    row.insert(format!("{}_nack", type_url.short_name()), nack);
                 }
             }
             serde_json::Value::Object(row)

@@ -56,8 +56,20 @@ fn render(syncz: &Value) -> String {
         for t in TypeUrl::ALL {
             let name = t.short_name();
             out.push_str(&format!("  {:9}", proxy[name].as_str().unwrap_or("?")));
-            if let Some(message) = proxy[format!("{name}_nack")]["message"].as_str() {
-                nacks.push(format!("{node} {name} NACK: {message}"));
+            let nack = &proxy[format!("{name}_nack")];
+            if let Some(message) = nack["message"].as_str() {
+                let objects: Vec<&str> = nack["objects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| o.as_str())
+                    .collect();
+                let from = if objects.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (from {})", objects.join(", "))
+                };
+                nacks.push(format!("{node} {name} NACK: {message}{from}"));
             }
         }
         out.push('\n');
@@ -81,7 +93,7 @@ mod tests {
     fn renders_one_row_per_proxy_and_the_nacks() {
         let syncz = json!({"proxies": [{
             "node_id": "reviews-v1.default", "CDS": "SYNCED", "EDS": "SYNCED", "LDS": "STALE", "RDS": "NACKED",
-            "RDS_nack": {"message": "duplicate domain"}
+            "RDS_nack": {"message": "duplicate domain", "objects": ["VirtualService shop/cart"]}
         }]});
         let table = render(&syncz);
         let lines: Vec<&str> = table.lines().collect();
@@ -93,6 +105,9 @@ mod tests {
                 && lines[1].contains("NACKED")
                 && lines[1].contains("STALE")
         );
-        assert_eq!(lines[2], "reviews-v1.default RDS NACK: duplicate domain");
+        assert_eq!(
+            lines[2],
+            "reviews-v1.default RDS NACK: duplicate domain (from VirtualService shop/cart)"
+        );
     }
 }

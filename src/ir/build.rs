@@ -114,7 +114,14 @@ pub fn build(world: &World) -> Ir {
                 .unwrap_or_default(),
             &key.namespace,
         );
-        let rule = rules.get(&fqdn).copied();
+        let (rule_key, rule) = match rules.get(&fqdn) {
+            Some((k, dr)) => (Some(*k), Some(*dr)),
+            None => (None, None),
+        };
+        // The objects a cluster of this service comes from, for tracing NACKs back.
+        let origins: Vec<ObjectKey> = std::iter::once(key.clone())
+            .chain(rule_key.cloned())
+            .collect();
         let policy = rule.and_then(|dr| dr.spec.traffic_policy.as_ref());
         for (number, port) in &ports {
             let all = endpoints::for_port(key, svc, port, &workloads, &mut diagnostics);
@@ -130,6 +137,7 @@ pub fn build(world: &World) -> Ir {
                     subset: subset.map(str::to_string),
                     lb_policy: lb,
                     endpoints,
+                    origins: origins.clone(),
                 };
                 clusters.insert(name, cluster);
             };
@@ -200,7 +208,7 @@ fn destination_rules_by_host<'a>(
     rules: &[(&'a ObjectKey, &'a DestinationRule)],
     is_service: &dyn Fn(&str) -> bool,
     diagnostics: &mut Vec<Diagnostic>,
-) -> BTreeMap<String, &'a DestinationRule> {
+) -> BTreeMap<String, (&'a ObjectKey, &'a DestinationRule)> {
     let mut ordered = rules.to_vec();
     ordered.sort_by_key(|(key, dr)| (dr.metadata.creation_timestamp.clone(), (*key).clone()));
     let mut by_host: BTreeMap<String, (&ObjectKey, &DestinationRule)> = BTreeMap::new();
@@ -227,7 +235,4 @@ fn destination_rules_by_host<'a>(
         by_host.insert(host, (key, dr));
     }
     by_host
-        .into_iter()
-        .map(|(host, (_, dr))| (host, dr))
-        .collect()
 }

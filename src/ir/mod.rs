@@ -15,6 +15,27 @@ pub mod scope;
 
 pub use build::build;
 
+impl Ir {
+    /// The objects behind the clusters and virtual hosts that `message` (an
+    /// Envoy NACK) names, sorted and without duplicates; empty when it names none.
+    pub fn origins_mentioned(&self, message: &str) -> Vec<crate::model::ObjectKey> {
+        let clusters = self
+            .clusters
+            .values()
+            .filter(|c| message.contains(&c.name))
+            .flat_map(|c| &c.origins);
+        let hosts = self
+            .virtual_hosts
+            .iter()
+            .filter(|v| message.contains(&v.name) || message.contains(&v.host))
+            .flat_map(|v| &v.origins);
+        let mut all: Vec<_> = clusters.chain(hosts).cloned().collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
 /// Builds the IR of everything `store` serves, and returns it with every
 /// current diagnostic (parse and validation, duplicate definitions, and
 /// reference resolution), each naming its file where one is known.
@@ -85,6 +106,8 @@ pub struct Cluster {
     pub lb_policy: LbPolicy,
     /// Endpoints, sorted by address and port, without duplicates.
     pub endpoints: Vec<Endpoint>,
+    /// The objects it comes from: its Service, and its DestinationRule if any.
+    pub origins: Vec<crate::model::ObjectKey>,
 }
 
 /// Whether an endpoint should receive new requests, from Kubernetes'
@@ -135,6 +158,8 @@ pub struct VirtualHost {
     /// Routes for the other namespaces: the service's default route.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fallback_routes: Vec<Route>,
+    /// The objects it comes from: its Service and/or VirtualService.
+    pub origins: Vec<crate::model::ObjectKey>,
 }
 
 /// A service port that a virtual host serves.

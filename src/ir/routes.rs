@@ -88,6 +88,9 @@ pub(super) fn virtual_hosts(
                 routes,
                 routes_export_to,
                 fallback_routes,
+                origins: std::iter::once(info.key.clone())
+                    .chain(owners.get(fqdn).map(|(key, _)| (*key).clone()))
+                    .collect(),
             });
         }
     }
@@ -102,6 +105,7 @@ pub(super) fn virtual_hosts(
                 routes: vs_routes(key, vs, None, services, diagnostics),
                 routes_export_to: ExportTo::All,
                 fallback_routes: Vec::new(),
+                origins: vec![(*key).clone()],
             });
         }
     }

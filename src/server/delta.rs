@@ -3,8 +3,7 @@
 
 use super::delta_stream::{DeltaRequest, DeltaResponse, DeltaStream};
 use super::registry::StreamState;
-use super::stream::RequestKind;
-use super::task::{Protocol, IDENTIFIER};
+use super::task::{Protocol, Seen, IDENTIFIER};
 use crate::cache::ProxySnapshot;
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -34,10 +33,7 @@ impl Protocol for Delta {
         StreamState::Delta(DeltaStream::new())
     }
 
-    fn on_request(
-        state: &mut StreamState,
-        request: DeltaDiscoveryRequest,
-    ) -> (RequestKind, String, String) {
+    fn on_request(state: &mut StreamState, request: DeltaDiscoveryRequest) -> Seen {
         let request = DeltaRequest {
             type_url: request.type_url,
             subscribe: request.resource_names_subscribe,
@@ -47,7 +43,12 @@ impl Protocol for Delta {
             error_detail: request.error_detail.map(|e| e.message),
         };
         let kind = machine(state).on_request(&request);
-        (kind, request.type_url, request.response_nonce)
+        Seen {
+            kind,
+            type_url: request.type_url,
+            nonce: request.response_nonce,
+            error: request.error_detail,
+        }
     }
 
     fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<DeltaDiscoveryResponse> {

@@ -4,6 +4,7 @@ use super::delta_stream::DeltaStream;
 use super::stream::{Nack, SotwStream, Subscription};
 use crate::cache::ResourceMap;
 use crate::envoy::TypeUrl;
+use crate::model::ObjectKey;
 use crate::proxy::ProxyInfo;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -203,6 +204,8 @@ pub struct Registry {
     streams: Mutex<BTreeMap<u64, Arc<StreamEntry>>>,
     next_id: AtomicU64,
     nacks: Mutex<BTreeMap<TypeUrl, u64>>,
+    /// The objects behind each proxy's latest NACK, by node id and type.
+    nack_objects: Mutex<BTreeMap<(String, TypeUrl), Vec<ObjectKey>>>,
 }
 
 /// Removes its stream from the registry when dropped (the stream ended).
@@ -270,14 +273,28 @@ impl Registry {
             .cloned()
     }
 
-    /// Counts a NACK of `type_url`.
-    pub fn count_nack(&self, type_url: TypeUrl) {
+    /// Counts a NACK of `type_url` by `node_id`, and remembers the objects
+    /// behind the resources it names.
+    pub fn count_nack(&self, type_url: TypeUrl, node_id: &str, objects: Vec<ObjectKey>) {
         *self
             .nacks
             .lock()
             .expect("registry lock")
             .entry(type_url)
             .or_default() += 1;
+        self.nack_objects
+            .lock()
+            .expect("registry lock")
+            .insert((node_id.to_string(), type_url), objects);
+    }
+
+    /// The objects behind the latest NACK of `type_url` by `node_id`.
+    pub fn nack_objects(&self, node_id: &str, type_url: TypeUrl) -> Vec<ObjectKey> {
+        let objects = self.nack_objects.lock().expect("registry lock");
+        objects
+            .get(&(node_id.to_string(), type_url))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// NACKs received since start, by type.

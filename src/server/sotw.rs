@@ -2,8 +2,8 @@
 //! the [`SotwStream`] state machine.
 
 use super::registry::StreamState;
-use super::stream::{Request, RequestKind, Response, SotwStream};
-use super::task::{Protocol, IDENTIFIER};
+use super::stream::{Request, Response, SotwStream};
+use super::task::{Protocol, Seen, IDENTIFIER};
 use crate::cache::ProxySnapshot;
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
@@ -31,10 +31,7 @@ impl Protocol for Sotw {
         StreamState::Sotw(SotwStream::new())
     }
 
-    fn on_request(
-        state: &mut StreamState,
-        request: DiscoveryRequest,
-    ) -> (RequestKind, String, String) {
+    fn on_request(state: &mut StreamState, request: DiscoveryRequest) -> Seen {
         let request = Request {
             type_url: request.type_url,
             version_info: request.version_info,
@@ -43,7 +40,12 @@ impl Protocol for Sotw {
             error_detail: request.error_detail.map(|e| e.message),
         };
         let kind = machine(state).on_request(&request);
-        (kind, request.type_url, request.response_nonce)
+        Seen {
+            kind,
+            type_url: request.type_url,
+            nonce: request.response_nonce,
+            error: request.error_detail,
+        }
     }
 
     fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<DiscoveryResponse> {

@@ -3,7 +3,7 @@
 //! applying requests, re-reading the snapshot when the cache changes, and
 //! sending what the protocol's state machine says.
 
-use super::registry::{Registry, StreamState};
+use super::registry::StreamState;
 use super::stream::RequestKind;
 use super::Shared;
 use crate::cache::ProxySnapshot;
@@ -31,12 +31,20 @@ pub(super) trait Protocol: Send + 'static {
     fn node(request: &Self::Request) -> Option<&Node>;
     /// A fresh state machine, as stored in the registry.
     fn new_state() -> StreamState;
-    /// Applies a request to the state machine; returns what it was, its type
-    /// URL and nonce (for logs).
-    fn on_request(state: &mut StreamState, request: Self::Request)
-        -> (RequestKind, String, String);
+    /// Applies a request to the state machine; returns what it was (for logs).
+    fn on_request(state: &mut StreamState, request: Self::Request) -> Seen;
     /// Responses to send now.
     fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<Self::Response>;
+}
+
+/// What a request was, for logs and NACK tracing.
+pub(super) struct Seen {
+    pub kind: RequestKind,
+    pub type_url: String,
+    pub nonce: String,
+    /// `error_detail.message` as Envoy sent it (untrimmed: it may name the
+    /// rejected resources).
+    pub error: Option<String>,
 }
 
 /// Runs one stream until the proxy goes away or the response channel closes.
@@ -80,9 +88,8 @@ pub(super) async fn run<P: Protocol>(
     let mut pending = Some(first);
     loop {
         if let Some(request) = pending.take() {
-            let (kind, type_url, nonce) =
-                P::on_request(&mut state.lock().expect("stream lock"), request);
-            log_request(&proxy, registry, kind, &type_url, &nonce);
+            let seen = P::on_request(&mut state.lock().expect("stream lock"), request);
+            log_request(&proxy, &shared, seen);
         }
         let responses = {
             let _permit = shared
@@ -121,13 +128,14 @@ pub(super) async fn run<P: Protocol>(
     }
 }
 
-fn log_request(
-    proxy: &ProxyInfo,
-    registry: &Registry,
-    kind: RequestKind,
-    type_url: &str,
-    nonce: &str,
-) {
+fn log_request(proxy: &ProxyInfo, shared: &Shared, seen: Seen) {
+    let Seen {
+        kind,
+        type_url,
+        nonce,
+        error,
+    } = seen;
+    let (type_url, nonce) = (type_url.as_str(), nonce.as_str());
     let node = &proxy.node_id;
     match kind {
         RequestKind::UnknownType => {
@@ -139,8 +147,15 @@ fn log_request(
         }
         RequestKind::Nack(message) => {
             let type_url = TypeUrl::parse(type_url).expect("a NACK is of a served type");
-            registry.count_nack(type_url);
-            tracing::warn!(node, %type_url, nonce, "proxy NACKed: {message}");
+            let objects = shared
+                .cache
+                .ir()
+                .origins_mentioned(error.as_deref().unwrap_or(&message));
+            let named: Vec<String> = objects.iter().map(ToString::to_string).collect();
+            shared
+                .registry
+                .count_nack(type_url, &proxy.node_id, objects);
+            tracing::warn!(node, %type_url, nonce, objects = named.join(", "), "proxy NACKed: {message}");
         }
         kind => tracing::debug!(node, type_url, nonce, "{kind:?}"),
     }
