@@ -1143,3 +1143,69 @@ async fn a_stream_whose_first_request_has_no_node_is_refused() {
     let proxies = sextant.admin_json("/debug/proxies").await;
     assert_eq!(proxies["proxies"], serde_json::json!([]), "{proxies}");
 }
+
+/// Services `a` and `b`, each with one workload at `a_ip` / 127.0.1.62.
+fn two_services(a_ip: &str) -> String {
+    [
+        service_yaml("a", 8080),
+        workload("a", "v1", a_ip, 8080),
+        service_yaml("b", 9090),
+        workload("b", "v1", "127.0.1.62", 9090),
+    ]
+    .join("---\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sotw_an_endpoint_only_change_sends_only_that_cluster_load_assignment() {
+    let work = tempfile::tempdir().unwrap();
+    let config = ConfigDir::new();
+    config.write("ab.yaml", &two_services("127.0.1.61"));
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let (a, b) = (cluster("a", 8080), cluster("b", 9090));
+    let mut ads = Sotw::open(&sextant, "endpoints-only.default").await;
+    ads.request(CDS, &[]).await;
+    let cds = ads.recv(CDS, "the clusters").await;
+    ads.ack(&cds, &[]).await;
+    ads.request(EDS, &[&a, &b]).await;
+    let eds = ads.recv(EDS, "the endpoints").await;
+    ads.ack(&eds, &[&a, &b]).await;
+    ads.request(LDS, &[]).await;
+    let lds = ads.recv(LDS, "the listener").await;
+    ads.ack(&lds, &[]).await;
+    ads.request(RDS, &["outbound"]).await;
+    let rds = ads.recv(RDS, "the routes").await;
+    ads.ack(&rds, &["outbound"]).await;
+    ads.quiet("everything is ACKed").await;
+
+    // Workload a moves: only a's ClusterLoadAssignment is sent, nothing else.
+    config.write("ab.yaml", &two_services("127.0.1.71"));
+    let eds = ads.recv(EDS, "a's new endpoints").await;
+    assert_eq!(any_names(EDS, &eds.resources), std::slice::from_ref(&a));
+    ads.ack(&eds, &[&a, &b]).await;
+    ads.quiet("no CDS, LDS or RDS after an endpoint-only change")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_an_endpoint_only_change_sends_only_that_cluster_load_assignment() {
+    let work = tempfile::tempdir().unwrap();
+    let config = ConfigDir::new();
+    config.write("ab.yaml", &two_services("127.0.1.61"));
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let (a, b) = (cluster("a", 8080), cluster("b", 9090));
+    let mut ads = Delta::open(&sextant, "endpoints-only-delta.default").await;
+    ads.subscribe(CDS, &[], &[]).await;
+    let cds = ads.recv(CDS, "the clusters").await;
+    ads.ack(&cds).await;
+    ads.subscribe(EDS, &[&a, &b], &[]).await;
+    let eds = ads.recv(EDS, "the endpoints").await;
+    ads.ack(&eds).await;
+    ads.quiet("everything is ACKed").await;
+
+    config.write("ab.yaml", &two_services("127.0.1.71"));
+    let eds = ads.recv(EDS, "a's new endpoints").await;
+    assert_eq!(eds.names(), [a.as_str()]);
+    assert!(eds.removed.is_empty());
+    ads.ack(&eds).await;
+    ads.quiet("no CDS after an endpoint-only change").await;
+}
