@@ -136,6 +136,48 @@ pub fn eds_cluster(
     }
 }
 
+/// A STRICT_DNS cluster that resolves `host` (IPv4 preferred) and connects
+/// to `port` on every address found.
+pub fn dns_cluster(
+    name: &str,
+    host: &str,
+    port: u16,
+    lb_policy: cluster::LbPolicy,
+    connect_timeout: StdDuration,
+) -> Cluster {
+    let address = Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: host.to_string(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(port))),
+            ..Default::default()
+        })),
+    };
+    Cluster {
+        name: name.to_string(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32,
+        )),
+        dns_lookup_family: cluster::DnsLookupFamily::V4Preferred as i32,
+        connect_timeout: Some(duration(connect_timeout)),
+        lb_policy: lb_policy as i32,
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: name.to_string(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(address),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// A ClusterLoadAssignment with one locality (weight 1) holding `endpoints` (address,
 /// port, health status), in the given order.
 pub fn cluster_load_assignment(

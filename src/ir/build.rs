@@ -82,14 +82,17 @@ pub fn build(world: &World) -> Ir {
     for (key, svc) in services {
         let fqdn = service_fqdn(&key.name, &key.namespace);
         let spec = svc.spec.clone().unwrap_or_default();
-        if spec.type_.as_deref() == Some("ExternalName") {
-            diagnostics.push(Diagnostic::warning(
-                key,
-                "spec.type",
-                "ExternalName services are not supported yet; no cluster or route is generated for it",
-            ));
-            continue;
-        }
+        // An ExternalName service is a DNS name (validated on load); its
+        // clusters resolve it instead of taking endpoints.
+        let external_name = match spec.type_.as_deref() {
+            Some("ExternalName") => match spec.external_name.as_deref() {
+                Some(name) if !name.is_empty() => {
+                    Some(name.trim_end_matches('.').to_ascii_lowercase())
+                }
+                _ => continue,
+            },
+            _ => None,
+        };
         let ports: Vec<_> = spec
             .ports
             .iter()
@@ -124,7 +127,10 @@ pub fn build(world: &World) -> Ir {
             .collect();
         let policy = rule.and_then(|dr| dr.spec.traffic_policy.as_ref());
         for (number, port) in &ports {
-            let all = endpoints::for_port(key, svc, port, &workloads, &mut diagnostics);
+            let all = match external_name {
+                Some(_) => Vec::new(),
+                None => endpoints::for_port(key, svc, port, &workloads, &mut diagnostics),
+            };
             let mut add = |subset: Option<&str>, lb: LbPolicy, endpoints: Vec<LabeledEndpoint>| {
                 let name = cluster_name(*number, subset, &fqdn);
                 let endpoints = endpoints.into_iter().map(|e| e.endpoint).collect();
@@ -137,11 +143,17 @@ pub fn build(world: &World) -> Ir {
                     subset: subset.map(str::to_string),
                     lb_policy: lb,
                     endpoints,
+                    external_name: external_name.clone(),
                     origins: origins.clone(),
                 };
                 clusters.insert(name, cluster);
             };
-            for subset in rule.iter().flat_map(|dr| dr.spec.subsets.iter()) {
+            // Subsets select workloads by label; an ExternalName service has none.
+            let subsets = rule
+                .iter()
+                .filter(|_| external_name.is_none())
+                .flat_map(|dr| dr.spec.subsets.iter());
+            for subset in subsets {
                 let members = all
                     .iter()
                     .filter(|e| {
@@ -163,8 +175,16 @@ pub fn build(world: &World) -> Ir {
         } else {
             *numbers.iter().min().expect("ports is not empty")
         };
+        if external_name.is_some() && rule.is_some_and(|dr| !dr.spec.subsets.is_empty()) {
+            diagnostics.push(Diagnostic::warning(
+                rule_key.expect("a rule has a key"),
+                "spec.subsets",
+                format!("{} is an ExternalName service: subsets select workloads by label and do not apply", key),
+            ));
+        }
         let subsets = rule
             .iter()
+            .filter(|_| external_name.is_none())
             .flat_map(|dr| dr.spec.subsets.iter().map(|s| s.name.clone()))
             .collect();
         infos.insert(

@@ -106,6 +106,10 @@ pub struct Cluster {
     pub lb_policy: LbPolicy,
     /// Endpoints, sorted by address and port, without duplicates.
     pub endpoints: Vec<Endpoint>,
+    /// For an ExternalName service: the DNS name Envoy resolves (STRICT_DNS,
+    /// port = service port) instead of taking endpoints over EDS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
     /// The objects it comes from: its Service, and its DestinationRule if any.
     pub origins: Vec<crate::model::ObjectKey>,
 }

@@ -128,6 +128,17 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
             }
         }
         Object::Service(svc) => {
+            let spec = svc.spec.as_ref();
+            if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+                let name = spec.and_then(|s| s.external_name.as_deref()).unwrap_or("");
+                if name.is_empty() || name.starts_with('*') || host_name(name).is_err() {
+                    out.push(Diagnostic::error(
+                        &key,
+                        "spec.externalName",
+                        format!("{name:?} is not a DNS name; an ExternalName service needs one"),
+                    ));
+                }
+            }
             let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
             let mut numbers = BTreeSet::new();
             let mut names = BTreeSet::new();

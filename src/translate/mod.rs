@@ -70,7 +70,10 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
         clusters: visible()
             .map(|c| cluster::outbound_cluster(c, options))
             .collect(),
-        endpoints: visible().map(endpoint::cluster_load_assignment).collect(),
+        endpoints: visible()
+            .filter(|c| c.external_name.is_none())
+            .map(endpoint::cluster_load_assignment)
+            .collect(),
         route_configurations,
         diagnostics,
     }
