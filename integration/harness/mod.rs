@@ -345,6 +345,7 @@ impl Envoy {
             workdir.join(format!("envoy-{}.log", workload.node_id)),
         );
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()
@@ -373,18 +374,35 @@ impl Envoy {
     /// Sends `GET path` through the outbound listener with a Host header.
     /// Returns status and, for JSON bodies from demo upstreams, the body.
     pub async fn get(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let (status, _, body) = self.request("GET", host, path, headers).await;
+        (status, body)
+    }
+
+    /// Sends a request through the outbound listener with a Host header
+    /// (redirects are not followed). Returns status, response headers and the
+    /// body (parsed when JSON).
+    pub async fn request(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self
             .client
-            .get(format!("http://{}{path}", self.outbound))
+            .request(method, format!("http://{}{path}", self.outbound))
             .header("host", host);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         let response = request.send().await.expect("request through envoy");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let text = response.text().await.unwrap();
         (
             status,
+            headers,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
     }

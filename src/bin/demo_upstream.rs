@@ -4,6 +4,11 @@
 //! Usage: `demo-upstream --listen 127.0.1.3:9080 --name reviews --version v1`.
 //! Port 0 picks a free port; the bound address is printed on stdout as
 //! `listening on <addr>` so a test can read it.
+//!
+//! Request headers steer it, for tests of timeouts, retries and faults:
+//! `x-demo-delay-ms: N` answers after N ms; `x-demo-status: S` answers with
+//! status S; `x-demo-fail-every: N` answers 503 unless this is the Nth, 2Nth,
+//! ... request it serves.
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -40,6 +45,26 @@ async fn main() -> std::io::Result<()> {
         async move {
             let (name, version, addr, count) = &*identity;
             let served = count.fetch_add(1, Ordering::Relaxed) + 1;
+            let (delay, status, fail_every) = {
+                let header = |name: &str| {
+                    let value = request.headers().get(name)?.to_str().ok()?;
+                    value.parse::<u64>().ok()
+                };
+                (
+                    header("x-demo-delay-ms"),
+                    header("x-demo-status"),
+                    header("x-demo-fail-every"),
+                )
+            };
+            if let Some(ms) = delay {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            let mut status = status
+                .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+                .unwrap_or(StatusCode::OK);
+            if fail_every.is_some_and(|n| n > 0 && served % n != 0) {
+                status = StatusCode::SERVICE_UNAVAILABLE;
+            }
             let headers: serde_json::Map<String, serde_json::Value> = request
                 .headers()
                 .iter()
@@ -55,7 +80,7 @@ async fn main() -> std::io::Result<()> {
                 "served": served,
             });
             (
-                StatusCode::OK,
+                status,
                 [("x-upstream", format!("{name}-{version}"))],
                 Json(body),
             )

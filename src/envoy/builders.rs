@@ -68,13 +68,21 @@ pub fn http_connection_manager(
             config_source: Some(ads_config_source()),
             route_config_name: route_config_name.to_string(),
         })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-                Router::default(),
-            ))),
-            ..Default::default()
-        }],
+        // The fault filter does nothing unless a route configures it.
+        http_filters: vec![
+            HttpFilter {
+                name: super::route_builders::FAULT_FILTER.into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                    envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault::default(),
+                ))),
+                ..Default::default()
+            },
+            HttpFilter {
+                name: "envoy.filters.http.router".into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
+                ..Default::default()
+            },
+        ],
         ..Default::default()
     }
 }

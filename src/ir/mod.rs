@@ -10,10 +10,13 @@
 mod build;
 mod endpoints;
 mod names;
+pub mod policy;
+mod route_parts;
 mod routes;
 pub mod scope;
 
 pub use build::build;
+pub use policy::{HeaderChanges, HeaderOps, Redirect, RoutePolicy};
 
 impl Ir {
     /// The objects behind the clusters and virtual hosts that `message` (an
@@ -189,6 +192,9 @@ pub struct Route {
     pub matches: Vec<Match>,
     /// What to do with a matching request.
     pub action: Action,
+    /// Timeout, retries, faults, rewrites and header changes.
+    #[serde(skip_serializing_if = "RoutePolicy::is_empty")]
+    pub policy: RoutePolicy,
 }
 
 /// A condition on path and headers (all must hold).
@@ -197,9 +203,19 @@ pub struct Match {
     /// Path condition; `None` matches every path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<StringMatch>,
-    /// Header conditions by lower-case header name.
+    /// Header conditions by lower-case header name (the method, scheme and
+    /// authority as the pseudo-headers `:method`, `:scheme`, `:authority`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, StringMatch)>,
+    /// Headers that must not match; `None`: must be absent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub without_headers: Vec<(String, Option<StringMatch>)>,
+    /// Query parameter conditions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<(String, StringMatch)>,
+    /// Match the path case-insensitively.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_case: bool,
 }
 
 /// A validated string condition.
@@ -220,6 +236,8 @@ pub enum StringMatch {
 pub enum Action {
     /// Forward to clusters with relative weights (all > 0, at least one).
     Forward(Vec<WeightedCluster>),
+    /// Answer with a redirect.
+    Redirect(Redirect),
     /// Answer directly, without an upstream.
     DirectResponse {
         /// HTTP status.
@@ -236,4 +254,7 @@ pub struct WeightedCluster {
     pub cluster: String,
     /// Relative weight (> 0).
     pub weight: u32,
+    /// Header changes for traffic to this destination.
+    #[serde(skip_serializing_if = "HeaderChanges::is_empty")]
+    pub headers: HeaderChanges,
 }

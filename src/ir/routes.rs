@@ -1,11 +1,10 @@
 //! VirtualServices → virtual hosts and routes.
 
 use super::names::{cluster_name, resolve_host};
-use super::{
-    Action, ExportTo, Match, Route, ServiceRef, StringMatch, VirtualHost, WeightedCluster,
-};
+use super::route_parts;
+use super::{Action, ExportTo, HeaderChanges, Route, ServiceRef, VirtualHost, WeightedCluster};
 use crate::diagnostic::Diagnostic;
-use crate::model::{self, HttpRoute, ObjectKey, VirtualService};
+use crate::model::{HttpRoute, ObjectKey, VirtualService};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What routing needs to know about a service.
@@ -64,7 +63,9 @@ pub(super) fn virtual_hosts(
                 action: Action::Forward(vec![WeightedCluster {
                     cluster: cluster_name(*port, None, fqdn),
                     weight: 1,
+                    headers: HeaderChanges::default(),
                 }]),
+                policy: Default::default(),
             }];
             let (routes, routes_export_to, fallback_routes) = match owners.get(fqdn) {
                 Some((key, vs)) => (
@@ -128,37 +129,29 @@ fn vs_routes(
         .http
         .iter()
         .enumerate()
-        .map(|(i, http)| Route {
-            name: format!(
-                "{}/{}.{}",
-                key.namespace,
-                key.name,
-                http.name.clone().unwrap_or_else(|| i.to_string())
-            ),
-            matches: http.matches.iter().map(convert_match).collect(),
-            action: action(key, i, http, port, services, diagnostics),
+        .filter_map(|(i, http)| {
+            let matches: Vec<_> = http
+                .matches
+                .iter()
+                .filter_map(|m| route_parts::condition(m, port))
+                .collect();
+            // Every condition names another port: the route never applies here.
+            if matches.is_empty() && !http.matches.is_empty() {
+                return None;
+            }
+            Some(Route {
+                name: format!(
+                    "{}/{}.{}",
+                    key.namespace,
+                    key.name,
+                    http.name.clone().unwrap_or_else(|| i.to_string())
+                ),
+                matches,
+                action: action(key, i, http, port, services, diagnostics),
+                policy: route_parts::policy(http),
+            })
         })
         .collect()
-}
-
-fn convert_match(m: &model::HttpMatchRequest) -> Match {
-    Match {
-        path: m.uri.as_ref().and_then(convert_string_match),
-        headers: m
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), convert_string_match(v)?)))
-            .collect(),
-    }
-}
-
-/// Validation has checked that exactly one field is set.
-fn convert_string_match(m: &model::StringMatch) -> Option<StringMatch> {
-    m.exact
-        .clone()
-        .map(StringMatch::Exact)
-        .or_else(|| m.prefix.clone().map(StringMatch::Prefix))
-        .or_else(|| m.regex.clone().map(StringMatch::Regex))
 }
 
 fn action(
@@ -173,6 +166,20 @@ fn action(
         status: 503,
         body: INVALID_ROUTE_BODY.into(),
     };
+    if let Some(redirect) = &http.redirect {
+        return Action::Redirect(route_parts::redirect(redirect));
+    }
+    if let Some(direct) = &http.direct_response {
+        let body = direct
+            .body
+            .as_ref()
+            .and_then(|b| b.string.clone())
+            .unwrap_or_default();
+        return Action::DirectResponse {
+            status: direct.status as u16,
+            body,
+        };
+    }
     let mut weighted: Vec<WeightedCluster> = Vec::new();
     let mut valid = true;
     for (j, route) in http.route.iter().enumerate() {
@@ -232,7 +239,11 @@ fn action(
         let cluster = cluster_name(port, dest.subset.as_deref(), &host);
         match weighted.iter_mut().find(|w| w.cluster == cluster) {
             Some(existing) => existing.weight = existing.weight.saturating_add(weight),
-            None => weighted.push(WeightedCluster { cluster, weight }),
+            None => weighted.push(WeightedCluster {
+                cluster,
+                weight,
+                headers: route_parts::header_changes(route.headers.as_ref()),
+            }),
         }
     }
     if !valid {

@@ -39,9 +39,167 @@ pub struct HttpRoute {
     /// Conditions, ORed; each condition's fields are ANDed. Empty matches all.
     #[serde(default, rename = "match")]
     pub matches: Vec<HttpMatchRequest>,
-    /// Weighted destinations.
+    /// Weighted destinations. Exactly one of `route`, `redirect` and
+    /// `directResponse` is set.
     #[serde(default)]
     pub route: Vec<HttpRouteDestination>,
+    /// Answer with a redirect instead of forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<HttpRedirect>,
+    /// Answer directly instead of forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<HttpDirectResponse>,
+    /// Rewrite the path or authority before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<HttpRewrite>,
+    /// Overall timeout, a Go duration (`"1.5s"`, `"250ms"`); `"0s"` disables it
+    /// (the default, as in Istio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Retry policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<HttpRetry>,
+    /// Fault injection (delays and aborts), applied before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<HttpFaultInjection>,
+    /// Header changes for the whole route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+}
+
+/// Istio's `HTTPRedirect`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRedirect {
+    /// Replaces the whole path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Replaces the authority (host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// Replaces the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    /// Replaces the scheme (`http` or `https`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// 301 (default), 302, 303, 307 or 308.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_code: Option<u32>,
+}
+
+/// Istio's `HTTPDirectResponse`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HttpDirectResponse {
+    /// HTTP status, 200-599.
+    pub status: u32,
+    /// Body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<HttpBody>,
+}
+
+/// A direct response body (only `string` is supported).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HttpBody {
+    /// The body as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub string: Option<String>,
+}
+
+/// Istio's `HTTPRewrite`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRewrite {
+    /// Replaces the part of the path matched by `match[].uri` (prefix or exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Replaces the Host/authority header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+}
+
+/// Istio's `HTTPRetry`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRetry {
+    /// Retries allowed (0 disables retries).
+    pub attempts: i32,
+    /// Timeout per attempt, a Go duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<String>,
+    /// Comma-separated Envoy retry conditions (`5xx`, `gateway-error`,
+    /// `connect-failure`, `reset`, `retriable-4xx`, gRPC's `cancelled`, ...) and
+    /// HTTP status codes to retry on. Istio's default when unset:
+    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`
+    /// with status 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<String>,
+}
+
+/// Istio's `HTTPFaultInjection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HttpFaultInjection {
+    /// Delay some requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelay>,
+    /// Abort some requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbort>,
+}
+
+/// A fixed delay for a percentage of requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultDelay {
+    /// The delay, a Go duration.
+    pub fixed_delay: String,
+    /// Share of requests delayed (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<Percent>,
+}
+
+/// An abort for a percentage of requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultAbort {
+    /// HTTP status to answer with (200-599).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u32>,
+    /// Share of requests aborted (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<Percent>,
+}
+
+/// Istio's `Percent`: 0.0 to 100.0.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Percent {
+    /// The percentage.
+    pub value: f64,
+}
+
+/// Istio's `Headers`: changes to request and response headers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Headers {
+    /// Changes to the request, before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HeaderOperations>,
+    /// Changes to the response, before returning it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HeaderOperations>,
+}
+
+/// Set (overwrite), add (append) and remove headers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HeaderOperations {
+    /// Overwrite these headers.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Append these headers.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    /// Remove these headers.
+    #[serde(default)]
+    pub remove: Vec<String>,
 }
 
 /// One match condition of an HTTP route.
@@ -57,6 +215,27 @@ pub struct HttpMatchRequest {
     /// Request header matches, keyed by header name (lower-case).
     #[serde(default)]
     pub headers: BTreeMap<String, StringMatch>,
+    /// Headers that must not match (or be absent, for an empty match).
+    #[serde(default)]
+    pub without_headers: BTreeMap<String, StringMatch>,
+    /// Query parameter matches (exact or regex).
+    #[serde(default)]
+    pub query_params: BTreeMap<String, StringMatch>,
+    /// HTTP method match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<StringMatch>,
+    /// Scheme match (`http`, `https`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<StringMatch>,
+    /// Authority (Host) match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<StringMatch>,
+    /// Match the path case-insensitively.
+    #[serde(default)]
+    pub ignore_uri_case: bool,
+    /// Only for requests to this service port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
 }
 
 /// A destination with its share of traffic.
@@ -70,6 +249,9 @@ pub struct HttpRouteDestination {
     /// each destination receives `weight / sum` of the traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
+    /// Header changes for traffic to this destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
 }
 
 /// A service (and optionally subset and port) that receives traffic.

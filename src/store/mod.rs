@@ -7,6 +7,7 @@
 
 pub mod re2;
 pub mod validate;
+mod validate_http;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Object, ObjectKey};

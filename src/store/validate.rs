@@ -50,13 +50,7 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
                         }
                     }
                 }
-                if http.route.is_empty() {
-                    out.push(Diagnostic::error(
-                        &key,
-                        format!("spec.http[{i}].route"),
-                        "at least one destination is required",
-                    ));
-                }
+                super::validate_http::http_route(&key, i, http, &mut out);
                 for (j, dest) in http.route.iter().enumerate() {
                     let base = format!("spec.http[{i}].route[{j}]");
                     if dest.destination.host.trim().is_empty() {
@@ -291,7 +285,7 @@ fn host_name(host: &str) -> Result<(), String> {
 /// A header name Envoy accepts: an HTTP token (RFC 9110), optionally a
 /// pseudo-header such as `:authority`; lower-case, since Envoy matches
 /// lower-cased names.
-fn header_name(name: &str) -> Result<(), String> {
+pub(super) fn header_name(name: &str) -> Result<(), String> {
     let token = name.strip_prefix(':').unwrap_or(name);
     let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if token.is_empty() || !token.chars().all(tchar) {
@@ -333,7 +327,12 @@ fn port_number(key: &ObjectKey, field: &str, port: i64, out: &mut Vec<Diagnostic
 
 /// Checks that exactly one of exact/prefix/regex is set and that a regex is
 /// one Envoy's RE2 engine accepts.
-fn string_match(key: &ObjectKey, field: &str, m: &StringMatch, out: &mut Vec<Diagnostic>) {
+pub(super) fn string_match(
+    key: &ObjectKey,
+    field: &str,
+    m: &StringMatch,
+    out: &mut Vec<Diagnostic>,
+) {
     let set = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()];
     if set.iter().filter(|s| **s).count() != 1 {
         out.push(Diagnostic::error(

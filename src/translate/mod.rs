@@ -6,6 +6,7 @@
 
 mod cluster;
 mod endpoint;
+mod http_route;
 mod listener;
 pub mod render;
 mod route;

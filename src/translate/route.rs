@@ -1,11 +1,11 @@
 //! IR virtual hosts → the outbound route configuration.
 
+use super::http_route;
 use super::scope::Scope;
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::envoy::builders::{self, StringPattern};
-use crate::ir::{self, Action, Ir};
+use crate::ir::{self, Ir};
 use crate::proxy::ProxyClass;
-use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use std::collections::BTreeMap;
 
 /// Name of the outbound route configuration.
@@ -48,7 +48,7 @@ pub(super) fn outbound_route_configuration(
             routes: scope
                 .routes(vhost)
                 .iter()
-                .flat_map(|r| routes_of(r, ir, scope))
+                .flat_map(|r| http_route::routes_of(r, ir, scope))
                 .collect(),
             ..Default::default()
         });
@@ -85,60 +85,4 @@ pub(super) fn domains_of(vhost: &ir::VirtualHost, class: &ProxyClass) -> Vec<Str
         domains.push(format!("{alias}:{}", svc.port));
     }
     domains
-}
-
-fn pattern(m: &ir::StringMatch) -> StringPattern<'_> {
-    match m {
-        ir::StringMatch::Exact(s) => StringPattern::Exact(s),
-        ir::StringMatch::Prefix(s) => StringPattern::Prefix(s),
-        ir::StringMatch::Regex(s) => StringPattern::Regex(s),
-    }
-}
-
-/// Body of the 503 that replaces a route to a cluster the proxy may not see.
-pub const NOT_VISIBLE_BODY: &str =
-    "sextant: this route's destination is not visible from this proxy (exportTo or Sidecar egress)\n";
-
-/// One Envoy route per match condition (Envoy routes have one match each);
-/// a route without conditions matches every request. A route to a cluster
-/// the proxy does not get answers 503 rather than point at nothing.
-fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Route> {
-    let all = [ir::Match::default()];
-    let matches = if route.matches.is_empty() {
-        &all[..]
-    } else {
-        &route.matches[..]
-    };
-    matches
-        .iter()
-        .map(|m| {
-            let headers = m
-                .headers
-                .iter()
-                .map(|(name, v)| builders::header_matcher(name, pattern(v)))
-                .collect();
-            let matcher = builders::route_match(m.path.as_ref().map(pattern), headers);
-            match &route.action {
-                Action::Forward(clusters)
-                    if !clusters.iter().all(|w| {
-                        ir.clusters
-                            .get(&w.cluster)
-                            .is_some_and(|c| scope.cluster(c))
-                    }) =>
-                {
-                    builders::direct_response_route(&route.name, matcher, 503, NOT_VISIBLE_BODY)
-                }
-                Action::Forward(clusters) => {
-                    let clusters: Vec<(&str, u32)> = clusters
-                        .iter()
-                        .map(|w| (w.cluster.as_str(), w.weight))
-                        .collect();
-                    builders::forward_route(&route.name, matcher, &clusters)
-                }
-                Action::DirectResponse { status, body } => {
-                    builders::direct_response_route(&route.name, matcher, *status, body)
-                }
-            }
-        })
-        .collect()
 }

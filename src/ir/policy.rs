@@ -1,0 +1,146 @@
+//! What a route does besides choosing a destination: timeout, retries,
+//! fault injection, rewrites and header changes; and redirects.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// Per-route behaviour, all optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RoutePolicy {
+    /// Overall timeout; `None` disables it (Istio's default).
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Retries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    /// Fault injection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+    /// Path and authority rewrite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
+    /// Header changes for every destination of the route.
+    #[serde(skip_serializing_if = "HeaderChanges::is_empty")]
+    pub headers: HeaderChanges,
+}
+
+impl RoutePolicy {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == RoutePolicy::default()
+    }
+}
+
+/// A retry policy (Envoy's `retry_policy`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Retry {
+    /// Retries after the first try (> 0).
+    pub attempts: u32,
+    /// Timeout of each try.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub per_try_timeout: Option<Duration>,
+    /// Envoy retry conditions (`5xx`, `connect-failure`, ...).
+    pub retry_on: Vec<String>,
+    /// HTTP status codes to retry on (with `retriable-status-codes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub status_codes: Vec<u32>,
+}
+
+/// Fault injection for a share of requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Fault {
+    /// Delay and the percentage of requests delayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<(Duration, f64)>,
+    /// HTTP status and the percentage of requests aborted with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort: Option<(u16, f64)>,
+}
+
+/// Rewrites before forwarding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Rewrite {
+    /// Replaces the matched path prefix (or the whole matched path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Replaces the Host/authority header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+}
+
+/// Header changes on requests and responses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderChanges {
+    /// Changes to the request.
+    pub request: HeaderOps,
+    /// Changes to the response.
+    pub response: HeaderOps,
+}
+
+impl HeaderChanges {
+    /// Whether there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.request.is_empty() && self.response.is_empty()
+    }
+}
+
+/// Set, add and remove headers (names lower-case).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderOps {
+    /// Overwrite.
+    pub set: Vec<(String, String)>,
+    /// Append.
+    pub add: Vec<(String, String)>,
+    /// Remove.
+    pub remove: Vec<String>,
+}
+
+impl HeaderOps {
+    /// Whether there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// A redirect answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Redirect {
+    /// New path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// New authority.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// New port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// New scheme.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// 301, 302, 303, 307 or 308.
+    pub code: u16,
+}
+
+mod opt_duration {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format!("{}ms", d.as_millis())),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// Parses a Go duration (`"1.5s"`, `"250ms"`, `"1m30s"`), as Istio's API takes them.
+///
+/// # Errors
+/// A message when the text is not a non-negative Go duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let nanos = go_parse_duration::parse_duration(text.trim())
+        .map_err(|_| format!("{text:?} is not a duration such as \"1.5s\" or \"250ms\""))?;
+    u64::try_from(nanos)
+        .map(Duration::from_nanos)
+        .map_err(|_| format!("{text:?} is negative"))
+}

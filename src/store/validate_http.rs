@@ -1,0 +1,305 @@
+//! Validation of one VirtualService HTTP route beyond its destinations:
+//! extra match conditions, redirect / direct response, rewrite, timeout,
+//! retries, fault injection and header changes.
+
+use super::validate::{header_name, string_match};
+use crate::diagnostic::Diagnostic;
+use crate::ir::policy::parse_duration;
+use crate::model::{HeaderOperations, Headers, HttpRoute, ObjectKey, StringMatch};
+
+/// Envoy's retry conditions (`x-envoy-retry-on` and `x-envoy-retry-grpc-on`).
+const RETRY_ON: &[&str] = &[
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "envoy-ratelimited",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+/// Checks route `i` of `key`; errors go to `out`.
+pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut Vec<Diagnostic>) {
+    let base = format!("spec.http[{i}]");
+    let error = |out: &mut Vec<Diagnostic>, field: String, message: String| {
+        out.push(Diagnostic::error(key, field, message))
+    };
+
+    for (j, m) in http.matches.iter().enumerate() {
+        let at = format!("{base}.match[{j}]");
+        for (name, value) in [
+            ("method", &m.method),
+            ("scheme", &m.scheme),
+            ("authority", &m.authority),
+        ] {
+            if let Some(value) = value {
+                string_match(key, &format!("{at}.{name}"), value, out);
+            }
+        }
+        for (name, value) in &m.query_params {
+            let field = format!("{at}.queryParams.{name}");
+            if name.is_empty() {
+                error(
+                    out,
+                    field.clone(),
+                    "a query parameter name must not be empty".into(),
+                );
+            }
+            string_match(key, &field, value, out);
+        }
+        for (name, value) in &m.without_headers {
+            let field = format!("{at}.withoutHeaders.{name}");
+            if let Err(reason) = header_name(name) {
+                error(out, field.clone(), reason);
+            }
+            // An empty match means "the header is absent".
+            if *value != StringMatch::default() {
+                string_match(key, &field, value, out);
+            }
+        }
+        if let Some(port) = m.port {
+            if !(1..=65535).contains(&port) {
+                error(
+                    out,
+                    format!("{at}.port"),
+                    format!("port {port} is outside 1-65535"),
+                );
+            }
+        }
+        if http.rewrite.as_ref().is_some_and(|r| r.uri.is_some())
+            && m.uri.as_ref().is_some_and(|u| u.regex.is_some())
+        {
+            error(
+                out,
+                format!("{base}.rewrite.uri"),
+                "rewrite.uri replaces a prefix or exact path; it cannot follow a regex uri match"
+                    .into(),
+            );
+        }
+    }
+
+    let actions = [
+        !http.route.is_empty(),
+        http.redirect.is_some(),
+        http.direct_response.is_some(),
+    ];
+    match actions.iter().filter(|a| **a).count() {
+        0 => error(
+            out,
+            format!("{base}.route"),
+            "one of route, redirect or directResponse is required".into(),
+        ),
+        1 => {}
+        _ => error(
+            out,
+            base.clone(),
+            "only one of route, redirect and directResponse may be set".into(),
+        ),
+    }
+    if let Some(r) = &http.redirect {
+        if let Some(code) = r
+            .redirect_code
+            .filter(|c| ![301, 302, 303, 307, 308].contains(c))
+        {
+            error(
+                out,
+                format!("{base}.redirect.redirectCode"),
+                format!("{code} is not 301, 302, 303, 307 or 308"),
+            );
+        }
+        if let Some(scheme) = r
+            .scheme
+            .as_deref()
+            .filter(|s| !matches!(*s, "http" | "https"))
+        {
+            error(
+                out,
+                format!("{base}.redirect.scheme"),
+                format!("{scheme:?} is not http or https"),
+            );
+        }
+        if let Some(port) = r.port.filter(|p| !(1..=65535).contains(p)) {
+            error(
+                out,
+                format!("{base}.redirect.port"),
+                format!("port {port} is outside 1-65535"),
+            );
+        }
+        header_value(key, &format!("{base}.redirect.uri"), r.uri.as_deref(), out);
+        header_value(
+            key,
+            &format!("{base}.redirect.authority"),
+            r.authority.as_deref(),
+            out,
+        );
+    }
+    if let Some(d) = &http.direct_response {
+        if !(200..=599).contains(&d.status) {
+            error(
+                out,
+                format!("{base}.directResponse.status"),
+                format!("{} is not an HTTP status 200-599", d.status),
+            );
+        }
+    }
+    if let Some(r) = &http.rewrite {
+        header_value(
+            key,
+            &format!("{base}.rewrite.authority"),
+            r.authority.as_deref(),
+            out,
+        );
+        header_value(key, &format!("{base}.rewrite.uri"), r.uri.as_deref(), out);
+    }
+    duration(
+        key,
+        &format!("{base}.timeout"),
+        http.timeout.as_deref(),
+        out,
+    );
+    if let Some(r) = &http.retries {
+        if r.attempts < 0 {
+            error(
+                out,
+                format!("{base}.retries.attempts"),
+                "attempts must not be negative".into(),
+            );
+        }
+        duration(
+            key,
+            &format!("{base}.retries.perTryTimeout"),
+            r.per_try_timeout.as_deref(),
+            out,
+        );
+        for condition in r
+            .retry_on
+            .iter()
+            .flat_map(|r| r.split(','))
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            let status = condition
+                .parse::<u32>()
+                .is_ok_and(|c| (100..=599).contains(&c));
+            if !status && !RETRY_ON.contains(&condition) {
+                error(
+                    out,
+                    format!("{base}.retries.retryOn"),
+                    format!(
+                        "{condition:?} is neither an Envoy retry condition ({}) nor an HTTP status",
+                        RETRY_ON.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(f) = &http.fault {
+        if let Some(d) = &f.delay {
+            duration(
+                key,
+                &format!("{base}.fault.delay.fixedDelay"),
+                Some(&d.fixed_delay),
+                out,
+            );
+            percent(
+                key,
+                &format!("{base}.fault.delay.percentage.value"),
+                d.percentage.as_ref().map(|p| p.value),
+                out,
+            );
+        }
+        if let Some(a) = &f.abort {
+            match a.http_status {
+                Some(s) if (200..=599).contains(&s) => {}
+                Some(s) => error(
+                    out,
+                    format!("{base}.fault.abort.httpStatus"),
+                    format!("{s} is not an HTTP status 200-599"),
+                ),
+                None => error(
+                    out,
+                    format!("{base}.fault.abort.httpStatus"),
+                    "an abort needs httpStatus (grpcStatus is not supported yet)".into(),
+                ),
+            }
+            percent(
+                key,
+                &format!("{base}.fault.abort.percentage.value"),
+                a.percentage.as_ref().map(|p| p.value),
+                out,
+            );
+        }
+    }
+    headers(key, &format!("{base}.headers"), http.headers.as_ref(), out);
+    for (j, dest) in http.route.iter().enumerate() {
+        headers(
+            key,
+            &format!("{base}.route[{j}].headers"),
+            dest.headers.as_ref(),
+            out,
+        );
+    }
+}
+
+fn duration(key: &ObjectKey, field: &str, text: Option<&str>, out: &mut Vec<Diagnostic>) {
+    if let Some(Err(reason)) = text.map(parse_duration) {
+        out.push(Diagnostic::error(key, field, reason));
+    }
+}
+
+fn percent(key: &ObjectKey, field: &str, value: Option<f64>, out: &mut Vec<Diagnostic>) {
+    if let Some(v) = value.filter(|v| !(0.0..=100.0).contains(v)) {
+        out.push(Diagnostic::error(
+            key,
+            field,
+            format!("{v} is not a percentage 0-100"),
+        ));
+    }
+}
+
+/// A value Envoy puts in a header: no CR, LF or NUL.
+fn header_value(key: &ObjectKey, field: &str, value: Option<&str>, out: &mut Vec<Diagnostic>) {
+    if value.is_some_and(|v| v.contains(['\r', '\n', '\0'])) {
+        out.push(Diagnostic::error(
+            key,
+            field,
+            "must not contain CR, LF or NUL",
+        ));
+    }
+}
+
+fn headers(key: &ObjectKey, field: &str, headers: Option<&Headers>, out: &mut Vec<Diagnostic>) {
+    let Some(headers) = headers else { return };
+    let mut ops = |side: &str, ops: Option<&HeaderOperations>| {
+        let Some(ops) = ops else { return };
+        for (verb, entries) in [("set", &ops.set), ("add", &ops.add)] {
+            for (name, value) in entries {
+                let at = format!("{field}.{side}.{verb}.{name}");
+                if let Err(reason) = header_name(&name.to_ascii_lowercase()) {
+                    out.push(Diagnostic::error(key, &at, reason));
+                }
+                header_value(key, &at, Some(value), out);
+            }
+        }
+        for (k, name) in ops.remove.iter().enumerate() {
+            if let Err(reason) = header_name(&name.to_ascii_lowercase()) {
+                out.push(Diagnostic::error(
+                    key,
+                    format!("{field}.{side}.remove[{k}]"),
+                    reason,
+                ));
+            }
+        }
+    };
+    ops("request", headers.request.as_ref());
+    ops("response", headers.response.as_ref());
+}
