@@ -126,6 +126,18 @@ impl Upstream {
     /// Starts an upstream on `ip:port` (port 0: a free one), as pods of one
     /// Deployment share a target port on their own IPs.
     pub fn start_at(workdir: &Path, ip: &str, port: u16, name: &str, version: &str) -> Upstream {
+        Upstream::start_with(workdir, ip, port, name, version, &[])
+    }
+
+    /// Starts an upstream with extra `demo-upstream` arguments (e.g. `--status 503`).
+    pub fn start_with(
+        workdir: &Path,
+        ip: &str,
+        port: u16,
+        name: &str,
+        version: &str,
+        extra: &[&str],
+    ) -> Upstream {
         let log = workdir.join(format!("upstream-{name}-{version}-{ip}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_demo-upstream"))
             .args([
@@ -136,6 +148,7 @@ impl Upstream {
                 "--version",
                 version,
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

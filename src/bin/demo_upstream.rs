@@ -31,6 +31,10 @@ struct Args {
     /// Version to report.
     #[arg(long, default_value = "v1")]
     version: String,
+    /// HTTP status of every answer (unless `x-demo-status` says otherwise),
+    /// e.g. 503 for a broken endpoint.
+    #[arg(long, default_value_t = 200)]
+    status: u16,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -39,6 +43,7 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     println!("listening on {addr}");
+    let default_status = StatusCode::from_u16(args.status).unwrap_or(StatusCode::OK);
     let identity = Arc::new((args.name, args.version, addr, AtomicU64::new(0)));
     let app = axum::Router::new().fallback(move |request: Request| {
         let identity = identity.clone();
@@ -61,7 +66,7 @@ async fn main() -> std::io::Result<()> {
             }
             let mut status = status
                 .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
-                .unwrap_or(StatusCode::OK);
+                .unwrap_or(default_status);
             if fail_every.is_some_and(|n| n > 0 && served % n != 0) {
                 status = StatusCode::SERVICE_UNAVAILABLE;
             }

@@ -1,11 +1,12 @@
 //! World → IR.
 
+use super::cluster_policy::{self, ClusterPolicy};
 use super::endpoints::{self, LabeledEndpoint, Workloads};
 use super::names::{cluster_name, service_fqdn};
 use super::routes::{self, ServiceInfo};
-use super::{Cluster, Ir, LbPolicy};
+use super::{Cluster, Ir};
 use crate::diagnostic::Diagnostic;
-use crate::model::{DestinationRule, Object, ObjectKey, SimpleLb, TrafficPolicy};
+use crate::model::{DestinationRule, Object, ObjectKey};
 use crate::store::World;
 use std::collections::BTreeMap;
 
@@ -131,23 +132,24 @@ pub fn build(world: &World) -> Ir {
                 Some(_) => Vec::new(),
                 None => endpoints::for_port(key, svc, port, &workloads, &mut diagnostics),
             };
-            let mut add = |subset: Option<&str>, lb: LbPolicy, endpoints: Vec<LabeledEndpoint>| {
-                let name = cluster_name(*number, subset, &fqdn);
-                let endpoints = endpoints.into_iter().map(|e| e.endpoint).collect();
-                let cluster = Cluster {
-                    name: name.clone(),
-                    service: fqdn.clone(),
-                    namespace: key.namespace.clone(),
-                    export_to: export_to.clone(),
-                    port: *number,
-                    subset: subset.map(str::to_string),
-                    lb_policy: lb,
-                    endpoints,
-                    external_name: external_name.clone(),
-                    origins: origins.clone(),
+            let mut add =
+                |subset: Option<&str>, policy: ClusterPolicy, endpoints: Vec<LabeledEndpoint>| {
+                    let name = cluster_name(*number, subset, &fqdn);
+                    let endpoints = endpoints.into_iter().map(|e| e.endpoint).collect();
+                    let cluster = Cluster {
+                        name: name.clone(),
+                        service: fqdn.clone(),
+                        namespace: key.namespace.clone(),
+                        export_to: export_to.clone(),
+                        port: *number,
+                        subset: subset.map(str::to_string),
+                        policy,
+                        endpoints,
+                        external_name: external_name.clone(),
+                        origins: origins.clone(),
+                    };
+                    clusters.insert(name, cluster);
                 };
-                clusters.insert(name, cluster);
-            };
             // Subsets select workloads by label; an ExternalName service has none.
             let subsets = rule
                 .iter()
@@ -164,10 +166,11 @@ pub fn build(world: &World) -> Ir {
                     })
                     .cloned()
                     .collect();
-                let lb = lb_policy(subset.traffic_policy.as_ref().or(policy));
-                add(Some(&subset.name), lb, members);
+                let resolved =
+                    cluster_policy::resolve(policy, subset.traffic_policy.as_ref(), *number);
+                add(Some(&subset.name), resolved, members);
             }
-            add(None, lb_policy(policy), all);
+            add(None, cluster_policy::resolve(policy, None, *number), all);
         }
         let numbers: Vec<u16> = ports.iter().map(|(n, _)| *n).collect();
         let default_port = if numbers.contains(&80) {
@@ -207,17 +210,6 @@ pub fn build(world: &World) -> Ir {
         virtual_hosts,
         sidecars,
         diagnostics,
-    }
-}
-
-fn lb_policy(policy: Option<&TrafficPolicy>) -> LbPolicy {
-    match policy
-        .and_then(|p| p.load_balancer.as_ref())
-        .and_then(|lb| lb.simple)
-    {
-        Some(SimpleLb::LEAST_REQUEST | SimpleLb::LEAST_CONN) => LbPolicy::LeastRequest,
-        Some(SimpleLb::RANDOM) => LbPolicy::Random,
-        Some(SimpleLb::ROUND_ROBIN | SimpleLb::UNSPECIFIED) | None => LbPolicy::RoundRobin,
     }
 }
 

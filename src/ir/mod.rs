@@ -8,6 +8,7 @@
 //! [`crate::translate`].
 
 mod build;
+pub mod cluster_policy;
 mod endpoints;
 mod names;
 pub mod policy;
@@ -105,8 +106,8 @@ pub struct Cluster {
     /// Subset name, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subset: Option<String>,
-    /// Load-balancing policy.
-    pub lb_policy: LbPolicy,
+    /// Load balancing, limits and outlier detection from the DestinationRule.
+    pub policy: cluster_policy::ClusterPolicy,
     /// Endpoints, sorted by address and port, without duplicates.
     pub endpoints: Vec<Endpoint>,
     /// For an ExternalName service: the DNS name Envoy resolves (STRICT_DNS,

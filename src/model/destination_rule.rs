@@ -32,15 +32,181 @@ pub struct TrafficPolicy {
     /// Load-balancing algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerSettings>,
+    /// Connection and request limits (Envoy circuit breakers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_pool: Option<ConnectionPoolSettings>,
+    /// Ejection of failing endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Overrides for single service ports (not inside `portLevelSettings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_level_settings: Vec<PortTrafficPolicy>,
 }
 
-/// Istio's `LoadBalancerSettings` (only `simple` for now).
+/// A traffic policy for one service port; its fields replace the enclosing
+/// policy's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortTrafficPolicy {
+    /// The service port.
+    pub port: super::PortSelector,
+    /// Load-balancing algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerSettings>,
+    /// Connection and request limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_pool: Option<ConnectionPoolSettings>,
+    /// Ejection of failing endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// Istio's `LoadBalancerSettings`: `simple` or `consistentHash`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerSettings {
     /// A simple algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simple: Option<SimpleLb>,
+    /// Session affinity by a hash of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_hash: Option<ConsistentHashLb>,
+}
+
+/// Istio's `ConsistentHashLB`: exactly one hash key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsistentHashLb {
+    /// Hash this request header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_header_name: Option<String>,
+    /// Hash this cookie (Envoy sets it when absent and `ttl` is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_cookie: Option<HttpCookie>,
+    /// Hash the client's IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_source_ip: Option<bool>,
+    /// Hash this query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_query_parameter_name: Option<String>,
+    /// Ring hash (the default) with this minimum ring size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_hash: Option<RingHash>,
+    /// Maglev with this table size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maglev: Option<Maglev>,
+}
+
+/// A cookie to hash.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HttpCookie {
+    /// Cookie name.
+    pub name: String,
+    /// Cookie path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Lifetime of a generated cookie, a Go duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// Ring-hash settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RingHash {
+    /// Minimum number of ring entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_ring_size: Option<u64>,
+}
+
+/// Maglev settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Maglev {
+    /// Lookup table size (a prime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_size: Option<u64>,
+}
+
+/// Istio's `ConnectionPoolSettings`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConnectionPoolSettings {
+    /// TCP limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpSettings>,
+    /// HTTP limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSettings>,
+}
+
+/// TCP connection pool settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpSettings {
+    /// Most connections to the service (all endpoints together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// TCP connect timeout, a Go duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+}
+
+/// HTTP connection pool settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpSettings {
+    /// Most requests waiting for a connection.
+    #[serde(
+        default,
+        rename = "http1MaxPendingRequests",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http1_max_pending_requests: Option<u32>,
+    /// Most requests in flight.
+    #[serde(
+        default,
+        rename = "http2MaxRequests",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http2_max_requests: Option<u32>,
+    /// Requests per connection before it is closed (1 disables keep-alive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_connection: Option<u32>,
+    /// Most retries in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Idle time before an upstream connection is closed, a Go duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+}
+
+/// Istio's `OutlierDetection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutlierDetection {
+    /// 5xx answers in a row that eject an endpoint.
+    #[serde(
+        default,
+        rename = "consecutive5xxErrors",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub consecutive_5xx_errors: Option<u32>,
+    /// 502/503/504 answers (and connect failures) in a row that eject an endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_gateway_errors: Option<u32>,
+    /// Time between analysis sweeps, a Go duration (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Minimum ejection time, a Go duration (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ejection_time: Option<String>,
+    /// Most endpoints ejected at once, in % (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ejection_percent: Option<u32>,
+    /// Below this share of healthy endpoints, ejection stops applying (Envoy's
+    /// panic threshold), in %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_health_percent: Option<u32>,
 }
 
 /// Istio's `LoadBalancerSettings.SimpleLB`.

@@ -8,6 +8,7 @@
 pub mod re2;
 pub mod validate;
 mod validate_http;
+mod validate_policy;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Object, ObjectKey};

@@ -79,6 +79,24 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
             }
         }
         Object::DestinationRule(dr) => {
+            if let Some(policy) = &dr.spec.traffic_policy {
+                super::validate_policy::traffic_policy(
+                    &key,
+                    "spec.trafficPolicy",
+                    policy,
+                    &mut out,
+                );
+            }
+            for (i, subset) in dr.spec.subsets.iter().enumerate() {
+                if let Some(policy) = &subset.traffic_policy {
+                    super::validate_policy::traffic_policy(
+                        &key,
+                        &format!("spec.subsets[{i}].trafficPolicy"),
+                        policy,
+                        &mut out,
+                    );
+                }
+            }
             if dr.spec.host.trim().is_empty() {
                 out.push(Diagnostic::error(
                     &key,

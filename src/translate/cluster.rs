@@ -1,20 +1,134 @@
-//! IR clusters → Envoy clusters.
+//! IR clusters → Envoy clusters, with the DestinationRule's policy:
+//! load balancing, circuit breakers, protocol options and outlier detection.
 
 use super::TranslateOptions;
-use crate::envoy::builders;
+use crate::envoy::builders::{self, duration};
+use crate::ir::cluster_policy::{ClusterPolicy, HashLb};
 use crate::ir::{self, LbPolicy};
-use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::cluster::v3::{
+    circuit_breakers, cluster, CircuitBreakers, Cluster, OutlierDetection,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    Http1ProtocolOptions, HttpProtocolOptions as CommonHttpOptions,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options, HttpProtocolOptions,
+};
+use envoy_types::pb::envoy::r#type::v3::Percent;
+use envoy_types::pb::google::protobuf::{UInt32Value, UInt64Value};
+use envoy_types::util::pack_any;
+use std::collections::HashMap;
 
 /// An outbound cluster for one service port (and subset): EDS, or STRICT_DNS
 /// for an ExternalName service.
 pub(super) fn outbound_cluster(c: &ir::Cluster, options: &TranslateOptions) -> Cluster {
-    let lb = match c.lb_policy {
-        LbPolicy::RoundRobin => cluster::LbPolicy::RoundRobin,
-        LbPolicy::LeastRequest => cluster::LbPolicy::LeastRequest,
-        LbPolicy::Random => cluster::LbPolicy::Random,
+    let policy = &c.policy;
+    let lb = match (&policy.hash, policy.lb) {
+        (Some((_, HashLb::RingHash { .. })), _) => cluster::LbPolicy::RingHash,
+        (Some((_, HashLb::Maglev { .. })), _) => cluster::LbPolicy::Maglev,
+        (None, LbPolicy::RoundRobin) => cluster::LbPolicy::RoundRobin,
+        (None, LbPolicy::LeastRequest) => cluster::LbPolicy::LeastRequest,
+        (None, LbPolicy::Random) => cluster::LbPolicy::Random,
     };
-    match &c.external_name {
-        Some(host) => builders::dns_cluster(&c.name, host, c.port, lb, options.connect_timeout),
-        None => builders::eds_cluster(&c.name, lb, options.connect_timeout),
+    let connect_timeout = policy.connect_timeout.unwrap_or(options.connect_timeout);
+    let mut out = match &c.external_name {
+        Some(host) => builders::dns_cluster(&c.name, host, c.port, lb, connect_timeout),
+        None => builders::eds_cluster(&c.name, lb, connect_timeout),
+    };
+    apply_policy(&mut out, policy);
+    out
+}
+
+fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy) {
+    let u32_value = |v: Option<u32>| v.map(|value| UInt32Value { value });
+    out.lb_config = match &policy.hash {
+        Some((
+            _,
+            HashLb::RingHash {
+                minimum_ring_size: Some(size),
+            },
+        )) => Some(cluster::LbConfig::RingHashLbConfig(
+            cluster::RingHashLbConfig {
+                minimum_ring_size: Some(UInt64Value { value: *size }),
+                ..Default::default()
+            },
+        )),
+        Some((
+            _,
+            HashLb::Maglev {
+                table_size: Some(size),
+            },
+        )) => Some(cluster::LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+            table_size: Some(UInt64Value { value: *size }),
+        })),
+        _ => None,
+    };
+    let limits = [
+        policy.max_connections,
+        policy.max_pending_requests,
+        policy.max_requests,
+        policy.max_retries,
+    ];
+    if limits.iter().any(Option::is_some) {
+        out.circuit_breakers = Some(CircuitBreakers {
+            thresholds: vec![circuit_breakers::Thresholds {
+                max_connections: u32_value(policy.max_connections),
+                max_pending_requests: u32_value(policy.max_pending_requests),
+                max_requests: u32_value(policy.max_requests),
+                max_retries: u32_value(policy.max_retries),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+    if policy.idle_timeout.is_some() || policy.max_requests_per_connection.is_some() {
+        let options = HttpProtocolOptions {
+            common_http_protocol_options: Some(CommonHttpOptions {
+                idle_timeout: policy.idle_timeout.map(duration),
+                max_requests_per_connection: u32_value(policy.max_requests_per_connection),
+                ..Default::default()
+            }),
+            upstream_protocol_options: Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                http_protocol_options::ExplicitHttpConfig {
+                    protocol_config: Some(http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(
+                        Http1ProtocolOptions::default(),
+                    )),
+                },
+            )),
+            ..Default::default()
+        };
+        out.typed_extension_protocol_options = HashMap::from([(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            pack_any(options),
+        )]);
+    }
+    if let Some(o) = &policy.outlier {
+        // Istio: only the error kinds asked for eject (Envoy's default would
+        // also eject on 5 consecutive 5xx).
+        let enforcing = |on: bool| {
+            Some(UInt32Value {
+                value: if on { 100 } else { 0 },
+            })
+        };
+        out.outlier_detection = Some(OutlierDetection {
+            consecutive_5xx: u32_value(o.consecutive_5xx),
+            enforcing_consecutive_5xx: enforcing(o.consecutive_5xx.is_some()),
+            consecutive_gateway_failure: u32_value(o.consecutive_gateway_errors),
+            enforcing_consecutive_gateway_failure: enforcing(
+                o.consecutive_gateway_errors.is_some(),
+            ),
+            interval: o.interval.map(duration),
+            base_ejection_time: o.base_ejection_time.map(duration),
+            max_ejection_percent: u32_value(o.max_ejection_percent),
+            ..Default::default()
+        });
+    }
+    if let Some(percent) = policy.min_health_percent {
+        out.common_lb_config = Some(cluster::CommonLbConfig {
+            healthy_panic_threshold: Some(Percent {
+                value: f64::from(percent),
+            }),
+            ..Default::default()
+        });
     }
 }

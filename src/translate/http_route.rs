@@ -84,6 +84,7 @@ pub(super) fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Ro
                         .collect();
                     let mut out = builders::forward_route(&route.name, matcher, &names);
                     forward_policy(&mut out, route, clusters);
+                    hash_policy(&mut out, ir, clusters);
                     out
                 }
                 Action::Redirect(r) => rb::redirect_route(
@@ -172,4 +173,45 @@ fn apply_headers(out: &mut Route, headers: &HeaderChanges) {
     ));
     out.response_headers_to_remove
         .extend(headers.response.remove.iter().cloned());
+}
+
+/// Consistent hashing needs the key on the route: it comes from the
+/// DestinationRule of the route's first destination.
+fn hash_policy(out: &mut Route, ir: &Ir, clusters: &[ir::WeightedCluster]) {
+    use envoy_types::pb::envoy::config::route::v3::route_action::hash_policy::{
+        self, PolicySpecifier,
+    };
+    use ir::cluster_policy::HashKey;
+    let Some(route::Action::Route(action)) = &mut out.action else {
+        return;
+    };
+    let key = clusters
+        .first()
+        .and_then(|c| ir.clusters.get(&c.cluster))
+        .and_then(|c| c.policy.hash.as_ref());
+    let Some((key, _)) = key else { return };
+    let specifier = match key {
+        HashKey::Header(name) => PolicySpecifier::Header(hash_policy::Header {
+            header_name: name.clone(),
+            ..Default::default()
+        }),
+        HashKey::Cookie { name, path, ttl } => PolicySpecifier::Cookie(hash_policy::Cookie {
+            name: name.clone(),
+            path: path.clone().unwrap_or_default(),
+            ttl: ttl.map(builders::duration),
+            ..Default::default()
+        }),
+        HashKey::SourceIp => {
+            PolicySpecifier::ConnectionProperties(hash_policy::ConnectionProperties {
+                source_ip: true,
+            })
+        }
+        HashKey::QueryParameter(name) => {
+            PolicySpecifier::QueryParameter(hash_policy::QueryParameter { name: name.clone() })
+        }
+    };
+    action.hash_policy = vec![route_action::HashPolicy {
+        policy_specifier: Some(specifier),
+        ..Default::default()
+    }];
 }
