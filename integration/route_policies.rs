@@ -1,8 +1,9 @@
 //! End to end: what a VirtualService route can do besides choosing a
 //! destination, seen by a client and by the upstream through a real Envoy:
 //! retries (and not on conditions nobody asked for), timeouts, fault delay
-//! and abort, redirects, direct responses, rewrites, header changes, and
-//! match conditions on method, query, missing headers and path case.
+//! and abort, redirects, direct responses, rewrites, header changes,
+//! mirroring, CORS preflight, and match conditions on method, query, missing
+//! headers and path case.
 
 mod harness;
 
@@ -25,6 +26,19 @@ metadata: {name: api, namespace: default}
 spec:
   hosts: [api]
   http:
+  - name: mirrored
+    match: [{uri: {prefix: /mirrored}}]
+    route: [{destination: {host: api, subset: v1}}]
+    mirror: {host: shadow}
+    mirrorPercentage: {value: 100}
+  - name: cors
+    match: [{uri: {prefix: /cors}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://shop.example"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-token]
+      maxAge: 24h
+    route: [{destination: {host: api, subset: v1}}]
   - name: retried
     match: [{uri: {prefix: /retried}}]
     retries: {attempts: 3, retryOn: 5xx}
@@ -77,16 +91,16 @@ async fn route_policies_seen_by_client_and_upstream() {
     let work = tempfile::tempdir().unwrap();
     let v1 = Upstream::start(work.path(), "127.0.1.121", "api", "v1");
     let v2 = Upstream::start(work.path(), "127.0.1.122", "api", "v2");
+    let shadow = Upstream::start(work.path(), "127.0.1.123", "shadow", "v1");
     let config = ConfigDir::new();
-    config.write(
-        "api.yaml",
-        &[
-            service_yaml("api", 80),
-            workload_yaml("api", "v1", &v1),
-            workload_yaml("api", "v2", &v2),
-        ]
-        .join("---\n"),
-    );
+    let services = [
+        service_yaml("api", 80),
+        workload_yaml("api", "v1", &v1),
+        workload_yaml("api", "v2", &v2),
+        service_yaml("shadow", 80),
+        workload_yaml("shadow", "v1", &shadow),
+    ];
+    config.write("api.yaml", &services.join("---\n"));
     config.write("routes.yaml", ROUTES);
     let sextant = Sextant::start(work.path(), config.path()).await;
     let errors = sextant.admin_json("/debug/config_errors").await;
@@ -163,6 +177,51 @@ async fn route_policies_seen_by_client_and_upstream() {
     assert_eq!(body["headers"]["x-route"], "rewritten");
     assert!(body["headers"].get("x-secret").is_none(), "{body}");
     assert_eq!(headers["x-served-by"], "sextant");
+
+    // Mirroring: every request to /mirrored also reaches the shadow upstream.
+    for _ in 0..5 {
+        assert_eq!(envoy.get("api", "/mirrored", &[]).await.1["version"], "v1");
+    }
+    let shadow_url = format!("http://{}/", shadow.addr);
+    let seen = wait_for(
+        Duration::from_secs(5),
+        "mirrored requests at the shadow",
+        || async {
+            let body: serde_json::Value =
+                reqwest::get(&shadow_url).await.ok()?.json().await.ok()?;
+            let served = body["served"].as_u64()?;
+            (served > 5).then_some(served)
+        },
+    )
+    .await;
+    assert_eq!(seen, 6, "5 mirrored requests and this direct one");
+
+    // CORS: a preflight from an allowed origin is answered; another origin gets no grant.
+    let preflight = |origin: &'static str| {
+        let envoy = &envoy;
+        async move {
+            let headers = [
+                ("origin", origin),
+                ("access-control-request-method", "POST"),
+            ];
+            envoy
+                .request("OPTIONS", "api", "/cors/items", &headers)
+                .await
+        }
+    };
+    let (status, headers, _) = preflight("https://shop.example").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    assert_eq!(headers["access-control-allow-methods"], "GET,POST");
+    assert_eq!(headers["access-control-max-age"], "86400");
+    let (_, headers, _) = preflight("https://evil.example").await;
+    assert!(
+        headers.get("access-control-allow-origin").is_none(),
+        "{headers:?}"
+    );
 
     // Match conditions: method, query parameter, path case; the rest goes to v1.
     assert_eq!(

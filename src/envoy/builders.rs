@@ -68,8 +68,15 @@ pub fn http_connection_manager(
             config_source: Some(ads_config_source()),
             route_config_name: route_config_name.to_string(),
         })),
-        // The fault filter does nothing unless a route configures it.
+        // The CORS and fault filters do nothing unless a route configures them.
         http_filters: vec![
+            HttpFilter {
+                name: super::route_builders::CORS_FILTER.into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                    envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors::default(),
+                ))),
+                ..Default::default()
+            },
             HttpFilter {
                 name: super::route_builders::FAULT_FILTER.into(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(

@@ -1,24 +1,62 @@
 //! Builders of route actions beyond plain forwarding: retries, fault
-//! injection, redirects, header changes and query-parameter matchers.
+//! injection, redirects, mirrors, CORS, header changes and query-parameter
+//! matchers.
 
 use super::builders::{duration, string_matcher, StringPattern};
 use envoy_types::pb::envoy::config::core::v3::{
     header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+    RuntimeFractionalPercent,
 };
 use envoy_types::pb::envoy::config::route::v3::{
-    query_parameter_matcher, redirect_action, route, QueryParameterMatcher, RedirectAction,
-    RetryPolicy, Route, RouteMatch,
+    query_parameter_matcher, redirect_action, route, route_action, QueryParameterMatcher,
+    RedirectAction, RetryPolicy, Route, RouteMatch,
 };
 use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{fault_delay, FaultDelay};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
     fault_abort, FaultAbort, HttpFault,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
-use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 use std::time::Duration;
 
 /// Name of Envoy's fault filter, as used in `typed_per_filter_config`.
 pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
+/// Name of Envoy's CORS filter, as used in `typed_per_filter_config`.
+pub const CORS_FILTER: &str = "envoy.filters.http.cors";
+
+/// A request mirror policy copying `percent` of requests to `cluster`.
+pub fn mirror_policy(cluster: &str, percent: f64) -> route_action::RequestMirrorPolicy {
+    route_action::RequestMirrorPolicy {
+        cluster: cluster.to_string(),
+        runtime_fraction: Some(RuntimeFractionalPercent {
+            default_value: Some(fractional_percent(percent)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A per-route CORS policy.
+pub fn cors_policy(
+    origins: &[StringMatcher],
+    methods: &[String],
+    headers: &[String],
+    expose: &[String],
+    max_age: Option<Duration>,
+    credentials: Option<bool>,
+) -> CorsPolicy {
+    CorsPolicy {
+        allow_origin_string_match: origins.to_vec(),
+        allow_methods: methods.join(","),
+        allow_headers: headers.join(","),
+        expose_headers: expose.join(","),
+        max_age: max_age.map(|d| d.as_secs().to_string()).unwrap_or_default(),
+        allow_credentials: credentials.map(|value| BoolValue { value }),
+        ..Default::default()
+    }
+}
 
 /// Headers to write: `set` overwrites, `add` appends.
 pub fn header_values(set: &[(String, String)], add: &[(String, String)]) -> Vec<HeaderValueOption> {

@@ -22,6 +22,31 @@ pub struct RoutePolicy {
     /// Header changes for every destination of the route.
     #[serde(skip_serializing_if = "HeaderChanges::is_empty")]
     pub headers: HeaderChanges,
+    /// Mirror clusters with the percentage of requests copied to each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<(String, f64)>,
+    /// Cross-origin resource sharing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+}
+
+/// A CORS policy (Envoy's CORS filter).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Cors {
+    /// Allowed origins.
+    pub origins: Vec<super::StringMatch>,
+    /// Allowed methods.
+    pub methods: Vec<String>,
+    /// Allowed request headers.
+    pub headers: Vec<String>,
+    /// Exposed response headers.
+    pub expose: Vec<String>,
+    /// Preflight cache time.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub max_age: Option<Duration>,
+    /// Credentials allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<bool>,
 }
 
 impl RoutePolicy {

@@ -102,6 +102,15 @@ pub(super) fn policy(http: &HttpRoute) -> RoutePolicy {
             authority: r.authority.clone(),
         }),
         headers: header_changes(http.headers.as_ref()),
+        mirrors: Vec::new(),
+        cors: http.cors_policy.as_ref().map(|c| super::policy::Cors {
+            origins: c.allow_origins.iter().filter_map(string_match).collect(),
+            methods: c.allow_methods.clone(),
+            headers: c.allow_headers.clone(),
+            expose: c.expose_headers.clone(),
+            max_age: c.max_age.as_deref().and_then(|t| parse_duration(t).ok()),
+            credentials: c.allow_credentials,
+        }),
     }
 }
 

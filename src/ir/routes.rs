@@ -2,7 +2,9 @@
 
 use super::names::{cluster_name, resolve_host};
 use super::route_parts;
-use super::{Action, ExportTo, HeaderChanges, Route, ServiceRef, VirtualHost, WeightedCluster};
+use super::{
+    Action, ExportTo, HeaderChanges, Route, RoutePolicy, ServiceRef, VirtualHost, WeightedCluster,
+};
 use crate::diagnostic::Diagnostic;
 use crate::model::{HttpRoute, ObjectKey, VirtualService};
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,8 +150,97 @@ fn vs_routes(
                 ),
                 matches,
                 action: action(key, i, http, port, services, diagnostics),
-                policy: route_parts::policy(http),
+                policy: RoutePolicy {
+                    mirrors: mirrors(key, i, http, port, services, diagnostics),
+                    ..route_parts::policy(http)
+                },
             })
+        })
+        .collect()
+}
+
+/// The cluster a destination names: its host resolved to a Service, its
+/// port (given, or the virtual host's, or the service's only one) and subset
+/// checked. `None`, with an error on `field`, when any does not resolve.
+fn destination_cluster(
+    key: &ObjectKey,
+    field: &str,
+    dest: &crate::model::Destination,
+    vhost_port: Option<u16>,
+    services: &BTreeMap<String, ServiceInfo>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    let host = resolve_host(&dest.host, &key.namespace, |h| services.contains_key(h));
+    let Some(info) = services.get(&host) else {
+        diagnostics.push(Diagnostic::error(
+            key,
+            format!("{field}.host"),
+            format!("no Service has host {host:?}"),
+        ));
+        return None;
+    };
+    let port = match (&dest.port, vhost_port) {
+        (Some(p), _) => u16::try_from(p.number)
+            .ok()
+            .filter(|n| info.ports.contains(n)),
+        (None, Some(p)) if info.ports.contains(&p) => Some(p),
+        (None, _) if info.ports.len() == 1 => Some(info.ports[0]),
+        (None, _) => None,
+    };
+    let Some(port) = port else {
+        let message = match &dest.port {
+            Some(p) => format!("{} has no port {}", info.key, p.number),
+            None => format!(
+                "{} has several ports; set destination.port.number",
+                info.key
+            ),
+        };
+        diagnostics.push(Diagnostic::error(key, format!("{field}.port"), message));
+        return None;
+    };
+    if let Some(subset) = dest.subset.as_ref().filter(|s| !info.subsets.contains(*s)) {
+        diagnostics.push(Diagnostic::error(
+            key,
+            format!("{field}.subset"),
+            format!("no DestinationRule for {host} defines subset {subset:?}"),
+        ));
+        return None;
+    }
+    Some(cluster_name(port, dest.subset.as_deref(), &host))
+}
+
+/// Mirror targets of a route (`mirror` with `mirrorPercentage`, and
+/// `mirrors`): cluster and percentage. One that does not resolve is left out
+/// with an error; the route itself still serves.
+fn mirrors(
+    key: &ObjectKey,
+    index: usize,
+    http: &HttpRoute,
+    vhost_port: Option<u16>,
+    services: &BTreeMap<String, ServiceInfo>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(String, f64)> {
+    let single = http.mirror.iter().map(|d| {
+        (
+            format!("spec.http[{index}].mirror"),
+            d,
+            http.mirror_percentage.as_ref().map_or(100.0, |p| p.value),
+        )
+    });
+    let many = http.mirrors.iter().enumerate().map(|(j, m)| {
+        (
+            format!("spec.http[{index}].mirrors[{j}].destination"),
+            &m.destination,
+            m.percentage.as_ref().map_or(100.0, |p| p.value),
+        )
+    });
+    single
+        .chain(many)
+        .filter_map(|(field, dest, percent)| {
+            Some((
+                destination_cluster(key, &field, dest, vhost_port, services, diagnostics)?,
+                percent,
+            ))
         })
         .collect()
 }
@@ -183,60 +274,24 @@ fn action(
     let mut weighted: Vec<WeightedCluster> = Vec::new();
     let mut valid = true;
     for (j, route) in http.route.iter().enumerate() {
-        let field = format!("spec.http[{index}].route[{j}]");
-        let dest = &route.destination;
-        let host = resolve_host(&dest.host, &key.namespace, |h| services.contains_key(h));
-        let Some(info) = services.get(&host) else {
-            diagnostics.push(Diagnostic::error(
-                key,
-                format!("{field}.destination.host"),
-                format!("no Service has host {host:?}"),
-            ));
+        let field = format!("spec.http[{index}].route[{j}].destination");
+        let Some(cluster) = destination_cluster(
+            key,
+            &field,
+            &route.destination,
+            vhost_port,
+            services,
+            diagnostics,
+        ) else {
             valid = false;
             continue;
         };
-        let port = match (&dest.port, vhost_port) {
-            (Some(p), _) => u16::try_from(p.number)
-                .ok()
-                .filter(|n| info.ports.contains(n)),
-            (None, Some(p)) if info.ports.contains(&p) => Some(p),
-            (None, _) if info.ports.len() == 1 => Some(info.ports[0]),
-            (None, _) => None,
-        };
-        let Some(port) = port else {
-            let message = match &dest.port {
-                Some(p) => format!("{} has no port {}", info.key, p.number),
-                None => format!(
-                    "{} has several ports; set destination.port.number",
-                    info.key
-                ),
-            };
-            diagnostics.push(Diagnostic::error(
-                key,
-                format!("{field}.destination.port"),
-                message,
-            ));
-            valid = false;
-            continue;
-        };
-        if let Some(subset) = &dest.subset {
-            if !info.subsets.contains(subset) {
-                diagnostics.push(Diagnostic::error(
-                    key,
-                    format!("{field}.destination.subset"),
-                    format!("no DestinationRule for {host} defines subset {subset:?}"),
-                ));
-                valid = false;
-                continue;
-            }
-        }
         // One destination takes all traffic; with several, an omitted weight is 0.
         let weight = if http.route.len() == 1 {
             1
         } else {
             route.weight.unwrap_or(0).max(0) as u32
         };
-        let cluster = cluster_name(port, dest.subset.as_deref(), &host);
         match weighted.iter_mut().find(|w| w.cluster == cluster) {
             Some(existing) => existing.weight = existing.weight.saturating_add(weight),
             None => weighted.push(WeightedCluster {

@@ -65,6 +65,52 @@ pub struct HttpRoute {
     /// Header changes for the whole route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,
+    /// Copy requests to this destination too (answers are discarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Destination>,
+    /// Share of requests `mirror` copies (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_percentage: Option<Percent>,
+    /// Several mirror destinations, each with its share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<HttpMirrorPolicy>,
+    /// Cross-origin resource sharing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors_policy: Option<CorsPolicy>,
+}
+
+/// One mirror destination with its share of requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HttpMirrorPolicy {
+    /// Where copies go.
+    pub destination: Destination,
+    /// Share of requests copied (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<Percent>,
+}
+
+/// Istio's `CorsPolicy`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsPolicy {
+    /// Origins allowed (exact, prefix or regex).
+    #[serde(default)]
+    pub allow_origins: Vec<StringMatch>,
+    /// Methods allowed.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to the browser.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// How long a preflight answer may be cached, a Go duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// Whether credentials are allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
 }
 
 /// Istio's `HTTPRedirect`.

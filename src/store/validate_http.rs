@@ -239,6 +239,52 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
             );
         }
     }
+    percent(
+        key,
+        &format!("{base}.mirrorPercentage.value"),
+        http.mirror_percentage.as_ref().map(|p| p.value),
+        out,
+    );
+    for (j, m) in http.mirrors.iter().enumerate() {
+        percent(
+            key,
+            &format!("{base}.mirrors[{j}].percentage.value"),
+            m.percentage.as_ref().map(|p| p.value),
+            out,
+        );
+    }
+    if let Some(cors) = &http.cors_policy {
+        for (j, origin) in cors.allow_origins.iter().enumerate() {
+            string_match(
+                key,
+                &format!("{base}.corsPolicy.allowOrigins[{j}]"),
+                origin,
+                out,
+            );
+        }
+        duration(
+            key,
+            &format!("{base}.corsPolicy.maxAge"),
+            cors.max_age.as_deref(),
+            out,
+        );
+        let lists = [
+            ("allowMethods", &cors.allow_methods),
+            ("allowHeaders", &cors.allow_headers),
+            ("exposeHeaders", &cors.expose_headers),
+        ];
+        for (name, list) in lists {
+            for (j, item) in list.iter().enumerate() {
+                if item.is_empty() || item.contains([',', '\r', '\n', '\0', ' ']) {
+                    error(
+                        out,
+                        format!("{base}.corsPolicy.{name}[{j}]"),
+                        format!("{item:?} is not a single token"),
+                    );
+                }
+            }
+        }
+    }
     headers(key, &format!("{base}.headers"), http.headers.as_ref(), out);
     for (j, dest) in http.route.iter().enumerate() {
         headers(

@@ -3,7 +3,7 @@
 
 use super::scope::Scope;
 use crate::envoy::builders::{self, StringPattern};
-use crate::envoy::route_builders::{self as rb, FAULT_FILTER};
+use crate::envoy::route_builders::{self as rb, CORS_FILTER, FAULT_FILTER};
 use crate::ir::{self, Action, HeaderChanges, Ir};
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher, route, route_action, HeaderMatcher, Route, RouteAction,
@@ -84,6 +84,7 @@ pub(super) fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Ro
                         .collect();
                     let mut out = builders::forward_route(&route.name, matcher, &names);
                     forward_policy(&mut out, route, clusters);
+                    mirror_policies(&mut out, route, ir, scope);
                     hash_policy(&mut out, ir, clusters);
                     out
                 }
@@ -101,6 +102,23 @@ pub(super) fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Ro
                 }
             };
             apply_headers(&mut out, &route.policy.headers);
+            if let Some(cors) = &route.policy.cors {
+                let origins: Vec<_> = cors
+                    .origins
+                    .iter()
+                    .map(|o| builders::string_matcher(pattern(o)))
+                    .collect();
+                let policy = rb::cors_policy(
+                    &origins,
+                    &cors.methods,
+                    &cors.headers,
+                    &cors.expose,
+                    cors.max_age,
+                    cors.credentials,
+                );
+                out.typed_per_filter_config
+                    .insert(CORS_FILTER.to_string(), pack_any(policy));
+            }
             if let Some(fault) = &route.policy.fault {
                 let config = pack_any(rb::http_fault(fault.delay, fault.abort));
                 out.typed_per_filter_config
@@ -214,4 +232,18 @@ fn hash_policy(out: &mut Route, ir: &Ir, clusters: &[ir::WeightedCluster]) {
         policy_specifier: Some(specifier),
         ..Default::default()
     }];
+}
+
+/// Request mirrors to clusters the proxy may see (others are left out).
+fn mirror_policies(out: &mut Route, route: &ir::Route, ir: &Ir, scope: &Scope<'_>) {
+    let Some(route::Action::Route(action)) = &mut out.action else {
+        return;
+    };
+    action.request_mirror_policies = route
+        .policy
+        .mirrors
+        .iter()
+        .filter(|(cluster, _)| ir.clusters.get(cluster).is_some_and(|c| scope.cluster(c)))
+        .map(|(cluster, percent)| rb::mirror_policy(cluster, *percent))
+        .collect();
 }

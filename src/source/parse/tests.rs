@@ -229,7 +229,7 @@ spec:
 #[test]
 fn an_unknown_field_is_a_warning_naming_its_path_and_the_object_is_served() {
     let text = virtual_service(
-        "    - corsPolicy: {allowOrigins: [{exact: example.com}]}
+        "    - retries: {attempts: 2, retryRemoteLocalities: true}
       route:
         - destination: {host: reviews}
           mirrorPercent: 5",
@@ -254,7 +254,7 @@ fn an_unknown_field_is_a_warning_naming_its_path_and_the_object_is_served() {
     assert_eq!(
         fields,
         [
-            "spec.http[0].corsPolicy",
+            "spec.http[0].retries.retryRemoteLocalities",
             "spec.http[0].route[0].mirrorPercent"
         ]
     );
