@@ -72,19 +72,26 @@ fn start_grpc_upstream(workdir: &std::path::Path, ip: &str, version: &str) -> Gr
     }
 }
 
+/// The split, on a route that also has a CORS policy: gRPC has no CORS
+/// filter and must ignore it (it is marked optional).
 fn routing(v1: u32, v2: u32) -> String {
     format!(
-        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  host: reviews\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {{host: reviews, subset: v1}}\n      weight: {v1}\n    - destination: {{host: reviews, subset: v2}}\n      weight: {v2}\n"
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  host: reviews\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  hosts: [reviews]\n  http:\n  - corsPolicy: {{allowOrigins: [{{exact: \"https://shop.example\"}}]}}\n    route:\n    - destination: {{host: reviews, subset: v1}}\n      weight: {v1}\n    - destination: {{host: reviews, subset: v2}}\n      weight: {v2}\n"
     )
 }
 
 fn call(bootstrap: &std::path::Path, target: &str, n: usize) -> BTreeMap<String, u64> {
-    let output = Command::new("python3")
-        .arg(script("echo_client.py"))
-        .args([target, &n.to_string()])
-        .env("GRPC_XDS_BOOTSTRAP", bootstrap)
-        .output()
-        .expect("running the gRPC client");
+    call_with(&[target, &n.to_string()], Some(bootstrap))
+}
+
+/// Runs the echo client with `args`, with a gRPC xDS bootstrap if given.
+fn call_with(args: &[&str], bootstrap: Option<&std::path::Path>) -> BTreeMap<String, u64> {
+    let mut command = Command::new("python3");
+    command.arg(script("echo_client.py")).args(args);
+    if let Some(bootstrap) = bootstrap {
+        command.env("GRPC_XDS_BOOTSTRAP", bootstrap);
+    }
+    let output = command.output().expect("running the gRPC client");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -160,4 +167,48 @@ async fn grpc_xds_client_resolves_and_routes_through_sextant() {
 
     // Sextant saw a gRPC client that ACKed what it asked for, and no NACK.
     assert_eq!(sextant.nacks_total().await, serde_json::json!({}));
+}
+
+/// gRPC through an Envoy sidecar: the service port says `appProtocol: grpc`,
+/// so its cluster speaks HTTP/2 to the upstream (a gRPC server answers
+/// nothing over HTTP/1.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_through_an_envoy_sidecar_uses_http2_upstreams() {
+    require_grpcio();
+    let work = tempfile::tempdir().unwrap();
+    let upstream = start_grpc_upstream(work.path(), "127.0.1.103", "v1");
+    let config = ConfigDir::new();
+    config.write(
+        "reviews.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  selector: {{app: reviews}}\n  ports:\n  - {{name: rpc, port: 9080, appProtocol: grpc}}\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: reviews-v1, namespace: default}}\nspec:\n  address: 127.0.1.103\n  ports: {{rpc: {}}}\n  labels: {{app: reviews, version: v1}}\n",
+            upstream.port
+        ),
+    );
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let envoy = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload::client("grpc-sidecar.default"),
+    )
+    .await;
+    let outbound = envoy.outbound.to_string();
+    wait_for(
+        Duration::from_secs(10),
+        "the reviews route in envoy",
+        || async {
+            let routes = envoy.dump_section("RoutesConfigDump").await;
+            routes
+                .to_string()
+                .contains("reviews.default.svc.cluster.local")
+                .then_some(())
+        },
+    )
+    .await;
+    let counts =
+        tokio::task::spawn_blocking(move || call_with(&[&outbound, "10", "reviews:9080"], None))
+            .await
+            .unwrap();
+    assert_eq!(counts, BTreeMap::from([("reviews-v1".to_string(), 10)]));
+    assert_eq!(envoy.updates_rejected().await, 0);
 }

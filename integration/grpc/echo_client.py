@@ -4,6 +4,8 @@ the gRPC status codes of failures). The xDS bootstrap comes from the file
 named by GRPC_XDS_BOOTSTRAP, as gRPC reads it.
 
 Usage: python3 echo_client.py xds:///reviews.default.svc.cluster.local:9080 100
+       python3 echo_client.py 127.0.0.1:15001 100 reviews:9080   (through an Envoy
+       sidecar's outbound listener, with that :authority)
 """
 import collections
 import json
@@ -14,8 +16,9 @@ import grpc
 
 def main():
     target, count = sys.argv[1], int(sys.argv[2])
+    options = [("grpc.default_authority", sys.argv[3])] if len(sys.argv) > 3 else []
     answers = collections.Counter()
-    with grpc.insecure_channel(target) as channel:
+    with grpc.insecure_channel(target, options=options) as channel:
         say = channel.unary_unary("/sextant.demo.Echo/Say")
         failures = 0
         for _ in range(count):

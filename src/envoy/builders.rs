@@ -118,8 +118,13 @@ pub fn http_listener(
 
 /// An API listener (no socket: what gRPC's xDS client resolves a target
 /// `xds:///<name>` to) with [`http_connection_manager`].
+///
+/// gRPC's xDS client supports only some HTTP filters: the CORS filter is
+/// left out (routes mark their CORS config optional, so gRPC ignores it).
 pub fn api_listener(name: &str, route_config_name: &str) -> Listener {
-    let hcm = http_connection_manager(route_config_name, name);
+    let mut hcm = http_connection_manager(route_config_name, name);
+    hcm.http_filters
+        .retain(|f| f.name != super::route_builders::CORS_FILTER);
     Listener {
         name: name.to_string(),
         api_listener: Some(ApiListener {

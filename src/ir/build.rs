@@ -146,6 +146,7 @@ pub fn build(world: &World) -> Ir {
                         policy,
                         endpoints,
                         external_name: external_name.clone(),
+                        http2: speaks_http2(port),
                         origins: origins.clone(),
                     };
                     clusters.insert(name, cluster);
@@ -247,4 +248,19 @@ fn destination_rules_by_host<'a>(
         by_host.insert(host, (key, dr));
     }
     by_host
+}
+
+/// Istio's protocol selection for a service port: `appProtocol` first, then
+/// the port name (`grpc`, `http2` and `h2c`, alone or as a `<protocol>-<suffix>`
+/// prefix; `grpc-web` stays HTTP/1.1).
+fn speaks_http2(port: &k8s_openapi::api::core::v1::ServicePort) -> bool {
+    let named = |p: &str| {
+        let p = p.to_ascii_lowercase();
+        let protocol = p.split('-').next().unwrap_or("");
+        matches!(protocol, "grpc" | "http2" | "h2c") && !p.starts_with("grpc-web")
+    };
+    match port.app_protocol.as_deref() {
+        Some(app) => named(app) || app.eq_ignore_ascii_case("kubernetes.io/h2c"),
+        None => port.name.as_deref().is_some_and(named),
+    }
 }

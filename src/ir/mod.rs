@@ -110,6 +110,10 @@ pub struct Cluster {
     pub policy: cluster_policy::ClusterPolicy,
     /// Endpoints, sorted by address and port, without duplicates.
     pub endpoints: Vec<Endpoint>,
+    /// Whether upstream requests use HTTP/2 (gRPC and HTTP/2 ports, by
+    /// `appProtocol` or port name prefix, as Istio detects them).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     /// For an ExternalName service: the DNS name Envoy resolves (STRICT_DNS,
     /// port = service port) instead of taking endpoints over EDS.
     #[serde(skip_serializing_if = "Option::is_none")]

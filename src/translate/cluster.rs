@@ -35,11 +35,11 @@ pub(super) fn outbound_cluster(c: &ir::Cluster, options: &TranslateOptions) -> C
         Some(host) => builders::dns_cluster(&c.name, host, c.port, lb, connect_timeout),
         None => builders::eds_cluster(&c.name, lb, connect_timeout),
     };
-    apply_policy(&mut out, policy);
+    apply_policy(&mut out, policy, c.http2);
     out
 }
 
-fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy) {
+fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy, http2: bool) {
     let u32_value = |v: Option<u32>| v.map(|value| UInt32Value { value });
     out.lb_config = match &policy.hash {
         Some((
@@ -81,20 +81,28 @@ fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy) {
             ..Default::default()
         });
     }
-    if policy.idle_timeout.is_some() || policy.max_requests_per_connection.is_some() {
+    let protocol = match http2 {
+        true => http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+            Default::default(),
+        ),
+        false => http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(
+            Http1ProtocolOptions::default(),
+        ),
+    };
+    if http2 || policy.idle_timeout.is_some() || policy.max_requests_per_connection.is_some() {
         let options = HttpProtocolOptions {
             common_http_protocol_options: Some(CommonHttpOptions {
                 idle_timeout: policy.idle_timeout.map(duration),
                 max_requests_per_connection: u32_value(policy.max_requests_per_connection),
                 ..Default::default()
             }),
-            upstream_protocol_options: Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
-                http_protocol_options::ExplicitHttpConfig {
-                    protocol_config: Some(http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(
-                        Http1ProtocolOptions::default(),
-                    )),
-                },
-            )),
+            upstream_protocol_options: Some(
+                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                    http_protocol_options::ExplicitHttpConfig {
+                        protocol_config: Some(protocol),
+                    },
+                ),
+            ),
             ..Default::default()
         };
         out.typed_extension_protocol_options = HashMap::from([(

@@ -6,7 +6,7 @@ use crate::envoy::builders::{self, StringPattern};
 use crate::envoy::route_builders::{self as rb, CORS_FILTER, FAULT_FILTER};
 use crate::ir::{self, Action, HeaderChanges, Ir};
 use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher, route, route_action, HeaderMatcher, Route, RouteAction,
+    header_matcher, route, route_action, FilterConfig, HeaderMatcher, Route, RouteAction,
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
@@ -116,8 +116,14 @@ pub(super) fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Ro
                     cors.max_age,
                     cors.credentials,
                 );
+                // Optional: clients without a CORS filter (gRPC) ignore it.
+                let config = FilterConfig {
+                    config: Some(pack_any(policy)),
+                    is_optional: true,
+                    ..Default::default()
+                };
                 out.typed_per_filter_config
-                    .insert(CORS_FILTER.to_string(), pack_any(policy));
+                    .insert(CORS_FILTER.to_string(), pack_any(config));
             }
             if let Some(fault) = &route.policy.fault {
                 let config = pack_any(rb::http_fault(fault.delay, fault.abort));
