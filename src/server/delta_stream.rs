@@ -18,7 +18,7 @@
 //!   are sent again in the same push (Envoy keeps a modified EDS cluster
 //!   warming until it receives its endpoints).
 
-use super::stream::{trim_nack_message, version_of, Nack, RequestKind};
+use super::stream::{held, record_answer, version_of, Nack, RequestKind};
 use crate::cache::{ProxySnapshot, Resource, ResourceMap};
 use crate::envoy::TypeUrl;
 use serde::Serialize;
@@ -185,24 +185,17 @@ impl DeltaStream {
             return RequestKind::Stale;
         };
         state.answered_nonce = Some(sent.nonce.clone());
-        match &request.error_detail {
-            Some(message) => {
-                let message = trim_nack_message(message);
-                state.nack = Some(Nack {
-                    version: sent.system_version.clone(),
-                    nonce: sent.nonce.clone(),
-                    message: message.clone(),
-                    at: SystemTime::now(),
-                });
-                state.nack_count += 1;
-                RequestKind::Nack(message)
-            }
-            None => {
-                state.nack = None;
-                state.acked = Some(sent);
-                RequestKind::Ack
-            }
+        let kind = record_answer(
+            &sent.system_version,
+            &sent.nonce,
+            request.error_detail.as_ref(),
+            &mut state.nack,
+            &mut state.nack_count,
+        );
+        if kind == RequestKind::Ack {
+            state.acked = Some(sent);
         }
+        kind
     }
 
     /// The responses to send now, in push order (CDS, EDS, LDS, RDS).
@@ -309,14 +302,11 @@ impl DeltaStream {
 
     /// LDS and RDS wait while a CDS or EDS response is unanswered.
     fn held(&self, type_url: TypeUrl) -> bool {
-        matches!(type_url, TypeUrl::Listener | TypeUrl::RouteConfiguration)
-            && [TypeUrl::Cluster, TypeUrl::ClusterLoadAssignment]
-                .iter()
-                .any(|t| {
-                    self.types
-                        .get(t)
-                        .is_some_and(DeltaTypeState::awaiting_answer)
-                })
+        held(type_url, |t| {
+            self.types
+                .get(&t)
+                .is_some_and(DeltaTypeState::awaiting_answer)
+        })
     }
 
     /// Whether the proxy has ACKed listeners and routes equal to the snapshot's.

@@ -223,24 +223,17 @@ impl SotwStream {
         };
         state.answered_nonce = Some(sent.nonce.clone());
         state.respond |= names_changed || std::mem::take(&mut state.owed);
-        match &request.error_detail {
-            Some(message) => {
-                let message = trim_nack_message(message);
-                state.nack = Some(Nack {
-                    version: sent.version.clone(),
-                    nonce: sent.nonce.clone(),
-                    message: message.clone(),
-                    at: SystemTime::now(),
-                });
-                state.nack_count += 1;
-                RequestKind::Nack(message)
-            }
-            None => {
-                state.nack = None;
-                state.acked = Some(sent);
-                RequestKind::Ack
-            }
+        let kind = record_answer(
+            &sent.version,
+            &sent.nonce,
+            request.error_detail.as_ref(),
+            &mut state.nack,
+            &mut state.nack_count,
+        );
+        if kind == RequestKind::Ack {
+            state.acked = Some(sent);
         }
+        kind
     }
 
     /// The responses to send now, in push order (CDS, EDS, LDS, RDS), given
@@ -321,10 +314,9 @@ impl SotwStream {
 
     /// LDS and RDS wait while a CDS or EDS response is unanswered.
     fn held(&self, type_url: TypeUrl) -> bool {
-        matches!(type_url, TypeUrl::Listener | TypeUrl::RouteConfiguration)
-            && [TypeUrl::Cluster, TypeUrl::ClusterLoadAssignment]
-                .iter()
-                .any(|t| self.types.get(t).is_some_and(TypeState::awaiting_answer))
+        held(type_url, |t| {
+            self.types.get(&t).is_some_and(TypeState::awaiting_answer)
+        })
     }
 
     /// Whether the proxy runs the listeners and routes of `snapshot`: each of
@@ -393,6 +385,45 @@ fn select(all: &ResourceMap, subscription: &Subscription) -> ResourceMap {
             .iter()
             .filter_map(|n| Some((n.clone(), all.get(n)?.clone())))
             .collect(),
+    }
+}
+
+/// Make before break, for both protocols: LDS and RDS wait while a CDS or
+/// EDS response is unanswered (`awaiting` says which types are).
+pub(super) fn held(type_url: TypeUrl, awaiting: impl Fn(TypeUrl) -> bool) -> bool {
+    matches!(type_url, TypeUrl::Listener | TypeUrl::RouteConfiguration)
+        && [TypeUrl::Cluster, TypeUrl::ClusterLoadAssignment]
+            .into_iter()
+            .any(awaiting)
+}
+
+/// Records the proxy's answer to the response (`version`, `nonce`), for both
+/// protocols: with `error` (a NACK, recognised by `error_detail` alone) the
+/// trimmed message goes to `nack` and is counted; without, `nack` clears.
+/// Returns [`RequestKind::Ack`] or [`RequestKind::Nack`].
+pub(super) fn record_answer(
+    version: &str,
+    nonce: &str,
+    error: Option<&String>,
+    nack: &mut Option<Nack>,
+    nack_count: &mut u64,
+) -> RequestKind {
+    match error {
+        Some(message) => {
+            let message = trim_nack_message(message);
+            *nack = Some(Nack {
+                version: version.to_string(),
+                nonce: nonce.to_string(),
+                message: message.clone(),
+                at: SystemTime::now(),
+            });
+            *nack_count += 1;
+            RequestKind::Nack(message)
+        }
+        None => {
+            *nack = None;
+            RequestKind::Ack
+        }
     }
 }
 
