@@ -163,9 +163,42 @@ mod opt_duration {
 /// # Errors
 /// A message when the text is not a non-negative Go duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    // go-parse-duration loops for a very long time on numbers with many
+    // digits; no meaningful duration needs more than 18 digits per number.
+    let longest_number = text
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    if longest_number > 18 || text.len() > 64 {
+        return Err(format!("{text:?} has too many digits for a duration"));
+    }
     let nanos = go_parse_duration::parse_duration(text.trim())
         .map_err(|_| format!("{text:?} is not a duration such as \"1.5s\" or \"250ms\""))?;
     u64::try_from(nanos)
         .map(Duration::from_nanos)
         .map_err(|_| format!("{text:?} is negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations_parse_and_bad_ones_are_refused_quickly() {
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in [
+            "",
+            "-1s",
+            "1e9s",
+            "1.5",
+            "0.12345678901234567890s",
+            "99999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }
