@@ -127,6 +127,21 @@ pub fn build(world: &World) -> Ir {
             .chain(rule_key.cloned())
             .collect();
         let policy = rule.and_then(|dr| dr.spec.traffic_policy.as_ref());
+        let numbers: Vec<u16> = ports.iter().map(|(n, _)| *n).collect();
+        if let (Some(rule_key), Some(policy)) = (rule_key, policy) {
+            for (i, setting) in policy.port_level_settings.iter().enumerate() {
+                if !numbers.iter().any(|n| u32::from(*n) == setting.port.number) {
+                    diagnostics.push(Diagnostic::warning(
+                        rule_key,
+                        format!("spec.trafficPolicy.portLevelSettings[{i}].port.number"),
+                        format!(
+                            "{key} has no port {}; these settings apply to nothing",
+                            setting.port.number
+                        ),
+                    ));
+                }
+            }
+        }
         for (number, port) in &ports {
             let all = match external_name {
                 Some(_) => Vec::new(),
@@ -173,7 +188,6 @@ pub fn build(world: &World) -> Ir {
             }
             add(None, cluster_policy::resolve(policy, None, *number), all);
         }
-        let numbers: Vec<u16> = ports.iter().map(|(n, _)| *n).collect();
         let default_port = if numbers.contains(&80) {
             80
         } else {

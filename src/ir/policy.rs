@@ -158,26 +158,75 @@ mod opt_duration {
     }
 }
 
-/// Parses a Go duration (`"1.5s"`, `"250ms"`, `"1m30s"`), as Istio's API takes them.
+/// The longest duration accepted: Envoy's (and protobuf's) limit of
+/// 315,576,000,000 seconds.
+const MAX_SECONDS: u128 = 315_576_000_000;
+
+/// Parses a Go duration (`"1.5s"`, `"250ms"`, `"1m30s"`, `"1µs"`), as Istio's
+/// API takes them: one or more decimal numbers, each with a unit (`ns`, `us`,
+/// `µs`, `ms`, `s`, `m`, `h`). Hand-written because the crates at hand panic
+/// or stall on some inputs (non-ASCII units, long numbers).
 ///
 /// # Errors
-/// A message when the text is not a non-negative Go duration.
+/// A message when the text is not a non-negative Go duration up to Envoy's
+/// limit of 315,576,000,000 s.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    // go-parse-duration loops for a very long time on numbers with many
-    // digits; no meaningful duration needs more than 18 digits per number.
-    let longest_number = text
-        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    if longest_number > 18 || text.len() > 64 {
-        return Err(format!("{text:?} has too many digits for a duration"));
+    let bad = || format!("{text:?} is not a duration such as \"1.5s\" or \"250ms\"");
+    let mut rest = text.trim();
+    if rest.starts_with('-') {
+        return Err(format!("{text:?} is negative"));
     }
-    let nanos = go_parse_duration::parse_duration(text.trim())
-        .map_err(|_| format!("{text:?} is not a duration such as \"1.5s\" or \"250ms\""))?;
-    u64::try_from(nanos)
-        .map(Duration::from_nanos)
-        .map_err(|_| format!("{text:?} is negative"))
+    rest = rest.strip_prefix('+').unwrap_or(rest);
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() || rest.len() > 64 {
+        return Err(bad());
+    }
+    let mut nanos: u128 = 0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(bad()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') || whole.len() > 18 {
+            return Err(bad());
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        let mut part = whole.checked_mul(scale).ok_or_else(bad)?;
+        // Fraction digits beyond nanosecond precision do not matter.
+        let mut unit_scale = scale;
+        for digit in fraction.bytes().take(27) {
+            unit_scale /= 10;
+            part += u128::from(digit - b'0') * unit_scale;
+        }
+        nanos = nanos.checked_add(part).ok_or_else(bad)?;
+        if nanos > MAX_SECONDS * 1_000_000_000 {
+            return Err(format!(
+                "{text:?} is longer than Envoy's limit of {MAX_SECONDS} seconds"
+            ));
+        }
+        rest = tail;
+    }
+    Ok(Duration::from_nanos(nanos as u64))
 }
 
 #[cfg(test)]
@@ -190,13 +239,27 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1µs"), Ok(Duration::from_micros(1)));
+        assert_eq!(
+            parse_duration("0.12345678901234567890s"),
+            Ok(Duration::from_nanos(123_456_789))
+        );
+        assert_eq!(
+            parse_duration("2562047h"),
+            Ok(Duration::from_secs(2_562_047 * 3600))
+        );
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         for bad in [
             "",
             "-1s",
             "1e9s",
             "1.5",
-            "0.12345678901234567890s",
+            "5秒",
+            "1sé",
+            "1..5s",
+            ".s",
             "99999999999999999h",
+            "100000000h",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

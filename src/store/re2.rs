@@ -218,7 +218,7 @@ fn latin1_class(name: &str, negated: bool, in_class: bool) -> Result<String, Str
 /// own figures (`a{1,50}` → 103, `(ab){1,20}` → 103, `\w{1,30}` → 123,
 /// `/[α-ω]{1,35}` → 109).
 pub fn re2_program_size(hir: &regex_syntax::hir::Hir) -> u64 {
-    4 + hir_size(hir)
+    hir_size(hir).saturating_add(4)
 }
 
 fn hir_size(hir: &regex_syntax::hir::Hir) -> u64 {

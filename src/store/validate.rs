@@ -140,6 +140,19 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
             }
         }
         Object::Service(svc) => {
+            let annotation = svc
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::ir::scope::EXPORT_TO_ANNOTATION));
+            if let Some(value) = annotation {
+                let entries: Vec<String> = value.split(',').map(|e| e.trim().to_string()).collect();
+                let field = format!(
+                    "metadata.annotations[{}]",
+                    crate::ir::scope::EXPORT_TO_ANNOTATION
+                );
+                export_to_at(&key, &field, &entries, &mut out);
+            }
             let spec = svc.spec.as_ref();
             if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
                 let name = spec.and_then(|s| s.external_name.as_deref()).unwrap_or("");
@@ -214,14 +227,14 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
         Object::Sidecar(sidecar) => {
             for (i, egress) in sidecar.spec.egress.iter().enumerate() {
                 for (j, host) in egress.hosts.iter().enumerate() {
-                    let valid = host
-                        .split_once('/')
-                        .is_some_and(|(ns, h)| !ns.is_empty() && !h.is_empty() && !h.contains('/'));
+                    let valid = host.split_once('/').is_some_and(|(ns, h)| {
+                        (matches!(ns, "*" | "." | "~") || is_dns_label(ns)) && host_name(h).is_ok()
+                    });
                     if !valid {
                         out.push(Diagnostic::error(
                             &key,
                             format!("spec.egress[{i}].hosts[{j}]"),
-                            format!("{host:?} is not namespace/host (e.g. \"./*\" or \"istio-system/*\")"),
+                            format!("{host:?} is not namespace/host: a namespace (or *, ., ~) and a FQDN, *.suffix or * (e.g. \"./*\", \"shop/cart.shop.svc.cluster.local\")"),
                         ));
                     }
                 }
@@ -317,6 +330,10 @@ pub(super) fn header_name(name: &str) -> Result<(), String> {
 
 /// `exportTo` entries: `*`, `.`, `~` or a namespace name.
 fn export_to(key: &ObjectKey, entries: &[String], out: &mut Vec<Diagnostic>) {
+    export_to_at(key, "spec.exportTo", entries, out);
+}
+
+fn export_to_at(key: &ObjectKey, field: &str, entries: &[String], out: &mut Vec<Diagnostic>) {
     for (i, entry) in entries.iter().enumerate() {
         let name_ok = !entry.is_empty()
             && entry.len() <= 63
@@ -326,7 +343,7 @@ fn export_to(key: &ObjectKey, entries: &[String], out: &mut Vec<Diagnostic>) {
         if !(matches!(entry.as_str(), "*" | "." | "~") || name_ok) {
             out.push(Diagnostic::error(
                 key,
-                format!("spec.exportTo[{i}]"),
+                format!("{field}[{i}]"),
                 format!("{entry:?} is not *, ., ~ or a namespace name"),
             ));
         }

@@ -43,7 +43,12 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
         ] {
             if let Some(value) = value {
                 string_match(key, &format!("{at}.{name}"), value, out);
+                no_empty_prefix(key, &format!("{at}.{name}"), value, out);
             }
+        }
+        if m.ignore_uri_case && m.uri.as_ref().is_some_and(|u| u.regex.is_some()) {
+            let message = "ignoreUriCase does not apply to a regex; use (?i) in the regex";
+            error(out, format!("{at}.ignoreUriCase"), message.into());
         }
         for (name, value) in &m.query_params {
             let field = format!("{at}.queryParams.{name}");
@@ -55,6 +60,7 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
                 );
             }
             string_match(key, &field, value, out);
+            no_empty_prefix(key, &field, value, out);
         }
         for (name, value) in &m.without_headers {
             let field = format!("{at}.withoutHeaders.{name}");
@@ -64,6 +70,7 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
             // An empty match means "the header is absent".
             if *value != StringMatch::default() {
                 string_match(key, &field, value, out);
+                no_empty_prefix(key, &field, value, out);
             }
         }
         if let Some(port) = m.port {
@@ -135,6 +142,16 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
             );
         }
         header_value(key, &format!("{base}.redirect.uri"), r.uri.as_deref(), out);
+        if r.uri.as_deref().is_some_and(|u| !u.starts_with('/')) {
+            error(
+                out,
+                format!("{base}.redirect.uri"),
+                "must start with /".into(),
+            );
+        }
+        if let Some(Err(reason)) = r.authority.as_deref().map(authority) {
+            error(out, format!("{base}.redirect.authority"), reason);
+        }
         header_value(
             key,
             &format!("{base}.redirect.authority"),
@@ -143,6 +160,18 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
         );
     }
     if let Some(d) = &http.direct_response {
+        let body = d
+            .body
+            .as_ref()
+            .and_then(|b| b.string.as_ref())
+            .map_or(0, String::len);
+        if body > 4096 {
+            error(
+                out,
+                format!("{base}.directResponse.body.string"),
+                format!("{body} bytes; Envoy accepts at most 4096"),
+            );
+        }
         if !(200..=599).contains(&d.status) {
             error(
                 out,
@@ -152,6 +181,21 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
         }
     }
     if let Some(r) = &http.rewrite {
+        if http.redirect.is_some() || http.direct_response.is_some() {
+            let message =
+                "rewrite applies only to forwarded requests, not to redirect or directResponse";
+            error(out, format!("{base}.rewrite"), message.into());
+        }
+        if r.uri.as_deref().is_some_and(|u| !u.starts_with('/')) {
+            error(
+                out,
+                format!("{base}.rewrite.uri"),
+                "must start with /".into(),
+            );
+        }
+        if let Some(Err(reason)) = r.authority.as_deref().map(authority) {
+            error(out, format!("{base}.rewrite.authority"), reason);
+        }
         header_value(
             key,
             &format!("{base}.rewrite.authority"),
@@ -204,10 +248,11 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
     }
     if let Some(f) = &http.fault {
         if let Some(d) = &f.delay {
-            duration(
+            duration_at_least(
                 key,
                 &format!("{base}.fault.delay.fixedDelay"),
                 Some(&d.fixed_delay),
+                false,
                 out,
             );
             percent(
@@ -296,9 +341,32 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
     }
 }
 
+/// A duration; Envoy counts these in milliseconds, so a non-zero one under
+/// 1 ms would silently become 0. Zero is allowed only where it means "off".
 fn duration(key: &ObjectKey, field: &str, text: Option<&str>, out: &mut Vec<Diagnostic>) {
-    if let Some(Err(reason)) = text.map(parse_duration) {
-        out.push(Diagnostic::error(key, field, reason));
+    duration_at_least(key, field, text, true, out);
+}
+
+fn duration_at_least(
+    key: &ObjectKey,
+    field: &str,
+    text: Option<&str>,
+    zero_ok: bool,
+    out: &mut Vec<Diagnostic>,
+) {
+    match text.map(parse_duration) {
+        Some(Err(reason)) => out.push(Diagnostic::error(key, field, reason)),
+        Some(Ok(d)) if d.is_zero() && !zero_ok => {
+            out.push(Diagnostic::error(key, field, "must be at least 1ms"))
+        }
+        Some(Ok(d)) if !d.is_zero() && d < std::time::Duration::from_millis(1) => {
+            out.push(Diagnostic::error(
+                key,
+                field,
+                "must be 0 or at least 1ms (Envoy counts milliseconds)",
+            ))
+        }
+        _ => {}
     }
 }
 
@@ -327,25 +395,75 @@ fn headers(key: &ObjectKey, field: &str, headers: Option<&Headers>, out: &mut Ve
     let Some(headers) = headers else { return };
     let mut ops = |side: &str, ops: Option<&HeaderOperations>| {
         let Some(ops) = ops else { return };
+        let set = ops.set.keys().map(|n| (format!("set.{n}"), n));
+        let add = ops.add.keys().map(|n| (format!("add.{n}"), n));
+        let remove = ops
+            .remove
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (format!("remove[{k}]"), n));
+        for (at, name) in set.chain(add).chain(remove) {
+            let at = format!("{field}.{side}.{at}");
+            let lower = name.to_ascii_lowercase();
+            if let Err(reason) = header_name(&lower) {
+                out.push(Diagnostic::error(key, &at, reason));
+            } else if lower.starts_with(':') || lower == "host" {
+                out.push(Diagnostic::error(
+                    key,
+                    &at,
+                    "pseudo-headers and host cannot be changed here (use rewrite.authority)",
+                ));
+            } else if lower.len() > 16384 {
+                out.push(Diagnostic::error(
+                    key,
+                    &at,
+                    "a header name is at most 16384 bytes",
+                ));
+            }
+        }
         for (verb, entries) in [("set", &ops.set), ("add", &ops.add)] {
             for (name, value) in entries {
                 let at = format!("{field}.{side}.{verb}.{name}");
-                if let Err(reason) = header_name(&name.to_ascii_lowercase()) {
-                    out.push(Diagnostic::error(key, &at, reason));
-                }
                 header_value(key, &at, Some(value), out);
-            }
-        }
-        for (k, name) in ops.remove.iter().enumerate() {
-            if let Err(reason) = header_name(&name.to_ascii_lowercase()) {
-                out.push(Diagnostic::error(
-                    key,
-                    format!("{field}.{side}.remove[{k}]"),
-                    reason,
-                ));
+                if value.len() > 16384 {
+                    out.push(Diagnostic::error(
+                        key,
+                        &at,
+                        "a header value is at most 16384 bytes",
+                    ));
+                }
             }
         }
     };
     ops("request", headers.request.as_ref());
     ops("response", headers.response.as_ref());
+}
+
+/// Envoy's string matchers need a non-empty prefix (only a path prefix may be empty).
+fn no_empty_prefix(key: &ObjectKey, field: &str, m: &StringMatch, out: &mut Vec<Diagnostic>) {
+    if m.prefix.as_deref() == Some("") {
+        out.push(Diagnostic::error(
+            key,
+            format!("{field}.prefix"),
+            "must not be empty (use regex \".*\" to match anything)",
+        ));
+    }
+}
+
+/// A host, optionally with `:port`, as an authority.
+fn authority(text: &str) -> Result<(), String> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => (host, Some(port)),
+        _ => (text, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if host_ok && port_ok {
+        Ok(())
+    } else {
+        Err(format!("{text:?} is not a host or host:port"))
+    }
 }

@@ -22,7 +22,15 @@ pub(super) fn traffic_policy(
         policy.outlier_detection.as_ref(),
         out,
     );
+    let mut ports = std::collections::BTreeSet::new();
     for (i, p) in policy.port_level_settings.iter().enumerate() {
+        if !ports.insert(p.port.number) {
+            out.push(Diagnostic::error(
+                key,
+                format!("{field}.portLevelSettings[{i}].port.number"),
+                format!("port {} has settings twice", p.port.number),
+            ));
+        }
         let at = format!("{field}.portLevelSettings[{i}]");
         if !(1..=65535).contains(&p.port.number) {
             out.push(Diagnostic::error(
@@ -50,33 +58,58 @@ fn parts(
     outlier: Option<&OutlierDetection>,
     out: &mut Vec<Diagnostic>,
 ) {
-    let mut duration = |at: String, text: Option<&String>| {
-        if let Some(Err(reason)) = text.map(|t| parse_duration(t)) {
-            out.push(Diagnostic::error(key, at, reason));
-        }
-    };
     if let Some(pool) = pool {
-        duration(
+        positive_duration(
+            key,
+            out,
             format!("{field}.connectionPool.tcp.connectTimeout"),
             pool.tcp.as_ref().and_then(|t| t.connect_timeout.as_ref()),
         );
-        duration(
+        positive_duration(
+            key,
+            out,
             format!("{field}.connectionPool.http.idleTimeout"),
             pool.http.as_ref().and_then(|h| h.idle_timeout.as_ref()),
         );
     }
     if let Some(o) = outlier {
-        duration(
+        positive_duration(
+            key,
+            out,
             format!("{field}.outlierDetection.interval"),
             o.interval.as_ref(),
         );
-        duration(
+        positive_duration(
+            key,
+            out,
             format!("{field}.outlierDetection.baseEjectionTime"),
             o.base_ejection_time.as_ref(),
         );
     }
     if let Some(c) = lb.and_then(|lb| lb.consistent_hash.as_ref()) {
-        duration(
+        let names = [
+            ("httpHeaderName", c.http_header_name.as_deref()),
+            (
+                "httpCookie.name",
+                c.http_cookie.as_ref().map(|h| h.name.as_str()),
+            ),
+            (
+                "httpQueryParameterName",
+                c.http_query_parameter_name.as_deref(),
+            ),
+        ];
+        for (name, value) in names {
+            if value.is_some_and(|v| v.trim().is_empty() || v.contains(['\r', '\n', '\0'])) {
+                out.push(Diagnostic::error(
+                    key,
+                    format!("{field}.loadBalancer.consistentHash.{name}"),
+                    "must not be empty",
+                ));
+            }
+        }
+        any_duration(
+            key,
+            out,
             format!("{field}.loadBalancer.consistentHash.httpCookie.ttl"),
             c.http_cookie.as_ref().and_then(|h| h.ttl.as_ref()),
         );
@@ -94,8 +127,11 @@ fn parts(
             ));
         }
         if let Some(size) = c.maglev.as_ref().and_then(|m| m.table_size) {
-            let prime = size >= 2 && (2..).take_while(|d| d * d <= size).all(|d| size % d != 0);
-            if !prime || size > 5_000_011 {
+            // The bound first: a primality test of a huge number would stall.
+            let prime = size <= 5_000_011
+                && size >= 2
+                && (2..).take_while(|d| d * d <= size).all(|d| size % d != 0);
+            if !prime {
                 out.push(Diagnostic::error(
                     key,
                     format!("{field}.loadBalancer.consistentHash.maglev.tableSize"),
@@ -141,5 +177,28 @@ fn parts(
             format!("{field}.outlierDetection.minHealthPercent"),
             format!("{p} is not a percentage 0-100"),
         ));
+    }
+}
+
+/// A duration Envoy requires to be positive; it counts in milliseconds.
+fn positive_duration(
+    key: &ObjectKey,
+    out: &mut Vec<Diagnostic>,
+    at: String,
+    text: Option<&String>,
+) {
+    match text.map(|t| parse_duration(t)) {
+        Some(Err(reason)) => out.push(Diagnostic::error(key, at, reason)),
+        Some(Ok(d)) if d < std::time::Duration::from_millis(1) => {
+            out.push(Diagnostic::error(key, at, "must be at least 1ms"))
+        }
+        _ => {}
+    }
+}
+
+/// A duration that may be zero.
+fn any_duration(key: &ObjectKey, out: &mut Vec<Diagnostic>, at: String, text: Option<&String>) {
+    if let Some(Err(reason)) = text.map(|t| parse_duration(t)) {
+        out.push(Diagnostic::error(key, at, reason));
     }
 }

@@ -538,3 +538,58 @@ status: {podIP: 10.0.0.1}
         ]
     );
 }
+
+/// Inputs from adversarial passes that crashed or stalled the server, or that
+/// passed validation and were then rejected by Envoy: each is now an error
+/// naming its field (and none panics or takes long).
+#[test]
+fn inputs_envoy_would_reject_are_errors_naming_the_field() {
+    let cases = [
+        ("    - match: [{authority: {regex: '((((((((a{1000}){1000}){1000}){1000}){1000}){1000}){1000}){1000})'}}]\n      route: [{destination: {host: reviews}}]", "spec.http[0].match[0].authority.regex"),
+        ("    - timeout: 0.5µs\n      route: [{destination: {host: reviews}}]", "spec.http[0].timeout"),
+        ("    - timeout: 5秒\n      route: [{destination: {host: reviews}}]", "spec.http[0].timeout"),
+        ("    - fault: {delay: {fixedDelay: 0s}}\n      route: [{destination: {host: reviews}}]", "spec.http[0].fault.delay.fixedDelay"),
+        ("    - headers: {request: {set: {Host: x}}}\n      route: [{destination: {host: reviews}}]", "spec.http[0].headers.request.set.Host"),
+        ("    - headers: {request: {remove: [':path']}}\n      route: [{destination: {host: reviews}}]", "spec.http[0].headers.request.remove[0]"),
+        ("    - match: [{method: {prefix: ''}}]\n      route: [{destination: {host: reviews}}]", "spec.http[0].match[0].method.prefix"),
+        ("    - match: [{uri: {regex: '/a.*'}, ignoreUriCase: true}]\n      route: [{destination: {host: reviews}}]", "spec.http[0].match[0].ignoreUriCase"),
+        ("    - rewrite: {uri: b}\n      route: [{destination: {host: reviews}}]", "spec.http[0].rewrite.uri"),
+        (&format!("    - directResponse: {{status: 200, body: {{string: {}}}}}", "x".repeat(5000)), "spec.http[0].directResponse.body.string"),
+    ];
+    for (http0, field) in cases {
+        let started = std::time::Instant::now();
+        let parsed = parse_documents(FILE, &virtual_service(http0));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{field}: took {:?}",
+            started.elapsed()
+        );
+        let fields: Vec<&str> = errors(&parsed).iter().map(|d| d.field.as_str()).collect();
+        assert!(fields.contains(&field), "{field}: errors {fields:?}");
+        assert_eq!(
+            parsed.rejected,
+            vec![key(Kind::VirtualService, "shop", "reviews")]
+        );
+    }
+
+    let rule = |policy: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews, namespace: shop}}\nspec:\n  host: reviews\n  trafficPolicy:\n{policy}")
+    };
+    let cases = [
+        ("    loadBalancer: {consistentHash: {maglev: {tableSize: 18446744073709551557}, httpHeaderName: x}}\n", "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize"),
+        ("    loadBalancer: {consistentHash: {httpCookie: {name: ''}}}\n", "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.name"),
+        ("    connectionPool: {tcp: {connectTimeout: 0s}}\n", "spec.trafficPolicy.connectionPool.tcp.connectTimeout"),
+        ("    outlierDetection: {interval: 0s}\n", "spec.trafficPolicy.outlierDetection.interval"),
+    ];
+    for (policy, field) in cases {
+        let started = std::time::Instant::now();
+        let parsed = parse_documents(FILE, &rule(policy));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{field}: took {:?}",
+            started.elapsed()
+        );
+        let fields: Vec<&str> = errors(&parsed).iter().map(|d| d.field.as_str()).collect();
+        assert!(fields.contains(&field), "{field}: errors {fields:?}");
+    }
+}
