@@ -128,8 +128,7 @@ fn parts(
         }
         if let Some(size) = c.maglev.as_ref().and_then(|m| m.table_size) {
             // The bound first: a primality test of a huge number would stall.
-            let prime = size <= 5_000_011
-                && size >= 2
+            let prime = (2..=5_000_011).contains(&size)
                 && (2..).take_while(|d| d * d <= size).all(|d| size % d != 0);
             if !prime {
                 out.push(Diagnostic::error(
