@@ -20,6 +20,10 @@
 //!   unanswered, and clusters (with their endpoints) that the snapshot no
 //!   longer has are kept until the proxy has ACKed the routes that replace
 //!   the ones using them.
+//! - LDS and CDS responses carry everything the proxy should have (absence
+//!   means removal). EDS and RDS responses are incremental even in SotW: a
+//!   push nobody asked for carries only the changed resources, an answer to
+//!   a request carries all subscribed ones.
 
 use crate::cache::{short_hash, ProxySnapshot, Resource, ResourceMap};
 use crate::envoy::TypeUrl;
