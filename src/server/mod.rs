@@ -9,6 +9,8 @@ pub mod registry;
 mod sotw;
 pub mod stream;
 mod task;
+#[cfg(test)]
+mod test_support;
 
 use crate::cache::SnapshotCache;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
