@@ -18,7 +18,7 @@
 //!   are sent again in the same push (Envoy keeps a modified EDS cluster
 //!   warming until it receives its endpoints).
 
-use super::stream::{held, record_answer, version_of, Nack, RequestKind};
+use super::stream::{held, record_answer, retain_dropped, version_of, Nack, RequestKind};
 use crate::cache::{ProxySnapshot, Resource, ResourceMap};
 use crate::envoy::TypeUrl;
 use serde::Serialize;
@@ -336,23 +336,16 @@ impl DeltaStream {
             return ResourceMap::new();
         };
         let mut resources = select(snapshot.of(type_url), state);
-        let keep = match type_url {
-            TypeUrl::Cluster => !self.routes_settled(snapshot),
-            TypeUrl::ClusterLoadAssignment => true,
-            _ => false,
-        };
-        if keep {
-            let clusters = self.types.get(&TypeUrl::Cluster);
-            for (name, resource) in &state.resources {
-                let still_sent = type_url == TypeUrl::Cluster
-                    || clusters.is_some_and(|c| c.resources.contains_key(name));
-                if still_sent && state.subscribed(name) {
-                    resources
-                        .entry(name.clone())
-                        .or_insert_with(|| resource.clone());
-                }
-            }
-        }
+        let clusters_sent = self.types.get(&TypeUrl::Cluster).map(|c| &c.resources);
+        let keep_clusters = type_url == TypeUrl::Cluster && !self.routes_settled(snapshot);
+        retain_dropped(
+            type_url,
+            &mut resources,
+            &state.resources,
+            keep_clusters,
+            clusters_sent,
+            |n| state.subscribed(n),
+        );
         resources
     }
 }

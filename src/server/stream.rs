@@ -350,34 +350,20 @@ impl SotwStream {
             .as_ref()
             .map(|s| s.resources.clone())
             .unwrap_or_default();
-        match type_url {
-            // Keep clusters the snapshot dropped until the routes that used them are replaced.
-            TypeUrl::Cluster if !self.routes_settled(snapshot) => {
-                for (name, resource) in previous.iter() {
-                    if state.subscription.includes(name) {
-                        resources
-                            .entry(name.clone())
-                            .or_insert_with(|| resource.clone());
-                    }
-                }
-            }
-            // Keep endpoints of clusters we still send.
-            TypeUrl::ClusterLoadAssignment => {
-                let clusters = self
-                    .types
-                    .get(&TypeUrl::Cluster)
-                    .and_then(|s| s.sent.as_ref());
-                for (name, resource) in previous.iter() {
-                    let kept = clusters.is_some_and(|c| c.resources.contains_key(name));
-                    if kept && state.subscription.includes(name) {
-                        resources
-                            .entry(name.clone())
-                            .or_insert_with(|| resource.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
+        let clusters_sent = self
+            .types
+            .get(&TypeUrl::Cluster)
+            .and_then(|s| s.sent.as_ref())
+            .map(|s| &*s.resources);
+        let keep_clusters = type_url == TypeUrl::Cluster && !self.routes_settled(snapshot);
+        retain_dropped(
+            type_url,
+            &mut resources,
+            &previous,
+            keep_clusters,
+            clusters_sent,
+            |n| state.subscription.includes(n),
+        );
         resources
     }
 }
@@ -389,6 +375,33 @@ fn select(all: &ResourceMap, subscription: &Subscription) -> ResourceMap {
             .iter()
             .filter_map(|n| Some((n.clone(), all.get(n)?.clone())))
             .collect(),
+    }
+}
+
+/// Make before break, for both protocols: adds to `resources` (what the
+/// snapshot says the proxy should have) what `previous` (what it was sent)
+/// holds and the snapshot dropped: clusters while `keep_clusters` (the routes
+/// that used them are not replaced yet), and endpoints of clusters still in
+/// `clusters_sent`. Only names the proxy is `subscribed` to are kept.
+pub(super) fn retain_dropped(
+    type_url: TypeUrl,
+    resources: &mut ResourceMap,
+    previous: &ResourceMap,
+    keep_clusters: bool,
+    clusters_sent: Option<&ResourceMap>,
+    subscribed: impl Fn(&str) -> bool,
+) {
+    let keep = |name: &str| match type_url {
+        TypeUrl::Cluster => keep_clusters,
+        TypeUrl::ClusterLoadAssignment => clusters_sent.is_some_and(|c| c.contains_key(name)),
+        _ => false,
+    };
+    for (name, resource) in previous {
+        if keep(name) && subscribed(name) {
+            resources
+                .entry(name.clone())
+                .or_insert_with(|| resource.clone());
+        }
     }
 }
 
