@@ -63,6 +63,27 @@ impl Kind {
         }
     }
 
+    /// Every kind Sextant reads.
+    pub const ALL: [Kind; 7] = [
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::Pod,
+        Kind::WorkloadEntry,
+        Kind::VirtualService,
+        Kind::DestinationRule,
+        Kind::Sidecar,
+    ];
+
+    /// The kind's own `apiVersion` (our group for our kinds; Istio's
+    /// `networking.istio.io` versions are accepted too).
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Service | Kind::Pod => "v1",
+            Kind::EndpointSlice => "discovery.k8s.io/v1",
+            _ => "networking.sextant.dev/v1alpha1",
+        }
+    }
+
     /// Resolves `apiVersion` + `kind` to a known kind; `None` for kinds we skip.
     pub fn from_type_meta(api_version: &str, kind: &str) -> Option<Kind> {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));

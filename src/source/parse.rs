@@ -255,15 +255,7 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
     if let Some(kind) = Kind::from_type_meta(api_version, kind_name) {
         return TypeMeta::Known(kind);
     }
-    let known = [
-        (Kind::Service, "v1"),
-        (Kind::Pod, "v1"),
-        (Kind::EndpointSlice, "discovery.k8s.io/v1"),
-        (Kind::WorkloadEntry, "networking.sextant.dev/v1alpha1"),
-        (Kind::VirtualService, "networking.sextant.dev/v1alpha1"),
-        (Kind::DestinationRule, "networking.sextant.dev/v1alpha1"),
-        (Kind::Sidecar, "networking.sextant.dev/v1alpha1"),
-    ];
+    let known = Kind::ALL.map(|k| (k, k.api_version()));
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     let read_groups = [
         "",
