@@ -176,20 +176,22 @@ async fn large_route_configuration(workload: Workload<'_>) {
     let (status, body) = envoy.get("big-000", "/", &[(&header, &long_value)]).await;
     assert_eq!(status, 200, "{body}");
 
-    let proxies = sextant.admin_json("/debug/proxies").await;
-    let proxy = proxies["proxies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["node_id"] == node_id.as_str())
-        .unwrap()
-        .clone();
+    // Envoy serves the new routes a moment before its ACK reaches sextant.
+    let proxy = wait_for(Duration::from_secs(10), "the RDS ACK", || async {
+        let proxies = sextant.admin_json("/debug/proxies").await;
+        let proxy = proxies["proxies"]
+            .as_array()?
+            .iter()
+            .find(|p| p["node_id"] == node_id.as_str())?
+            .clone();
+        (proxy["types"]["RDS"]["synced"] == true).then_some(proxy)
+    })
+    .await;
     let rds_bytes = proxy["types"]["RDS"]["sent_bytes"].as_u64().unwrap();
     assert!(
         rds_bytes > 4 * 1024 * 1024,
         "the route configuration is only {rds_bytes} bytes"
     );
-    assert_eq!(proxy["types"]["RDS"]["synced"], true, "{proxy}");
     assert_eq!(envoy.updates_rejected().await, 0);
 }
 

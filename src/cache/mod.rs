@@ -87,6 +87,8 @@ struct ClassResources {
     clusters: Arc<ResourceMap>,
     endpoints: Arc<ResourceMap>,
     routes: Arc<ResourceMap>,
+    /// TCP proxy listeners, bound per proxy on its outbound address.
+    tcp: Vec<translate::TcpProxyRoute>,
     /// Problems found while translating for this class.
     diagnostics: Vec<Diagnostic>,
 }
@@ -212,7 +214,15 @@ impl SnapshotCache {
         let listeners = if proxy.proxyless_grpc {
             translate::grpc_listeners(&ir, &class)
         } else {
-            vec![translate::outbound_listener(proxy.outbound)]
+            if let Some(r) = shared.tcp.iter().find(|r| r.port == proxy.outbound.port()) {
+                tracing::warn!(
+                    node = proxy.node_id,
+                    "TCP service port {} ({}) is this proxy's outbound HTTP listener port; it gets no TCP listener",
+                    r.port,
+                    r.stat_prefix
+                );
+            }
+            translate::sidecar_listeners(proxy.outbound, &shared.tcp)
         };
         let listeners: ResourceMap = listeners
             .iter()
@@ -253,6 +263,7 @@ fn encode_class(
             .iter()
             .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
             .collect()),
+        tcp: t.tcp_proxies.clone(),
         diagnostics: t.diagnostics.clone(),
     };
     (resources, t.diagnostics)

@@ -116,6 +116,50 @@ pub fn http_listener(
     }
 }
 
+/// A listener on `addr` whose only filter is Envoy's TCP proxy to one
+/// cluster, or to several by relative weight (each weight > 0).
+pub fn tcp_listener(
+    name: &str,
+    addr: SocketAddr,
+    stat_prefix: &str,
+    clusters: &[(String, u32)],
+) -> Listener {
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy::{self, weighted_cluster::ClusterWeight, WeightedCluster},
+        TcpProxy,
+    };
+    let specifier = match clusters {
+        [(cluster, _)] => tcp_proxy::ClusterSpecifier::Cluster(cluster.clone()),
+        _ => tcp_proxy::ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: clusters
+                .iter()
+                .map(|(name, weight)| ClusterWeight {
+                    name: name.clone(),
+                    weight: *weight,
+                    ..Default::default()
+                })
+                .collect(),
+        }),
+    };
+    let proxy = TcpProxy {
+        stat_prefix: stat_prefix.to_string(),
+        cluster_specifier: Some(specifier),
+        ..Default::default()
+    };
+    Listener {
+        name: name.to_string(),
+        address: Some(socket_address(addr.ip(), addr.port())),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.tcp_proxy".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack_any(proxy))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 /// An API listener (no socket: what gRPC's xDS client resolves a target
 /// `xds:///<name>` to) with [`http_connection_manager`].
 ///
@@ -156,40 +200,44 @@ pub fn eds_cluster(
     }
 }
 
-/// A STRICT_DNS cluster that resolves `host` (IPv4 preferred) and connects
-/// to `port` on every address found.
+/// A DNS cluster of `discovery` type (`STRICT_DNS` or `LOGICAL_DNS`) that
+/// resolves each `(host, port)` target (IPv4 preferred) and connects to the
+/// port on the addresses found. `LOGICAL_DNS` takes exactly one target.
 pub fn dns_cluster(
     name: &str,
-    host: &str,
-    port: u16,
+    discovery: cluster::DiscoveryType,
+    targets: &[(String, u16)],
     lb_policy: cluster::LbPolicy,
     connect_timeout: StdDuration,
 ) -> Cluster {
-    let address = Address {
-        address: Some(address::Address::SocketAddress(SocketAddress {
-            address: host.to_string(),
-            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(port))),
+    let lb_endpoints = targets
+        .iter()
+        .map(|(host, port)| LbEndpoint {
+            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address: host.clone(),
+                        port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
+                            *port,
+                        ))),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            })),
             ..Default::default()
-        })),
-    };
+        })
+        .collect();
     Cluster {
         name: name.to_string(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-            cluster::DiscoveryType::StrictDns as i32,
-        )),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(discovery as i32)),
         dns_lookup_family: cluster::DnsLookupFamily::V4Preferred as i32,
         connect_timeout: Some(duration(connect_timeout)),
         lb_policy: lb_policy as i32,
         load_assignment: Some(ClusterLoadAssignment {
             cluster_name: name.to_string(),
             endpoints: vec![LocalityLbEndpoints {
-                lb_endpoints: vec![LbEndpoint {
-                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                        address: Some(address),
-                        ..Default::default()
-                    })),
-                    ..Default::default()
-                }],
+                lb_endpoints,
                 ..Default::default()
             }],
             ..Default::default()

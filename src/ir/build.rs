@@ -1,10 +1,11 @@
 //! World → IR.
 
 use super::cluster_policy::{self, ClusterPolicy};
-use super::endpoints::{self, LabeledEndpoint, Workloads};
-use super::names::{cluster_name, service_fqdn};
+use super::endpoints::Workloads;
+use super::names::cluster_name;
 use super::routes::{self, ServiceInfo};
-use super::{Cluster, Ir};
+use super::services::{self, Members};
+use super::{Cluster, DnsTargets, Ir};
 use crate::diagnostic::Diagnostic;
 use crate::model::{DestinationRule, Object, ObjectKey};
 use crate::store::World;
@@ -24,6 +25,7 @@ pub fn build(world: &World) -> Ir {
     let mut virtual_services = Vec::new();
     let mut destination_rules = Vec::new();
     let mut sidecars = Vec::new();
+    let mut entries = Vec::new();
     for (key, object) in world {
         match object.as_ref() {
             Object::Service(svc) => services.push((key, svc.as_ref())),
@@ -46,6 +48,7 @@ pub fn build(world: &World) -> Ir {
             Object::WorkloadEntry(entry) => workloads.workload_entries.push((key, entry.as_ref())),
             Object::VirtualService(vs) => virtual_services.push((key, vs.as_ref())),
             Object::DestinationRule(dr) => destination_rules.push((key, dr.as_ref())),
+            Object::ServiceEntry(entry) => entries.push((key, entry.as_ref())),
             Object::Sidecar(sidecar) => sidecars.push(super::scope::SidecarScope {
                 name: format!("{}/{}", key.namespace, key.name),
                 namespace: key.namespace.clone(),
@@ -71,54 +74,15 @@ pub fn build(world: &World) -> Ir {
             }),
         }
     }
-    let is_service = |fqdn: &str| {
-        services
-            .iter()
-            .any(|(k, _)| service_fqdn(&k.name, &k.namespace) == fqdn)
-    };
+    let registry = services::registry(&services, &entries, &mut diagnostics);
+    let is_service = |fqdn: &str| registry.contains_key(fqdn);
     let rules = destination_rules_by_host(&destination_rules, &is_service, &mut diagnostics);
 
     let mut clusters = BTreeMap::new();
     let mut infos = BTreeMap::new();
-    for (key, svc) in services {
-        let fqdn = service_fqdn(&key.name, &key.namespace);
-        let spec = svc.spec.clone().unwrap_or_default();
-        // An ExternalName service is a DNS name (validated on load); its
-        // clusters resolve it instead of taking endpoints.
-        let external_name = match spec.type_.as_deref() {
-            Some("ExternalName") => match spec.external_name.as_deref() {
-                Some(name) if !name.is_empty() => {
-                    Some(name.trim_end_matches('.').to_ascii_lowercase())
-                }
-                _ => continue,
-            },
-            _ => None,
-        };
-        let ports: Vec<_> = spec
-            .ports
-            .iter()
-            .flatten()
-            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
-            .filter_map(|p| Some((u16::try_from(p.port).ok()?, p)))
-            .collect();
-        if ports.is_empty() {
-            diagnostics.push(Diagnostic::warning(
-                key,
-                "spec.ports",
-                "no TCP port: the service gets no cluster",
-            ));
-            continue;
-        }
-        let export_to = super::ExportTo::parse(
-            svc.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(super::scope::EXPORT_TO_ANNOTATION))
-                .map(|v| v.split(',').collect::<Vec<_>>())
-                .unwrap_or_default(),
-            &key.namespace,
-        );
-        let (rule_key, rule) = match rules.get(&fqdn) {
+    for (fqdn, service) in &registry {
+        let key = service.key;
+        let (rule_key, rule) = match rules.get(fqdn) {
             Some((k, dr)) => (Some(*k), Some(*dr)),
             None => (None, None),
         };
@@ -127,7 +91,7 @@ pub fn build(world: &World) -> Ir {
             .chain(rule_key.cloned())
             .collect();
         let policy = rule.and_then(|dr| dr.spec.traffic_policy.as_ref());
-        let numbers: Vec<u16> = ports.iter().map(|(n, _)| *n).collect();
+        let numbers: Vec<u16> = service.ports.iter().map(|p| p.number).collect();
         if let (Some(rule_key), Some(policy)) = (rule_key, policy) {
             for (i, setting) in policy.port_level_settings.iter().enumerate() {
                 if !numbers.iter().any(|n| u32::from(*n) == setting.port.number) {
@@ -142,87 +106,100 @@ pub fn build(world: &World) -> Ir {
                 }
             }
         }
-        for (number, port) in &ports {
-            let all = match external_name {
-                Some(_) => Vec::new(),
-                None => endpoints::for_port(key, svc, port, &workloads, &mut diagnostics),
-            };
-            let mut add =
-                |subset: Option<&str>, policy: ClusterPolicy, endpoints: Vec<LabeledEndpoint>| {
-                    let name = cluster_name(*number, subset, &fqdn);
-                    let endpoints = endpoints.into_iter().map(|e| e.endpoint).collect();
-                    let cluster = Cluster {
-                        name: name.clone(),
-                        service: fqdn.clone(),
-                        namespace: key.namespace.clone(),
-                        export_to: export_to.clone(),
-                        port: *number,
-                        subset: subset.map(str::to_string),
-                        policy,
-                        endpoints,
-                        external_name: external_name.clone(),
-                        http2: speaks_http2(port),
-                        origins: origins.clone(),
-                    };
-                    clusters.insert(name, cluster);
+        // Subsets select workloads by label; an ExternalName service has none.
+        let subsets: Vec<_> = rule
+            .iter()
+            .filter(|_| service.has_workloads())
+            .flat_map(|dr| dr.spec.subsets.iter())
+            .collect();
+        for port in &service.ports {
+            let all = service.members(port, &workloads, &mut diagnostics);
+            let mut add = |subset: Option<&str>, policy: ClusterPolicy, members: Members| {
+                let name = cluster_name(port.number, subset, fqdn);
+                let (endpoints, dns) = match members {
+                    Members::Eds(list) => (list.into_iter().map(|e| e.endpoint).collect(), None),
+                    Members::Dns(lookup, targets) => (
+                        Vec::new(),
+                        Some(DnsTargets {
+                            lookup,
+                            targets: targets.into_iter().map(|(h, p, _)| (h, p)).collect(),
+                        }),
+                    ),
                 };
-            // Subsets select workloads by label; an ExternalName service has none.
-            let subsets = rule
-                .iter()
-                .filter(|_| external_name.is_none())
-                .flat_map(|dr| dr.spec.subsets.iter());
-            for subset in subsets {
-                let members = all
-                    .iter()
-                    .filter(|e| {
-                        subset
-                            .labels
-                            .iter()
-                            .all(|(k, v)| e.labels.get(k) == Some(v))
-                    })
-                    .cloned()
-                    .collect();
+                let cluster = Cluster {
+                    name: name.clone(),
+                    service: fqdn.clone(),
+                    namespace: key.namespace.clone(),
+                    export_to: service.export_to.clone(),
+                    port: port.number,
+                    subset: subset.map(str::to_string),
+                    policy,
+                    endpoints,
+                    dns,
+                    protocol: port.protocol,
+                    origins: origins.clone(),
+                };
+                clusters.insert(name, cluster);
+            };
+            for subset in &subsets {
                 let resolved =
-                    cluster_policy::resolve(policy, subset.traffic_policy.as_ref(), *number);
-                add(Some(&subset.name), resolved, members);
+                    cluster_policy::resolve(policy, subset.traffic_policy.as_ref(), port.number);
+                add(Some(&subset.name), resolved, all.select(&subset.labels));
             }
-            add(None, cluster_policy::resolve(policy, None, *number), all);
+            add(
+                None,
+                cluster_policy::resolve(policy, None, port.number),
+                all,
+            );
         }
-        let default_port = if numbers.contains(&80) {
+        let http_ports: Vec<u16> = service
+            .ports
+            .iter()
+            .filter(|p| p.protocol.is_http())
+            .map(|p| p.number)
+            .collect();
+        let default_port = if http_ports.contains(&80) {
             80
         } else {
-            *numbers.iter().min().expect("ports is not empty")
+            http_ports.iter().min().copied().unwrap_or(0)
         };
-        if external_name.is_some() && rule.is_some_and(|dr| !dr.spec.subsets.is_empty()) {
+        if !service.has_workloads() && rule.is_some_and(|dr| !dr.spec.subsets.is_empty()) {
             diagnostics.push(Diagnostic::warning(
                 rule_key.expect("a rule has a key"),
                 "spec.subsets",
-                format!("{} is an ExternalName service: subsets select workloads by label and do not apply", key),
+                format!("{key} is an ExternalName service: subsets select workloads by label and do not apply"),
             ));
         }
-        let subsets = rule
-            .iter()
-            .filter(|_| external_name.is_none())
-            .flat_map(|dr| dr.spec.subsets.iter().map(|s| s.name.clone()))
-            .collect();
         infos.insert(
-            fqdn,
+            fqdn.clone(),
             ServiceInfo {
-                export_to,
+                export_to: service.export_to.clone(),
                 key: key.clone(),
+                created: service.created.clone(),
+                short_names: service.short_names,
+                tcp_ports: service
+                    .ports
+                    .iter()
+                    .filter(|p| !p.protocol.is_http())
+                    .map(|p| p.number)
+                    .collect(),
+                http_ports,
                 ports: numbers,
                 default_port,
-                subsets,
+                subsets: subsets.iter().map(|s| s.name.clone()).collect(),
             },
         );
     }
 
-    let virtual_hosts = routes::virtual_hosts(&infos, &virtual_services, &mut diagnostics);
+    let owners = routes::owners(&infos, &virtual_services, &mut diagnostics);
+    let virtual_hosts = routes::virtual_hosts(&infos, &owners, &mut diagnostics);
+    let tcp_routes = routes::tcp_routes(&infos, &owners, &mut diagnostics);
     diagnostics.sort();
     diagnostics.dedup();
     Ir {
         clusters,
         virtual_hosts,
+        tcp_routes,
         sidecars,
         diagnostics,
     }
@@ -245,7 +222,7 @@ fn destination_rules_by_host<'a>(
             diagnostics.push(Diagnostic::error(
                 key,
                 "spec.host",
-                format!("no Service has host {host:?}"),
+                format!("no Service or ServiceEntry has host {host:?}"),
             ));
             continue;
         }
@@ -262,19 +239,4 @@ fn destination_rules_by_host<'a>(
         by_host.insert(host, (key, dr));
     }
     by_host
-}
-
-/// Istio's protocol selection for a service port: `appProtocol` first, then
-/// the port name (`grpc`, `http2` and `h2c`, alone or as a `<protocol>-<suffix>`
-/// prefix; `grpc-web` stays HTTP/1.1).
-fn speaks_http2(port: &k8s_openapi::api::core::v1::ServicePort) -> bool {
-    let named = |p: &str| {
-        let p = p.to_ascii_lowercase();
-        let protocol = p.split('-').next().unwrap_or("");
-        matches!(protocol, "grpc" | "http2" | "h2c") && !p.starts_with("grpc-web")
-    };
-    match port.app_protocol.as_deref() {
-        Some(app) => named(app) || app.eq_ignore_ascii_case("kubernetes.io/h2c"),
-        None => port.name.as_deref().is_some_and(named),
-    }
 }

@@ -42,12 +42,25 @@ pub(super) fn for_port(
     let slices = workloads
         .slices
         .get(&(svc_key.namespace.clone(), svc_key.name.clone()));
-    let mut out = match slices {
+    let out = match slices {
         Some(slices) => from_slices(svc_key, port, slices, workloads, diagnostics),
-        None => from_selector(svc_key, svc, port, workloads),
+        None => match svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .filter(|s| !s.is_empty())
+        {
+            Some(selector) => selected(&svc_key.namespace, selector, port, workloads),
+            None => Vec::new(),
+        },
     };
+    canonical(out)
+}
+
+/// Sorted by address and port, one endpoint per address and port; the
+/// healthiest state wins (Ready sorts first).
+pub(super) fn canonical(mut out: Vec<LabeledEndpoint>) -> Vec<LabeledEndpoint> {
     out.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
-    // One endpoint per address and port; the healthiest state wins (Ready sorts first).
     out.dedup_by(|b, a| {
         (a.endpoint.address, a.endpoint.port) == (b.endpoint.address, b.endpoint.port)
     });
@@ -133,23 +146,18 @@ fn selects(selector: &BTreeMap<String, String>, labels: Option<&Labels>) -> bool
         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
-fn from_selector(
-    svc_key: &ObjectKey,
-    svc: &Service,
+/// The Pods and WorkloadEntries of `namespace` whose labels carry every
+/// label of `selector`, as endpoints of `port` (what the Kubernetes
+/// endpoints controller derives from a Service's selector).
+pub(super) fn selected(
+    namespace: &str,
+    selector: &BTreeMap<String, String>,
     port: &ServicePort,
     workloads: &Workloads<'_>,
 ) -> Vec<LabeledEndpoint> {
-    let Some(selector) = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.as_ref())
-        .filter(|s| !s.is_empty())
-    else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for ((namespace, _), pod) in &workloads.pods {
-        if *namespace != svc_key.namespace || !selects(selector, pod.metadata.labels.as_ref()) {
+    for ((pod_namespace, _), pod) in &workloads.pods {
+        if pod_namespace != namespace || !selects(selector, pod.metadata.labels.as_ref()) {
             continue;
         }
         let Some(address) = pod
@@ -173,7 +181,7 @@ fn from_selector(
         });
     }
     for (key, entry) in &workloads.workload_entries {
-        if key.namespace != svc_key.namespace || !selects(selector, Some(&entry.spec.labels)) {
+        if key.namespace != namespace || !selects(selector, Some(&entry.spec.labels)) {
             continue;
         }
         let Ok(address) = entry.spec.address.parse() else {

@@ -12,9 +12,11 @@ pub mod cluster_policy;
 mod endpoints;
 mod names;
 pub mod policy;
+mod protocol;
 mod route_parts;
 mod routes;
 pub mod scope;
+mod services;
 
 pub use build::build;
 pub use policy::{HeaderChanges, HeaderOps, Redirect, RoutePolicy};
@@ -53,6 +55,7 @@ pub fn resolve(store: &crate::store::Store) -> (Ir, Vec<Diagnostic>) {
     (ir, all)
 }
 pub use names::{cluster_name, resolve_host, DOMAIN_SUFFIX};
+pub use protocol::Protocol;
 pub use scope::{ExportTo, SidecarScope};
 
 use crate::diagnostic::Diagnostic;
@@ -70,6 +73,9 @@ pub struct Ir {
     pub clusters: BTreeMap<String, Cluster>,
     /// Virtual hosts of the outbound route configuration, ordered by name.
     pub virtual_hosts: Vec<VirtualHost>,
+    /// TCP ports of services, in precedence order for a listener port two
+    /// of them share: the older service first (creation time, then host).
+    pub tcp_routes: Vec<TcpRoute>,
     /// Sidecars that scope proxies, ordered by name.
     pub sidecars: Vec<SidecarScope>,
     /// Problems found while resolving references, in a stable order.
@@ -110,16 +116,36 @@ pub struct Cluster {
     pub policy: cluster_policy::ClusterPolicy,
     /// Endpoints, sorted by address and port, without duplicates.
     pub endpoints: Vec<Endpoint>,
-    /// Whether upstream requests use HTTP/2 (gRPC and HTTP/2 ports, by
-    /// `appProtocol` or port name prefix, as Istio detects them).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub http2: bool,
-    /// For an ExternalName service: the DNS name Envoy resolves (STRICT_DNS,
-    /// port = service port) instead of taking endpoints over EDS.
+    /// What the port speaks (by `appProtocol`, port name or a ServiceEntry
+    /// port's `protocol`, as Istio selects it).
+    pub protocol: Protocol,
+    /// Names Envoy resolves by DNS instead of taking endpoints over EDS (an
+    /// ExternalName service, a ServiceEntry with DNS or NONE resolution).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub external_name: Option<String>,
-    /// The objects it comes from: its Service, and its DestinationRule if any.
+    pub dns: Option<DnsTargets>,
+    /// The objects it comes from: its Service or ServiceEntry, and its
+    /// DestinationRule if any.
     pub origins: Vec<crate::model::ObjectKey>,
+}
+
+/// Names a DNS cluster resolves, and how it uses the answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DnsTargets {
+    /// Envoy's cluster type: every address of every name (`STRICT_DNS`), or
+    /// the first address of the first name (`LOGICAL_DNS`).
+    pub lookup: DnsLookup,
+    /// Host names (or IPs) and ports, in the order written.
+    pub targets: Vec<(String, u16)>,
+}
+
+/// How a DNS cluster uses resolved addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DnsLookup {
+    /// Every address is an endpoint (Envoy `STRICT_DNS`).
+    StrictDns,
+    /// One connection target, re-resolved asynchronously (Envoy `LOGICAL_DNS`).
+    LogicalDns,
 }
 
 /// Whether an endpoint should receive new requests, from Kubernetes'
@@ -184,8 +210,38 @@ pub struct ServiceRef {
     /// Service port.
     pub port: u16,
     /// Whether requests without a port in the Host header mean this port
-    /// (port 80 when the service has it, else its lowest port).
+    /// (port 80 when the service has it, else its lowest HTTP port).
     pub default_port: bool,
+    /// Whether Kubernetes' short names (`name`, `name.ns`, `name.ns.svc`)
+    /// also reach it; false for a ServiceEntry host.
+    pub short_names: bool,
+}
+
+/// Where connections to one TCP service port go: a TCP proxy listener on
+/// that port of each proxy that sees the service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TcpRoute {
+    /// `<fqdn>:<port>`.
+    pub name: String,
+    /// The service FQDN or ServiceEntry host.
+    pub host: String,
+    /// The service port, also the listener's port.
+    pub port: u16,
+    /// Namespace of the service.
+    pub namespace: String,
+    /// Namespaces that see the service.
+    pub export_to: ExportTo,
+    /// Destination clusters with relative weights (all > 0), from the
+    /// VirtualService's `tcp` route, or the service's own cluster. Empty
+    /// when the route's destinations are invalid: connections are closed.
+    pub clusters: Vec<(String, u32)>,
+    /// Namespaces whose proxies use `clusters` (the VirtualService's `exportTo`).
+    pub routes_export_to: ExportTo,
+    /// For the other namespaces: the service's own cluster.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<(String, u32)>,
+    /// The objects it comes from.
+    pub origins: Vec<crate::model::ObjectKey>,
 }
 
 /// One route: conditions (any of) and an action.

@@ -3,20 +3,30 @@
 use super::names::{cluster_name, resolve_host};
 use super::route_parts;
 use super::{
-    Action, ExportTo, HeaderChanges, Route, RoutePolicy, ServiceRef, VirtualHost, WeightedCluster,
+    Action, ExportTo, HeaderChanges, Route, RoutePolicy, ServiceRef, TcpRoute, VirtualHost,
+    WeightedCluster,
 };
 use crate::diagnostic::Diagnostic;
 use crate::model::{HttpRoute, ObjectKey, VirtualService};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What routing needs to know about a service.
 pub(super) struct ServiceInfo {
     pub key: ObjectKey,
+    /// The object's creation time, for precedence between TCP services.
+    pub created: Option<Time>,
+    /// Whether Kubernetes' short names reach it.
+    pub short_names: bool,
     /// Namespaces that see the service.
     pub export_to: ExportTo,
     /// Service ports, in spec order.
     pub ports: Vec<u16>,
-    /// Port meant by a Host header without a port.
+    /// The ports routed as HTTP, in spec order.
+    pub http_ports: Vec<u16>,
+    /// The ports proxied as TCP, in spec order.
+    pub tcp_ports: Vec<u16>,
+    /// HTTP port meant by a Host header without a port (0 when none).
     pub default_port: u16,
     /// Subsets its DestinationRule defines.
     pub subsets: BTreeSet<String>,
@@ -26,19 +36,18 @@ pub(super) struct ServiceInfo {
 pub const INVALID_ROUTE_BODY: &str =
     "sextant: this route has an invalid destination; see sextant's config errors\n";
 
-/// Builds one virtual host per service port and one per VirtualService host
-/// that names no service. A host claimed by several VirtualServices is routed
-/// by the oldest (creation time, then namespace/name); the others get an
-/// error naming both objects.
-pub(super) fn virtual_hosts(
+/// The VirtualService that routes each host. A host claimed by several
+/// VirtualServices is routed by the oldest (creation time, then
+/// namespace/name); the others get an error naming both objects.
+pub(super) fn owners<'a>(
     services: &BTreeMap<String, ServiceInfo>,
-    virtual_services: &[(&ObjectKey, &VirtualService)],
+    virtual_services: &[(&'a ObjectKey, &'a VirtualService)],
     diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<VirtualHost> {
+) -> Owners<'a> {
     let is_service = |h: &str| services.contains_key(h);
     let mut ordered = virtual_services.to_vec();
     ordered.sort_by_key(|(key, vs)| (vs.metadata.creation_timestamp.clone(), (*key).clone()));
-    let mut owners: BTreeMap<String, (&ObjectKey, &VirtualService)> = BTreeMap::new();
+    let mut owners: Owners<'a> = BTreeMap::new();
     for (key, vs) in ordered {
         for (i, host) in vs.spec.hosts.iter().enumerate() {
             let host = resolve_host(host, &key.namespace, is_service);
@@ -55,10 +64,22 @@ pub(super) fn virtual_hosts(
             owners.insert(host, (key, vs));
         }
     }
+    owners
+}
 
+/// VirtualServices by the host they route.
+pub(super) type Owners<'a> = BTreeMap<String, (&'a ObjectKey, &'a VirtualService)>;
+
+/// Builds one virtual host per HTTP service port and one per VirtualService
+/// host that names no service.
+pub(super) fn virtual_hosts(
+    services: &BTreeMap<String, ServiceInfo>,
+    owners: &Owners<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<VirtualHost> {
     let mut out = Vec::new();
     for (fqdn, info) in services {
-        for port in &info.ports {
+        for port in &info.http_ports {
             let default = vec![Route {
                 name: "default".into(),
                 matches: Vec::new(),
@@ -85,6 +106,7 @@ pub(super) fn virtual_hosts(
                     namespace: info.key.namespace.clone(),
                     port: *port,
                     default_port: *port == info.default_port,
+                    short_names: info.short_names,
                 }),
                 namespace: info.key.namespace.clone(),
                 export_to: info.export_to.clone(),
@@ -97,7 +119,7 @@ pub(super) fn virtual_hosts(
             });
         }
     }
-    for (host, (key, vs)) in &owners {
+    for (host, (key, vs)) in owners {
         if !services.contains_key(host) {
             out.push(VirtualHost {
                 name: host.clone(),
@@ -114,6 +136,103 @@ pub(super) fn virtual_hosts(
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// One [`TcpRoute`] per TCP service port, oldest service first: the
+/// VirtualService's first `tcp` route whose match names the port (or has no
+/// match), else the service's own cluster.
+pub(super) fn tcp_routes(
+    services: &BTreeMap<String, ServiceInfo>,
+    owners: &Owners<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<TcpRoute> {
+    let mut out = Vec::new();
+    let mut ordered: Vec<_> = services
+        .iter()
+        .filter(|(_, i)| !i.tcp_ports.is_empty())
+        .collect();
+    ordered.sort_by(|a, b| (&a.1.created, a.0).cmp(&(&b.1.created, b.0)));
+    for (fqdn, info) in ordered {
+        for port in &info.tcp_ports {
+            let own = vec![(cluster_name(*port, None, fqdn), 1)];
+            let owner = owners.get(fqdn.as_str());
+            let chosen = owner.and_then(|(key, vs)| {
+                let (i, route) = vs.spec.tcp.iter().enumerate().find(|(_, r)| {
+                    r.matches.is_empty()
+                        || r.matches
+                            .iter()
+                            .any(|m| m.port.is_none_or(|p| p == u32::from(*port)))
+                })?;
+                Some((
+                    *key,
+                    vs,
+                    tcp_destinations(key, i, route, *port, services, diagnostics),
+                ))
+            });
+            let (clusters, routes_export_to, fallback, vs_key) = match chosen {
+                Some((key, vs, clusters)) => {
+                    (clusters, vs_export_to(key, vs), own, Some(key.clone()))
+                }
+                None => (own, ExportTo::All, Vec::new(), None),
+            };
+            out.push(TcpRoute {
+                name: format!("{fqdn}:{port}"),
+                host: fqdn.clone(),
+                port: *port,
+                namespace: info.key.namespace.clone(),
+                export_to: info.export_to.clone(),
+                clusters,
+                routes_export_to,
+                fallback,
+                origins: std::iter::once(info.key.clone()).chain(vs_key).collect(),
+            });
+        }
+    }
+    out
+}
+
+/// The weighted clusters of a `tcp` route; empty (connections are closed)
+/// when a destination does not resolve or every weight is 0.
+fn tcp_destinations(
+    key: &ObjectKey,
+    index: usize,
+    route: &crate::model::TcpRoute,
+    port: u16,
+    services: &BTreeMap<String, ServiceInfo>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(String, u32)> {
+    let mut weighted: Vec<(String, u32)> = Vec::new();
+    for (j, dest) in route.route.iter().enumerate() {
+        let field = format!("spec.tcp[{index}].route[{j}].destination");
+        let Some(cluster) = destination_cluster(
+            key,
+            &field,
+            &dest.destination,
+            Some(port),
+            services,
+            diagnostics,
+        ) else {
+            return Vec::new();
+        };
+        let weight = if route.route.len() == 1 {
+            1
+        } else {
+            dest.weight.unwrap_or(0).max(0) as u32
+        };
+        match weighted.iter_mut().find(|(c, _)| *c == cluster) {
+            Some((_, w)) => *w = w.saturating_add(weight),
+            None => weighted.push((cluster, weight)),
+        }
+    }
+    weighted.retain(|(_, w)| *w > 0);
+    if weighted.is_empty() {
+        diagnostics.push(Diagnostic::warning(
+            key,
+            format!("spec.tcp[{index}].route"),
+            "no destination with a weight above 0: connections to this port are closed",
+        ));
+    }
+    weighted
 }
 
 fn vs_export_to(key: &ObjectKey, vs: &VirtualService) -> ExportTo {
@@ -175,7 +294,7 @@ fn destination_cluster(
         diagnostics.push(Diagnostic::error(
             key,
             format!("{field}.host"),
-            format!("no Service has host {host:?}"),
+            format!("no Service or ServiceEntry has host {host:?}"),
         ));
         return None;
     };

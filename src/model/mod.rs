@@ -6,12 +6,14 @@
 //! `apiVersion` (the file source also accepts Istio's apiVersions).
 
 mod destination_rule;
+mod service_entry;
 mod sidecar;
 mod string_match;
 mod virtual_service;
 mod workload_entry;
 
 pub use destination_rule::*;
+pub use service_entry::*;
 pub use sidecar::*;
 pub use string_match::StringMatch;
 pub use virtual_service::*;
@@ -23,7 +25,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use std::fmt;
 
-/// API group of our networking kinds (VirtualService, DestinationRule, WorkloadEntry, Sidecar).
+/// API group of our networking kinds (VirtualService, DestinationRule,
+/// ServiceEntry, WorkloadEntry, Sidecar).
 pub const NETWORKING_GROUP: &str = "networking.sextant.dev";
 /// Istio's API group for the same networking kinds, accepted by the file source.
 pub const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
@@ -47,6 +50,8 @@ pub enum Kind {
     DestinationRule,
     /// `networking.sextant.dev/v1alpha1/Sidecar`.
     Sidecar,
+    /// `networking.sextant.dev/v1alpha1/ServiceEntry`.
+    ServiceEntry,
 }
 
 impl Kind {
@@ -60,11 +65,12 @@ impl Kind {
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
             Kind::Sidecar => "Sidecar",
+            Kind::ServiceEntry => "ServiceEntry",
         }
     }
 
     /// Every kind Sextant reads.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Service,
         Kind::EndpointSlice,
         Kind::Pod,
@@ -72,6 +78,7 @@ impl Kind {
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::Sidecar,
+        Kind::ServiceEntry,
     ];
 
     /// The kind's own `apiVersion` (our group for our kinds; Istio's
@@ -100,6 +107,7 @@ impl Kind {
             (_, _, "DestinationRule") => networking(Kind::DestinationRule),
             (_, _, "WorkloadEntry") => networking(Kind::WorkloadEntry),
             (_, _, "Sidecar") => networking(Kind::Sidecar),
+            (_, _, "ServiceEntry") => networking(Kind::ServiceEntry),
             _ => None,
         }
     }
@@ -140,6 +148,7 @@ pub enum Object {
     VirtualService(Box<VirtualService>),
     DestinationRule(Box<DestinationRule>),
     Sidecar(Box<Sidecar>),
+    ServiceEntry(Box<ServiceEntry>),
 }
 
 impl Object {
@@ -153,6 +162,7 @@ impl Object {
             Object::VirtualService(o) => &o.metadata,
             Object::DestinationRule(o) => &o.metadata,
             Object::Sidecar(o) => &o.metadata,
+            Object::ServiceEntry(o) => &o.metadata,
         }
     }
 
@@ -166,6 +176,7 @@ impl Object {
             Object::VirtualService(_) => Kind::VirtualService,
             Object::DestinationRule(_) => Kind::DestinationRule,
             Object::Sidecar(_) => Kind::Sidecar,
+            Object::ServiceEntry(_) => Kind::ServiceEntry,
         }
     }
 

@@ -23,6 +23,10 @@ pub struct VirtualServiceSpec {
     /// HTTP routes, evaluated in order; the first match wins.
     #[serde(default)]
     pub http: Vec<HttpRoute>,
+    /// Routes for the hosts' TCP ports, evaluated in order; the first whose
+    /// match applies to the port wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<TcpRoute>,
     /// Namespaces whose proxies use these rules: `*` (default: all), `.` (this
     /// one), `~` (none) or namespace names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -298,6 +302,35 @@ pub struct HttpRouteDestination {
     /// Header changes for traffic to this destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,
+}
+
+/// Istio's `TCPRoute`: where connections to a TCP port go.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TcpRoute {
+    /// Conditions, ORed; empty matches every port of the hosts.
+    #[serde(default, rename = "match")]
+    pub matches: Vec<L4MatchAttributes>,
+    /// Weighted destinations (at least one).
+    #[serde(default)]
+    pub route: Vec<RouteDestination>,
+}
+
+/// Istio's `L4MatchAttributes` (the `port` condition).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct L4MatchAttributes {
+    /// The service port the connection is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+}
+
+/// A TCP destination with its share of connections.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RouteDestination {
+    /// Where the connections go.
+    pub destination: Destination,
+    /// Relative weight, as in [`HttpRouteDestination::weight`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
 }
 
 /// A service (and optionally subset and port) that receives traffic.

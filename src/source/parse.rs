@@ -2,7 +2,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    DestinationRule, Kind, Object, ObjectKey, Sidecar, VirtualService, WorkloadEntry,
+    DestinationRule, Kind, Object, ObjectKey, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
 use crate::store::validate;
 use serde::de::DeserializeOwned;
@@ -153,7 +153,11 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
     // Istio's apiVersion); k8s-openapi types check them themselves.
     if matches!(
         kind,
-        Kind::VirtualService | Kind::DestinationRule | Kind::WorkloadEntry | Kind::Sidecar
+        Kind::VirtualService
+            | Kind::DestinationRule
+            | Kind::WorkloadEntry
+            | Kind::Sidecar
+            | Kind::ServiceEntry
     ) {
         map.remove("apiVersion");
         map.remove("kind");
@@ -174,6 +178,8 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
         Kind::Sidecar => {
             typed::<Sidecar>(value, &key, &mut diagnostics).map(|o| Object::Sidecar(Box::new(o)))
         }
+        Kind::ServiceEntry => typed::<ServiceEntry>(value, &key, &mut diagnostics)
+            .map(|o| Object::ServiceEntry(Box::new(o))),
     };
     if let Some(object) = &object {
         diagnostics.extend(validate::object(object));

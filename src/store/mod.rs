@@ -7,6 +7,7 @@
 
 pub mod re2;
 pub mod validate;
+mod validate_entry;
 mod validate_http;
 mod validate_policy;
 

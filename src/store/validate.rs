@@ -26,13 +26,14 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
                     out.push(Diagnostic::error(&key, format!("spec.hosts[{i}]"), reason));
                 }
             }
-            if vs.spec.http.is_empty() {
+            if vs.spec.http.is_empty() && vs.spec.tcp.is_empty() {
                 out.push(Diagnostic::warning(
                     &key,
                     "spec.http",
-                    "no HTTP routes: requests to its hosts get 404 (tcp and tls routes are not supported yet)",
+                    "no HTTP or TCP routes: HTTP requests to its hosts get 404 (tls routes are not supported)",
                 ));
             }
+            tcp_routes(&key, &vs.spec.tcp, &mut out);
             for (i, http) in vs.spec.http.iter().enumerate() {
                 for (j, m) in http.matches.iter().enumerate() {
                     let base = format!("spec.http[{i}].match[{j}]");
@@ -224,6 +225,9 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
             }
         }
         Object::Pod(_) => {}
+        Object::ServiceEntry(entry) => {
+            super::validate_entry::service_entry(&key, &entry.spec, &mut out)
+        }
         Object::Sidecar(sidecar) => {
             for (i, egress) in sidecar.spec.egress.iter().enumerate() {
                 for (j, host) in egress.hosts.iter().enumerate() {
@@ -242,6 +246,55 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// A VirtualService's `tcp` routes: destinations named, weights not
+/// negative, ports in range.
+fn tcp_routes(key: &ObjectKey, routes: &[crate::model::TcpRoute], out: &mut Vec<Diagnostic>) {
+    for (i, route) in routes.iter().enumerate() {
+        for (j, m) in route.matches.iter().enumerate() {
+            if let Some(port) = m.port {
+                port_number(
+                    key,
+                    &format!("spec.tcp[{i}].match[{j}].port"),
+                    i64::from(port),
+                    out,
+                );
+            }
+        }
+        if route.route.is_empty() {
+            out.push(Diagnostic::error(
+                key,
+                format!("spec.tcp[{i}].route"),
+                "at least one destination is required",
+            ));
+        }
+        for (j, dest) in route.route.iter().enumerate() {
+            let base = format!("spec.tcp[{i}].route[{j}]");
+            if dest.destination.host.trim().is_empty() {
+                out.push(Diagnostic::error(
+                    key,
+                    format!("{base}.destination.host"),
+                    "host must not be empty",
+                ));
+            }
+            if let Some(port) = &dest.destination.port {
+                port_number(
+                    key,
+                    &format!("{base}.destination.port.number"),
+                    i64::from(port.number),
+                    out,
+                );
+            }
+            if matches!(dest.weight, Some(w) if w < 0) {
+                out.push(Diagnostic::error(
+                    key,
+                    format!("{base}.weight"),
+                    "weight must not be negative",
+                ));
+            }
+        }
+    }
 }
 
 /// `metadata.name` and `metadata.namespace` as Kubernetes requires them:
@@ -290,7 +343,7 @@ fn is_dns_label(s: &str) -> bool {
 
 /// A VirtualService host: a DNS name (any case; compared lower-case), `*`,
 /// or `*.suffix`; no port.
-fn host_name(host: &str) -> Result<(), String> {
+pub(super) fn host_name(host: &str) -> Result<(), String> {
     let rest = host.strip_prefix("*.").unwrap_or(host);
     if host == "*" {
         return Ok(());
@@ -333,7 +386,12 @@ fn export_to(key: &ObjectKey, entries: &[String], out: &mut Vec<Diagnostic>) {
     export_to_at(key, "spec.exportTo", entries, out);
 }
 
-fn export_to_at(key: &ObjectKey, field: &str, entries: &[String], out: &mut Vec<Diagnostic>) {
+pub(super) fn export_to_at(
+    key: &ObjectKey,
+    field: &str,
+    entries: &[String],
+    out: &mut Vec<Diagnostic>,
+) {
     for (i, entry) in entries.iter().enumerate() {
         let name_ok = !entry.is_empty()
             && entry.len() <= 63
@@ -350,7 +408,7 @@ fn export_to_at(key: &ObjectKey, field: &str, entries: &[String], out: &mut Vec<
     }
 }
 
-fn port_number(key: &ObjectKey, field: &str, port: i64, out: &mut Vec<Diagnostic>) {
+pub(super) fn port_number(key: &ObjectKey, field: &str, port: i64, out: &mut Vec<Diagnostic>) {
     if !(1..=65535).contains(&port) {
         out.push(Diagnostic::error(
             key,

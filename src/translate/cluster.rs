@@ -4,7 +4,7 @@
 use super::TranslateOptions;
 use crate::envoy::builders::{self, duration};
 use crate::ir::cluster_policy::{ClusterPolicy, HashLb};
-use crate::ir::{self, LbPolicy};
+use crate::ir::{self, DnsLookup, LbPolicy, Protocol};
 use envoy_types::pb::envoy::config::cluster::v3::{
     circuit_breakers, cluster, CircuitBreakers, Cluster, OutlierDetection,
 };
@@ -19,8 +19,8 @@ use envoy_types::pb::google::protobuf::{UInt32Value, UInt64Value};
 use envoy_types::util::pack_any;
 use std::collections::HashMap;
 
-/// An outbound cluster for one service port (and subset): EDS, or STRICT_DNS
-/// for an ExternalName service.
+/// An outbound cluster for one service port (and subset): EDS, or a DNS
+/// cluster for an ExternalName service or a DNS-resolved ServiceEntry.
 pub(super) fn outbound_cluster(c: &ir::Cluster, options: &TranslateOptions) -> Cluster {
     let policy = &c.policy;
     let lb = match (&policy.hash, policy.lb) {
@@ -31,15 +31,26 @@ pub(super) fn outbound_cluster(c: &ir::Cluster, options: &TranslateOptions) -> C
         (None, LbPolicy::Random) => cluster::LbPolicy::Random,
     };
     let connect_timeout = policy.connect_timeout.unwrap_or(options.connect_timeout);
-    let mut out = match &c.external_name {
-        Some(host) => builders::dns_cluster(&c.name, host, c.port, lb, connect_timeout),
+    let mut out = match &c.dns {
+        Some(dns) => {
+            // Envoy takes exactly one target for LOGICAL_DNS (validation
+            // guarantees it; anything else falls back to STRICT_DNS).
+            let lookup = match dns.lookup {
+                DnsLookup::LogicalDns if dns.targets.len() == 1 => {
+                    cluster::DiscoveryType::LogicalDns
+                }
+                _ => cluster::DiscoveryType::StrictDns,
+            };
+            builders::dns_cluster(&c.name, lookup, &dns.targets, lb, connect_timeout)
+        }
         None => builders::eds_cluster(&c.name, lb, connect_timeout),
     };
-    apply_policy(&mut out, policy, c.http2);
+    apply_policy(&mut out, policy, c.protocol);
     out
 }
 
-fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy, http2: bool) {
+fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy, protocol: Protocol) {
+    let http2 = protocol == Protocol::Http2;
     let u32_value = |v: Option<u32>| v.map(|value| UInt32Value { value });
     out.lb_config = match &policy.hash {
         Some((
@@ -81,7 +92,7 @@ fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy, http2: bool) {
             ..Default::default()
         });
     }
-    let protocol = match http2 {
+    let config = match http2 {
         true => http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
             Default::default(),
         ),
@@ -89,7 +100,9 @@ fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy, http2: bool) {
             Http1ProtocolOptions::default(),
         ),
     };
-    if http2 || policy.idle_timeout.is_some() || policy.max_requests_per_connection.is_some() {
+    let http_options =
+        policy.idle_timeout.is_some() || policy.max_requests_per_connection.is_some();
+    if protocol.is_http() && (http2 || http_options) {
         let options = HttpProtocolOptions {
             common_http_protocol_options: Some(CommonHttpOptions {
                 idle_timeout: policy.idle_timeout.map(duration),
@@ -99,7 +112,7 @@ fn apply_policy(out: &mut Cluster, policy: &ClusterPolicy, http2: bool) {
             upstream_protocol_options: Some(
                 http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
                     http_protocol_options::ExplicitHttpConfig {
-                        protocol_config: Some(protocol),
+                        protocol_config: Some(config),
                     },
                 ),
             ),

@@ -2,6 +2,7 @@
 
 use super::route::domains_of;
 use super::scope::Scope;
+use super::tcp::{tcp_listeners, TcpProxyRoute};
 use super::OUTBOUND_ROUTE_CONFIG;
 use crate::envoy::builders;
 use crate::ir::Ir;
@@ -23,6 +24,15 @@ pub fn outbound_listener(addr: SocketAddr) -> Listener {
         OUTBOUND_ROUTE_CONFIG,
         "outbound_http",
     )
+}
+
+/// Every listener of an Envoy sidecar whose outbound HTTP listener is at
+/// `outbound`: that listener, then one TCP proxy listener per route in
+/// `tcp` on the same IP (a route on the HTTP listener's own port is left out).
+pub fn sidecar_listeners(outbound: SocketAddr, tcp: &[TcpProxyRoute]) -> Vec<Listener> {
+    let mut all = vec![outbound_listener(outbound)];
+    all.extend(tcp_listeners(tcp, outbound.ip(), &[outbound.port()]));
+    all
 }
 
 /// API listeners for a proxyless gRPC client of `class`: one per

@@ -11,9 +11,11 @@ mod listener;
 pub mod render;
 mod route;
 mod scope;
+mod tcp;
 
-pub use listener::{grpc_listeners, outbound_listener, OUTBOUND_LISTENER};
+pub use listener::{grpc_listeners, outbound_listener, sidecar_listeners, OUTBOUND_LISTENER};
 pub use route::OUTBOUND_ROUTE_CONFIG;
+pub use tcp::{tcp_listeners, TcpProxyRoute};
 
 use crate::diagnostic::Diagnostic;
 use crate::ir::Ir;
@@ -52,6 +54,9 @@ pub struct Translation {
     pub endpoints: Vec<ClusterLoadAssignment>,
     /// RDS resources.
     pub route_configurations: Vec<RouteConfiguration>,
+    /// TCP proxy listeners, by port (each proxy binds them on its own
+    /// address: see [`tcp_listeners`]).
+    pub tcp_proxies: Vec<TcpProxyRoute>,
     /// Problems found while translating (e.g. a domain claimed twice).
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -66,16 +71,18 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
         &scope,
         &mut diagnostics,
     )];
+    let tcp_proxies = tcp::tcp_proxy_routes(ir, &scope, &mut diagnostics);
     let visible = || ir.clusters.values().filter(|c| scope.cluster(c));
     Translation {
         clusters: visible()
             .map(|c| cluster::outbound_cluster(c, options))
             .collect(),
         endpoints: visible()
-            .filter(|c| c.external_name.is_none())
+            .filter(|c| c.dns.is_none())
             .map(endpoint::cluster_load_assignment)
             .collect(),
         route_configurations,
+        tcp_proxies,
         diagnostics,
     }
 }

@@ -62,18 +62,18 @@ pub(super) fn outbound_route_configuration(
 
 /// The Host header values a virtual host answers, lower-case. A service port
 /// answers its FQDN, `name.ns.svc`, `name.ns` and, for proxies in the same
-/// namespace, `name`; each with `:port`, and without a port on the service's
-/// default port.
+/// namespace, `name`; a ServiceEntry port its host only. Each with `:port`,
+/// and without a port on the service's default port.
 pub(super) fn domains_of(vhost: &ir::VirtualHost, class: &ProxyClass) -> Vec<String> {
     let Some(svc) = &vhost.service else {
         return vec![vhost.host.to_ascii_lowercase()];
     };
-    let mut aliases = vec![
-        vhost.host.clone(),
-        format!("{}.{}.svc", svc.name, svc.namespace),
-        format!("{}.{}", svc.name, svc.namespace),
-    ];
-    if svc.namespace == class.namespace {
+    let mut aliases = vec![vhost.host.clone()];
+    if svc.short_names {
+        aliases.push(format!("{}.{}.svc", svc.name, svc.namespace));
+        aliases.push(format!("{}.{}", svc.name, svc.namespace));
+    }
+    if svc.short_names && svc.namespace == class.namespace {
         aliases.push(svc.name.clone());
     }
     let mut domains = Vec::new();

@@ -36,6 +36,22 @@ impl<'a> Scope<'a> {
         self.reaches(&vhost.namespace, &vhost.host, &vhost.export_to)
     }
 
+    /// Whether the class gets a listener for this TCP service port.
+    pub(super) fn tcp_route(&self, route: &ir::TcpRoute) -> bool {
+        self.reaches(&route.namespace, &route.host, &route.export_to)
+    }
+
+    /// The weighted clusters the class uses for a TCP service port: the
+    /// VirtualService's if it is exported to the class's namespace, else the
+    /// service's own.
+    pub(super) fn tcp_clusters<'r>(&self, route: &'r ir::TcpRoute) -> &'r [(String, u32)] {
+        if route.routes_export_to.allows(self.namespace) || route.fallback.is_empty() {
+            &route.clusters
+        } else {
+            &route.fallback
+        }
+    }
+
     /// The routes the class uses for a virtual host: the VirtualService's if
     /// it is exported to the class's namespace, else the default route.
     pub(super) fn routes<'v>(&self, vhost: &'v ir::VirtualHost) -> &'v [ir::Route] {

@@ -1,0 +1,85 @@
+//! IR TCP routes → the TCP proxy listeners of a proxy.
+//!
+//! Without traffic capture a proxy cannot tell TCP connections for two
+//! services apart, so each TCP service port gets its own listener on the
+//! proxy's outbound address and that port (as Istio does for sidecars that
+//! do not capture traffic). Two services with the same TCP port: the older
+//! one gets the listener.
+
+use super::scope::Scope;
+use crate::diagnostic::Diagnostic;
+use crate::envoy::builders;
+use crate::ir::Ir;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// A TCP proxy listener of a proxy class, before the proxy's address is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpProxyRoute {
+    /// The service port, also the listener's port.
+    pub port: u16,
+    /// `outbound|<port>||<host>`: the TCP proxy's stat prefix.
+    pub stat_prefix: String,
+    /// Destination clusters with relative weights (all > 0, at least one).
+    pub clusters: Vec<(String, u32)>,
+}
+
+/// The TCP service ports the class sees, one per port (see the module doc).
+/// A route whose destinations the class cannot see, or that has none, gets
+/// no listener: connections to the port are refused.
+pub(super) fn tcp_proxy_routes(
+    ir: &Ir,
+    scope: &Scope<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<TcpProxyRoute> {
+    let mut taken: BTreeMap<u16, &str> = BTreeMap::new();
+    let mut out = Vec::new();
+    for route in ir.tcp_routes.iter().filter(|r| scope.tcp_route(r)) {
+        let clusters: Vec<(String, u32)> = scope
+            .tcp_clusters(route)
+            .iter()
+            .filter(|(name, _)| ir.clusters.get(name).is_some_and(|c| scope.cluster(c)))
+            .cloned()
+            .collect();
+        if clusters.is_empty() {
+            continue;
+        }
+        if let Some(owner) = taken.get(&route.port) {
+            diagnostics.push(Diagnostic::error(
+                route.origins.first().expect("a route has an origin"),
+                "spec.ports",
+                format!(
+                    "TCP port {} of {} is already proxied for {owner}, which is older; {} gets no listener",
+                    route.port, route.host, route.host
+                ),
+            ));
+            continue;
+        }
+        taken.insert(route.port, &route.host);
+        out.push(TcpProxyRoute {
+            port: route.port,
+            stat_prefix: crate::ir::cluster_name(route.port, None, &route.host),
+            clusters,
+        });
+    }
+    out
+}
+
+/// The listeners of `routes` on `ip`, named `<ip>_<port>` (Istio's form);
+/// ports in `reserved` (the proxy's own listeners) are left out.
+pub fn tcp_listeners(routes: &[TcpProxyRoute], ip: IpAddr, reserved: &[u16]) -> Vec<Listener> {
+    routes
+        .iter()
+        .filter(|r| !reserved.contains(&r.port))
+        .map(|r| {
+            let addr = SocketAddr::new(ip, r.port);
+            builders::tcp_listener(
+                &format!("{ip}_{}", r.port),
+                addr,
+                &r.stat_prefix,
+                &r.clusters,
+            )
+        })
+        .collect()
+}
