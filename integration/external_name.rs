@@ -17,7 +17,7 @@ async fn external_name_service_resolves_and_serves() {
     config.write(
         "billing.yaml",
         &format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: billing-legacy, namespace: default}}\nspec:\n  type: ExternalName\n  externalName: localhost\n  ports:\n  - {{name: http, port: {port}}}\n  - {{name: https, port: 8443}}\n---\napiVersion: networking.sextant.dev/v1alpha1\nkind: VirtualService\nmetadata: {{name: billing-legacy, namespace: default}}\nspec:\n  hosts: [billing-legacy]\n  http:\n  - route:\n    - destination: {{host: billing-legacy, port: {{number: {port}}}}}\n"
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: billing-legacy, namespace: default}}\nspec:\n  type: ExternalName\n  externalName: localhost\n  ports:\n  - {{name: http, port: {port}}}\n  - {{name: http-alt, port: 8443}}\n---\napiVersion: networking.sextant.dev/v1alpha1\nkind: VirtualService\nmetadata: {{name: billing-legacy, namespace: default}}\nspec:\n  hosts: [billing-legacy]\n  http:\n  - route:\n    - destination: {{host: billing-legacy, port: {{number: {port}}}}}\n"
         ),
     );
     config.write(

@@ -66,6 +66,7 @@ async fn colliding_hosts_are_reported_and_envoy_accepts_the_rest() {
             namespace: "shop",
             labels: "app=client",
             delta: false,
+            ip: "127.0.0.1",
         },
     )
     .await;

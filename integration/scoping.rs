@@ -79,6 +79,7 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             namespace: "shop",
             labels: "app=client",
             delta: false,
+            ip: "127.0.0.1",
         },
     )
     .await;
@@ -90,6 +91,7 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             namespace: "web",
             labels: "app=client",
             delta: true,
+            ip: "127.0.0.1",
         },
     )
     .await;

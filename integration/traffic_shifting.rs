@@ -78,6 +78,7 @@ async fn weights_header_match_and_live_edits(delta: bool) {
             namespace: "default",
             labels: "app=productpage",
             delta,
+            ip: "127.0.0.1",
         },
     )
     .await;

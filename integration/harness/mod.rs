@@ -262,6 +262,8 @@ pub struct Workload<'a> {
     pub labels: &'a str,
     /// Delta ADS instead of SotW.
     pub delta: bool,
+    /// IP of the proxy's listeners (its "pod" address).
+    pub ip: &'a str,
 }
 
 impl<'a> Workload<'a> {
@@ -272,7 +274,13 @@ impl<'a> Workload<'a> {
             namespace: "default",
             labels: "app=client",
             delta: false,
+            ip: "127.0.0.1",
         }
+    }
+
+    /// The same with its listeners on `ip` (a loopback address of its own).
+    pub fn at(self, ip: &'a str) -> Self {
+        Workload { ip, ..self }
     }
 
     /// The same over delta ADS.
@@ -311,7 +319,7 @@ impl Envoy {
     pub async fn start(workdir: &Path, sextant: &Sextant, workload: Workload<'_>) -> Envoy {
         let envoy = envoy_binary();
         let admin_port = free_port();
-        let outbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let outbound: SocketAddr = format!("{}:{}", workload.ip, free_port()).parse().unwrap();
         let bootstrap = workdir.join(format!("{}.bootstrap.yaml", workload.node_id));
         let status = Command::new(env!("CARGO_BIN_EXE_sextant"))
             .args([
@@ -332,6 +340,8 @@ impl Envoy {
                 &admin_port.to_string(),
                 "--outbound-port",
                 &outbound.port().to_string(),
+                "--outbound-address",
+                workload.ip,
             ])
             .args(workload.delta.then_some("--delta"))
             .arg("--output")
@@ -420,6 +430,26 @@ impl Envoy {
         )
     }
 
+    /// Sends `GET /` on a new TCP connection to `port` of the proxy's IP (a
+    /// TCP proxy listener: Envoy forwards the bytes, it does not parse
+    /// HTTP). Returns the answering upstream's version, or the error.
+    pub async fn tcp_get(&self, port: u16) -> Result<String, String> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let url = format!("http://{}:{port}/", self.outbound.ip());
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let body: Value = response.json().await.map_err(|e| format!("{e:?}"))?;
+        Ok(body["version"].as_str().unwrap_or("?").to_string())
+    }
+
     /// The `version` field of the upstream that answered, or the status when not 200.
     pub async fn version_of(&self, host: &str) -> String {
         match self.get(host, "/", &[]).await {
@@ -471,11 +501,19 @@ impl Envoy {
         self.stat_sum("update_rejected").await
     }
 
-    /// The sum of every counter whose name contains `part`.
+    /// The sum of every counter whose name contains `part` (taken literally,
+    /// not as Envoy's filter regex).
     pub async fn stat_sum(&self, part: &str) -> u64 {
-        let stats = self
-            .admin_json(&format!("/stats?format=json&filter={part}"))
-            .await;
+        let stats: Value = self
+            .client
+            .get(format!("http://{}/stats", self.admin))
+            .query(&[("format", "json"), ("filter", &regex_syntax::escape(part))])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         stats["stats"]
             .as_array()
             .map(|a| a.iter().filter_map(|s| s["value"].as_u64()).sum())

@@ -28,6 +28,8 @@ const CASES: &[&str] = &[
     "unknown-destination",
     "zero-weights",
     "uneven-weights",
+    "service-entries",
+    "tcp-services",
 ];
 
 fn testdata(dir: &str) -> PathBuf {
