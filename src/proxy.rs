@@ -156,6 +156,34 @@ pub struct ProxyClass {
     pub namespace: String,
     /// `namespace/name` of the Sidecar that scopes the proxy, if any.
     pub sidecar: Option<String>,
+    /// The proxy's labels that some route's `sourceLabels` names (only
+    /// those, so that classes stay few): routes with source conditions are
+    /// kept or left out per class.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ProxyClass {
+    /// The class of a workload in `namespace` with `labels`: the Sidecar
+    /// that scopes it (see [`crate::ir::scope::sidecar_for`]) and the labels
+    /// that routes of `ir` ask about.
+    pub fn of(
+        ir: &crate::ir::Ir,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        root_namespace: &str,
+    ) -> ProxyClass {
+        let sidecar =
+            crate::ir::scope::sidecar_for(&ir.sidecars, namespace, labels, root_namespace);
+        ProxyClass {
+            namespace: namespace.to_string(),
+            sidecar: sidecar.map(|s| s.name.clone()),
+            labels: labels
+                .iter()
+                .filter(|(k, _)| ir.source_label_keys.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// Builds a metadata `Value` holding a string.

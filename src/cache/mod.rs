@@ -7,7 +7,6 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::envoy::TypeUrl;
-use crate::ir::scope::sidecar_for;
 use crate::ir::Ir;
 use crate::proxy::{ProxyClass, ProxyInfo};
 use crate::translate::{self, TranslateOptions};
@@ -179,16 +178,12 @@ impl SnapshotCache {
             let mut state = self.state.lock().expect("cache lock");
             let generation = state.generation;
             let ir = state.ir.clone();
-            let sidecar = sidecar_for(
-                &state.ir.sidecars,
+            let class = ProxyClass::of(
+                &state.ir,
                 &proxy.namespace,
                 &proxy.labels,
                 &self.options.root_namespace,
             );
-            let class = ProxyClass {
-                namespace: proxy.namespace.clone(),
-                sidecar: sidecar.map(|s| s.name.clone()),
-            };
             match state.classes.get(&class) {
                 Some(shared) => (ir, class, generation, shared.clone(), Vec::new()),
                 None => {

@@ -3,7 +3,6 @@
 use anyhow::Context;
 use clap::Args;
 use sextant::diagnostic::Diagnostic;
-use sextant::ir::scope::sidecar_for;
 use sextant::ir::{self, Ir};
 use sextant::proxy::ProxyClass;
 use sextant::source::yaml_dir::YamlDir;
@@ -61,16 +60,7 @@ pub fn run_translate(args: TranslateArgs) -> anyhow::Result<()> {
     let (ir, _) = load(&args.dir)?;
     let options = TranslateOptions::default();
     let labels = super::parse_labels(&args.labels)?;
-    let sidecar = sidecar_for(
-        &ir.sidecars,
-        &args.namespace,
-        &labels,
-        &options.root_namespace,
-    );
-    let class = ProxyClass {
-        sidecar: sidecar.map(|s| s.name.clone()),
-        namespace: args.namespace,
-    };
+    let class = ProxyClass::of(&ir, &args.namespace, &labels, &options.root_namespace);
     let json = translation_json(&ir, &class, &options);
     use std::io::Write;
     // A closed pipe (`sextant translate DIR | head`) is not an error.

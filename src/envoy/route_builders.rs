@@ -3,6 +3,7 @@
 //! matchers.
 
 use super::builders::{duration, string_matcher, StringPattern};
+use crate::ir::policy::AbortStatus;
 use envoy_types::pb::envoy::config::core::v3::{
     header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
     RuntimeFractionalPercent,
@@ -19,6 +20,7 @@ use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+use envoy_types::util::pack_any;
 use std::time::Duration;
 
 /// Name of Envoy's fault filter, as used in `typed_per_filter_config`.
@@ -78,18 +80,32 @@ pub fn header_values(set: &[(String, String)], add: &[(String, String)]) -> Vec<
         .collect()
 }
 
-/// A retry policy: `attempts` retries on `retry_on` conditions and `status_codes`.
+/// A retry policy: `attempts` retries on `retry_on` conditions and
+/// `status_codes`; with `remote_localities`, retries prefer priorities
+/// (localities) not tried yet, as Istio maps `retryRemoteLocalities`
+/// (`envoy.retry_priorities.previous_priorities`, update frequency 2).
 pub fn retry_policy(
     attempts: u32,
     per_try_timeout: Option<Duration>,
     retry_on: &[String],
     status_codes: &[u32],
+    remote_localities: bool,
 ) -> RetryPolicy {
+    use envoy_types::pb::envoy::config::route::v3::retry_policy::{retry_priority, RetryPriority};
+    use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
     RetryPolicy {
         retry_on: retry_on.join(","),
         num_retries: Some(UInt32Value { value: attempts }),
         per_try_timeout: per_try_timeout.map(duration),
         retriable_status_codes: status_codes.to_vec(),
+        retry_priority: remote_localities.then(|| RetryPriority {
+            name: "envoy.retry_priorities.previous_priorities".into(),
+            config_type: Some(retry_priority::ConfigType::TypedConfig(pack_any(
+                PreviousPrioritiesConfig {
+                    update_frequency: 2,
+                },
+            ))),
+        }),
         ..Default::default()
     }
 }
@@ -103,14 +119,17 @@ pub fn fractional_percent(percent: f64) -> FractionalPercent {
 }
 
 /// The per-route config of Envoy's fault filter.
-pub fn http_fault(delay: Option<(Duration, f64)>, abort: Option<(u16, f64)>) -> HttpFault {
+pub fn http_fault(delay: Option<(Duration, f64)>, abort: Option<(AbortStatus, f64)>) -> HttpFault {
     HttpFault {
         delay: delay.map(|(d, percent)| FaultDelay {
             fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(duration(d))),
             percentage: Some(fractional_percent(percent)),
         }),
         abort: abort.map(|(status, percent)| FaultAbort {
-            error_type: Some(fault_abort::ErrorType::HttpStatus(u32::from(status))),
+            error_type: Some(match status {
+                AbortStatus::Http(code) => fault_abort::ErrorType::HttpStatus(u32::from(code)),
+                AbortStatus::Grpc(code) => fault_abort::ErrorType::GrpcStatus(code),
+            }),
             percentage: Some(fractional_percent(percent)),
             ..Default::default()
         }),

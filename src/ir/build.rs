@@ -194,12 +194,19 @@ pub fn build(world: &World) -> Ir {
     let owners = routes::owners(&infos, &virtual_services, &mut diagnostics);
     let virtual_hosts = routes::virtual_hosts(&infos, &owners, &mut diagnostics);
     let tcp_routes = routes::tcp_routes(&infos, &owners, &mut diagnostics);
+    let source_label_keys = virtual_services
+        .iter()
+        .flat_map(|(_, vs)| vs.spec.http.iter())
+        .flat_map(|h| h.matches.iter())
+        .flat_map(|m| m.source_labels.keys().cloned())
+        .collect();
     diagnostics.sort();
     diagnostics.dedup();
     Ir {
         clusters,
         virtual_hosts,
         tcp_routes,
+        source_label_keys,
         sidecars,
         diagnostics,
     }

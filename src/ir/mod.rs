@@ -76,6 +76,10 @@ pub struct Ir {
     /// TCP ports of services, in precedence order for a listener port two
     /// of them share: the older service first (creation time, then host).
     pub tcp_routes: Vec<TcpRoute>,
+    /// Label keys that some route's `sourceLabels` names: proxy classes
+    /// differ by the values of these labels only.
+    #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub source_label_keys: std::collections::BTreeSet<String>,
     /// Sidecars that scope proxies, ordered by name.
     pub sidecars: Vec<SidecarScope>,
     /// Problems found while resolving references, in a stable order.
@@ -277,6 +281,12 @@ pub struct Match {
     /// Match the path case-insensitively.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ignore_case: bool,
+    /// Labels the client workload must carry (decided per proxy class, not by Envoy).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_labels: BTreeMap<String, String>,
+    /// Namespace the client workload must be in (decided per proxy class).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_namespace: Option<String>,
 }
 
 /// A validated string condition.

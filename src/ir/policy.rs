@@ -69,6 +69,9 @@ pub struct Retry {
     /// HTTP status codes to retry on (with `retriable-status-codes`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub status_codes: Vec<u32>,
+    /// Prefer endpoints of localities not tried yet.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub remote_localities: bool,
 }
 
 /// Fault injection for a share of requests.
@@ -77,9 +80,48 @@ pub struct Fault {
     /// Delay and the percentage of requests delayed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<(Duration, f64)>,
-    /// HTTP status and the percentage of requests aborted with it.
+    /// Status and the percentage of requests aborted with it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub abort: Option<(u16, f64)>,
+    pub abort: Option<(AbortStatus, f64)>,
+}
+
+/// What an aborted request is answered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbortStatus {
+    /// An HTTP status, 200-599.
+    Http(u16),
+    /// A gRPC status code, 0-16.
+    Grpc(u32),
+}
+
+/// gRPC status codes by name (<https://grpc.github.io/grpc/core/md_doc_statuscodes.html>).
+pub const GRPC_STATUS_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// The code of a gRPC status name (upper case), or `None`.
+pub fn grpc_status_code(name: &str) -> Option<u32> {
+    GRPC_STATUS_CODES
+        .iter()
+        .position(|n| *n == name)
+        .map(|i| i as u32)
 }
 
 /// Rewrites before forwarding.
@@ -91,6 +133,10 @@ pub struct Rewrite {
     /// Replaces the Host/authority header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
+    /// Replaces every match of the RE2 pattern (first) in the path with the
+    /// substitution (second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex: Option<(String, String)>,
 }
 
 /// Header changes on requests and responses.

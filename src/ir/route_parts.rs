@@ -3,7 +3,8 @@
 //! headers) and redirects. Validation has already checked their values.
 
 use super::policy::{
-    parse_duration, Fault, HeaderChanges, HeaderOps, Redirect, Retry, Rewrite, RoutePolicy,
+    grpc_status_code, parse_duration, AbortStatus, Fault, HeaderChanges, HeaderOps, Redirect,
+    Retry, Rewrite, RoutePolicy,
 };
 use super::{Match, StringMatch};
 use crate::model::{self, HttpRoute};
@@ -44,6 +45,8 @@ pub(super) fn condition(m: &model::HttpMatchRequest, vhost_port: Option<u16>) ->
             .filter_map(|(k, v)| Some((k.clone(), string_match(v)?)))
             .collect(),
         ignore_case: m.ignore_uri_case,
+        source_labels: m.source_labels.clone(),
+        source_namespace: m.source_namespace.clone(),
     })
 }
 
@@ -80,6 +83,7 @@ pub(super) fn policy(http: &HttpRoute) -> RoutePolicy {
             per_try_timeout: duration(r.per_try_timeout.as_ref()),
             retry_on: retry_on.into_iter().map(str::to_string).collect(),
             status_codes: codes.iter().filter_map(|c| c.parse().ok()).collect(),
+            remote_localities: r.retry_remote_localities.unwrap_or(false),
         }
     });
     let percent = |p: &Option<model::Percent>| p.as_ref().map_or(100.0, |p| p.value);
@@ -88,10 +92,14 @@ pub(super) fn policy(http: &HttpRoute) -> RoutePolicy {
             .delay
             .as_ref()
             .and_then(|d| Some((parse_duration(&d.fixed_delay).ok()?, percent(&d.percentage)))),
-        abort: f
-            .abort
-            .as_ref()
-            .and_then(|a| Some((u16::try_from(a.http_status?).ok()?, percent(&a.percentage)))),
+        abort: f.abort.as_ref().and_then(|a| {
+            let status = match (&a.http_status, &a.grpc_status) {
+                (Some(s), _) => AbortStatus::Http(u16::try_from(*s).ok()?),
+                (None, Some(name)) => AbortStatus::Grpc(grpc_status_code(name)?),
+                (None, None) => return None,
+            };
+            Some((status, percent(&a.percentage)))
+        }),
     });
     RoutePolicy {
         timeout: duration(http.timeout.as_ref()),
@@ -100,6 +108,10 @@ pub(super) fn policy(http: &HttpRoute) -> RoutePolicy {
         rewrite: http.rewrite.as_ref().map(|r| Rewrite {
             uri: r.uri.clone(),
             authority: r.authority.clone(),
+            regex: r
+                .uri_regex_rewrite
+                .as_ref()
+                .map(|x| (x.pattern.clone(), x.rewrite.clone())),
         }),
         headers: header_changes(http.headers.as_ref()),
         mirrors: Vec::new(),

@@ -166,6 +166,20 @@ pub struct HttpRewrite {
     /// Replaces the Host/authority header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
+    /// Rewrites the path with a regular expression (not with `uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri_regex_rewrite: Option<RegexRewrite>,
+}
+
+/// Istio's `RegexRewrite`: every match of `match` in the path is replaced
+/// by `rewrite`, which may refer to capture groups as `\1`, `\2`, ...
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RegexRewrite {
+    /// An RE2 regular expression.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// The replacement.
+    pub rewrite: String,
 }
 
 /// Istio's `HTTPRetry`.
@@ -184,6 +198,10 @@ pub struct HttpRetry {
     /// with status 503.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<String>,
+    /// Retry on endpoints of other localities first (Envoy's
+    /// `previous_priorities` retry priority, as Istio maps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_remote_localities: Option<bool>,
 }
 
 /// Istio's `HTTPFaultInjection`.
@@ -212,9 +230,13 @@ pub struct FaultDelay {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FaultAbort {
-    /// HTTP status to answer with (200-599).
+    /// HTTP status to answer with (200-599). Exactly one of `httpStatus`
+    /// and `grpcStatus` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u32>,
+    /// gRPC status to answer with, by name (`UNAVAILABLE`, `NOT_FOUND`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<String>,
     /// Share of requests aborted (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentage: Option<Percent>,
@@ -286,6 +308,13 @@ pub struct HttpMatchRequest {
     /// Only for requests to this service port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
+    /// Only for requests from workloads carrying all these labels (the
+    /// proxy's own labels, from its node metadata).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_labels: BTreeMap<String, String>,
+    /// Only for requests from workloads in this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_namespace: Option<String>,
 }
 
 /// A destination with its share of traffic.

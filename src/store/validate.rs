@@ -40,6 +40,22 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
                     if let Some(uri) = &m.uri {
                         string_match(&key, &format!("{base}.uri"), uri, &mut out);
                     }
+                    for (name, value) in &m.source_labels {
+                        if let Err(reason) = label(name, value) {
+                            out.push(Diagnostic::error(
+                                &key,
+                                format!("{base}.sourceLabels.{name}"),
+                                reason,
+                            ));
+                        }
+                    }
+                    if let Some(ns) = m.source_namespace.as_deref().filter(|ns| !is_dns_label(ns)) {
+                        out.push(Diagnostic::error(
+                            &key,
+                            format!("{base}.sourceNamespace"),
+                            format!("{ns:?} is not a namespace name (a DNS-1123 label)"),
+                        ));
+                    }
                     for (name, value) in &m.headers {
                         let field = format!("{base}.headers.{name}");
                         if let Err(reason) = header_name(name) {
@@ -330,6 +346,33 @@ fn metadata(object: &Object, key: &ObjectKey, out: &mut Vec<Diagnostic>) {
             format!("{:?} is not {rule}", key.name),
         ));
     }
+}
+
+/// A Kubernetes label: key `[prefix/]name` (name up to 63 characters of
+/// alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric; prefix a
+/// DNS subdomain), value empty or like a name.
+fn label(key: &str, value: &str) -> Result<(), String> {
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if !name_ok(name) || prefix.is_some_and(|p| p.len() > 253 || !p.split('.').all(is_dns_label)) {
+        return Err(format!("{key:?} is not a label key"));
+    }
+    if !value.is_empty() && !name_ok(value) {
+        return Err(format!(
+            "{value:?} is not a label value (up to 63 alphanumerics, '-', '_', '.')"
+        ));
+    }
+    Ok(())
 }
 
 fn is_dns_label(s: &str) -> bool {

@@ -203,6 +203,28 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
             out,
         );
         header_value(key, &format!("{base}.rewrite.uri"), r.uri.as_deref(), out);
+        if let Some(x) = &r.uri_regex_rewrite {
+            let field = format!("{base}.rewrite.uriRegexRewrite");
+            if r.uri.is_some() {
+                error(
+                    out,
+                    field.clone(),
+                    "set rewrite.uri or rewrite.uriRegexRewrite, not both".into(),
+                );
+            }
+            if x.pattern.is_empty() {
+                error(
+                    out,
+                    format!("{field}.match"),
+                    "a regex must not be empty".into(),
+                );
+            } else if let Err(reason) = super::re2::re2_compatible(&x.pattern) {
+                error(out, format!("{field}.match"), reason);
+            } else if let Err(reason) = regex_substitution(&x.pattern, &x.rewrite) {
+                error(out, format!("{field}.rewrite"), reason);
+            }
+            header_value(key, &format!("{field}.rewrite"), Some(&x.rewrite), out);
+        }
     }
     duration(
         key,
@@ -263,17 +285,31 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
             );
         }
         if let Some(a) = &f.abort {
-            match a.http_status {
-                Some(s) if (200..=599).contains(&s) => {}
-                Some(s) => error(
+            match (a.http_status, a.grpc_status.as_deref()) {
+                (Some(_), Some(_)) => error(
+                    out,
+                    format!("{base}.fault.abort"),
+                    "set httpStatus or grpcStatus, not both".into(),
+                ),
+                (Some(s), None) if (200..=599).contains(&s) => {}
+                (Some(s), None) => error(
                     out,
                     format!("{base}.fault.abort.httpStatus"),
                     format!("{s} is not an HTTP status 200-599"),
                 ),
-                None => error(
+                (None, Some(name)) if crate::ir::policy::grpc_status_code(name).is_some() => {}
+                (None, Some(name)) => error(
                     out,
-                    format!("{base}.fault.abort.httpStatus"),
-                    "an abort needs httpStatus (grpcStatus is not supported yet)".into(),
+                    format!("{base}.fault.abort.grpcStatus"),
+                    format!(
+                        "{name:?} is not a gRPC status name ({})",
+                        crate::ir::policy::GRPC_STATUS_CODES.join(", ")
+                    ),
+                ),
+                (None, None) => error(
+                    out,
+                    format!("{base}.fault.abort"),
+                    "an abort needs httpStatus or grpcStatus".into(),
                 ),
             }
             percent(
@@ -381,6 +417,37 @@ fn percent(key: &ObjectKey, field: &str, value: Option<f64>, out: &mut Vec<Diagn
 }
 
 /// A value Envoy puts in a header: no CR, LF or NUL.
+/// RE2's rule for a substitution (what Envoy checks): a backslash is
+/// followed by a digit naming an existing capture group, or by a backslash.
+fn regex_substitution(pattern: &str, rewrite: &str) -> Result<(), String> {
+    let groups = regex_syntax::parse(pattern)
+        .map(|h| h.properties().explicit_captures_len())
+        .unwrap_or(0);
+    let mut chars = rewrite.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => {}
+            Some(d) if d.is_ascii_digit() => {
+                let n = d.to_digit(10).unwrap_or(0) as usize;
+                if n > groups {
+                    return Err(format!(
+                        "\\{n} refers to capture group {n}, but the pattern has {groups}"
+                    ));
+                }
+            }
+            _ => {
+                return Err(
+                    "a backslash must be followed by a group number or another backslash".into(),
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
 fn header_value(key: &ObjectKey, field: &str, value: Option<&str>, out: &mut Vec<Diagnostic>) {
     if value.is_some_and(|v| v.contains(['\r', '\n', '\0'])) {
         out.push(Diagnostic::error(

@@ -8,6 +8,7 @@ use crate::ir::{self, Action, HeaderChanges, Ir};
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher, route, route_action, FilterConfig, HeaderMatcher, Route, RouteAction,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
@@ -54,8 +55,10 @@ fn route_match(m: &ir::Match) -> envoy_types::pb::envoy::config::route::v3::Rout
 }
 
 /// One Envoy route per match condition (Envoy routes have one match each);
-/// a route without conditions matches every request. A route to a cluster
-/// the proxy does not get answers 503 rather than point at nothing.
+/// a route without conditions matches every request. Conditions on the
+/// client (`sourceLabels`, `sourceNamespace`) are decided here, per class:
+/// one the class does not meet is left out. A route to a cluster the proxy
+/// does not get answers 503 rather than point at nothing.
 pub(super) fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Route> {
     let all = [ir::Match::default()];
     let matches = if route.matches.is_empty() {
@@ -65,6 +68,7 @@ pub(super) fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Ro
     };
     matches
         .iter()
+        .filter(|m| scope.is_source(m))
         .map(|m| {
             let matcher = route_match(m);
             let mut out = match &route.action {
@@ -150,11 +154,18 @@ fn forward_policy(out: &mut Route, route: &ir::Route, clusters: &[ir::WeightedCl
             r.per_try_timeout,
             &r.retry_on,
             &r.status_codes,
+            r.remote_localities,
         ));
     }
     if let Some(rewrite) = &policy.rewrite {
         if let Some(uri) = &rewrite.uri {
             action.prefix_rewrite = uri.clone();
+        }
+        if let Some((pattern, substitution)) = &rewrite.regex {
+            action.regex_rewrite = Some(RegexMatchAndSubstitute {
+                pattern: Some(builders::regex_matcher(pattern)),
+                substitution: substitution.clone(),
+            });
         }
         if let Some(authority) = &rewrite.authority {
             action.host_rewrite_specifier = Some(

@@ -7,6 +7,7 @@ use crate::proxy::ProxyClass;
 /// The visibility rules of one proxy class.
 pub(super) struct Scope<'a> {
     namespace: &'a str,
+    labels: &'a std::collections::BTreeMap<String, String>,
     sidecar: Option<&'a SidecarScope>,
 }
 
@@ -18,6 +19,7 @@ impl<'a> Scope<'a> {
             .and_then(|name| ir.sidecars.iter().find(|s| &s.name == name));
         Scope {
             namespace: &class.namespace,
+            labels: &class.labels,
             sidecar,
         }
     }
@@ -34,6 +36,17 @@ impl<'a> Scope<'a> {
     /// Whether the class gets this virtual host at all.
     pub(super) fn virtual_host(&self, vhost: &ir::VirtualHost) -> bool {
         self.reaches(&vhost.namespace, &vhost.host, &vhost.export_to)
+    }
+
+    /// Whether the class's workloads are the clients a match condition's
+    /// `sourceLabels` and `sourceNamespace` ask for.
+    pub(super) fn is_source(&self, m: &ir::Match) -> bool {
+        m.source_namespace
+            .as_deref()
+            .is_none_or(|ns| ns == self.namespace)
+            && m.source_labels
+                .iter()
+                .all(|(k, v)| self.labels.get(k) == Some(v))
     }
 
     /// Whether the class gets a listener for this TCP service port.

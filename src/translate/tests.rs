@@ -73,10 +73,9 @@ fn load(case: &str) -> Ir {
 }
 
 fn render(ir: &Ir) -> Value {
-    let class = ProxyClass {
-        namespace: "default".into(),
-        sidecar: None,
-    };
+    // The golden proxy: a workload `app=client` in `default`.
+    let labels = [("app".to_string(), "client".to_string())].into();
+    let class = ProxyClass::of(ir, "default", &labels, "istio-system");
     translation_json(ir, &class, &TranslateOptions::default())
 }
 
@@ -252,7 +251,7 @@ fn ip(s: &str) -> (String, u64) {
 
 #[test]
 fn every_case_keeps_the_invariants_envoy_relies_on() {
-    for case in CASES {
+    for case in &case_names("in", "yaml") {
         let t = translation(case);
         let cluster_names: Vec<&str> = array(&t, "clusters")
             .iter()
@@ -270,6 +269,18 @@ fn every_case_keeps_the_invariants_envoy_relies_on() {
         for cluster in array(&t, "clusters") {
             let name = text(cluster, "name");
             assert!(!name.is_empty(), "{case}: a cluster without a name");
+            let kind = cluster["type"].as_str().unwrap_or("EDS");
+            if kind != "EDS" {
+                // A DNS cluster carries its names; LOGICAL_DNS exactly one.
+                let targets = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+                    .as_array()
+                    .map_or(0, Vec::len);
+                assert!(
+                    kind == "STRICT_DNS" || targets == 1,
+                    "{case}: {name} is {kind} with {targets} targets"
+                );
+                continue;
+            }
             let service_name = text(&cluster["eds_cluster_config"], "service_name");
             assert_eq!(service_name, name, "{case}");
             assert!(
@@ -296,7 +307,7 @@ fn every_case_keeps_the_invariants_envoy_relies_on() {
             }
             for route in array(vhost, "routes") {
                 let route_name = text(route, "name");
-                if route.get("direct_response").is_some() {
+                if route.get("direct_response").is_some() || route.get("redirect").is_some() {
                     continue;
                 }
                 let targets = destinations(route);
