@@ -229,7 +229,7 @@ spec:
 #[test]
 fn an_unknown_field_is_a_warning_naming_its_path_and_the_object_is_served() {
     let text = virtual_service(
-        "    - retries: {attempts: 2, retryRemoteLocalities: true}
+        "    - retries: {attempts: 2, retryRemoteLocality: true}
       route:
         - destination: {host: reviews}
           mirrorPercent: 5",
@@ -254,7 +254,7 @@ fn an_unknown_field_is_a_warning_naming_its_path_and_the_object_is_served() {
     assert_eq!(
         fields,
         [
-            "spec.http[0].retries.retryRemoteLocalities",
+            "spec.http[0].retries.retryRemoteLocality",
             "spec.http[0].route[0].mirrorPercent"
         ]
     );
@@ -591,5 +591,112 @@ fn inputs_envoy_would_reject_are_errors_naming_the_field() {
         );
         let fields: Vec<&str> = errors(&parsed).iter().map(|d| d.field.as_str()).collect();
         assert!(fields.contains(&field), "{field}: errors {fields:?}");
+    }
+}
+
+/// A ServiceEntry with `spec` (YAML lines indented under `spec:`).
+fn service_entry(spec: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: partner, namespace: shop}}
+spec:
+{spec}
+"
+    )
+}
+
+/// The (field, message) of every error of a ServiceEntry with `spec`.
+fn entry_errors(spec: &str) -> Vec<(String, String)> {
+    let parsed = parse_documents(FILE, &service_entry(spec));
+    errors(&parsed)
+        .iter()
+        .map(|d| (d.field.clone(), d.message.clone()))
+        .collect()
+}
+
+#[test]
+fn a_valid_service_entry_loads_cleanly() {
+    let parsed = parse_documents(
+        FILE,
+        &service_entry(
+            "  hosts: [api.partner.test, \"*.cdn.partner.test\"]
+  addresses: [192.0.2.0/24, 2001:db8::1]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 443, name: https, protocol: HTTPS}, {number: 80, name: http, targetPort: 8080}]
+  endpoints: [{address: 192.0.2.10, ports: {http: 9090}, labels: {version: v1}}]",
+        ),
+    );
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    assert_eq!(
+        keys(&parsed),
+        vec![key(Kind::ServiceEntry, "shop", "partner")]
+    );
+}
+
+#[test]
+fn service_entry_errors_name_the_field_and_the_reason() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("  hosts: []\n  ports: [{number: 80, name: http}]", "spec.hosts", "at least one host"),
+        ("  hosts: [\"*\"]\n  ports: [{number: 80, name: http}]", "spec.hosts[0]", "not allowed"),
+        ("  hosts: [a.test]\n  ports: []", "spec.ports", "at least one port"),
+        ("  hosts: [a.test]\n  ports: [{number: 0, name: http}]", "spec.ports[0].number", "outside 1-65535"),
+        ("  hosts: [a.test]\n  ports: [{number: 80, name: a}, {number: 80, name: b}]", "spec.ports[1].number", "appears twice"),
+        ("  hosts: [a.test]\n  ports: [{number: 80, name: a}, {number: 81, name: a}]", "spec.ports[1].name", "appears twice"),
+        ("  hosts: [a.test]\n  ports: [{number: 80, name: a, protocol: UDP}]", "spec.ports[0].protocol", "UDP is not supported"),
+        ("  hosts: [a.test]\n  addresses: [10.0.0.0/33]\n  ports: [{number: 80, name: a}]", "spec.addresses[0]", "not an IP address or CIDR"),
+        ("  hosts: [a.test]\n  resolution: NONE\n  ports: [{number: 80, name: a}]\n  endpoints: [{address: 10.0.0.1}]", "spec.endpoints", "resolution NONE takes no endpoints"),
+        ("  hosts: [a.test]\n  resolution: STATIC\n  ports: [{number: 80, name: a}]\n  endpoints: [{address: db.example}]", "spec.endpoints[0].address", "needs IPs"),
+        ("  hosts: [\"*.a.test\"]\n  resolution: DNS\n  ports: [{number: 80, name: a}]", "spec.hosts[0]", "DNS resolution needs a name"),
+        ("  hosts: [a.test]\n  resolution: DNS_ROUND_ROBIN\n  ports: [{number: 80, name: a}]\n  endpoints: [{address: x.test}, {address: y.test}]", "spec.endpoints", "at most one endpoint"),
+        ("  hosts: [a.test]\n  resolution: STATIC\n  ports: [{number: 80, name: a}]\n  endpoints: [{address: 10.0.0.1, ports: {b: 80}}]", "spec.endpoints[0].ports.b", "no port named"),
+        ("  hosts: [a.test]\n  resolution: DNS\n  ports: [{number: 80, name: a}]\n  workloadSelector: {labels: {app: a}}", "spec.resolution", "needs resolution STATIC"),
+        ("  hosts: [a.test]\n  resolution: STATIC\n  ports: [{number: 80, name: a}]\n  endpoints: [{address: 10.0.0.1}]\n  workloadSelector: {labels: {app: a}}", "spec.workloadSelector", "not both"),
+        ("  hosts: [a.test]\n  resolution: STATIC\n  ports: [{number: 80, name: a}]\n  exportTo: [\"Bad NS\"]", "spec.exportTo[0]", "not *, ., ~ or a namespace"),
+    ];
+    for (spec, field, reason) in cases {
+        let found = entry_errors(spec);
+        assert!(
+            found.iter().any(|(f, m)| f == field && m.contains(reason)),
+            "{spec}: expected an error at {field} saying {reason:?}, got {found:?}"
+        );
+    }
+    // A wrong enum value is a type error naming the field; the object is rejected.
+    let parsed = parse_documents(
+        FILE,
+        &service_entry(
+            "  hosts: [a.test]\n  resolution: STATICS\n  ports: [{number: 80, name: a}]",
+        ),
+    );
+    assert_eq!(parsed.rejected.len(), 1);
+    assert!(
+        errors(&parsed).iter().any(|d| d.field == "spec.resolution"),
+        "{:?}",
+        parsed.diagnostics
+    );
+}
+
+#[test]
+fn route_conditions_and_rewrites_are_checked() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("    - match: [{sourceLabels: {\"bad key!\": x}}]\n      route: [{destination: {host: reviews}}]", "spec.http[0].match[0].sourceLabels.bad key!", "not a label key"),
+        ("    - match: [{sourceNamespace: Ops}]\n      route: [{destination: {host: reviews}}]", "spec.http[0].match[0].sourceNamespace", "not a namespace name"),
+        ("    - rewrite: {uriRegexRewrite: {match: \"(a\", rewrite: /b}}\n      route: [{destination: {host: reviews}}]", "spec.http[0].rewrite.uriRegexRewrite.match", "unclosed group"),
+        ("    - rewrite: {uriRegexRewrite: {match: \"^/(a)$\", rewrite: \"/\\\\2\"}}\n      route: [{destination: {host: reviews}}]", "spec.http[0].rewrite.uriRegexRewrite.rewrite", "refers to capture group 2"),
+        ("    - rewrite: {uri: /x, uriRegexRewrite: {match: a, rewrite: b}}\n      route: [{destination: {host: reviews}}]", "spec.http[0].rewrite.uriRegexRewrite", "not both"),
+        ("    - fault: {abort: {grpcStatus: BROKEN}}\n      route: [{destination: {host: reviews}}]", "spec.http[0].fault.abort.grpcStatus", "not a gRPC status name"),
+        ("    - fault: {abort: {grpcStatus: UNAVAILABLE, httpStatus: 503}}\n      route: [{destination: {host: reviews}}]", "spec.http[0].fault.abort", "not both"),
+    ];
+    for (http0, field, reason) in cases {
+        let parsed = parse_documents(FILE, &virtual_service(http0));
+        let found: Vec<(String, String)> = errors(&parsed)
+            .iter()
+            .map(|d| (d.field.clone(), d.message.clone()))
+            .collect();
+        assert!(
+            found.iter().any(|(f, m)| f == field && m.contains(reason)),
+            "{http0}: expected an error at {field} saying {reason:?}, got {found:?}"
+        );
     }
 }
