@@ -91,6 +91,12 @@ pub fn build(world: &World) -> Ir {
             .chain(rule_key.cloned())
             .collect();
         let policy = rule.and_then(|dr| dr.spec.traffic_policy.as_ref());
+        let rule_export_to = match (rule_key, rule) {
+            (Some(k), Some(dr)) => {
+                super::ExportTo::parse(dr.spec.export_to.iter().map(String::as_str), &k.namespace)
+            }
+            _ => super::ExportTo::All,
+        };
         let numbers: Vec<u16> = service.ports.iter().map(|p| p.number).collect();
         if let (Some(rule_key), Some(policy)) = (rule_key, policy) {
             for (i, setting) in policy.port_level_settings.iter().enumerate() {
@@ -134,6 +140,7 @@ pub fn build(world: &World) -> Ir {
                     port: port.number,
                     subset: subset.map(str::to_string),
                     policy,
+                    rule_export_to: rule_export_to.clone(),
                     endpoints,
                     dns,
                     protocol: port.protocol,

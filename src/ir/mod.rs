@@ -118,6 +118,11 @@ pub struct Cluster {
     pub subset: Option<String>,
     /// Load balancing, limits and outlier detection from the DestinationRule.
     pub policy: cluster_policy::ClusterPolicy,
+    /// Namespaces the DestinationRule is exported to (all when there is
+    /// none). Proxies elsewhere get the cluster without the rule's policy,
+    /// and no subset clusters.
+    #[serde(skip_serializing_if = "ExportTo::is_all")]
+    pub rule_export_to: ExportTo,
     /// Endpoints, sorted by address and port, without duplicates.
     pub endpoints: Vec<Endpoint>,
     /// What the port speaks (by `appProtocol`, port name or a ServiceEntry

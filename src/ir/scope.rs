@@ -45,6 +45,11 @@ impl ExportTo {
         }
     }
 
+    /// Whether every namespace sees the object.
+    pub fn is_all(&self) -> bool {
+        *self == ExportTo::All
+    }
+
     /// Whether proxies in `namespace` see the object.
     pub fn allows(&self, namespace: &str) -> bool {
         match self {

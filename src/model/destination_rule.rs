@@ -23,6 +23,11 @@ pub struct DestinationRuleSpec {
     /// Named groups of endpoints selected by workload labels.
     #[serde(default)]
     pub subsets: Vec<Subset>,
+    /// Namespaces whose proxies apply this rule (`*`, `.`, `~` or names;
+    /// default all). Elsewhere the service's clusters have no policy and no
+    /// subsets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export_to: Vec<String>,
 }
 
 /// Traffic policy of a service or subset.

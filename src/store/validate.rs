@@ -96,6 +96,7 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
             }
         }
         Object::DestinationRule(dr) => {
+            export_to(&key, &dr.spec.export_to, &mut out);
             if let Some(policy) = &dr.spec.traffic_policy {
                 super::validate_policy::traffic_policy(
                     &key,

@@ -21,8 +21,13 @@ use std::collections::HashMap;
 
 /// An outbound cluster for one service port (and subset): EDS, or a DNS
 /// cluster for an ExternalName service or a DNS-resolved ServiceEntry.
-pub(super) fn outbound_cluster(c: &ir::Cluster, options: &TranslateOptions) -> Cluster {
-    let policy = &c.policy;
+///
+/// `with_rule`: whether the DestinationRule's policy applies to the proxy
+/// (see [`ir::Cluster::rule_export_to`]); without it the cluster has the
+/// defaults.
+pub(super) fn outbound_cluster(c: &ir::Cluster, with_rule: bool, options: &TranslateOptions) -> Cluster {
+    let defaults = ClusterPolicy::default();
+    let policy = if with_rule { &c.policy } else { &defaults };
     let lb = match (&policy.hash, policy.lb) {
         (Some((_, HashLb::RingHash { .. })), _) => cluster::LbPolicy::RingHash,
         (Some((_, HashLb::Maglev { .. })), _) => cluster::LbPolicy::Maglev,

@@ -89,7 +89,7 @@ pub(super) fn routes_of(route: &ir::Route, ir: &Ir, scope: &Scope<'_>) -> Vec<Ro
                     let mut out = builders::forward_route(&route.name, matcher, &names);
                     forward_policy(&mut out, route, clusters);
                     mirror_policies(&mut out, route, ir, scope);
-                    hash_policy(&mut out, ir, clusters);
+                    hash_policy(&mut out, ir, scope, clusters);
                     out
                 }
                 Action::Redirect(r) => rb::redirect_route(
@@ -212,7 +212,7 @@ fn apply_headers(out: &mut Route, headers: &HeaderChanges) {
 
 /// Consistent hashing needs the key on the route: it comes from the
 /// DestinationRule of the route's first destination.
-fn hash_policy(out: &mut Route, ir: &Ir, clusters: &[ir::WeightedCluster]) {
+fn hash_policy(out: &mut Route, ir: &Ir, scope: &Scope<'_>, clusters: &[ir::WeightedCluster]) {
     use envoy_types::pb::envoy::config::route::v3::route_action::hash_policy::{
         self, PolicySpecifier,
     };
@@ -223,6 +223,7 @@ fn hash_policy(out: &mut Route, ir: &Ir, clusters: &[ir::WeightedCluster]) {
     let key = clusters
         .first()
         .and_then(|c| ir.clusters.get(&c.cluster))
+        .filter(|c| scope.applies_rule(c))
         .and_then(|c| c.policy.hash.as_ref());
     let Some((key, _)) = key else { return };
     let specifier = match key {

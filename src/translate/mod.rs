@@ -75,7 +75,7 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
     let visible = || ir.clusters.values().filter(|c| scope.cluster(c));
     Translation {
         clusters: visible()
-            .map(|c| cluster::outbound_cluster(c, options))
+            .map(|c| cluster::outbound_cluster(c, scope.applies_rule(c), options))
             .collect(),
         endpoints: visible()
             .filter(|c| c.dns.is_none())

@@ -28,9 +28,16 @@ impl<'a> Scope<'a> {
         export_to.allows(self.namespace) && self.sidecar.is_none_or(|s| s.allows(namespace, host))
     }
 
-    /// Whether the class gets this cluster (and its endpoints).
+    /// Whether the class gets this cluster (and its endpoints): a subset
+    /// cluster only where its DestinationRule is exported.
     pub(super) fn cluster(&self, cluster: &ir::Cluster) -> bool {
         self.reaches(&cluster.namespace, &cluster.service, &cluster.export_to)
+            && (cluster.subset.is_none() || self.applies_rule(cluster))
+    }
+
+    /// Whether the cluster's DestinationRule applies to the class.
+    pub(super) fn applies_rule(&self, cluster: &ir::Cluster) -> bool {
+        cluster.rule_export_to.allows(self.namespace)
     }
 
     /// Whether the class gets this virtual host at all.

@@ -568,3 +568,35 @@ fn uneven_weights_are_sent_as_relative_weights() {
         .is_none());
     assert!(diagnostics(&t).is_empty(), "{:?}", diagnostics(&t));
 }
+
+#[test]
+fn a_destination_rule_applies_only_where_it_is_exported() {
+    let ir = load("destination-rule-export");
+    let render_in = |namespace: &str| {
+        let class = ProxyClass::of(&ir, namespace, &Default::default(), "istio-system");
+        translation_json(&ir, &class, &TranslateOptions::default())
+    };
+    let cluster = |t: &Value, name: &str| {
+        array(t, "clusters")
+            .iter()
+            .find(|c| text(c, "name") == name)
+            .cloned()
+    };
+    let base = "outbound|80||reviews.default.svc.cluster.local";
+    let subset = "outbound|80|v1|reviews.default.svc.cluster.local";
+    let home = render_in("default");
+    assert_eq!(cluster(&home, base).unwrap()["lb_policy"], "LEAST_REQUEST");
+    assert!(cluster(&home, subset).is_some());
+
+    let away = render_in("other");
+    let plain = cluster(&away, base).expect("the service's cluster is still sent");
+    assert!(plain.get("lb_policy").is_none(), "{plain}");
+    assert!(cluster(&away, subset).is_none());
+    let pinned = virtual_hosts(&away)
+        .iter()
+        .flat_map(|v| array(v, "routes"))
+        .find(|r| text(r, "name") == "default/reviews.0")
+        .cloned()
+        .unwrap();
+    assert_eq!(pinned["direct_response"]["status"], 503, "{pinned}");
+}
