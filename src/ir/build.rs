@@ -26,6 +26,8 @@ pub fn build(world: &World) -> Ir {
     let mut destination_rules = Vec::new();
     let mut sidecars = Vec::new();
     let mut entries = Vec::new();
+    let mut peer_authentications = Vec::new();
+    let mut authorization_policies = Vec::new();
     for (key, object) in world {
         match object.as_ref() {
             Object::Service(svc) => services.push((key, svc.as_ref())),
@@ -49,6 +51,8 @@ pub fn build(world: &World) -> Ir {
             Object::VirtualService(vs) => virtual_services.push((key, vs.as_ref())),
             Object::DestinationRule(dr) => destination_rules.push((key, dr.as_ref())),
             Object::ServiceEntry(entry) => entries.push((key, entry.as_ref())),
+            Object::PeerAuthentication(pa) => peer_authentications.push((key, pa.as_ref())),
+            Object::AuthorizationPolicy(ap) => authorization_policies.push((key, ap.as_ref())),
             Object::Sidecar(sidecar) => sidecars.push(super::scope::SidecarScope {
                 name: format!("{}/{}", key.namespace, key.name),
                 namespace: key.namespace.clone(),

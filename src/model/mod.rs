@@ -5,14 +5,18 @@
 //! Istio's (`networking.istio.io`), so Istio YAML loads after changing only
 //! `apiVersion` (the file source also accepts Istio's apiVersions).
 
+mod authorization_policy;
 mod destination_rule;
+mod peer_authentication;
 mod service_entry;
 mod sidecar;
 mod string_match;
 mod virtual_service;
 mod workload_entry;
 
+pub use authorization_policy::*;
 pub use destination_rule::*;
+pub use peer_authentication::*;
 pub use service_entry::*;
 pub use sidecar::*;
 pub use string_match::StringMatch;
@@ -30,6 +34,12 @@ use std::fmt;
 pub const NETWORKING_GROUP: &str = "networking.sextant.dev";
 /// Istio's API group for the same networking kinds, accepted by the file source.
 pub const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
+/// API group of our security kinds (PeerAuthentication, AuthorizationPolicy).
+pub const SECURITY_GROUP: &str = "security.sextant.dev";
+/// Istio's API group for the same security kinds, accepted by the file source.
+pub const ISTIO_SECURITY_GROUP: &str = "security.istio.io";
+/// Istio API versions accepted for Istio's security group.
+pub const ISTIO_SECURITY_VERSIONS: &[&str] = &["v1", "v1beta1"];
 /// Istio API versions accepted for Istio's groups.
 pub const ISTIO_VERSIONS: &[&str] = &["v1", "v1beta1", "v1alpha3"];
 
@@ -52,6 +62,10 @@ pub enum Kind {
     Sidecar,
     /// `networking.sextant.dev/v1alpha1/ServiceEntry`.
     ServiceEntry,
+    /// `security.sextant.dev/v1alpha1/PeerAuthentication`.
+    PeerAuthentication,
+    /// `security.sextant.dev/v1alpha1/AuthorizationPolicy`.
+    AuthorizationPolicy,
 }
 
 impl Kind {
@@ -66,11 +80,13 @@ impl Kind {
             Kind::DestinationRule => "DestinationRule",
             Kind::Sidecar => "Sidecar",
             Kind::ServiceEntry => "ServiceEntry",
+            Kind::PeerAuthentication => "PeerAuthentication",
+            Kind::AuthorizationPolicy => "AuthorizationPolicy",
         }
     }
 
     /// Every kind Sextant reads.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Service,
         Kind::EndpointSlice,
         Kind::Pod,
@@ -79,6 +95,8 @@ impl Kind {
         Kind::DestinationRule,
         Kind::Sidecar,
         Kind::ServiceEntry,
+        Kind::PeerAuthentication,
+        Kind::AuthorizationPolicy,
     ];
 
     /// The kind's own `apiVersion` (our group for our kinds; Istio's
@@ -87,6 +105,7 @@ impl Kind {
         match self {
             Kind::Service | Kind::Pod => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.sextant.dev/v1alpha1",
             _ => "networking.sextant.dev/v1alpha1",
         }
     }
@@ -99,6 +118,11 @@ impl Kind {
             let istio = group == ISTIO_NETWORKING_GROUP && ISTIO_VERSIONS.contains(&version);
             (ours || istio).then_some(k)
         };
+        let security = |k| {
+            let ours = group == SECURITY_GROUP && version == "v1alpha1";
+            let istio = group == ISTIO_SECURITY_GROUP && ISTIO_SECURITY_VERSIONS.contains(&version);
+            (ours || istio).then_some(k)
+        };
         match (group, version, kind) {
             ("", "v1", "Service") => Some(Kind::Service),
             ("", "v1", "Pod") => Some(Kind::Pod),
@@ -108,6 +132,8 @@ impl Kind {
             (_, _, "WorkloadEntry") => networking(Kind::WorkloadEntry),
             (_, _, "Sidecar") => networking(Kind::Sidecar),
             (_, _, "ServiceEntry") => networking(Kind::ServiceEntry),
+            (_, _, "PeerAuthentication") => security(Kind::PeerAuthentication),
+            (_, _, "AuthorizationPolicy") => security(Kind::AuthorizationPolicy),
             _ => None,
         }
     }
@@ -149,6 +175,8 @@ pub enum Object {
     DestinationRule(Box<DestinationRule>),
     Sidecar(Box<Sidecar>),
     ServiceEntry(Box<ServiceEntry>),
+    PeerAuthentication(Box<PeerAuthentication>),
+    AuthorizationPolicy(Box<AuthorizationPolicy>),
 }
 
 impl Object {
@@ -163,6 +191,8 @@ impl Object {
             Object::DestinationRule(o) => &o.metadata,
             Object::Sidecar(o) => &o.metadata,
             Object::ServiceEntry(o) => &o.metadata,
+            Object::PeerAuthentication(o) => &o.metadata,
+            Object::AuthorizationPolicy(o) => &o.metadata,
         }
     }
 
@@ -177,6 +207,8 @@ impl Object {
             Object::DestinationRule(_) => Kind::DestinationRule,
             Object::Sidecar(_) => Kind::Sidecar,
             Object::ServiceEntry(_) => Kind::ServiceEntry,
+            Object::PeerAuthentication(_) => Kind::PeerAuthentication,
+            Object::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
         }
     }
 

@@ -2,7 +2,8 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    DestinationRule, Kind, Object, ObjectKey, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
+    AuthorizationPolicy, DestinationRule, Kind, Object, ObjectKey, PeerAuthentication,
+    ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
 use crate::store::validate;
 use serde::de::DeserializeOwned;
@@ -158,6 +159,8 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             | Kind::WorkloadEntry
             | Kind::Sidecar
             | Kind::ServiceEntry
+            | Kind::PeerAuthentication
+            | Kind::AuthorizationPolicy
     ) {
         map.remove("apiVersion");
         map.remove("kind");
@@ -180,6 +183,10 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
         }
         Kind::ServiceEntry => typed::<ServiceEntry>(value, &key, &mut diagnostics)
             .map(|o| Object::ServiceEntry(Box::new(o))),
+        Kind::PeerAuthentication => typed::<PeerAuthentication>(value, &key, &mut diagnostics)
+            .map(|o| Object::PeerAuthentication(Box::new(o))),
+        Kind::AuthorizationPolicy => typed::<AuthorizationPolicy>(value, &key, &mut diagnostics)
+            .map(|o| Object::AuthorizationPolicy(Box::new(o))),
     };
     if let Some(object) = &object {
         diagnostics.extend(validate::object(object));

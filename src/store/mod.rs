@@ -10,6 +10,7 @@ pub mod validate;
 mod validate_entry;
 mod validate_http;
 mod validate_policy;
+mod validate_security;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Object, ObjectKey};

@@ -242,6 +242,12 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
             }
         }
         Object::Pod(_) => {}
+        Object::PeerAuthentication(pa) => {
+            super::validate_security::peer_authentication(&key, &pa.spec, &mut out)
+        }
+        Object::AuthorizationPolicy(ap) => {
+            super::validate_security::authorization_policy(&key, &ap.spec, &mut out)
+        }
         Object::ServiceEntry(entry) => {
             super::validate_entry::service_entry(&key, &entry.spec, &mut out)
         }
@@ -489,4 +495,9 @@ pub(super) fn string_match(
             out.push(Diagnostic::error(key, format!("{field}.regex"), reason));
         }
     }
+}
+
+/// An IP address, or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`).
+pub(super) fn is_ip_or_cidr(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_ok() || s.parse::<ipnet::IpNet>().is_ok()
 }

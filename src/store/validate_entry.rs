@@ -1,6 +1,7 @@
 //! Checks of a ServiceEntry on its own, following Istio's validation
 //! (`ValidateServiceEntry`): hosts, ports, resolution and endpoints agree.
 
+use super::validate::is_ip_or_cidr;
 use super::validate::{export_to_at, host_name, port_number};
 use crate::diagnostic::Diagnostic;
 use crate::ir::Protocol;
@@ -165,16 +166,5 @@ pub(super) fn service_entry(key: &ObjectKey, spec: &ServiceEntrySpec, out: &mut 
                 );
             }
         }
-    }
-}
-
-fn is_ip_or_cidr(s: &str) -> bool {
-    match s.split_once('/') {
-        None => s.parse::<IpAddr>().is_ok(),
-        Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
-            (Ok(IpAddr::V4(_)), Ok(b)) => b <= 32,
-            (Ok(IpAddr::V6(_)), Ok(b)) => b <= 128,
-            _ => false,
-        },
     }
 }

@@ -25,7 +25,11 @@ use std::collections::HashMap;
 /// `with_rule`: whether the DestinationRule's policy applies to the proxy
 /// (see [`ir::Cluster::rule_export_to`]); without it the cluster has the
 /// defaults.
-pub(super) fn outbound_cluster(c: &ir::Cluster, with_rule: bool, options: &TranslateOptions) -> Cluster {
+pub(super) fn outbound_cluster(
+    c: &ir::Cluster,
+    with_rule: bool,
+    options: &TranslateOptions,
+) -> Cluster {
     let defaults = ClusterPolicy::default();
     let policy = if with_rule { &c.policy } else { &defaults };
     let lb = match (&policy.hash, policy.lb) {
