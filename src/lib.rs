@@ -7,10 +7,12 @@
 //! (resolved world) → [`translate`] (Envoy resources per proxy, built with the
 //! small proto builders in [`envoy`]) → [`cache`] (encoded, content-hashed
 //! resources) → [`server`] (ADS streams). [`admin`] reads from the cache and
-//! the server's stream registry.
+//! the server's stream registry. [`ca`] is the built-in certificate authority
+//! that issues SPIFFE workload certificates (X.509-SVIDs) for SDS.
 
 pub mod admin;
 pub mod bootstrap;
+pub mod ca;
 pub mod cache;
 pub mod diagnostic;
 pub mod envoy;
