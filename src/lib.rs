@@ -7,7 +7,9 @@
 //! (resolved world) → [`translate`] (Envoy resources per proxy, built with the
 //! small proto builders in [`envoy`]) → [`cache`] (encoded, content-hashed
 //! resources) → [`server`] (ADS streams). [`admin`] reads from the cache and
-//! the server's stream registry.
+//! the server's stream registry. [`metrics`] holds the Prometheus metrics
+//! that the cache, the server and `sextant serve` update and the admin
+//! endpoint renders.
 
 pub mod admin;
 pub mod bootstrap;
@@ -15,6 +17,7 @@ pub mod cache;
 pub mod diagnostic;
 pub mod envoy;
 pub mod ir;
+pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod server;
