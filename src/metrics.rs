@@ -235,15 +235,15 @@ impl Metrics {
         let debounce_wait = Histogram::new(DEBOUNCE_BUCKETS);
         registry.register_with_unit(
             "sextant_debounce_wait",
-            "Time from the first file change of a burst to the start of its translation (the \
-             debounce: quiet period, bounded by the maximum wait)",
+            "Time from the first file event of a burst to the start of its resolve (the debounce: \
+             quiet period, bounded by the maximum wait)",
             Unit::Seconds,
             debounce_wait.clone(),
         );
         let convergence = Histogram::new(CONVERGENCE_BUCKETS);
         registry.register_with_unit(
             "sextant_proxy_convergence",
-            "Per connected proxy and config change that changed its resources: time from the \
+            "Per connected proxy and config change that sent it something: time from the \
              change being observed on disk to the proxy's ACK of the last response it caused",
             Unit::Seconds,
             convergence.clone(),
