@@ -9,6 +9,9 @@
 //! resources) → [`server`] (ADS streams). [`admin`] reads from the cache and
 //! the server's stream registry. [`ca`] is the built-in certificate authority
 //! that issues SPIFFE workload certificates (X.509-SVIDs) for SDS.
+//! [`metrics`] holds the Prometheus metrics
+//! that the cache, the server and `sextant serve` update and the admin
+//! endpoint renders.
 
 pub mod admin;
 pub mod bootstrap;
@@ -17,6 +20,7 @@ pub mod cache;
 pub mod diagnostic;
 pub mod envoy;
 pub mod ir;
+pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod server;

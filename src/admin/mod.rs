@@ -4,20 +4,41 @@
 //! |---|---|
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once the first full load is done, 503 before |
+//! | `GET /metrics` | Prometheus metrics (below), OpenMetrics text format |
 //! | `GET /debug/proxies` | connected proxies and, per type, versions sent and ACKed, the last NACK |
 //! | `GET /debug/syncz` | per proxy and type: SYNCED, NOT SENT, STALE or NACKED (Istio's proxy-status columns) |
 //! | `GET /debug/config_errors` | current errors and warnings about the input |
 //! | `GET /debug/ir` | the resolved world (IR) as JSON |
 //! | `GET /config_dump?proxy=<node-id>` | what the proxy ACKed, in Envoy's config-dump shape |
+//!
+//! # Metrics
+//!
+//! `GET /metrics` answers with `Content-Type:
+//! application/openmetrics-text; version=1.0.0; charset=utf-8`. Labels:
+//! `protocol` is `sotw` or `delta`; `type` is `cds`, `eds`, `lds` or `rds`.
+//! Every labelled series exists from the start, at 0.
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `sextant_connected_proxies` | gauge | `protocol` | ADS streams open now |
+//! | `sextant_xds_pushes_total` | counter | `type`, `protocol` | xDS responses sent |
+//! | `sextant_xds_response_bytes_total` | counter | `type`, `protocol` | encoded size of the resources in those responses (each resource's protobuf bytes, without the response envelope) |
+//! | `sextant_xds_nacks_total` | counter | `type` | responses a proxy rejected (`error_detail` set) |
+//! | `sextant_config_errors` | gauge | | error diagnostics now, as on `/debug/config_errors` (updated when scraped) |
+//! | `sextant_config_warnings` | gauge | | warning diagnostics now, likewise |
+//! | `sextant_translation_duration_seconds` | histogram | `stage` | `resolve`: store → IR and the cache update, once per input change; `translate`: IR → encoded clusters, endpoints and routes of one proxy class, once per class and change (when its first proxy asks) |
+//! | `sextant_debounce_wait_seconds` | histogram | | from the first file event of a burst to the start of its resolve (quiet period, capped by the maximum wait) |
+//! | `sextant_proxy_convergence_seconds` | histogram | | per proxy and config change that sent it something: from the first file event of the change's burst to the proxy's ACK of the last response the change caused; not observed for a change the proxy NACKs; a change made while an earlier one is still unACKed folds into it (measured from the earlier) |
 
 mod config_dump;
 
 use crate::cache::SnapshotCache;
 use crate::diagnostic::Diagnostic;
 use crate::envoy::TypeUrl;
+use crate::metrics::{self, Metrics};
 use crate::server::registry::{Registry, SyncState, TypeStatus};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use axum::Router;
@@ -38,6 +59,8 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// Current diagnostics of all inputs.
     pub diagnostics: Arc<RwLock<Vec<Diagnostic>>>,
+    /// The Prometheus metrics `GET /metrics` renders.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The admin router.
@@ -45,6 +68,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .route("/debug/proxies", get(proxies))
         .route("/debug/syncz", get(syncz))
         .route("/debug/config_errors", get(config_errors))
@@ -65,9 +89,30 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
-async fn config_errors(State(state): State<AdminState>) -> Json<serde_json::Value> {
+/// Every current diagnostic: the inputs' and the translation's.
+fn all_diagnostics(state: &AdminState) -> Vec<Diagnostic> {
     let mut diagnostics = state.diagnostics.read().expect("diagnostics lock").clone();
     diagnostics.extend(state.cache.translation_diagnostics());
+    diagnostics
+}
+
+/// The metrics in the OpenMetrics text format; the diagnostic gauges are
+/// brought up to date first.
+async fn metrics_text(State(state): State<AdminState>) -> Response {
+    let diagnostics = all_diagnostics(&state);
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    state
+        .metrics
+        .set_config_diagnostics(errors, diagnostics.len() - errors);
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn config_errors(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    let diagnostics = all_diagnostics(&state);
     let items: Vec<_> = diagnostics
         .iter()
         .map(|d| {
@@ -205,3 +250,6 @@ async fn config_dump(State(state): State<AdminState>, Query(query): Query<DumpQu
         Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n")).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests;

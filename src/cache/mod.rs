@@ -8,6 +8,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::envoy::TypeUrl;
 use crate::ir::Ir;
+use crate::metrics::{Metrics, TranslationStage};
 use crate::proxy::{ProxyClass, ProxyInfo};
 use crate::translate::{self, TranslateOptions};
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::watch;
 
 /// One encoded resource: the message bytes (the `value` of its `Any`) and a
@@ -65,6 +67,9 @@ pub fn short_hash(parts: &[&[u8]]) -> String {
 pub struct ProxySnapshot {
     /// Generation of the IR this was built from.
     pub generation: u64,
+    /// When the config change behind that generation was observed (the
+    /// first file event of its debounced burst); `None` for generation 0.
+    pub changed_at: Option<Instant>,
     /// Resources by type; shared (`Arc`) between proxies of one class except listeners.
     pub resources: BTreeMap<TypeUrl, Arc<ResourceMap>>,
 }
@@ -96,6 +101,7 @@ struct ClassResources {
 struct State {
     ir: Arc<Ir>,
     generation: u64,
+    changed_at: Option<Instant>,
     classes: HashMap<ProxyClass, Arc<ClassResources>>,
 }
 
@@ -107,6 +113,8 @@ pub struct SnapshotCache {
     injected: Vec<(TypeUrl, Resource)>,
     state: Mutex<State>,
     generation: watch::Sender<u64>,
+    /// Where translation times go, if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SnapshotCache {
@@ -118,10 +126,19 @@ impl SnapshotCache {
             state: Mutex::new(State {
                 ir: Arc::new(Ir::default()),
                 generation: 0,
+                changed_at: None,
                 classes: HashMap::new(),
             }),
             generation: watch::channel(0).0,
+            metrics: None,
         }
+    }
+
+    /// Records the time of each class translation in `metrics`
+    /// (`sextant_translation_duration_seconds{stage="translate"}`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// TEST HOOK: adds `resource` to every snapshot, whatever the input, so
@@ -134,6 +151,13 @@ impl SnapshotCache {
     /// Replaces the IR and wakes every subscriber. An IR equal to the current
     /// one changes nothing (no generation bump, no push).
     pub fn set_ir(&self, ir: Ir) {
+        self.set_ir_changed_at(ir, Instant::now());
+    }
+
+    /// [`SnapshotCache::set_ir`] for a change that was observed at
+    /// `changed_at`; the snapshots of the new generation carry that time, so
+    /// the server can measure how long proxies took to converge.
+    pub fn set_ir_changed_at(&self, ir: Ir, changed_at: Instant) {
         let generation = {
             let mut state = self.state.lock().expect("cache lock");
             if *state.ir == ir {
@@ -141,6 +165,7 @@ impl SnapshotCache {
             }
             state.ir = Arc::new(ir);
             state.generation += 1;
+            state.changed_at = Some(changed_at);
             state.classes.clear();
             state.generation
         };
@@ -174,9 +199,10 @@ impl SnapshotCache {
     /// The resources `proxy` should have now. Translation runs at most once
     /// per proxy class and IR generation; the listener is built per proxy.
     pub fn snapshot(&self, proxy: &ProxyInfo) -> ProxySnapshot {
-        let (ir, class, generation, shared, diagnostics) = {
+        let (ir, class, generation, changed_at, shared, diagnostics) = {
             let mut state = self.state.lock().expect("cache lock");
             let generation = state.generation;
+            let changed_at = state.changed_at;
             let ir = state.ir.clone();
             let class = ProxyClass::of(
                 &state.ir,
@@ -185,9 +211,20 @@ impl SnapshotCache {
                 &self.options.root_namespace,
             );
             match state.classes.get(&class) {
-                Some(shared) => (ir, class, generation, shared.clone(), Vec::new()),
+                Some(shared) => (
+                    ir,
+                    class,
+                    generation,
+                    changed_at,
+                    shared.clone(),
+                    Vec::new(),
+                ),
                 None => {
+                    let started = Instant::now();
                     let (mut shared, diagnostics) = encode_class(&state.ir, &class, &self.options);
+                    if let Some(metrics) = &self.metrics {
+                        metrics.observe_translation(TranslationStage::Translate, started.elapsed());
+                    }
                     for (type_url, resource) in &self.injected {
                         let map = match type_url {
                             TypeUrl::Cluster => &mut shared.clusters,
@@ -199,7 +236,7 @@ impl SnapshotCache {
                     }
                     let shared = Arc::new(shared);
                     state.classes.insert(class.clone(), shared.clone());
-                    (ir, class, generation, shared, diagnostics)
+                    (ir, class, generation, changed_at, shared, diagnostics)
                 }
             }
         };
@@ -225,6 +262,7 @@ impl SnapshotCache {
             .collect();
         ProxySnapshot {
             generation,
+            changed_at,
             resources: BTreeMap::from([
                 (TypeUrl::Cluster, shared.clusters.clone()),
                 (TypeUrl::ClusterLoadAssignment, shared.endpoints.clone()),

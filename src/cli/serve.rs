@@ -6,6 +6,7 @@ use sextant::admin::{self, AdminState};
 use sextant::cache::SnapshotCache;
 use sextant::diagnostic::Diagnostic;
 use sextant::ir;
+use sextant::metrics::{Metrics, TranslationStage};
 use sextant::server::registry::Registry;
 use sextant::server::AdsService;
 use sextant::source::yaml_dir::YamlDir;
@@ -61,12 +62,14 @@ struct Pipeline {
     store: Store,
     cache: Arc<SnapshotCache>,
     diagnostics: Arc<RwLock<Vec<Diagnostic>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
     /// Reads changed files, rebuilds the IR if anything changed, and logs
-    /// each diagnostic that is new since the last sync.
-    fn sync(&mut self) -> anyhow::Result<()> {
+    /// each diagnostic that is new since the last sync. `changed_at` is when
+    /// the change was observed (the first file event of its burst).
+    fn sync(&mut self, changed_at: std::time::Instant) -> anyhow::Result<()> {
         let report = self
             .dir
             .sync(&mut self.store)
@@ -74,6 +77,7 @@ impl Pipeline {
         for file in &report.files {
             tracing::info!(file, "read config file");
         }
+        let started = std::time::Instant::now();
         let (ir, all) = ir::resolve(&self.store);
         {
             let mut current = self.diagnostics.write().expect("diagnostics lock");
@@ -89,7 +93,9 @@ impl Pipeline {
         }
         let clusters = ir.clusters.len();
         let virtual_hosts = ir.virtual_hosts.len();
-        self.cache.set_ir(ir);
+        self.cache.set_ir_changed_at(ir, changed_at);
+        self.metrics
+            .observe_translation(TranslationStage::Resolve, started.elapsed());
         if report.changed {
             tracing::info!(clusters, virtual_hosts, "configuration changed");
         }
@@ -98,10 +104,12 @@ impl Pipeline {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
     let mut cache = SnapshotCache::new(TranslateOptions {
         connect_timeout: Duration::from_millis(args.connect_timeout_ms),
         root_namespace: args.root_namespace.clone(),
-    });
+    })
+    .with_metrics(metrics.clone());
     if let Some(name) = &args.test_inject_invalid_cluster {
         tracing::warn!(
             cluster = name,
@@ -132,6 +140,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         registry: registry.clone(),
         ready: ready.clone(),
         diagnostics: diagnostics.clone(),
+        metrics: metrics.clone(),
     };
     tokio::spawn(async move {
         if let Err(err) = axum::serve(admin_listener, admin::router(admin_state)).await {
@@ -144,12 +153,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store: Store::new(),
         cache: cache.clone(),
         diagnostics,
+        metrics: metrics.clone(),
     };
     let (_watcher, mut changes) = pipeline
         .dir
         .watch()
         .context("watching the config directory")?;
-    pipeline.sync()?;
+    pipeline.sync(std::time::Instant::now())?;
     ready.store(true, Ordering::Release);
     tracing::info!(
         xds = %args.xds_address,
@@ -158,7 +168,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "sextant is serving"
     );
 
-    let ads = AdsService::new(cache, registry);
+    let ads = AdsService::with_metrics(cache, registry, metrics.clone());
     let server = tokio::spawn(async move {
         if let Err(err) = ads.serve(xds_listener, std::future::pending()).await {
             tracing::error!("xDS server failed: {err}");
@@ -176,6 +186,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             _ = tokio::signal::ctrl_c() => break,
         }
+        let first_change = Instant::now();
         // Debounce: wait for `quiet` without changes, but no longer than `max_wait` in all.
         let deadline = Instant::now() + max_wait;
         while !quiet.is_zero() {
@@ -185,7 +196,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 _ => break,
             }
         }
-        if let Err(err) = pipeline.sync() {
+        metrics.observe_debounce(first_change.elapsed());
+        if let Err(err) = pipeline.sync(first_change.into_std()) {
             tracing::error!("{err:#}; the last good configuration stays served");
         }
         if server.is_finished() {

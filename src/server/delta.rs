@@ -5,6 +5,8 @@ use super::delta_stream::{DeltaRequest, DeltaResponse, DeltaStream};
 use super::registry::StreamState;
 use super::task::{Protocol, Seen, IDENTIFIER};
 use crate::cache::ProxySnapshot;
+use crate::envoy::TypeUrl;
+use crate::metrics::XdsProtocol;
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
@@ -24,6 +26,7 @@ impl Protocol for Delta {
     type Request = DeltaDiscoveryRequest;
     type Response = DeltaDiscoveryResponse;
     const NAME: &'static str = "delta";
+    const PROTOCOL: XdsProtocol = XdsProtocol::Delta;
 
     fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
         request.node.as_ref()
@@ -49,6 +52,16 @@ impl Protocol for Delta {
             nonce: request.response_nonce,
             error: request.error_detail,
         }
+    }
+
+    fn measure(response: &DeltaDiscoveryResponse) -> Option<(TypeUrl, usize)> {
+        let bytes = response
+            .resources
+            .iter()
+            .filter_map(|r| r.resource.as_ref())
+            .map(|a| a.value.len())
+            .sum();
+        Some((TypeUrl::parse(&response.type_url)?, bytes))
     }
 
     fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<DeltaDiscoveryResponse> {

@@ -3,6 +3,7 @@
 //! task they share, and the registry of connected proxies ([`registry`])
 //! that the admin endpoint reads.
 
+mod convergence;
 mod delta;
 pub mod delta_stream;
 pub mod registry;
@@ -13,6 +14,7 @@ mod task;
 mod test_support;
 
 use crate::cache::SnapshotCache;
+use crate::metrics::Metrics;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
@@ -46,6 +48,8 @@ pub const DEFAULT_CONCURRENT_PUSHES: usize = 32;
 pub(crate) struct Shared {
     pub(crate) cache: Arc<SnapshotCache>,
     pub(crate) registry: Arc<Registry>,
+    /// Connected proxies, pushes, NACKs and convergence times go here.
+    pub(crate) metrics: Arc<Metrics>,
     /// Permits to compute responses (see [`DEFAULT_CONCURRENT_PUSHES`]).
     pub(crate) push_permits: tokio::sync::Semaphore,
 }
@@ -57,13 +61,25 @@ pub struct AdsService {
 }
 
 impl AdsService {
-    /// A service that serves `cache` and records streams in `registry`.
+    /// A service that serves `cache` and records streams in `registry`
+    /// (and metrics in a registry of its own; see [`AdsService::with_metrics`]).
     pub fn new(cache: Arc<SnapshotCache>, registry: Arc<Registry>) -> Self {
+        Self::with_metrics(cache, registry, Arc::new(Metrics::new()))
+    }
+
+    /// A service that serves `cache`, records streams in `registry` and
+    /// counts connections, pushes, NACKs and convergence times in `metrics`.
+    pub fn with_metrics(
+        cache: Arc<SnapshotCache>,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let push_permits = tokio::sync::Semaphore::new(DEFAULT_CONCURRENT_PUSHES);
         AdsService {
             shared: Arc::new(Shared {
                 cache,
                 registry,
+                metrics,
                 push_permits,
             }),
         }

@@ -87,6 +87,20 @@ impl StreamState {
         }
     }
 
+    /// Whether a response of any type is still waiting for an ACK or NACK.
+    pub fn awaiting_answer(&self) -> bool {
+        match self {
+            StreamState::Sotw(stream) => stream
+                .types
+                .values()
+                .any(super::stream::TypeState::awaiting_answer),
+            StreamState::Delta(stream) => stream
+                .types
+                .values()
+                .any(super::delta_stream::DeltaTypeState::awaiting_answer),
+        }
+    }
+
     /// The status of every type the proxy asked for.
     pub fn status(&self) -> BTreeMap<TypeUrl, TypeStatus> {
         match self {

@@ -5,6 +5,8 @@ use super::registry::StreamState;
 use super::stream::{Request, Response, SotwStream};
 use super::task::{Protocol, Seen, IDENTIFIER};
 use crate::cache::ProxySnapshot;
+use crate::envoy::TypeUrl;
+use crate::metrics::XdsProtocol;
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
@@ -22,6 +24,7 @@ impl Protocol for Sotw {
     type Request = DiscoveryRequest;
     type Response = DiscoveryResponse;
     const NAME: &'static str = "SotW";
+    const PROTOCOL: XdsProtocol = XdsProtocol::Sotw;
 
     fn node(request: &DiscoveryRequest) -> Option<&Node> {
         request.node.as_ref()
@@ -46,6 +49,11 @@ impl Protocol for Sotw {
             nonce: request.response_nonce,
             error: request.error_detail,
         }
+    }
+
+    fn measure(response: &DiscoveryResponse) -> Option<(TypeUrl, usize)> {
+        let bytes = response.resources.iter().map(|a| a.value.len()).sum();
+        Some((TypeUrl::parse(&response.type_url)?, bytes))
     }
 
     fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<DiscoveryResponse> {

@@ -3,15 +3,18 @@
 //! applying requests, re-reading the snapshot when the cache changes, and
 //! sending what the protocol's state machine says.
 
+use super::convergence::Convergence;
 use super::registry::StreamState;
 use super::stream::RequestKind;
 use super::Shared;
 use crate::cache::ProxySnapshot;
 use crate::envoy::TypeUrl;
+use crate::metrics::XdsProtocol;
 use crate::proxy::ProxyInfo;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
@@ -26,6 +29,8 @@ pub(super) trait Protocol: Send + 'static {
     type Response: Send + 'static;
     /// Name in logs: "SotW" or "delta".
     const NAME: &'static str;
+    /// The `protocol` label of the metrics.
+    const PROTOCOL: XdsProtocol;
 
     /// The node of a request, if it carries one.
     fn node(request: &Self::Request) -> Option<&Node>;
@@ -33,6 +38,9 @@ pub(super) trait Protocol: Send + 'static {
     fn new_state() -> StreamState;
     /// Applies a request to the state machine; returns what it was (for logs).
     fn on_request(state: &mut StreamState, request: Self::Request) -> Seen;
+    /// The type of a response and the encoded size of the resources it
+    /// carries, in bytes (for the metrics).
+    fn measure(response: &Self::Response) -> Option<(TypeUrl, usize)>;
     /// Responses to send now.
     fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<Self::Response>;
 }
@@ -81,25 +89,38 @@ pub(super) async fn run<P: Protocol>(
         "proxy connected"
     );
     let registration = registry.register(proxy.clone(), peer, P::new_state());
+    let _connected = shared.metrics.proxy_connected(P::PROTOCOL);
     let state = registration.entry.state.clone();
     let mut generation = cache.subscribe();
     generation.borrow_and_update();
     let mut snapshot = cache.snapshot(&proxy);
+    let mut convergence = Convergence::default();
     let mut pending = Some(first);
     loop {
         if let Some(request) = pending.take() {
             let seen = P::on_request(&mut state.lock().expect("stream lock"), request);
+            if matches!(seen.kind, RequestKind::Nack(_)) {
+                convergence.nacked();
+            }
             log_request(&proxy, &shared, seen);
         }
-        let responses = {
+        let (responses, awaiting) = {
             let _permit = shared
                 .push_permits
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            P::poll(&mut state.lock().expect("stream lock"), &snapshot)
+            let mut state = state.lock().expect("stream lock");
+            let responses = P::poll(&mut state, &snapshot);
+            (responses, state.awaiting_answer())
         };
+        if let Some(took) = convergence.polled(responses.len(), awaiting, Instant::now()) {
+            shared.metrics.observe_convergence(took);
+        }
         for response in responses {
+            if let Some((type_url, bytes)) = P::measure(&response) {
+                shared.metrics.pushed(P::PROTOCOL, type_url, bytes);
+            }
             if out.send(Ok(response)).await.is_err() {
                 tracing::info!(node = proxy.node_id, "proxy disconnected");
                 return;
@@ -123,6 +144,7 @@ pub(super) async fn run<P: Protocol>(
                 }
                 generation.borrow_and_update();
                 snapshot = cache.snapshot(&proxy);
+                convergence.changed(snapshot.changed_at);
             }
         }
     }
@@ -155,6 +177,7 @@ fn log_request(proxy: &ProxyInfo, shared: &Shared, seen: Seen) {
             shared
                 .registry
                 .count_nack(type_url, &proxy.node_id, objects);
+            shared.metrics.nacked(type_url);
             tracing::warn!(node, %type_url, nonce, objects = named.join(", "), "proxy NACKed: {message}");
         }
         kind => tracing::debug!(node, type_url, nonce, "{kind:?}"),

@@ -59,6 +59,7 @@ pub(super) fn routes(name: &str, clusters: &[&str]) -> Resource {
 pub(super) fn snapshot(by_type: &[(TypeUrl, Vec<Resource>)]) -> ProxySnapshot {
     ProxySnapshot {
         generation: 1,
+        changed_at: None,
         resources: by_type
             .iter()
             .map(|(t, rs)| {
