@@ -3,7 +3,7 @@
 //! test (killed on drop) with its log printed when the test fails.
 //!
 //! Every process gets its own ports (asked from the OS) and each Envoy its
-//! own `--base-id`, so tests run in parallel.
+//! own base id (`--use-dynamic-base-id`), so tests run in parallel.
 
 #![allow(dead_code)]
 
@@ -353,10 +353,10 @@ impl Envoy {
         command
             .arg("-c")
             .arg(&bootstrap)
-            // Unique per test process: the admin port is ours alone.
+            // Envoy picks a base id no other Envoy on the machine uses (an id
+            // derived from a free port could still clash with another run's).
             .args([
-                "--base-id",
-                &admin_port.to_string(),
+                "--use-dynamic-base-id",
                 "--log-level",
                 "info",
                 "--drain-time-s",
