@@ -85,6 +85,10 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
         proxy::META_OUTBOUND_PORT.to_string(),
         string_value(options.outbound.port().to_string()),
     );
+    metadata.insert(
+        proxy::META_ADMIN_PORT.to_string(),
+        string_value(options.admin.port().to_string()),
+    );
     let labels = options
         .labels
         .iter()

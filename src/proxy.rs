@@ -23,6 +23,9 @@ pub const META_OUTBOUND_ADDRESS: &str = "OUTBOUND_ADDRESS";
 pub const META_GENERATOR: &str = "GENERATOR";
 /// Node metadata key: port of the outbound listener, as a string (default 15001).
 pub const META_OUTBOUND_PORT: &str = "OUTBOUND_PORT";
+/// Node metadata key: port of Envoy's admin listener, as a string; no
+/// listener is sent on it (absent: none is reserved).
+pub const META_ADMIN_PORT: &str = "ADMIN_PORT";
 
 /// Default outbound listener address: where apps send traffic (as `http_proxy`
 /// or with a Host header).
@@ -45,6 +48,8 @@ pub struct ProxyInfo {
     pub instance_ips: Vec<IpAddr>,
     /// Address of the outbound HTTP listener.
     pub outbound: SocketAddr,
+    /// Port of Envoy's admin listener, if the bootstrap says.
+    pub admin_port: Option<u16>,
     /// A gRPC application's own xDS client rather than an Envoy: it gets
     /// API listeners named after its targets instead of a socket listener.
     pub proxyless_grpc: bool,
@@ -128,8 +133,18 @@ impl ProxyInfo {
                 })?,
                 None => DEFAULT_OUTBOUND.port(),
             };
+        let admin_port = match text(META_ADMIN_PORT)? {
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad(META_ADMIN_PORT, format!("{p:?} is not a port number")))?,
+            ),
+            None => None,
+        };
         Ok(ProxyInfo {
             node_id: node.id.clone(),
+            admin_port,
             cluster: node.cluster.clone(),
             namespace: text(META_NAMESPACE)?.unwrap_or_else(|| "default".into()),
             labels,

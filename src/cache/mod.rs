@@ -246,15 +246,17 @@ impl SnapshotCache {
         let listeners = if proxy.proxyless_grpc {
             translate::grpc_listeners(&ir, &class)
         } else {
-            if let Some(r) = shared.tcp.iter().find(|r| r.port == proxy.outbound.port()) {
+            let reserved: Vec<u16> = proxy.admin_port.into_iter().collect();
+            let taken = |p: u16| p == proxy.outbound.port() || reserved.contains(&p);
+            if let Some(r) = shared.tcp.iter().find(|r| taken(r.port)) {
                 tracing::warn!(
                     node = proxy.node_id,
-                    "TCP service port {} ({}) is this proxy's outbound HTTP listener port; it gets no TCP listener",
+                    "TCP service port {} ({}) is this proxy's outbound HTTP or admin port; it gets no TCP listener",
                     r.port,
                     r.stat_prefix
                 );
             }
-            translate::sidecar_listeners(proxy.outbound, &shared.tcp)
+            translate::sidecar_listeners(proxy.outbound, &reserved, &shared.tcp)
         };
         let listeners: ResourceMap = listeners
             .iter()

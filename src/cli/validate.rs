@@ -7,7 +7,7 @@ use sextant::ir::{self, Ir};
 use sextant::proxy::ProxyClass;
 use sextant::source::yaml_dir::YamlDir;
 use sextant::store::Store;
-use sextant::translate::{render::translation_json, TranslateOptions};
+use sextant::translate::{self, render::translation_json, TranslateOptions};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -34,7 +34,14 @@ pub fn load(dir: &PathBuf) -> anyhow::Result<(Ir, Vec<Diagnostic>)> {
     YamlDir::new(dir)
         .sync(&mut store)
         .with_context(|| format!("reading {}", dir.display()))?;
-    Ok(ir::resolve(&store))
+    let (ir, mut diagnostics) = ir::resolve(&store);
+    let mut per_class =
+        translate::diagnostics_for_every_namespace(&ir, &TranslateOptions::default());
+    store.locate(&mut per_class);
+    diagnostics.extend(per_class);
+    diagnostics.sort();
+    diagnostics.dedup();
+    Ok((ir, diagnostics))
 }
 
 pub fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {

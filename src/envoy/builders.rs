@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
-use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+use envoy_types::pb::google::protobuf::{BoolValue, Duration, UInt32Value};
 use envoy_types::util::pack_any;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration as StdDuration;
@@ -105,6 +105,10 @@ pub fn http_listener(
     Listener {
         name: name.to_string(),
         address: Some(socket_address(addr.ip(), addr.port())),
+        // Without SO_REUSEPORT a second proxy given the same address fails
+        // to bind (a visible NACK) instead of silently taking half the
+        // connections.
+        enable_reuse_port: Some(BoolValue { value: false }),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
                 name: "envoy.filters.network.http_connection_manager".into(),
@@ -117,17 +121,20 @@ pub fn http_listener(
 }
 
 /// A listener on `addr` whose only filter is Envoy's TCP proxy to one
-/// cluster, or to several by relative weight (each weight > 0).
+/// cluster, or to several by relative weight (each weight > 0); with
+/// `hash_source_ip`, the client's IP is the load balancer's hash key.
 pub fn tcp_listener(
     name: &str,
     addr: SocketAddr,
     stat_prefix: &str,
     clusters: &[(String, u32)],
+    hash_source_ip: bool,
 ) -> Listener {
     use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
         tcp_proxy::{self, weighted_cluster::ClusterWeight, WeightedCluster},
         TcpProxy,
     };
+    use envoy_types::pb::envoy::r#type::v3::{hash_policy, HashPolicy};
     let specifier = match clusters {
         [(cluster, _)] => tcp_proxy::ClusterSpecifier::Cluster(cluster.clone()),
         _ => tcp_proxy::ClusterSpecifier::WeightedClusters(WeightedCluster {
@@ -144,11 +151,24 @@ pub fn tcp_listener(
     let proxy = TcpProxy {
         stat_prefix: stat_prefix.to_string(),
         cluster_specifier: Some(specifier),
+        hash_policy: if hash_source_ip {
+            vec![HashPolicy {
+                policy_specifier: Some(hash_policy::PolicySpecifier::SourceIp(
+                    hash_policy::SourceIp {},
+                )),
+            }]
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
     Listener {
         name: name.to_string(),
         address: Some(socket_address(addr.ip(), addr.port())),
+        // Without SO_REUSEPORT a second proxy given the same address fails
+        // to bind (a visible NACK) instead of silently taking half the
+        // connections.
+        enable_reuse_port: Some(BoolValue { value: false }),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
                 name: "envoy.filters.network.tcp_proxy".into(),

@@ -225,11 +225,20 @@ fn tcp_destinations(
         }
     }
     weighted.retain(|(_, w)| *w > 0);
+    let total: u64 = weighted.iter().map(|(_, w)| u64::from(*w)).sum();
+    if total > u64::from(u32::MAX) {
+        diagnostics.push(Diagnostic::error(
+            key,
+            format!("spec.tcp[{index}].route"),
+            format!("the weights add up to {total}, more than Envoy accepts ({}); connections to this port are refused", u32::MAX),
+        ));
+        return Vec::new();
+    }
     if weighted.is_empty() {
         diagnostics.push(Diagnostic::warning(
             key,
             format!("spec.tcp[{index}].route"),
-            "no destination with a weight above 0: connections to this port are closed",
+            "no destination with a weight above 0: connections to this port are refused",
         ));
     }
     weighted

@@ -56,8 +56,11 @@ pub(super) enum Backing<'a> {
 pub(super) enum Members {
     /// IP endpoints, sent over EDS.
     Eds(Vec<LabeledEndpoint>),
-    /// Names Envoy resolves, each with the labels of its endpoint.
-    Dns(DnsLookup, Vec<(String, u16, Labels)>),
+    /// Names Envoy resolves, each with the labels of its endpoint; `None`
+    /// for the service's own host name (NONE, DNS without endpoints,
+    /// ExternalName), which every subset keeps: it stands for wherever the
+    /// client was going, as Istio's passthrough subsets do.
+    Dns(DnsLookup, Vec<(String, u16, Option<Labels>)>),
 }
 
 impl Members {
@@ -69,7 +72,8 @@ impl Members {
                 Members::Eds(all.iter().filter(|e| has(&e.labels)).cloned().collect())
             }
             Members::Dns(lookup, all) => {
-                Members::Dns(*lookup, all.iter().filter(|t| has(&t.2)).cloned().collect())
+                let keep = |t: &&(String, u16, Option<Labels>)| t.2.as_ref().is_none_or(has);
+                Members::Dns(*lookup, all.iter().filter(keep).cloned().collect())
             }
         }
     }
@@ -224,7 +228,7 @@ impl MeshService<'_> {
             }
             Backing::ExternalName(name) => Members::Dns(
                 DnsLookup::StrictDns,
-                vec![(name.clone(), port.number, Labels::new())],
+                vec![(name.clone(), port.number, None)],
             ),
             Backing::Entry(spec) => entry_members(
                 self.key,
@@ -258,7 +262,7 @@ fn entry_members(
     };
     let dns = |lookup| {
         let targets = if spec.endpoints.is_empty() {
-            vec![(host.to_string(), target(&BTreeMap::new()), Labels::new())]
+            vec![(host.to_string(), target(&BTreeMap::new()), None)]
         } else {
             spec.endpoints
                 .iter()
@@ -266,7 +270,7 @@ fn entry_members(
                     (
                         e.address.to_ascii_lowercase(),
                         target(&e.ports),
-                        e.labels.clone(),
+                        Some(e.labels.clone()),
                     )
                 })
                 .collect()
@@ -281,7 +285,7 @@ fn entry_members(
     match spec.resolution.unwrap_or(Resolution::NONE) {
         Resolution::NONE => Members::Dns(
             DnsLookup::LogicalDns,
-            vec![(host.to_string(), target(&BTreeMap::new()), Labels::new())]
+            vec![(host.to_string(), target(&BTreeMap::new()), None)]
                 .into_iter()
                 .filter(|t| !t.0.starts_with('*'))
                 .collect(),

@@ -186,7 +186,8 @@ pub struct RegexRewrite {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRetry {
-    /// Retries allowed (0 disables retries).
+    /// Retries allowed (0, the default, disables retries, as in Istio).
+    #[serde(default)]
     pub attempts: i32,
     /// Timeout per attempt, a Go duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]

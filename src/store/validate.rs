@@ -404,6 +404,8 @@ pub(super) fn host_name(host: &str) -> Result<(), String> {
             !l.is_empty()
                 && l.len() <= 63
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
         });
     if labels_ok {
         Ok(())
@@ -442,7 +444,22 @@ pub(super) fn export_to_at(
     entries: &[String],
     out: &mut Vec<Diagnostic>,
 ) {
+    let mut seen = BTreeSet::new();
     for (i, entry) in entries.iter().enumerate() {
+        if !seen.insert(entry.as_str()) {
+            out.push(Diagnostic::error(
+                key,
+                format!("{field}[{i}]"),
+                format!("{entry:?} appears twice"),
+            ));
+        }
+        if matches!(entry.as_str(), "*" | "~") && entries.len() > 1 {
+            out.push(Diagnostic::error(
+                key,
+                format!("{field}[{i}]"),
+                format!("{entry:?} cannot be combined with other entries"),
+            ));
+        }
         let name_ok = !entry.is_empty()
             && entry.len() <= 63
             && entry

@@ -78,11 +78,19 @@ pub(super) fn service_entry(key: &ObjectKey, spec: &ServiceEntrySpec, out: &mut 
                 format!("port {} appears twice", port.number),
             );
         }
-        if port.name.is_empty() {
+        let name_ok = !port.name.is_empty()
+            && port.name.len() <= 63
+            && port
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !port.name.starts_with('-')
+            && !port.name.ends_with('-');
+        if !name_ok {
             error(
                 out,
                 format!("{base}.name"),
-                "every port needs a name (endpoints map ports by name)".into(),
+                format!("{:?}: every port needs a name of letters, digits and '-' (endpoints map ports by name)", port.name),
             );
         } else if !names.insert(port.name.as_str()) {
             error(

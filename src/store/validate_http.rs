@@ -224,6 +224,16 @@ pub(super) fn http_route(key: &ObjectKey, i: usize, http: &HttpRoute, out: &mut 
                 error(out, format!("{field}.rewrite"), reason);
             }
             header_value(key, &format!("{field}.rewrite"), Some(&x.rewrite), out);
+            if !x.rewrite.starts_with(['/', '\\']) {
+                error(
+                    out,
+                    format!("{field}.rewrite"),
+                    format!(
+                        "{:?}: the new path starts with / (or with a group, \\1, that holds one)",
+                        x.rewrite
+                    ),
+                );
+            }
         }
     }
     duration(

@@ -28,10 +28,18 @@ pub fn outbound_listener(addr: SocketAddr) -> Listener {
 
 /// Every listener of an Envoy sidecar whose outbound HTTP listener is at
 /// `outbound`: that listener, then one TCP proxy listener per route in
-/// `tcp` on the same IP (a route on the HTTP listener's own port is left out).
-pub fn sidecar_listeners(outbound: SocketAddr, tcp: &[TcpProxyRoute]) -> Vec<Listener> {
+/// `tcp` on the same IP. A route on the HTTP listener's own port or on a
+/// port in `reserved` (Envoy's admin port) is left out.
+pub fn sidecar_listeners(
+    outbound: SocketAddr,
+    reserved: &[u16],
+    tcp: &[TcpProxyRoute],
+) -> Vec<Listener> {
     let mut all = vec![outbound_listener(outbound)];
-    all.extend(tcp_listeners(tcp, outbound.ip(), &[outbound.port()]));
+    let taken: Vec<u16> = std::iter::once(outbound.port())
+        .chain(reserved.iter().copied())
+        .collect();
+    all.extend(tcp_listeners(tcp, outbound.ip(), &taken));
     all
 }
 

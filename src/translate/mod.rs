@@ -87,5 +87,40 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
     }
 }
 
+/// The diagnostics of translating for a proxy of every namespace the IR
+/// names (and for the workloads each Sidecar selects): the problems that
+/// appear only per proxy class, such as a domain or a TCP port that two
+/// services claim. `sextant validate` reports them without a proxy.
+pub fn diagnostics_for_every_namespace(ir: &Ir, options: &TranslateOptions) -> Vec<Diagnostic> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut classes = BTreeSet::new();
+    let namespaces = ir
+        .clusters
+        .values()
+        .map(|c| c.namespace.clone())
+        .chain(ir.virtual_hosts.iter().map(|v| v.namespace.clone()))
+        .chain(std::iter::once("default".to_string()));
+    for namespace in namespaces {
+        let class = ProxyClass::of(ir, &namespace, &BTreeMap::new(), &options.root_namespace);
+        classes.insert((class.namespace.clone(), class.sidecar.clone()));
+    }
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let selected = ir
+        .sidecars
+        .iter()
+        .map(|s| (s.namespace.clone(), s.selector.clone().unwrap_or_default()));
+    let plain = classes.into_iter().map(|(ns, _)| (ns, BTreeMap::new()));
+    for (namespace, labels) in plain.chain(selected) {
+        let class = ProxyClass::of(ir, &namespace, &labels, &options.root_namespace);
+        if seen.insert((class.namespace.clone(), class.sidecar.clone())) {
+            out.extend(translate(ir, &class, options).diagnostics);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,7 @@ pub(super) fn outbound_route_configuration(
                 diagnostics.push(Diagnostic {
                     severity: Severity::Error,
                     file: None,
-                    object: None,
+                    object: vhost.origins.last().cloned(),
                     field: String::new(),
                     message: format!("domain {domain:?} of virtual host {} is already served by virtual host {owner}; left out", vhost.name),
                 });

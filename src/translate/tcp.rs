@@ -23,11 +23,15 @@ pub struct TcpProxyRoute {
     pub stat_prefix: String,
     /// Destination clusters with relative weights (all > 0, at least one).
     pub clusters: Vec<(String, u32)>,
+    /// Hash the client's IP to pick the endpoint (a DestinationRule's
+    /// `consistentHash.useSourceIp`, as Istio sets the TCP proxy's hash policy).
+    pub hash_source_ip: bool,
 }
 
 /// The TCP service ports the class sees, one per port (see the module doc).
-/// A route whose destinations the class cannot see, or that has none, gets
-/// no listener: connections to the port are refused.
+/// A route with a destination the class cannot see, or with none, gets no
+/// listener: connections to the port are refused (as an HTTP route to an
+/// invisible destination answers 503, and weights are never moved).
 pub(super) fn tcp_proxy_routes(
     ir: &Ir,
     scope: &Scope<'_>,
@@ -36,15 +40,17 @@ pub(super) fn tcp_proxy_routes(
     let mut taken: BTreeMap<u16, &str> = BTreeMap::new();
     let mut out = Vec::new();
     for route in ir.tcp_routes.iter().filter(|r| scope.tcp_route(r)) {
-        let clusters: Vec<(String, u32)> = scope
-            .tcp_clusters(route)
-            .iter()
-            .filter(|(name, _)| ir.clusters.get(name).is_some_and(|c| scope.cluster(c)))
-            .cloned()
-            .collect();
-        if clusters.is_empty() {
+        let clusters = scope.tcp_clusters(route);
+        let visible = |name: &String| ir.clusters.get(name).filter(|c| scope.cluster(c));
+        if clusters.is_empty() || !clusters.iter().all(|(name, _)| visible(name).is_some()) {
             continue;
         }
+        let hash_source_ip = clusters
+            .first()
+            .and_then(|(name, _)| visible(name))
+            .filter(|c| scope.applies_rule(c))
+            .and_then(|c| c.policy.hash.as_ref())
+            .is_some_and(|(key, _)| *key == crate::ir::cluster_policy::HashKey::SourceIp);
         if let Some(owner) = taken.get(&route.port) {
             diagnostics.push(Diagnostic::error(
                 route.origins.first().expect("a route has an origin"),
@@ -60,7 +66,8 @@ pub(super) fn tcp_proxy_routes(
         out.push(TcpProxyRoute {
             port: route.port,
             stat_prefix: crate::ir::cluster_name(route.port, None, &route.host),
-            clusters,
+            clusters: clusters.to_vec(),
+            hash_source_ip,
         });
     }
     out
@@ -79,6 +86,7 @@ pub fn tcp_listeners(routes: &[TcpProxyRoute], ip: IpAddr, reserved: &[u16]) -> 
                 addr,
                 &r.stat_prefix,
                 &r.clusters,
+                r.hash_source_ip,
             )
         })
         .collect()
