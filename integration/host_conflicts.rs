@@ -67,6 +67,8 @@ async fn colliding_hosts_are_reported_and_envoy_accepts_the_rest() {
             labels: "app=client",
             delta: false,
             ip: "127.0.0.1",
+            service_account: "default",
+            inbound_port: None,
         },
     )
     .await;

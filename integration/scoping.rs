@@ -80,6 +80,8 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             labels: "app=client",
             delta: false,
             ip: "127.0.0.1",
+            service_account: "default",
+            inbound_port: None,
         },
     )
     .await;
@@ -92,6 +94,8 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             labels: "app=client",
             delta: true,
             ip: "127.0.0.1",
+            service_account: "default",
+            inbound_port: None,
         },
     )
     .await;

@@ -79,6 +79,8 @@ async fn weights_header_match_and_live_edits(delta: bool) {
             labels: "app=productpage",
             delta,
             ip: "127.0.0.1",
+            service_account: "default",
+            inbound_port: None,
         },
     )
     .await;

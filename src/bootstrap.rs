@@ -53,6 +53,8 @@ pub struct BootstrapOptions {
     pub admin: SocketAddr,
     /// Outbound HTTP listener of this proxy.
     pub outbound: SocketAddr,
+    /// Port of the inbound listener in front of the app (on the first instance IP).
+    pub inbound_port: u16,
     /// Use delta (incremental) ADS (`DELTA_GRPC`) instead of state of the world (`GRPC`).
     pub delta: bool,
 }
@@ -84,6 +86,10 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
     metadata.insert(
         proxy::META_OUTBOUND_PORT.to_string(),
         string_value(options.outbound.port().to_string()),
+    );
+    metadata.insert(
+        proxy::META_INBOUND_PORT.to_string(),
+        string_value(options.inbound_port.to_string()),
     );
     metadata.insert(
         proxy::META_ADMIN_PORT.to_string(),

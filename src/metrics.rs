@@ -56,6 +56,7 @@ pub fn type_label(type_url: TypeUrl) -> &'static str {
         TypeUrl::ClusterLoadAssignment => "eds",
         TypeUrl::Listener => "lds",
         TypeUrl::RouteConfiguration => "rds",
+        TypeUrl::Secret => "sds",
     }
 }
 

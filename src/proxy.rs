@@ -23,6 +23,9 @@ pub const META_OUTBOUND_ADDRESS: &str = "OUTBOUND_ADDRESS";
 pub const META_GENERATOR: &str = "GENERATOR";
 /// Node metadata key: port of the outbound listener, as a string (default 15001).
 pub const META_OUTBOUND_PORT: &str = "OUTBOUND_PORT";
+/// Node metadata key: port of the inbound listener in front of the app, as
+/// a string (default 15006, Istio's), bound on the first instance IP.
+pub const META_INBOUND_PORT: &str = "INBOUND_PORT";
 /// Node metadata key: port of Envoy's admin listener, as a string; no
 /// listener is sent on it (absent: none is reserved).
 pub const META_ADMIN_PORT: &str = "ADMIN_PORT";
@@ -50,6 +53,8 @@ pub struct ProxyInfo {
     pub outbound: SocketAddr,
     /// Port of Envoy's admin listener, if the bootstrap says.
     pub admin_port: Option<u16>,
+    /// Port of the inbound listener (on the first instance IP).
+    pub inbound_port: u16,
     /// A gRPC application's own xDS client rather than an Envoy: it gets
     /// API listeners named after its targets instead of a socket listener.
     pub proxyless_grpc: bool,
@@ -142,9 +147,18 @@ impl ProxyInfo {
             ),
             None => None,
         };
+        let inbound_port = match text(META_INBOUND_PORT)? {
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad(META_INBOUND_PORT, format!("{p:?} is not a port number")))?,
+            None => crate::ir::mesh::DEFAULT_INBOUND_PORT,
+        };
         Ok(ProxyInfo {
             node_id: node.id.clone(),
             admin_port,
+            inbound_port,
             cluster: node.cluster.clone(),
             namespace: text(META_NAMESPACE)?.unwrap_or_else(|| "default".into()),
             labels,
@@ -175,6 +189,9 @@ pub struct ProxyClass {
     /// those, so that classes stay few): routes with source conditions are
     /// kept or left out per class.
     pub labels: BTreeMap<String, String>,
+    /// Whether the proxy has a mesh certificate: its clusters to workloads
+    /// with sidecars then originate mutual TLS.
+    pub mtls: bool,
 }
 
 impl ProxyClass {
@@ -186,6 +203,7 @@ impl ProxyClass {
         namespace: &str,
         labels: &BTreeMap<String, String>,
         root_namespace: &str,
+        mtls: bool,
     ) -> ProxyClass {
         let sidecar =
             crate::ir::scope::sidecar_for(&ir.sidecars, namespace, labels, root_namespace);
@@ -197,7 +215,23 @@ impl ProxyClass {
                 .filter(|(k, _)| ir.source_label_keys.contains(*k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            mtls,
         }
+    }
+
+    /// The workload `proxy` claims to be, if the IR knows it: a Pod or
+    /// WorkloadEntry at one of its instance IPs with its namespace and
+    /// service account. The claim comes from node metadata and is not proven
+    /// (no token review); see the README's trust model.
+    pub fn workload<'a>(
+        ir: &'a crate::ir::Ir,
+        proxy: &ProxyInfo,
+    ) -> Option<&'a crate::ir::mesh::Workload> {
+        proxy
+            .instance_ips
+            .iter()
+            .filter_map(|ip| ir.workloads.get(ip))
+            .find(|w| w.namespace == proxy.namespace && w.service_account == proxy.service_account)
     }
 }
 

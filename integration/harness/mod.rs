@@ -216,6 +216,8 @@ impl Sextant {
         name: &str,
     ) -> Sextant {
         command.env("SEXTANT_LOG", "info,sextant=debug");
+        // The CA's default directory (`.sextant/ca`) is then the test's own.
+        command.current_dir(workdir);
         let process = Process::spawn(name, command, workdir.join(format!("{name}.log")));
         let sextant = Sextant {
             process,
@@ -264,6 +266,12 @@ pub struct Workload<'a> {
     pub delta: bool,
     /// IP of the proxy's listeners (its "pod" address).
     pub ip: &'a str,
+    /// Service account the proxy claims (`default`).
+    pub service_account: &'a str,
+    /// Port of the inbound listener (on `ip`), for a workload with a
+    /// sidecar; `None`: not told (Sextant's default 15006, never bound by
+    /// tests unless the workload has a sidecar), and no instance IP is claimed.
+    pub inbound_port: Option<u16>,
 }
 
 impl<'a> Workload<'a> {
@@ -275,6 +283,20 @@ impl<'a> Workload<'a> {
             labels: "app=client",
             delta: false,
             ip: "127.0.0.1",
+            service_account: "default",
+            inbound_port: None,
+        }
+    }
+
+    /// The same as a workload with a sidecar at `ip`: it claims `ip` as its
+    /// instance IP and `service_account`, and takes inbound connections on
+    /// `inbound_port` of `ip`.
+    pub fn meshed(self, ip: &'a str, service_account: &'a str, inbound_port: u16) -> Self {
+        Workload {
+            ip,
+            service_account,
+            inbound_port: Some(inbound_port),
+            ..self
         }
     }
 
@@ -342,7 +364,17 @@ impl Envoy {
                 &outbound.port().to_string(),
                 "--outbound-address",
                 workload.ip,
+                "--service-account",
+                workload.service_account,
             ])
+            .args(workload.inbound_port.iter().flat_map(|p| {
+                [
+                    "--inbound-port".to_string(),
+                    p.to_string(),
+                    "--instance-ips".to_string(),
+                    workload.ip.to_string(),
+                ]
+            }))
             .args(workload.delta.then_some("--delta"))
             .arg("--output")
             .arg(&bootstrap)

@@ -9,6 +9,7 @@
 //! | `GET /debug/syncz` | per proxy and type: SYNCED, NOT SENT, STALE or NACKED (Istio's proxy-status columns) |
 //! | `GET /debug/config_errors` | current errors and warnings about the input |
 //! | `GET /debug/ir` | the resolved world (IR) as JSON |
+//! | `GET /debug/certs` | workload certificates issued (SPIFFE ID, serial, validity; never keys) and the trust bundle |
 //! | `GET /config_dump?proxy=<node-id>` | what the proxy ACKed, in Envoy's config-dump shape |
 //!
 //! # Metrics
@@ -73,8 +74,20 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/syncz", get(syncz))
         .route("/debug/config_errors", get(config_errors))
         .route("/debug/ir", get(ir))
+        .route("/debug/certs", get(certs))
         .route("/config_dump", get(config_dump))
         .with_state(state)
+}
+
+/// The workload certificates issued: SPIFFE ID, serial, validity and
+/// rotation time (seconds since the Unix epoch); never keys.
+async fn certs(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    let certs = state.cache.certs();
+    Json(json!({
+        "trust_domain": certs.map(|c| c.trust_domain().as_str().to_string()),
+        "root_pem": certs.map(|c| c.root_pem().to_string()),
+        "certificates": certs.map(|c| c.summaries()).unwrap_or_default(),
+    }))
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {

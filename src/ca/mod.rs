@@ -16,12 +16,14 @@
 mod error;
 pub mod spiffe;
 mod store;
+pub mod workload_certs;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::CaError;
 pub use spiffe::{SpiffeError, SpiffeId, TrustDomain};
+pub use workload_certs::{CertSummary, WorkloadCerts};
 
 use rcgen::string::Ia5String;
 use rcgen::{

@@ -5,6 +5,9 @@
 //! [`ProxySnapshot`] and subscribes to its generation counter to learn when
 //! to ask again.
 
+mod per_proxy;
+
+use crate::ca::WorkloadCerts;
 use crate::diagnostic::Diagnostic;
 use crate::envoy::TypeUrl;
 use crate::ir::Ir;
@@ -17,7 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 /// One encoded resource: the message bytes (the `value` of its `Any`) and a
@@ -115,6 +118,9 @@ pub struct SnapshotCache {
     generation: watch::Sender<u64>,
     /// Where translation times go, if anywhere.
     metrics: Option<Arc<Metrics>>,
+    /// The CA's workload certificates; without them no proxy gets SDS
+    /// secrets, and no mutual TLS is configured.
+    certs: Option<Arc<WorkloadCerts>>,
 }
 
 impl SnapshotCache {
@@ -131,7 +137,31 @@ impl SnapshotCache {
             }),
             generation: watch::channel(0).0,
             metrics: None,
+            certs: None,
         }
+    }
+
+    /// Serves workload certificates from `certs` over SDS and turns on
+    /// mutual TLS between sidecars.
+    pub fn with_certs(mut self, certs: Arc<WorkloadCerts>) -> Self {
+        self.certs = Some(certs);
+        self
+    }
+
+    /// The workload certificates, if the cache serves any.
+    pub fn certs(&self) -> Option<&Arc<WorkloadCerts>> {
+        self.certs.as_ref()
+    }
+
+    /// Makes every stream compute its snapshot again without an IR change
+    /// (after certificates rotated): only what changed is sent.
+    pub fn refresh(&self) {
+        let generation = {
+            let mut state = self.state.lock().expect("cache lock");
+            state.generation += 1;
+            state.generation
+        };
+        self.generation.send_replace(generation);
     }
 
     /// Records the time of each class translation in `metrics`
@@ -204,11 +234,16 @@ impl SnapshotCache {
             let generation = state.generation;
             let changed_at = state.changed_at;
             let ir = state.ir.clone();
+            let mtls = self
+                .certs
+                .as_ref()
+                .is_some_and(|c| per_proxy::identity(&ir, proxy, c).is_some());
             let class = ProxyClass::of(
                 &state.ir,
                 &proxy.namespace,
                 &proxy.labels,
                 &self.options.root_namespace,
+                mtls,
             );
             match state.classes.get(&class) {
                 Some(shared) => (
@@ -230,7 +265,7 @@ impl SnapshotCache {
                             TypeUrl::Cluster => &mut shared.clusters,
                             TypeUrl::ClusterLoadAssignment => &mut shared.endpoints,
                             TypeUrl::RouteConfiguration => &mut shared.routes,
-                            TypeUrl::Listener => continue,
+                            TypeUrl::Listener | TypeUrl::Secret => continue,
                         };
                         Arc::make_mut(map).insert(resource.name.clone(), resource.clone());
                     }
@@ -242,6 +277,41 @@ impl SnapshotCache {
         };
         for d in diagnostics {
             tracing::warn!(namespace = class.namespace, "{d}");
+        }
+        let identity = self
+            .certs
+            .as_ref()
+            .and_then(|c| Some((c, per_proxy::identity(&ir, proxy, c)?)));
+        let secrets = match &identity {
+            Some((certs, (_, id))) => per_proxy::secrets(certs, id, SystemTime::now()),
+            None => ResourceMap::new(),
+        };
+        // The inbound side: for a proxy whose workload has a sidecar
+        // (`security.istio.io/tlsMode: istio`), at its first instance IP.
+        let workload = ProxyClass::workload(&ir, proxy).filter(|w| w.sidecar_port.is_some());
+        let inbound = match (workload, proxy.instance_ips.first()) {
+            (Some(w), Some(ip)) if !proxy.proxyless_grpc => translate::inbound::inbound(
+                &ir,
+                w,
+                std::net::SocketAddr::new(*ip, proxy.inbound_port),
+                identity.is_some(),
+                self.certs
+                    .as_ref()
+                    .map_or(crate::ca::spiffe::DEFAULT_TRUST_DOMAIN, |c| {
+                        c.trust_domain().as_str()
+                    }),
+                &self.authz_filters(&ir, w),
+                &self.options,
+            ),
+            _ => None,
+        };
+        let mut inbound_clusters = ResourceMap::new();
+        let mut inbound_listener = None;
+        if let Some((listener, clusters)) = inbound {
+            for c in &clusters {
+                inbound_clusters.insert(c.name.clone(), Resource::encode(&c.name, c));
+            }
+            inbound_listener = Some(listener);
         }
         let listeners = if proxy.proxyless_grpc {
             translate::grpc_listeners(&ir, &class)
@@ -256,7 +326,9 @@ impl SnapshotCache {
                     r.stat_prefix
                 );
             }
-            translate::sidecar_listeners(proxy.outbound, &reserved, &shared.tcp)
+            let mut all = translate::sidecar_listeners(proxy.outbound, &reserved, &shared.tcp);
+            all.extend(inbound_listener);
+            all
         };
         let listeners: ResourceMap = listeners
             .iter()
@@ -266,12 +338,28 @@ impl SnapshotCache {
             generation,
             changed_at,
             resources: BTreeMap::from([
-                (TypeUrl::Cluster, shared.clusters.clone()),
+                (
+                    TypeUrl::Cluster,
+                    per_proxy::with_extra(&shared.clusters, inbound_clusters),
+                ),
                 (TypeUrl::ClusterLoadAssignment, shared.endpoints.clone()),
                 (TypeUrl::Listener, Arc::new(listeners)),
                 (TypeUrl::RouteConfiguration, shared.routes.clone()),
+                (TypeUrl::Secret, Arc::new(secrets)),
             ]),
         }
+    }
+}
+
+impl SnapshotCache {
+    /// The authorization filters of `workload` (none yet: AuthorizationPolicy
+    /// translation plugs in here).
+    fn authz_filters(
+        &self,
+        _ir: &Ir,
+        _workload: &crate::ir::mesh::Workload,
+    ) -> translate::inbound::AuthzFilters {
+        translate::inbound::AuthzFilters::default()
     }
 }
 

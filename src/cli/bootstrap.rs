@@ -38,6 +38,10 @@ pub struct BootstrapArgs {
     /// Port of the outbound HTTP listener.
     #[arg(long, default_value_t = 15001, value_parser = clap::value_parser!(u16).range(1..))]
     outbound_port: u16,
+    /// Port of the inbound listener that terminates mutual TLS in front of
+    /// the app, bound on the first of `--instance-ips`.
+    #[arg(long, default_value_t = 15006, value_parser = clap::value_parser!(u16).range(1..))]
+    inbound_port: u16,
     /// Use delta (incremental) ADS instead of state of the world.
     #[arg(long)]
     delta: bool,
@@ -88,6 +92,7 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         xds_port: port,
         admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.admin_port),
         outbound: SocketAddr::new(args.outbound_address, args.outbound_port),
+        inbound_port: args.inbound_port,
         delta: args.delta,
     };
     let yaml = if args.grpc {

@@ -43,6 +43,27 @@ pub struct ServeArgs {
     /// Namespace whose Sidecar without workload selector applies mesh-wide.
     #[arg(long, default_value = "istio-system")]
     root_namespace: String,
+    /// Directory of the CA's root (or intermediate) certificate and key:
+    /// read when present, generated and written on first start otherwise, so
+    /// a restart keeps the trust root.
+    #[arg(long, default_value = ".sextant/ca")]
+    ca_dir: PathBuf,
+    /// A root CA certificate (PEM) to sign under: Sextant then issues from an
+    /// intermediate it keeps in `--ca-dir`. Needs `--ca-key`.
+    #[arg(long, requires = "ca_key")]
+    ca_cert: Option<PathBuf>,
+    /// The unencrypted PKCS#8 key of `--ca-cert`.
+    #[arg(long, requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
+    /// SPIFFE trust domain of workload identities.
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+    /// Lifetime of a workload certificate, in seconds; it is replaced at half-life.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(2..))]
+    cert_ttl_seconds: u64,
+    /// Serve no certificates and configure no mutual TLS.
+    #[arg(long)]
+    no_mtls: bool,
     /// TEST ONLY: add a cluster with this name that Envoy rejects (a zero
     /// cleanup interval) to every snapshot, to see a real NACK end to end.
     #[arg(long, hide = true)]
@@ -103,13 +124,59 @@ impl Pipeline {
     }
 }
 
+/// Replaces certificates at their half-life: wakes at the earliest rotation
+/// time (checking at least every 30 s) and makes every stream recompute its
+/// snapshot, which issues the new certificates; only SDS changes are sent.
+async fn rotate(certs: Arc<sextant::ca::WorkloadCerts>, cache: Arc<SnapshotCache>) {
+    loop {
+        let now = std::time::SystemTime::now();
+        let wait = certs
+            .next_rotation()
+            .and_then(|at| at.duration_since(now).ok())
+            .unwrap_or(Duration::from_secs(30))
+            .clamp(Duration::from_millis(200), Duration::from_secs(30));
+        tokio::time::sleep(wait).await;
+        match certs.rotate_due(std::time::SystemTime::now()) {
+            Ok(0) => {}
+            Ok(_) => cache.refresh(),
+            Err(err) => tracing::error!("cannot rotate workload certificates: {err}"),
+        }
+    }
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    let trust_domain = sextant::ca::TrustDomain::new(&args.trust_domain)
+        .map_err(|e| anyhow::anyhow!("--trust-domain: {e}"))?;
     let mut cache = SnapshotCache::new(TranslateOptions {
         connect_timeout: Duration::from_millis(args.connect_timeout_ms),
         root_namespace: args.root_namespace.clone(),
+        trust_domain: trust_domain.as_str().to_string(),
     })
     .with_metrics(metrics.clone());
+    let certs = if args.no_mtls {
+        None
+    } else {
+        let config = sextant::ca::CaConfig {
+            trust_domain,
+            user_root: match (&args.ca_cert, &args.ca_key) {
+                (Some(cert), Some(key)) => Some(sextant::ca::UserRoot {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            ..Default::default()
+        };
+        let ca = sextant::ca::CertificateAuthority::load_or_generate(&args.ca_dir, &config)
+            .with_context(|| format!("loading the CA from {}", args.ca_dir.display()))?;
+        let certs = Arc::new(sextant::ca::WorkloadCerts::new(
+            ca,
+            Duration::from_secs(args.cert_ttl_seconds),
+        ));
+        cache = cache.with_certs(certs.clone());
+        Some(certs)
+    };
     if let Some(name) = &args.test_inject_invalid_cluster {
         tracing::warn!(
             cluster = name,
@@ -125,6 +192,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let cache = Arc::new(cache);
+    if let Some(certs) = certs {
+        tokio::spawn(rotate(certs, cache.clone()));
+    }
     let registry = Arc::new(Registry::default());
     let ready = Arc::new(AtomicBool::new(false));
     let diagnostics = Arc::new(RwLock::new(Vec::new()));

@@ -26,6 +26,10 @@ pub struct TranslateArgs {
     /// Labels of the proxy's workload, `k=v,k2=v2` (they pick its Sidecar).
     #[arg(long, default_value = "")]
     labels: String,
+    /// Translate for a proxy that has a mesh certificate (its clusters to
+    /// workloads with sidecars originate mutual TLS).
+    #[arg(long)]
+    mtls: bool,
 }
 
 /// Loads a directory once: the IR and every diagnostic (file, world, IR).
@@ -67,7 +71,13 @@ pub fn run_translate(args: TranslateArgs) -> anyhow::Result<()> {
     let (ir, _) = load(&args.dir)?;
     let options = TranslateOptions::default();
     let labels = super::parse_labels(&args.labels)?;
-    let class = ProxyClass::of(&ir, &args.namespace, &labels, &options.root_namespace);
+    let class = ProxyClass::of(
+        &ir,
+        &args.namespace,
+        &labels,
+        &options.root_namespace,
+        args.mtls,
+    );
     let json = translation_json(&ir, &class, &options);
     use std::io::Write;
     // A closed pipe (`sextant translate DIR | head`) is not an error.

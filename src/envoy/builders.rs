@@ -94,6 +94,16 @@ pub fn http_connection_manager(
     }
 }
 
+/// A protobuf `Struct` of string values.
+pub fn string_struct(fields: &[(&str, &str)]) -> envoy_types::pb::google::protobuf::Struct {
+    envoy_types::pb::google::protobuf::Struct {
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), crate::proxy::string_value(*v)))
+            .collect(),
+    }
+}
+
 /// An HTTP listener on `addr` with [`http_connection_manager`].
 pub fn http_listener(
     name: &str,

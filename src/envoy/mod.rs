@@ -2,8 +2,10 @@
 //! JSON rendering. Free of tokio and tonic.
 
 pub mod builders;
+pub mod inbound_builders;
 pub mod json;
 pub mod route_builders;
+pub mod tls;
 
 use serde::Serialize;
 use std::fmt;
@@ -21,15 +23,19 @@ pub enum TypeUrl {
     Listener,
     /// RDS: `envoy.config.route.v3.RouteConfiguration`.
     RouteConfiguration,
+    /// SDS: `envoy.extensions.transport_sockets.tls.v3.Secret` (the
+    /// workload's certificate `default` and the trust bundle `ROOTCA`).
+    Secret,
 }
 
 impl TypeUrl {
     /// Every type, in push order.
-    pub const ALL: [TypeUrl; 4] = [
+    pub const ALL: [TypeUrl; 5] = [
         TypeUrl::Cluster,
         TypeUrl::ClusterLoadAssignment,
         TypeUrl::Listener,
         TypeUrl::RouteConfiguration,
+        TypeUrl::Secret,
     ];
 
     /// The full type URL, e.g. `type.googleapis.com/envoy.config.cluster.v3.Cluster`.
@@ -43,16 +49,20 @@ impl TypeUrl {
             TypeUrl::RouteConfiguration => {
                 "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
             }
+            TypeUrl::Secret => {
+                "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+            }
         }
     }
 
-    /// The xDS service's short name: CDS, EDS, LDS or RDS.
+    /// The xDS service's short name: CDS, EDS, LDS, RDS or SDS.
     pub fn short_name(self) -> &'static str {
         match self {
             TypeUrl::Cluster => "CDS",
             TypeUrl::ClusterLoadAssignment => "EDS",
             TypeUrl::Listener => "LDS",
             TypeUrl::RouteConfiguration => "RDS",
+            TypeUrl::Secret => "SDS",
         }
     }
 

@@ -78,6 +78,7 @@ pub fn build(world: &World) -> Ir {
             }),
         }
     }
+    let mesh_workloads = super::mesh::workloads(&workloads.pods, &workloads.workload_entries);
     let registry = services::registry(&services, &entries, &mut diagnostics);
     let is_service = |fqdn: &str| registry.contains_key(fqdn);
     let rules = destination_rules_by_host(&destination_rules, &is_service, &mut diagnostics);
@@ -127,7 +128,14 @@ pub fn build(world: &World) -> Ir {
             let mut add = |subset: Option<&str>, policy: ClusterPolicy, members: Members| {
                 let name = cluster_name(port.number, subset, fqdn);
                 let (endpoints, dns) = match members {
-                    Members::Eds(list) => (list.into_iter().map(|e| e.endpoint).collect(), None),
+                    Members::Eds(list) => {
+                        let mut list: Vec<_> = list.into_iter().map(|e| e.endpoint).collect();
+                        for e in &mut list {
+                            super::mesh::through_sidecar(e, &mesh_workloads);
+                        }
+                        list.sort();
+                        (list, None)
+                    }
                     Members::Dns(lookup, targets) => (
                         Vec::new(),
                         Some(DnsTargets {
@@ -218,6 +226,8 @@ pub fn build(world: &World) -> Ir {
         virtual_hosts,
         tcp_routes,
         source_label_keys,
+        peer_authentications: super::mesh::peer_authentications(&peer_authentications),
+        workloads: mesh_workloads,
         sidecars,
         diagnostics,
     }

@@ -111,7 +111,12 @@ fn from_slices(
             for (j, address) in endpoint.addresses.iter().enumerate() {
                 match address.parse::<IpAddr>() {
                     Ok(address) => out.push(LabeledEndpoint {
-                        endpoint: Endpoint { address, port: target, state },
+                        endpoint: Endpoint {
+                            address,
+                            port: target,
+                            state,
+                            mesh: None,
+                        },
                         labels: labels.clone(),
                     }),
                     Err(_) => diagnostics.push(Diagnostic::warning(
@@ -176,6 +181,7 @@ pub(super) fn selected(
                 address,
                 port: target,
                 state: pod_state(pod),
+                mesh: None,
             },
             labels: pod.metadata.labels.clone().unwrap_or_default(),
         });
@@ -203,6 +209,7 @@ pub(super) fn selected(
                 address,
                 port: target,
                 state: EndpointState::Ready,
+                mesh: None,
             },
             labels: entry.spec.labels.clone(),
         });

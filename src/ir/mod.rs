@@ -10,6 +10,7 @@
 mod build;
 pub mod cluster_policy;
 mod endpoints;
+pub mod mesh;
 mod names;
 pub mod policy;
 mod protocol;
@@ -80,6 +81,11 @@ pub struct Ir {
     /// differ by the values of these labels only.
     #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub source_label_keys: std::collections::BTreeSet<String>,
+    /// Pods and WorkloadEntries by address: who may get a certificate, and
+    /// whose sidecar an inbound listener serves.
+    pub workloads: BTreeMap<IpAddr, mesh::Workload>,
+    /// PeerAuthentications, oldest first.
+    pub peer_authentications: Vec<mesh::PeerAuthn>,
     /// Sidecars that scope proxies, ordered by name.
     pub sidecars: Vec<SidecarScope>,
     /// Problems found while resolving references, in a stable order.
@@ -181,6 +187,10 @@ pub struct Endpoint {
     pub port: u16,
     /// Condition of the endpoint.
     pub state: EndpointState,
+    /// The workload's sidecar, when it has one: then `port` is the
+    /// sidecar's inbound port and traffic may use mutual TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<mesh::MeshEndpoint>,
 }
 
 /// A virtual host of the outbound route configuration: one per service port,

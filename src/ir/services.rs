@@ -316,6 +316,7 @@ fn entry_members(
                                 address: e.address.parse().ok()?,
                                 port: Some(target(&e.ports)).filter(|p| *p > 0)?,
                                 state: super::EndpointState::Ready,
+                                mesh: None,
                             },
                             labels: e.labels.clone(),
                         })

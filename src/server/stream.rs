@@ -272,7 +272,7 @@ impl SotwStream {
             // for carries only what changed. An answer to a request carries all.
             let incremental = matches!(
                 type_url,
-                TypeUrl::ClusterLoadAssignment | TypeUrl::RouteConfiguration
+                TypeUrl::ClusterLoadAssignment | TypeUrl::RouteConfiguration | TypeUrl::Secret
             ) && !state.respond;
             let wire = match &state.sent {
                 Some(old) if incremental => Arc::new(

@@ -3,6 +3,7 @@
 
 use super::TranslateOptions;
 use crate::envoy::builders::{self, duration};
+use crate::envoy::tls;
 use crate::ir::cluster_policy::{ClusterPolicy, HashLb};
 use crate::ir::{self, DnsLookup, LbPolicy, Protocol};
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -25,9 +26,14 @@ use std::collections::HashMap;
 /// `with_rule`: whether the DestinationRule's policy applies to the proxy
 /// (see [`ir::Cluster::rule_export_to`]); without it the cluster has the
 /// defaults.
+///
+/// `mtls`: the proxy has a mesh certificate, so endpoints behind a sidecar
+/// (marked `tlsMode: istio` in EDS) are reached over mutual TLS, checking
+/// the server's SPIFFE ID; the others in plaintext (Istio's auto mTLS).
 pub(super) fn outbound_cluster(
     c: &ir::Cluster,
     with_rule: bool,
+    mtls: bool,
     options: &TranslateOptions,
 ) -> Cluster {
     let defaults = ClusterPolicy::default();
@@ -55,6 +61,34 @@ pub(super) fn outbound_cluster(
         None => builders::eds_cluster(&c.name, lb, connect_timeout),
     };
     apply_policy(&mut out, policy, c.protocol);
+    if mtls {
+        let mut identities: Vec<String> = c
+            .endpoints
+            .iter()
+            .filter_map(|e| e.mesh.as_ref())
+            .map(|m| format!("spiffe://{}/{}", options.trust_domain, m.identity))
+            .collect();
+        identities.sort();
+        identities.dedup();
+        if !identities.is_empty() {
+            let sni = super::inbound::inbound_sni(c.port, &c.service);
+            out.transport_socket_matches = vec![
+                cluster::TransportSocketMatch {
+                    name: "tlsMode-istio".into(),
+                    r#match: Some(crate::envoy::builders::string_struct(&[(
+                        super::endpoint::TLS_MODE_KEY,
+                        "istio",
+                    )])),
+                    transport_socket: Some(tls::upstream_mtls(&sni, &identities)),
+                },
+                cluster::TransportSocketMatch {
+                    name: "tlsMode-disabled".into(),
+                    r#match: Some(Default::default()),
+                    transport_socket: Some(tls::plaintext()),
+                },
+            ];
+        }
+    }
     out
 }
 

@@ -7,6 +7,7 @@
 mod cluster;
 mod endpoint;
 mod http_route;
+pub mod inbound;
 mod listener;
 pub mod render;
 mod route;
@@ -33,6 +34,8 @@ pub struct TranslateOptions {
     /// Namespace whose Sidecar without selector applies mesh-wide (Istio's
     /// root namespace, default `istio-system`).
     pub root_namespace: String,
+    /// The mesh's SPIFFE trust domain (default `cluster.local`).
+    pub trust_domain: String,
 }
 
 impl Default for TranslateOptions {
@@ -40,6 +43,7 @@ impl Default for TranslateOptions {
         TranslateOptions {
             connect_timeout: Duration::from_secs(10),
             root_namespace: "istio-system".into(),
+            trust_domain: crate::ca::spiffe::DEFAULT_TRUST_DOMAIN.into(),
         }
     }
 }
@@ -75,11 +79,11 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
     let visible = || ir.clusters.values().filter(|c| scope.cluster(c));
     Translation {
         clusters: visible()
-            .map(|c| cluster::outbound_cluster(c, scope.applies_rule(c), options))
+            .map(|c| cluster::outbound_cluster(c, scope.applies_rule(c), class.mtls, options))
             .collect(),
         endpoints: visible()
             .filter(|c| c.dns.is_none())
-            .map(endpoint::cluster_load_assignment)
+            .map(|c| endpoint::cluster_load_assignment(c, ir, options))
             .collect(),
         route_configurations,
         tcp_proxies,
@@ -101,7 +105,13 @@ pub fn diagnostics_for_every_namespace(ir: &Ir, options: &TranslateOptions) -> V
         .chain(ir.virtual_hosts.iter().map(|v| v.namespace.clone()))
         .chain(std::iter::once("default".to_string()));
     for namespace in namespaces {
-        let class = ProxyClass::of(ir, &namespace, &BTreeMap::new(), &options.root_namespace);
+        let class = ProxyClass::of(
+            ir,
+            &namespace,
+            &BTreeMap::new(),
+            &options.root_namespace,
+            false,
+        );
         classes.insert((class.namespace.clone(), class.sidecar.clone()));
     }
     let mut out = Vec::new();
@@ -112,7 +122,7 @@ pub fn diagnostics_for_every_namespace(ir: &Ir, options: &TranslateOptions) -> V
         .map(|s| (s.namespace.clone(), s.selector.clone().unwrap_or_default()));
     let plain = classes.into_iter().map(|(ns, _)| (ns, BTreeMap::new()));
     for (namespace, labels) in plain.chain(selected) {
-        let class = ProxyClass::of(ir, &namespace, &labels, &options.root_namespace);
+        let class = ProxyClass::of(ir, &namespace, &labels, &options.root_namespace, false);
         if seen.insert((class.namespace.clone(), class.sidecar.clone())) {
             out.extend(translate(ir, &class, options).diagnostics);
         }

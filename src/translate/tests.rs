@@ -75,7 +75,7 @@ fn load(case: &str) -> Ir {
 fn render(ir: &Ir) -> Value {
     // The golden proxy: a workload `app=client` in `default`.
     let labels = [("app".to_string(), "client".to_string())].into();
-    let class = ProxyClass::of(ir, "default", &labels, "istio-system");
+    let class = ProxyClass::of(ir, "default", &labels, "istio-system", false);
     translation_json(ir, &class, &TranslateOptions::default())
 }
 
@@ -573,7 +573,7 @@ fn uneven_weights_are_sent_as_relative_weights() {
 fn a_destination_rule_applies_only_where_it_is_exported() {
     let ir = load("destination-rule-export");
     let render_in = |namespace: &str| {
-        let class = ProxyClass::of(&ir, namespace, &Default::default(), "istio-system");
+        let class = ProxyClass::of(&ir, namespace, &Default::default(), "istio-system", false);
         translation_json(&ir, &class, &TranslateOptions::default())
     };
     let cluster = |t: &Value, name: &str| {
@@ -604,9 +604,12 @@ fn a_destination_rule_applies_only_where_it_is_exported() {
 #[test]
 fn validation_sees_the_conflicts_of_every_namespace() {
     let ir = load("tcp-services");
-    let found = crate::translate::diagnostics_for_every_namespace(&ir, &TranslateOptions::default());
+    let found =
+        crate::translate::diagnostics_for_every_namespace(&ir, &TranslateOptions::default());
     assert!(
-        found.iter().any(|d| d.is_error() && d.message.contains("is already proxied for db.default.svc.cluster.local")),
+        found.iter().any(|d| d.is_error()
+            && d.message
+                .contains("is already proxied for db.default.svc.cluster.local")),
         "{found:?}"
     );
 }

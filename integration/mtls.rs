@@ -1,0 +1,220 @@
+//! End to end: mutual TLS between two sidecars with SPIFFE certificates from
+//! Sextant's CA over SDS. Workload A (127.0.4.1) calls service `b`; B's app
+//! (127.0.4.2) sits behind B's sidecar, whose inbound listener terminates
+//! mTLS. Checked: the request arrives with A's SPIFFE ID (forwarded client
+//! certificate), the sidecars' TLS handshakes happened, B's inbound port
+//! presents B's SPIFFE ID over TLS 1.3 to a client holding a mesh
+//! certificate (`openssl s_client`, certificate parsed with x509-parser), a
+//! plaintext client is served under PERMISSIVE and refused under STRICT.
+
+mod harness;
+
+use harness::*;
+use sextant::ca::{CaConfig, CertificateAuthority, SpiffeId, TrustDomain};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+const A_IP: &str = "127.0.4.1";
+const B_IP: &str = "127.0.4.2";
+
+fn world(b_app: &Upstream, b_inbound: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: b, namespace: default}}
+spec:
+  selector: {{app: b}}
+  ports: [{{name: http, port: 80}}]
+---
+apiVersion: networking.sextant.dev/v1alpha1
+kind: WorkloadEntry
+metadata:
+  name: b-1
+  namespace: default
+  annotations: {{sidecar.sextant.dev/inbound-port: "{b_inbound}"}}
+spec:
+  address: {B_IP}
+  ports: {{http: {port}}}
+  labels: {{app: b, security.istio.io/tlsMode: istio}}
+  serviceAccount: b-sa
+---
+apiVersion: networking.sextant.dev/v1alpha1
+kind: WorkloadEntry
+metadata: {{name: a-1, namespace: default}}
+spec:
+  address: {A_IP}
+  labels: {{app: a, security.istio.io/tlsMode: istio}}
+  serviceAccount: a-sa
+"#,
+        port = b_app.addr.port()
+    )
+}
+
+const STRICT: &str = r#"apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: b-strict, namespace: default}
+spec:
+  selector: {matchLabels: {app: b}}
+  mtls: {mode: STRICT}
+"#;
+
+/// A mesh certificate for `sa`, signed by the CA sextant keeps in `ca_dir`,
+/// written as PEM files; returns (cert, key, root) paths.
+fn client_identity(ca_dir: &Path, out: &Path, sa: &str) -> (String, String, String) {
+    let ca = CertificateAuthority::load_or_generate(ca_dir, &CaConfig::default()).unwrap();
+    let id = SpiffeId::new(TrustDomain::default(), "default", sa).unwrap();
+    let cert = ca
+        .issue(&id, Duration::from_secs(600), SystemTime::now())
+        .unwrap();
+    let path = |name: &str| out.join(name).to_string_lossy().into_owned();
+    std::fs::write(path("client.pem"), &cert.cert_chain_pem).unwrap();
+    std::fs::write(path("client.key"), &cert.private_key_pem).unwrap();
+    std::fs::write(path("root.pem"), &cert.root_pem).unwrap();
+    (path("client.pem"), path("client.key"), path("root.pem"))
+}
+
+/// `openssl s_client` against `addr` with a client certificate: the
+/// protocol it negotiated and the server's leaf certificate (DER).
+fn handshake(addr: &str, cert: &str, key: &str, root: &str) -> (String, Vec<u8>) {
+    let output = Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-cert", cert, "-key", key])
+        .args(["-CAfile", root, "-verify_return_error", "-showcerts"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl is needed (apt-get install openssl)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let protocol = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Protocol  :")
+                .or_else(|| l.trim().strip_prefix("Protocol :"))
+        })
+        .map(|p| p.trim().to_string())
+        .or_else(|| text.contains("TLSv1.3").then(|| "TLSv1.3".to_string()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no protocol in openssl's output:\n{text}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    let pem_start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let pem_end = text[pem_start..].find("-----END CERTIFICATE-----").unwrap() + pem_start + 25;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(text[pem_start..pem_end].as_bytes()).unwrap();
+    (protocol, pem.contents)
+}
+
+fn uri_sans(der: &[u8]) -> Vec<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let san = cert.subject_alternative_name().unwrap().expect("a SAN");
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn plaintext_status(addr: &str) -> Result<u16, String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    client
+        .get(format!("http://{addr}/"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_talk_mutual_tls_with_spiffe_identities() {
+    let work = tempfile::tempdir().unwrap();
+    let b_app = Upstream::start(work.path(), B_IP, "b", "v1");
+    let b_inbound = free_port();
+    let config = ConfigDir::new();
+    config.write("world.yaml", &world(&b_app, b_inbound));
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let a = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload::client("a.default").meshed(A_IP, "a-sa", free_port()),
+    )
+    .await;
+    let b = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload {
+            labels: "app=b",
+            ..Workload::client("b.default").meshed(B_IP, "b-sa", b_inbound)
+        },
+    )
+    .await;
+
+    // A → A's sidecar → (mTLS) → B's sidecar → B's app.
+    a.wait_until_serving("b").await;
+    let (status, body) = a.get("b", "/", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let xfcc = body["headers"]["x-forwarded-client-cert"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        xfcc.contains("URI=spiffe://cluster.local/ns/default/sa/a-sa"),
+        "B's app should see A's identity: {body}"
+    );
+    assert!(
+        a.stat_sum("cluster.outbound|80||b.default.svc.cluster.local.ssl.handshake")
+            .await
+            >= 1
+    );
+    assert!(b.stat_sum("ssl.handshake").await >= 1);
+
+    // What B's inbound port presents: TLS 1.3 and B's SPIFFE ID.
+    let (cert, key, root) = client_identity(&work.path().join(".sextant/ca"), work.path(), "a-sa");
+    let inbound = format!("{B_IP}:{b_inbound}");
+    let (protocol, der) = handshake(&inbound, &cert, &key, &root);
+    assert_eq!(protocol, "TLSv1.3");
+    assert_eq!(
+        uri_sans(&der),
+        ["spiffe://cluster.local/ns/default/sa/b-sa"]
+    );
+
+    // PERMISSIVE (the default): plaintext is served too.
+    assert_eq!(plaintext_status(&inbound).await, Ok(200));
+
+    // STRICT: plaintext is refused, mTLS from A still works.
+    config.write("strict.yaml", STRICT);
+    wait_for(
+        Duration::from_secs(10),
+        "plaintext to be refused",
+        || async { plaintext_status(&inbound).await.is_err().then_some(()) },
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(a.get("b", "/", &[]).await.0, 200);
+    }
+    let certs = sextant.admin_json("/debug/certs").await;
+    let ids: Vec<&str> = certs["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["spiffe_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "spiffe://cluster.local/ns/default/sa/a-sa",
+            "spiffe://cluster.local/ns/default/sa/b-sa"
+        ]
+    );
+    assert!(!certs.to_string().contains("PRIVATE KEY"));
+    assert_eq!(a.updates_rejected().await, 0);
+    assert_eq!(b.updates_rejected().await, 0);
+}

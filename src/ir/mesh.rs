@@ -1,0 +1,229 @@
+//! Which workloads have a sidecar (are "in the mesh"), who they are, and
+//! how their inbound side takes connections (PeerAuthentication).
+
+use super::endpoints::Labels;
+use super::Endpoint;
+use crate::model::{MtlsMode, ObjectKey, PeerAuthentication, WorkloadEntry};
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Label that marks a workload with a sidecar that speaks mutual TLS
+/// (Istio's: its injector sets `security.istio.io/tlsMode: istio`).
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+/// Annotation with the port of a workload's sidecar inbound listener.
+pub const INBOUND_PORT_ANNOTATION: &str = "sidecar.sextant.dev/inbound-port";
+/// The inbound listener's port when the annotation is absent (Istio's).
+pub const DEFAULT_INBOUND_PORT: u16 = 15006;
+
+/// A Pod or WorkloadEntry: an identity and addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Workload {
+    /// The object.
+    pub origin: ObjectKey,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its service account (`default` when unset).
+    pub service_account: String,
+    /// Its IP.
+    pub address: IpAddr,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// The inbound port of its sidecar, when it has one (label
+    /// [`TLS_MODE_LABEL`] = `istio`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sidecar_port: Option<u16>,
+}
+
+impl Workload {
+    /// `ns/<namespace>/sa/<service account>`: the path of its SPIFFE ID.
+    pub fn identity(&self) -> String {
+        format!("ns/{}/sa/{}", self.namespace, self.service_account)
+    }
+}
+
+/// An endpoint's sidecar: traffic goes to its inbound port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct MeshEndpoint {
+    /// `ns/<namespace>/sa/<service account>` of the workload.
+    pub identity: String,
+    /// The application's own port behind the sidecar (the target port).
+    pub target_port: u16,
+}
+
+/// How a workload's inbound side takes connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PeerMode {
+    /// Plaintext only.
+    Disable,
+    /// Mutual TLS and plaintext (the default, as in Istio).
+    Permissive,
+    /// Mutual TLS only.
+    Strict,
+}
+
+/// A resolved PeerAuthentication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerAuthn {
+    /// The object.
+    pub origin: ObjectKey,
+    /// Labels it selects; `None`: its whole namespace.
+    pub selector: Option<BTreeMap<String, String>>,
+    /// Mode for all ports; `None` (UNSET) inherits.
+    pub mode: Option<PeerMode>,
+    /// Modes by workload port.
+    pub ports: BTreeMap<u16, PeerMode>,
+    /// Creation time, for precedence among equals.
+    pub created: String,
+}
+
+fn mode(m: MtlsMode) -> Option<PeerMode> {
+    match m {
+        MtlsMode::UNSET => None,
+        MtlsMode::DISABLE => Some(PeerMode::Disable),
+        MtlsMode::PERMISSIVE => Some(PeerMode::Permissive),
+        MtlsMode::STRICT => Some(PeerMode::Strict),
+    }
+}
+
+/// Resolves PeerAuthentications (already validated).
+pub(super) fn peer_authentications(list: &[(&ObjectKey, &PeerAuthentication)]) -> Vec<PeerAuthn> {
+    let mut out: Vec<PeerAuthn> = list
+        .iter()
+        .map(|(key, pa)| PeerAuthn {
+            origin: (*key).clone(),
+            selector: pa.spec.selector.as_ref().map(|s| s.match_labels.clone()),
+            mode: pa.spec.mtls.as_ref().and_then(|m| mode(m.mode)),
+            ports: pa
+                .spec
+                .port_level_mtls
+                .iter()
+                .filter_map(|(p, m)| Some((p.parse().ok()?, mode(m.mode)?)))
+                .collect(),
+            created: pa
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.created, &a.origin).cmp(&(&b.created, &b.origin)));
+    out
+}
+
+/// The mode of `port` of a workload in `namespace` with `labels`, as Istio
+/// decides it: the oldest policy selecting the workload (its port-level
+/// mode first), then the namespace's policy, then the mesh-wide one in
+/// `root_namespace`; UNSET inherits; PERMISSIVE when nothing says.
+pub fn peer_mode(
+    all: &[PeerAuthn],
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    port: u16,
+    root_namespace: &str,
+) -> PeerMode {
+    let selects = |p: &&PeerAuthn| {
+        p.selector
+            .as_ref()
+            .is_some_and(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    };
+    let workload = all
+        .iter()
+        .filter(|p| p.origin.namespace == namespace)
+        .find(selects);
+    let namespace_wide = all
+        .iter()
+        .find(|p| p.origin.namespace == namespace && p.selector.is_none());
+    let mesh_wide = all
+        .iter()
+        .find(|p| p.origin.namespace == root_namespace && p.selector.is_none());
+    workload
+        .and_then(|p| p.ports.get(&port).copied().or(p.mode))
+        .or_else(|| namespace_wide.and_then(|p| p.mode))
+        .or_else(|| mesh_wide.and_then(|p| p.mode))
+        .unwrap_or(PeerMode::Permissive)
+}
+
+/// Every Pod (with an IP) and WorkloadEntry, by address.
+pub(super) fn workloads(
+    pods: &BTreeMap<(String, String), &Pod>,
+    entries: &[(&ObjectKey, &WorkloadEntry)],
+) -> BTreeMap<IpAddr, Workload> {
+    let sidecar = |labels: &Labels, annotations: Option<&BTreeMap<String, String>>| {
+        (labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")).then(|| {
+            annotations
+                .and_then(|a| a.get(INBOUND_PORT_ANNOTATION))
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p > 0)
+                .unwrap_or(DEFAULT_INBOUND_PORT)
+        })
+    };
+    let mut out = BTreeMap::new();
+    for ((namespace, name), pod) in pods {
+        let Some(address) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok())
+        else {
+            continue;
+        };
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        out.insert(
+            address,
+            Workload {
+                origin: ObjectKey {
+                    kind: crate::model::Kind::Pod,
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                },
+                namespace: namespace.clone(),
+                service_account: pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.service_account_name.clone())
+                    .unwrap_or_else(|| "default".into()),
+                address,
+                sidecar_port: sidecar(&labels, pod.metadata.annotations.as_ref()),
+                labels,
+            },
+        );
+    }
+    for (key, entry) in entries {
+        let Ok(address) = entry.spec.address.parse() else {
+            continue;
+        };
+        out.entry(address).or_insert_with(|| Workload {
+            origin: (*key).clone(),
+            namespace: key.namespace.clone(),
+            service_account: entry
+                .spec
+                .service_account
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            address,
+            sidecar_port: sidecar(&entry.spec.labels, entry.metadata.annotations.as_ref()),
+            labels: entry.spec.labels.clone(),
+        });
+    }
+    out
+}
+
+/// Points an endpoint of a workload with a sidecar at the sidecar's
+/// inbound port, remembering the application port and the identity.
+pub(super) fn through_sidecar(endpoint: &mut Endpoint, workloads: &BTreeMap<IpAddr, Workload>) {
+    let Some(w) = workloads.get(&endpoint.address) else {
+        return;
+    };
+    let Some(inbound) = w.sidecar_port else {
+        return;
+    };
+    endpoint.mesh = Some(MeshEndpoint {
+        identity: w.identity(),
+        target_port: endpoint.port,
+    });
+    endpoint.port = inbound;
+}

@@ -1,0 +1,124 @@
+//! A sidecar's inbound side: one listener on its workload's IP and inbound
+//! port in front of the app, terminating mutual TLS where PeerAuthentication
+//! asks for it, and one static cluster per app port.
+//!
+//! Without traffic capture the listener cannot see which app port a client
+//! meant, so clients say it in the TLS SNI (`outbound_.<port>_._.<fqdn>`,
+//! Istio's form without the subset) and each app port has its own TLS
+//! filter chain matching those names. Plaintext connections (PERMISSIVE or
+//! DISABLE) carry no SNI: they go to the lowest app port that takes plaintext.
+
+use super::TranslateOptions;
+use crate::envoy::inbound_builders as ib;
+use crate::envoy::tls;
+use crate::ir::mesh::{peer_mode, PeerMode, Workload};
+use crate::ir::Ir;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// Name of the inbound listener.
+pub const INBOUND_LISTENER: &str = "inbound";
+
+/// The SNI a client sidecar sends to reach port `port` of service `fqdn`.
+pub fn inbound_sni(port: u16, fqdn: &str) -> String {
+    format!("outbound_.{port}_._.{fqdn}")
+}
+
+/// One app port of a workload, as services reach it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct AppPort {
+    /// Routed as HTTP (else TCP).
+    http: bool,
+    /// SNI values of the service ports that target it.
+    snis: Vec<String>,
+}
+
+/// The authorization filters of the workload, put before the router (HTTP)
+/// or the TCP proxy (TCP).
+#[derive(Clone, Debug, Default)]
+pub struct AuthzFilters {
+    /// HTTP RBAC filters, in order.
+    pub http: Vec<HttpFilter>,
+    /// Network RBAC filters, in order.
+    pub network: Vec<Filter>,
+}
+
+/// The inbound listener and clusters of `workload`'s sidecar listening on
+/// `addr`; `mtls`: whether the sidecar has a certificate. `None` when no
+/// service reaches the workload through its sidecar, or when no connection
+/// could be accepted (STRICT without a certificate).
+pub fn inbound(
+    ir: &Ir,
+    workload: &Workload,
+    addr: SocketAddr,
+    mtls: bool,
+    trust_domain: &str,
+    authz: &AuthzFilters,
+    options: &TranslateOptions,
+) -> Option<(Listener, Vec<Cluster>)> {
+    let mut ports: BTreeMap<u16, AppPort> = BTreeMap::new();
+    for c in ir.clusters.values().filter(|c| c.subset.is_none()) {
+        for e in c.endpoints.iter().filter(|e| e.address == workload.address) {
+            let Some(mesh) = &e.mesh else { continue };
+            let port = ports.entry(mesh.target_port).or_default();
+            port.http = c.protocol.is_http();
+            port.snis.push(inbound_sni(c.port, &c.service));
+        }
+    }
+    if ports.is_empty() {
+        return None;
+    }
+    let several = ports.len() > 1;
+    let client_prefix = format!("spiffe://{trust_domain}/");
+    let mut chains = Vec::new();
+    let mut plaintext = None;
+    for (port, app) in &ports {
+        let mode = peer_mode(
+            &ir.peer_authentications,
+            &workload.namespace,
+            &workload.labels,
+            *port,
+            &options.root_namespace,
+        );
+        let filters =
+            || ib::app_filters(*port, app.http, authz.http.clone(), authz.network.clone());
+        if mode != PeerMode::Disable && mtls {
+            let mut names = if several {
+                app.snis.clone()
+            } else {
+                Vec::new()
+            };
+            names.sort();
+            names.dedup();
+            chains.push(ib::filter_chain(
+                &format!("inbound|{port}|mtls"),
+                Some(tls::downstream_mtls(&client_prefix)),
+                names,
+                filters(),
+            ));
+        }
+        if mode != PeerMode::Strict && plaintext.is_none() {
+            plaintext = Some(ib::filter_chain(
+                &format!("inbound|{port}|plaintext"),
+                None,
+                Vec::new(),
+                filters(),
+            ));
+        }
+    }
+    chains.extend(plaintext);
+    if chains.is_empty() {
+        return None;
+    }
+    let clusters = ports
+        .keys()
+        .map(|p| ib::inbound_cluster(workload.address, *p, options.connect_timeout))
+        .collect();
+    Some((
+        ib::inbound_listener(INBOUND_LISTENER, addr, chains),
+        clusters,
+    ))
+}
