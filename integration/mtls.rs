@@ -103,7 +103,7 @@ fn handshake(addr: &str, cert: &str, key: &str, root: &str) -> (String, Vec<u8>)
         .find("-----BEGIN CERTIFICATE-----")
         .expect("a certificate");
     let pem_end = text[pem_start..].find("-----END CERTIFICATE-----").unwrap() + pem_start + 25;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(text[pem_start..pem_end].as_bytes()).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&text.as_bytes()[pem_start..pem_end]).unwrap();
     (protocol, pem.contents)
 }
 
