@@ -218,3 +218,108 @@ async fn sidecars_talk_mutual_tls_with_spiffe_identities() {
     assert_eq!(a.updates_rejected().await, 0);
     assert_eq!(b.updates_rejected().await, 0);
 }
+
+/// `sextant serve` on `xds`/`admin` with certificates living `ttl_seconds`.
+async fn sextant_with_ttl(
+    work: &Path,
+    config: &Path,
+    xds: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    ttl_seconds: u64,
+    name: &str,
+) -> Sextant {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
+    command
+        .args(["serve", "--config-dir"])
+        .arg(config)
+        .args(["--xds-address", &xds.to_string()])
+        .args(["--admin-address", &admin.to_string()])
+        .args(["--cert-ttl-seconds", &ttl_seconds.to_string()]);
+    Sextant::spawn(work, command, xds, admin, name).await
+}
+
+fn serial_of(certs: &serde_json::Value, sa: &str) -> String {
+    certs["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["spiffe_id"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/sa/{sa}"))
+        })
+        .map(|c| c["serial"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_rotate_under_traffic_and_a_restart_keeps_the_root() {
+    let work = tempfile::tempdir().unwrap();
+    let b_app = Upstream::start(work.path(), "127.0.4.12", "b", "v1");
+    let b_inbound = free_port();
+    let config = ConfigDir::new();
+    let yaml = world(&b_app, b_inbound)
+        .replace(A_IP, "127.0.4.11")
+        .replace(B_IP, "127.0.4.12");
+    config.write("world.yaml", &yaml);
+    let xds: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // 4 s certificates: replaced every 2 s.
+    let sextant = sextant_with_ttl(work.path(), config.path(), xds, admin, 4, "sextant").await;
+    let a = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload::client("a.default").meshed("127.0.4.11", "a-sa", free_port()),
+    )
+    .await;
+    let _b = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload {
+            labels: "app=b",
+            ..Workload::client("b.default").meshed("127.0.4.12", "b-sa", b_inbound)
+        },
+    )
+    .await;
+    a.wait_until_serving("b").await;
+
+    // 7 s of steady traffic across three rotations: no request fails.
+    let mut serials = std::collections::BTreeSet::new();
+    let started = std::time::Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < Duration::from_secs(7) {
+        let (status, body) = a.get("b", "/", &[]).await;
+        assert_eq!(status, 200, "request {requests} failed: {body}");
+        requests += 1;
+        if requests % 10 == 0 {
+            serials.insert(serial_of(&sextant.admin_json("/debug/certs").await, "b-sa"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        serials.len() >= 3,
+        "B's certificate should have rotated at least twice in 7 s: {serials:?}"
+    );
+    let root = sextant.admin_json("/debug/certs").await["root_pem"].clone();
+
+    // A restart keeps the root: the Envoys reconnect, keep serving and
+    // accept the new certificates.
+    drop(sextant);
+    let sextant = sextant_with_ttl(work.path(), config.path(), xds, admin, 4, "sextant-2").await;
+    assert_eq!(sextant.admin_json("/debug/certs").await["root_pem"], root);
+    wait_for(
+        Duration::from_secs(10),
+        "new certificates after the restart",
+        || async {
+            let certs = sextant.admin_json("/debug/certs").await;
+            (!serial_of(&certs, "b-sa").is_empty() && !serial_of(&certs, "a-sa").is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    for _ in 0..20 {
+        assert_eq!(a.get("b", "/", &[]).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -125,7 +125,7 @@ impl Pipeline {
 }
 
 /// Replaces certificates at their half-life: wakes at the earliest rotation
-/// time (checking at least every 30 s) and makes every stream recompute its
+/// time (at least every 30 s; every second while none is issued) and makes every stream recompute its
 /// snapshot, which issues the new certificates; only SDS changes are sent.
 async fn rotate(certs: Arc<sextant::ca::WorkloadCerts>, cache: Arc<SnapshotCache>) {
     loop {
@@ -133,7 +133,8 @@ async fn rotate(certs: Arc<sextant::ca::WorkloadCerts>, cache: Arc<SnapshotCache
         let wait = certs
             .next_rotation()
             .and_then(|at| at.duration_since(now).ok())
-            .unwrap_or(Duration::from_secs(30))
+            // Nothing issued yet: look again soon.
+            .unwrap_or(Duration::from_secs(1))
             .clamp(Duration::from_millis(200), Duration::from_secs(30));
         tokio::time::sleep(wait).await;
         match certs.rotate_due(std::time::SystemTime::now()) {
