@@ -79,9 +79,33 @@ fn render(ir: &Ir) -> Value {
     translation_json(ir, &class, &TranslateOptions::default())
 }
 
-/// The translation of a case, as JSON.
+/// The translation of a case, as JSON. Cases named `mtls-*` are rendered
+/// for a proxy that has a mesh certificate, plus the inbound side of every
+/// workload with a sidecar (under `inbound`, by address).
 fn translation(case: &str) -> Value {
-    render(&load(case))
+    let ir = load(case);
+    if !case.starts_with("mtls-") {
+        return render(&ir);
+    }
+    let labels = [("app".to_string(), "client".to_string())].into();
+    let class = ProxyClass::of(&ir, "default", &labels, "istio-system", true);
+    let options = TranslateOptions::default();
+    let mut out = translation_json(&ir, &class, &options);
+    let mut inbound = serde_json::Map::new();
+    for w in ir.workloads.values().filter(|w| w.sidecar_port.is_some()) {
+        let addr = std::net::SocketAddr::new(w.address, w.sidecar_port.unwrap());
+        let authz = super::inbound::AuthzFilters::default();
+        let rendered = match super::inbound::inbound(&ir, w, addr, true, "cluster.local", &authz, &options) {
+            Some((listener, clusters)) => serde_json::json!({
+                "listener": crate::envoy::json::to_json(&listener).unwrap(),
+                "clusters": clusters.iter().map(|c| crate::envoy::json::to_json(c).unwrap()).collect::<Vec<_>>(),
+            }),
+            None => Value::Null,
+        };
+        inbound.insert(w.address.to_string(), rendered);
+    }
+    out["inbound"] = Value::Object(inbound);
+    out
 }
 
 fn pretty(value: &Value) -> String {
