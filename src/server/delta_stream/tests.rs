@@ -718,7 +718,7 @@ fn a_dropped_cluster_stays_while_the_new_routes_are_nacked() {
 fn unknown_types_are_ignored_and_nonces_are_unique() {
     let mut stream = DeltaStream::new();
     let request = DeltaRequest {
-        type_url: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret".into(),
+        type_url: "type.googleapis.com/envoy.service.runtime.v3.Runtime".into(),
         subscribe: names(&["default"]),
         ..Default::default()
     };

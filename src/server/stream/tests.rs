@@ -665,7 +665,7 @@ fn a_reconnect_with_an_old_version_and_no_nonce_is_answered() {
 fn unknown_types_are_ignored() {
     let mut stream = SotwStream::new();
     let request = Request {
-        type_url: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret".into(),
+        type_url: "type.googleapis.com/envoy.service.runtime.v3.Runtime".into(),
         ..Default::default()
     };
     assert_eq!(stream.on_request(&request), RequestKind::UnknownType);
