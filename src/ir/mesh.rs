@@ -227,3 +227,68 @@ pub(super) fn through_sidecar(endpoint: &mut Endpoint, workloads: &BTreeMap<IpAd
     });
     endpoint.port = inbound;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    fn policy(
+        namespace: &str,
+        name: &str,
+        selector: Option<&[(&str, &str)]>,
+        mode: Option<PeerMode>,
+        ports: &[(u16, PeerMode)],
+    ) -> PeerAuthn {
+        PeerAuthn {
+            origin: ObjectKey {
+                kind: Kind::PeerAuthentication,
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+            selector: selector.map(|s| {
+                s.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }),
+            mode,
+            ports: ports.iter().copied().collect(),
+            created: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_peer_authentication_decides_and_unset_inherits() {
+        let labels: BTreeMap<String, String> = [("app".to_string(), "db".to_string())].into();
+        let mode = |all: &[PeerAuthn], port| peer_mode(all, "shop", &labels, port, "istio-system");
+        assert_eq!(mode(&[], 80), PeerMode::Permissive, "Istio's default");
+        let mesh = policy("istio-system", "default", None, Some(PeerMode::Strict), &[]);
+        assert_eq!(mode(&[mesh.clone()], 80), PeerMode::Strict);
+        let namespace = policy("shop", "default", None, Some(PeerMode::Disable), &[]);
+        assert_eq!(
+            mode(&[mesh.clone(), namespace.clone()], 80),
+            PeerMode::Disable
+        );
+        // A workload policy with UNSET mode inherits, except on its own ports.
+        let workload = policy(
+            "shop",
+            "db",
+            Some(&[("app", "db")]),
+            None,
+            &[(5432, PeerMode::Strict)],
+        );
+        let all = [mesh.clone(), namespace.clone(), workload];
+        assert_eq!(mode(&all, 80), PeerMode::Disable);
+        assert_eq!(mode(&all, 5432), PeerMode::Strict);
+        // A selector that does not match, or another namespace's policy, does nothing.
+        let other = policy(
+            "shop",
+            "web",
+            Some(&[("app", "web")]),
+            Some(PeerMode::Strict),
+            &[],
+        );
+        let elsewhere = policy("other", "default", None, Some(PeerMode::Strict), &[]);
+        assert_eq!(mode(&[namespace, other, elsewhere], 80), PeerMode::Disable);
+    }
+}

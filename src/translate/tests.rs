@@ -95,7 +95,15 @@ fn translation(case: &str) -> Value {
     for w in ir.workloads.values().filter(|w| w.sidecar_port.is_some()) {
         let addr = std::net::SocketAddr::new(w.address, w.sidecar_port.unwrap());
         let authz = super::inbound::AuthzFilters::default();
-        let rendered = match super::inbound::inbound(&ir, w, addr, true, "cluster.local", &authz, &options) {
+        let rendered = match super::inbound::inbound(
+            &ir,
+            w,
+            addr,
+            true,
+            "cluster.local",
+            &authz,
+            &options,
+        ) {
             Some((listener, clusters)) => serde_json::json!({
                 "listener": crate::envoy::json::to_json(&listener).unwrap(),
                 "clusters": clusters.iter().map(|c| crate::envoy::json::to_json(c).unwrap()).collect::<Vec<_>>(),
