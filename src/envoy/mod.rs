@@ -3,6 +3,7 @@
 
 pub mod builders;
 pub mod json;
+pub mod rbac_builders;
 pub mod route_builders;
 
 use serde::Serialize;

@@ -604,9 +604,12 @@ fn a_destination_rule_applies_only_where_it_is_exported() {
 #[test]
 fn validation_sees_the_conflicts_of_every_namespace() {
     let ir = load("tcp-services");
-    let found = crate::translate::diagnostics_for_every_namespace(&ir, &TranslateOptions::default());
+    let found =
+        crate::translate::diagnostics_for_every_namespace(&ir, &TranslateOptions::default());
     assert!(
-        found.iter().any(|d| d.is_error() && d.message.contains("is already proxied for db.default.svc.cluster.local")),
+        found.iter().any(|d| d.is_error()
+            && d.message
+                .contains("is already proxied for db.default.svc.cluster.local")),
         "{found:?}"
     );
 }
