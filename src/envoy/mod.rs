@@ -4,6 +4,7 @@
 pub mod builders;
 pub mod inbound_builders;
 pub mod json;
+pub mod rbac_builders;
 pub mod route_builders;
 pub mod tls;
 

@@ -27,7 +27,7 @@ pub fn build(world: &World) -> Ir {
     let mut sidecars = Vec::new();
     let mut entries = Vec::new();
     let mut peer_authentications = Vec::new();
-    let mut authorization_policies = Vec::new();
+    let mut authorization_policies: Vec<super::AuthzPolicy> = Vec::new();
     for (key, object) in world {
         match object.as_ref() {
             Object::Service(svc) => services.push((key, svc.as_ref())),
@@ -52,7 +52,9 @@ pub fn build(world: &World) -> Ir {
             Object::DestinationRule(dr) => destination_rules.push((key, dr.as_ref())),
             Object::ServiceEntry(entry) => entries.push((key, entry.as_ref())),
             Object::PeerAuthentication(pa) => peer_authentications.push((key, pa.as_ref())),
-            Object::AuthorizationPolicy(ap) => authorization_policies.push((key, ap.as_ref())),
+            Object::AuthorizationPolicy(ap) => {
+                authorization_policies.push(super::authz::resolve(key, ap, &mut diagnostics))
+            }
             Object::Sidecar(sidecar) => sidecars.push(super::scope::SidecarScope {
                 name: format!("{}/{}", key.namespace, key.name),
                 namespace: key.namespace.clone(),
@@ -219,6 +221,7 @@ pub fn build(world: &World) -> Ir {
         .flat_map(|h| h.matches.iter())
         .flat_map(|m| m.source_labels.keys().cloned())
         .collect();
+    authorization_policies.sort_by(|a, b| a.name.cmp(&b.name));
     diagnostics.sort();
     diagnostics.dedup();
     Ir {
@@ -229,6 +232,7 @@ pub fn build(world: &World) -> Ir {
         peer_authentications: super::mesh::peer_authentications(&peer_authentications),
         workloads: mesh_workloads,
         sidecars,
+        authorization_policies,
         diagnostics,
     }
 }

@@ -7,6 +7,7 @@
 //! choices (which short names resolve, listener addresses) are made by
 //! [`crate::translate`].
 
+pub mod authz;
 mod build;
 pub mod cluster_policy;
 mod endpoints;
@@ -19,12 +20,14 @@ mod routes;
 pub mod scope;
 mod services;
 
+pub use authz::{policies_for, AuthzPolicy};
 pub use build::build;
 pub use policy::{HeaderChanges, HeaderOps, Redirect, RoutePolicy};
 
 impl Ir {
     /// The objects behind the clusters and virtual hosts that `message` (an
-    /// Envoy NACK) names, sorted and without duplicates; empty when it names none.
+    /// Envoy NACK) names, and the AuthorizationPolicies whose RBAC policies
+    /// it names, sorted and without duplicates; empty when it names none.
     pub fn origins_mentioned(&self, message: &str) -> Vec<crate::model::ObjectKey> {
         let clusters = self
             .clusters
@@ -36,7 +39,13 @@ impl Ir {
             .iter()
             .filter(|v| message.contains(&v.name) || message.contains(&v.host))
             .flat_map(|v| &v.origins);
-        let mut all: Vec<_> = clusters.chain(hosts).cloned().collect();
+        // RBAC policy names: `ns[<namespace>]-policy[<name>]-rule[<i>]`.
+        let policies = self
+            .authorization_policies
+            .iter()
+            .filter(|p| message.contains(&format!("ns[{}]-policy[{}]", p.namespace, p.origin.name)))
+            .map(|p| &p.origin);
+        let mut all: Vec<_> = clusters.chain(hosts).chain(policies).cloned().collect();
         all.sort();
         all.dedup();
         all
@@ -88,6 +97,10 @@ pub struct Ir {
     pub peer_authentications: Vec<mesh::PeerAuthn>,
     /// Sidecars that scope proxies, ordered by name.
     pub sidecars: Vec<SidecarScope>,
+    /// AuthorizationPolicies, ordered by name (`namespace/name`); the ones of
+    /// a workload: [`policies_for`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authorization_policies: Vec<AuthzPolicy>,
     /// Problems found while resolving references, in a stable order.
     pub diagnostics: Vec<Diagnostic>,
 }

@@ -3,6 +3,12 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Annotation that marks an AuthorizationPolicy standing in for one that
+/// failed validation (or could not be read): its value is the first error.
+/// Such a policy denies every request to the workloads it selects
+/// (see `source::parse` and `ir::authz`).
+pub const FAIL_CLOSED_ANNOTATION: &str = "sextant.dev/fail-closed";
+
 /// Who may call what on the workloads it selects: Istio's
 /// `AuthorizationPolicy` (<https://istio.io/latest/docs/reference/config/security/authorization-policy/>),
 /// translated into Envoy's RBAC filter on the inbound listener.

@@ -16,7 +16,9 @@ pub struct ParsedFile {
     /// Objects that parsed and validated, in file order.
     pub objects: Vec<Object>,
     /// Objects that were identified (kind, namespace, name) but are invalid:
-    /// the store keeps serving their last good version.
+    /// the store keeps serving their last good version. (An invalid
+    /// AuthorizationPolicy is never here: its fail-closed stand-in is in
+    /// `objects`.)
     pub rejected: Vec<ObjectKey>,
     /// True when part of the file could not be read at all (YAML syntax error,
     /// a document without `kind` or `metadata.name`): the store then keeps the
@@ -35,7 +37,10 @@ pub struct ParsedFile {
 ///
 /// Unknown kinds are skipped with an info log line; unknown fields of known
 /// kinds become warnings that name the field; type errors and failed
-/// validation become errors and the object lands in [`ParsedFile::rejected`].
+/// validation become errors and the object lands in [`ParsedFile::rejected`],
+/// except an AuthorizationPolicy: it fails closed, replaced by a policy that
+/// denies every request to the workloads it selects and carries the
+/// annotation [`crate::model::FAIL_CLOSED_ANNOTATION`].
 pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
     let mut out = ParsedFile {
         empty: text.trim().is_empty(),
@@ -123,15 +128,21 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             return;
         }
         TypeMeta::WrongVersion(kind, message) => {
-            // The object is identified: its last good version stays served.
+            // The object is identified: its last good version stays served
+            // (an AuthorizationPolicy fails closed instead).
             let key = ObjectKey {
                 kind,
                 namespace,
                 name,
             };
-            out.diagnostics
-                .push(Diagnostic::error(&key, "apiVersion", message).in_file(file));
-            out.rejected.push(key);
+            let diagnostics = vec![Diagnostic::error(&key, "apiVersion", message)];
+            if kind == Kind::AuthorizationPolicy {
+                serve_fail_closed(file, &key, &value, diagnostics, out);
+            } else {
+                out.diagnostics
+                    .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
+                out.rejected.push(key);
+            }
             return;
         }
         TypeMeta::Mistake(message) => {
@@ -165,6 +176,8 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
         map.remove("apiVersion");
         map.remove("kind");
     }
+    // An invalid AuthorizationPolicy is replaced, taking its selector from the raw object.
+    let raw = (kind == Kind::AuthorizationPolicy).then(|| value.clone());
     let mut diagnostics = Vec::new();
     let object = match kind {
         Kind::Service => typed(value, &key, &mut diagnostics).map(|o| Object::Service(Box::new(o))),
@@ -192,25 +205,55 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
         diagnostics.extend(validate::object(object));
     }
     let valid = object.is_some() && !diagnostics.iter().any(Diagnostic::is_error);
+    if let (false, Some(raw)) = (valid, &raw) {
+        serve_fail_closed(file, &key, raw, diagnostics, out);
+        return;
+    }
     out.diagnostics
         .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
     match object {
-        Some(object) if valid => {
-            if let Some(i) = out.objects.iter().position(|o| o.key() == key) {
-                out.diagnostics.push(
-                    Diagnostic::warning(
-                        &key,
-                        "",
-                        "defined twice in this file; the later document is served",
-                    )
-                    .in_file(file),
-                );
-                out.objects.remove(i);
-            }
-            out.objects.push(object)
-        }
+        Some(object) if valid => push_object(file, object, out),
         _ => out.rejected.push(key),
     }
+}
+
+/// Adds `object` to `out`, replacing (with a warning) an earlier document
+/// of the same file that defines the same object.
+fn push_object(file: &str, object: Object, out: &mut ParsedFile) {
+    let key = object.key();
+    if let Some(i) = out.objects.iter().position(|o| o.key() == key) {
+        out.diagnostics.push(
+            Diagnostic::warning(
+                &key,
+                "",
+                "defined twice in this file; the later document is served",
+            )
+            .in_file(file),
+        );
+        out.objects.remove(i);
+    }
+    out.objects.push(object)
+}
+
+/// Serves the fail-closed stand-in of the invalid AuthorizationPolicy `key`
+/// (whose raw document is `raw`) instead of rejecting it, keeping its
+/// `diagnostics` (at least one error) and saying what is served instead.
+fn serve_fail_closed(
+    file: &str,
+    key: &ObjectKey,
+    raw: &Value,
+    mut diagnostics: Vec<Diagnostic>,
+    out: &mut ParsedFile,
+) {
+    let reason = fail_closed::first_error(&diagnostics).unwrap_or_else(|| "invalid".into());
+    diagnostics.push(Diagnostic::error(
+        key,
+        "",
+        "invalid AuthorizationPolicy: it fails closed, denying every request to the workloads it selects",
+    ));
+    out.diagnostics
+        .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
+    push_object(file, fail_closed::replacement(key, raw, &reason), out);
 }
 
 /// Deserializes `value` as `T`, recording unknown fields as warnings and a
@@ -275,6 +318,8 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
         "discovery.k8s.io",
         crate::model::NETWORKING_GROUP,
         crate::model::ISTIO_NETWORKING_GROUP,
+        crate::model::SECURITY_GROUP,
+        crate::model::ISTIO_SECURITY_GROUP,
     ];
     if !read_groups.contains(&group) {
         return TypeMeta::Skipped;
@@ -282,6 +327,8 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
     if let Some((kind, expected)) = known.iter().find(|(k, _)| k.as_str() == kind_name) {
         let istio = if expected.starts_with("networking.") {
             " (or networking.istio.io/v1, v1beta1, v1alpha3)"
+        } else if expected.starts_with("security.") {
+            " (or security.istio.io/v1, v1beta1)"
         } else {
             ""
         };
@@ -338,6 +385,8 @@ fn file_error(file: &str, message: String) -> Diagnostic {
         message,
     }
 }
+
+mod fail_closed;
 
 #[cfg(test)]
 mod tests;

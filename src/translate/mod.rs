@@ -2,19 +2,23 @@
 //! name), no clock, environment or globals.
 //!
 //! One file per resource family; each calls the builders in
-//! [`crate::envoy::builders`].
+//! [`crate::envoy::builders`]. [`http_rbac_filters`] and
+//! [`network_rbac_filters`] turn a workload's AuthorizationPolicies into
+//! the RBAC filters of its inbound listener.
 
 mod cluster;
 mod endpoint;
 mod http_route;
 pub mod inbound;
 mod listener;
+mod rbac;
 pub mod render;
 mod route;
 mod scope;
 mod tcp;
 
 pub use listener::{grpc_listeners, outbound_listener, sidecar_listeners, OUTBOUND_LISTENER};
+pub use rbac::{http_rbac_filters, network_rbac_filters};
 pub use route::OUTBOUND_ROUTE_CONFIG;
 pub use tcp::{tcp_listeners, TcpProxyRoute};
 

@@ -700,3 +700,99 @@ fn route_conditions_and_rewrites_are_checked() {
         );
     }
 }
+
+/// An AuthorizationPolicy document for `default/guard` with `spec` (YAML,
+/// indented under `spec:`) and `api_version`.
+fn authorization_policy(api_version: &str, spec: &str) -> String {
+    format!("apiVersion: {api_version}\nkind: AuthorizationPolicy\nmetadata:\n  name: guard\n  namespace: shop\nspec:\n{spec}\n")
+}
+
+/// The one AuthorizationPolicy of `parsed`, which must be a fail-closed stand-in.
+fn stand_in(parsed: &ParsedFile) -> &crate::model::AuthorizationPolicy {
+    use crate::model::{AuthorizationAction, Rule, FAIL_CLOSED_ANNOTATION};
+    assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+    assert_eq!(
+        keys(parsed),
+        [key(Kind::AuthorizationPolicy, "shop", "guard")]
+    );
+    let Object::AuthorizationPolicy(policy) = &parsed.objects[0] else {
+        panic!("not an AuthorizationPolicy")
+    };
+    assert_eq!(policy.spec.action, AuthorizationAction::DENY);
+    assert_eq!(policy.spec.rules, [Rule::default()]);
+    let annotations = policy.metadata.annotations.as_ref().unwrap();
+    assert!(annotations.contains_key(FAIL_CLOSED_ANNOTATION));
+    policy
+}
+
+#[test]
+fn an_invalid_authorization_policy_fails_closed() {
+    use crate::model::FAIL_CLOSED_ANNOTATION;
+    // A validation error: the stand-in keeps the selector and names the field.
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            "  selector: {matchLabels: {app: cart}}\n  rules: [{to: [{operation: {paths: [admin]}}]}]",
+        ),
+    );
+    let policy = stand_in(&parsed);
+    let selector = &policy.spec.selector.as_ref().unwrap().match_labels;
+    assert_eq!(selector.get("app").map(String::as_str), Some("cart"));
+    let reason = &policy.metadata.annotations.as_ref().unwrap()[FAIL_CLOSED_ANNOTATION];
+    assert!(
+        reason.starts_with("spec.rules[0].to[0].operation.paths[0]: "),
+        "{reason}"
+    );
+    assert!(errors(&parsed)
+        .iter()
+        .any(|d| d.field == "spec.rules[0].to[0].operation.paths[0]"
+            && d.file.as_deref() == Some(FILE)));
+
+    // A type error: the object does not deserialize; the raw selector still applies.
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.sextant.dev/v1alpha1",
+            "  selector: {matchLabels: {app: cart}}\n  rules: oops",
+        ),
+    );
+    let policy = stand_in(&parsed);
+    assert!(policy.spec.selector.is_some());
+    assert!(errors(&parsed).iter().any(|d| d.field == "spec.rules"));
+
+    // A selector that is not a map of strings: no selector, the whole namespace.
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            "  selector: {matchLabels: {app: [cart]}}\n  rules: [{}]",
+        ),
+    );
+    assert!(stand_in(&parsed).spec.selector.is_none());
+
+    // An apiVersion that does not serve the kind.
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1alpha1",
+            "  selector: {matchLabels: {app: cart}}\n  rules: [{}]",
+        ),
+    );
+    assert!(stand_in(&parsed).spec.selector.is_some());
+    assert!(errors(&parsed).iter().any(|d| d.field == "apiVersion"));
+
+    // A valid policy is served as written.
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            "  rules: [{to: [{operation: {paths: [/admin]}}]}]",
+        ),
+    );
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let Object::AuthorizationPolicy(policy) = &parsed.objects[0] else {
+        panic!("not an AuthorizationPolicy")
+    };
+    assert!(policy.metadata.annotations.is_none());
+}
