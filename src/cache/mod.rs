@@ -300,7 +300,7 @@ impl SnapshotCache {
                     .map_or(crate::ca::spiffe::DEFAULT_TRUST_DOMAIN, |c| {
                         c.trust_domain().as_str()
                     }),
-                &self.authz_filters(&ir, w),
+                &translate::inbound::authz_filters(&ir, w, &self.options),
                 &self.options,
             ),
             _ => None,
@@ -348,18 +348,6 @@ impl SnapshotCache {
                 (TypeUrl::Secret, Arc::new(secrets)),
             ]),
         }
-    }
-}
-
-impl SnapshotCache {
-    /// The authorization filters of `workload` (none yet: AuthorizationPolicy
-    /// translation plugs in here).
-    fn authz_filters(
-        &self,
-        _ir: &Ir,
-        _workload: &crate::ir::mesh::Workload,
-    ) -> translate::inbound::AuthzFilters {
-        translate::inbound::AuthzFilters::default()
     }
 }
 

@@ -46,6 +46,21 @@ pub struct AuthzFilters {
     pub network: Vec<Filter>,
 }
 
+/// The RBAC filters of the AuthorizationPolicies that select `workload`
+/// (see [`crate::ir::authz::policies_for`]).
+pub fn authz_filters(ir: &Ir, workload: &Workload, options: &TranslateOptions) -> AuthzFilters {
+    let policies = crate::ir::authz::policies_for(
+        &ir.authorization_policies,
+        &workload.namespace,
+        &workload.labels,
+        &options.root_namespace,
+    );
+    AuthzFilters {
+        http: super::http_rbac_filters(&policies),
+        network: super::network_rbac_filters(&policies, "inbound_tcp"),
+    }
+}
+
 /// The inbound listener and clusters of `workload`'s sidecar listening on
 /// `addr`; `mtls`: whether the sidecar has a certificate. `None` when no
 /// service reaches the workload through its sidecar, or when no connection

@@ -94,7 +94,7 @@ fn translation(case: &str) -> Value {
     let mut inbound = serde_json::Map::new();
     for w in ir.workloads.values().filter(|w| w.sidecar_port.is_some()) {
         let addr = std::net::SocketAddr::new(w.address, w.sidecar_port.unwrap());
-        let authz = super::inbound::AuthzFilters::default();
+        let authz = super::inbound::authz_filters(&ir, w, &options);
         let rendered = match super::inbound::inbound(
             &ir,
             w,
