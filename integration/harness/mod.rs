@@ -55,7 +55,9 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(name: &str, mut command: Command, log: PathBuf) -> Process {
+    /// Starts `command` with stdout and stderr going to `log`; the process is
+    /// killed when the returned value is dropped.
+    pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> Process {
         let file = std::fs::File::create(&log).unwrap();
         command
             .stderr(file.try_clone().unwrap())

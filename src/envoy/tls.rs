@@ -117,6 +117,62 @@ pub fn upstream_mtls(sni: &str, server_uris: &[String]) -> TransportSocket {
     }
 }
 
+/// TLS origination with files on the proxy's host (DestinationRule `tls`
+/// SIMPLE or MUTUAL): send `sni`; verify the server against `ca_file` (and
+/// one of `server_names`, DNS or URI SANs, exact) when given, else do not
+/// verify; present `client` (certificate and key files) when given.
+pub fn upstream_tls_files(
+    sni: &str,
+    ca_file: Option<&str>,
+    client: Option<(&str, &str)>,
+    server_names: &[String],
+) -> TransportSocket {
+    let file = |path: &str| {
+        Some(DataSource {
+            specifier: Some(data_source::Specifier::Filename(path.to_string())),
+            ..Default::default()
+        })
+    };
+    let sans = server_names
+        .iter()
+        .flat_map(|name| {
+            [SanType::Dns, SanType::Uri].map(|t| SubjectAltNameMatcher {
+                san_type: t as i32,
+                matcher: Some(string_matcher(StringPattern::Exact(name))),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let common = CommonTlsContext {
+        tls_params: tls_params(),
+        tls_certificates: client
+            .map(|(cert, key)| TlsCertificate {
+                certificate_chain: file(cert),
+                private_key: file(key),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
+        validation_context_type: ca_file.map(|ca| {
+            ValidationContextType::ValidationContext(CertificateValidationContext {
+                trusted_ca: file(ca),
+                match_typed_subject_alt_names: sans,
+                ..Default::default()
+            })
+        }),
+        ..Default::default()
+    };
+    let context = UpstreamTlsContext {
+        common_tls_context: Some(common),
+        sni: sni.to_string(),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: TLS_TRANSPORT_SOCKET.into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
+    }
+}
+
 /// Plaintext: Envoy's raw buffer transport socket.
 pub fn plaintext() -> TransportSocket {
     use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;

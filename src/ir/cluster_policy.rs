@@ -6,8 +6,8 @@
 use super::policy::parse_duration;
 use super::LbPolicy;
 use crate::model::{
-    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection as ModelOutlier, SimpleLb,
-    TrafficPolicy,
+    ClientTlsSettings, ConnectionPoolSettings, LoadBalancerSettings,
+    OutlierDetection as ModelOutlier, SimpleLb, TlsMode, TrafficPolicy,
 };
 use serde::Serialize;
 use std::time::Duration;
@@ -96,6 +96,30 @@ pub struct ClusterPolicy {
     /// Envoy's panic threshold, from `minHealthPercent`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_health_percent: Option<u32>,
+    /// The DestinationRule's `tls`, if it sets one (else auto mTLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTls>,
+}
+
+/// A resolved `tls` setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientTls {
+    /// Plaintext to every endpoint.
+    Disable,
+    /// Mutual TLS with SDS certificates to every endpoint.
+    IstioMutual,
+    /// TLS origination with files on the proxy's host.
+    Files {
+        /// SNI (default: the service host).
+        sni: Option<String>,
+        /// CA bundle file; `None`: no verification.
+        ca_certificates: Option<String>,
+        /// Client certificate and key files (MUTUAL).
+        client: Option<(String, String)>,
+        /// Acceptable server names.
+        subject_alt_names: Vec<String>,
+    },
 }
 
 /// The policy of `port` of a service whose rule has `rule` and whose subset
@@ -115,6 +139,7 @@ pub(super) fn resolve(
     let lb = levels.iter().rev().find_map(|l| l.lb);
     let pool = levels.iter().rev().find_map(|l| l.pool);
     let outlier = levels.iter().rev().find_map(|l| l.outlier);
+    let tls = levels.iter().rev().find_map(|l| l.tls);
     let http = pool.and_then(|p| p.http.as_ref());
     let tcp = pool.and_then(|p| p.tcp.as_ref());
     let duration = |t: Option<&String>| t.and_then(|t| parse_duration(t).ok());
@@ -140,6 +165,19 @@ pub(super) fn resolve(
             max_ejection_percent: o.max_ejection_percent,
         }),
         min_health_percent: outlier.and_then(|o| o.min_health_percent),
+        tls: tls.map(|t| match t.mode {
+            TlsMode::DISABLE => ClientTls::Disable,
+            TlsMode::ISTIO_MUTUAL => ClientTls::IstioMutual,
+            TlsMode::SIMPLE | TlsMode::MUTUAL => ClientTls::Files {
+                sni: t.sni.clone(),
+                ca_certificates: t.ca_certificates.clone(),
+                client: match (t.mode, &t.client_certificate, &t.private_key) {
+                    (TlsMode::MUTUAL, Some(c), Some(k)) => Some((c.clone(), k.clone())),
+                    _ => None,
+                },
+                subject_alt_names: t.subject_alt_names.clone(),
+            },
+        }),
     }
 }
 
@@ -148,6 +186,7 @@ struct Level<'a> {
     lb: Option<&'a LoadBalancerSettings>,
     pool: Option<&'a ConnectionPoolSettings>,
     outlier: Option<&'a ModelOutlier>,
+    tls: Option<&'a ClientTlsSettings>,
 }
 
 fn levels(policy: &TrafficPolicy, port: u16) -> Vec<Level<'_>> {
@@ -155,6 +194,7 @@ fn levels(policy: &TrafficPolicy, port: u16) -> Vec<Level<'_>> {
         lb: policy.load_balancer.as_ref(),
         pool: policy.connection_pool.as_ref(),
         outlier: policy.outlier_detection.as_ref(),
+        tls: policy.tls.as_ref(),
     }];
     out.extend(
         policy
@@ -165,6 +205,7 @@ fn levels(policy: &TrafficPolicy, port: u16) -> Vec<Level<'_>> {
                 lb: p.load_balancer.as_ref(),
                 pool: p.connection_pool.as_ref(),
                 outlier: p.outlier_detection.as_ref(),
+                tls: p.tls.as_ref(),
             }),
     );
     out

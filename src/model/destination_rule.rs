@@ -46,6 +46,48 @@ pub struct TrafficPolicy {
     /// Overrides for single service ports (not inside `portLevelSettings`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub port_level_settings: Vec<PortTrafficPolicy>,
+    /// TLS from the client sidecar to the upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTlsSettings>,
+}
+
+/// Istio's `ClientTLSSettings`: how the client sidecar speaks TLS upstream.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientTlsSettings {
+    /// DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL.
+    pub mode: TlsMode,
+    /// MUTUAL: file (on the proxy's host) with the client certificate, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+    /// MUTUAL: file with the client certificate's private key, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// SIMPLE / MUTUAL: file with the CAs that sign the server's certificate;
+    /// without it the server's certificate is not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
+    /// Names the server's certificate must carry (any one, exact).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<String>,
+    /// SNI to send (default: the host, for SIMPLE and MUTUAL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+}
+
+/// Istio's `ClientTLSSettings.TLSmode`.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TlsMode {
+    /// Plaintext, even to workloads with a sidecar.
+    #[default]
+    DISABLE,
+    /// TLS to the upstream (e.g. an external HTTPS API).
+    SIMPLE,
+    /// Mutual TLS with certificate files on the proxy's host.
+    MUTUAL,
+    /// Mutual TLS with the mesh's SDS certificates to every endpoint.
+    ISTIO_MUTUAL,
 }
 
 /// A traffic policy for one service port; its fields replace the enclosing
@@ -64,6 +106,9 @@ pub struct PortTrafficPolicy {
     /// Ejection of failing endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetection>,
+    /// TLS to the upstream on this port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTlsSettings>,
 }
 
 /// Istio's `LoadBalancerSettings`: `simple` or `consistentHash`.

@@ -4,7 +4,7 @@
 use super::TranslateOptions;
 use crate::envoy::builders::{self, duration};
 use crate::envoy::tls;
-use crate::ir::cluster_policy::{ClusterPolicy, HashLb};
+use crate::ir::cluster_policy::{ClientTls, ClusterPolicy, HashLb};
 use crate::ir::{self, DnsLookup, LbPolicy, Protocol};
 use envoy_types::pb::envoy::config::cluster::v3::{
     circuit_breakers, cluster, CircuitBreakers, Cluster, OutlierDetection,
@@ -61,17 +61,48 @@ pub(super) fn outbound_cluster(
         None => builders::eds_cluster(&c.name, lb, connect_timeout),
     };
     apply_policy(&mut out, policy, c.protocol);
-    if mtls {
-        let mut identities: Vec<String> = c
+    let sni = super::inbound::inbound_sni(c.port, &c.service);
+    let identities = |fallback: bool| {
+        let mut all: Vec<String> = c
             .endpoints
             .iter()
             .filter_map(|e| e.mesh.as_ref())
             .map(|m| format!("spiffe://{}/{}", options.trust_domain, m.identity))
             .collect();
-        identities.sort();
-        identities.dedup();
+        all.sort();
+        all.dedup();
+        if all.is_empty() && fallback {
+            all.push(format!("spiffe://{}/", options.trust_domain));
+        }
+        all
+    };
+    match &policy.tls {
+        Some(ClientTls::Disable) => return out,
+        Some(ClientTls::IstioMutual) if mtls => {
+            out.transport_socket = Some(tls::upstream_mtls(&sni, &identities(true)));
+            return out;
+        }
+        Some(ClientTls::IstioMutual) => return out,
+        Some(ClientTls::Files {
+            sni: name,
+            ca_certificates,
+            client,
+            subject_alt_names,
+        }) => {
+            let host = c.service.trim_start_matches("*.");
+            out.transport_socket = Some(tls::upstream_tls_files(
+                name.as_deref().unwrap_or(host),
+                ca_certificates.as_deref(),
+                client.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+                subject_alt_names,
+            ));
+            return out;
+        }
+        None => {}
+    }
+    if mtls {
+        let identities = identities(false);
         if !identities.is_empty() {
-            let sni = super::inbound::inbound_sni(c.port, &c.service);
             out.transport_socket_matches = vec![
                 cluster::TransportSocketMatch {
                     name: "tlsMode-istio".into(),
