@@ -215,6 +215,17 @@ async fn sidecars_talk_mutual_tls_with_spiffe_identities() {
         ]
     );
     assert!(!certs.to_string().contains("PRIVATE KEY"));
+    let table = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["proxy-config", "secret", "b.default", "--admin-address"])
+        .arg(sextant.admin.to_string())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("spiffe://cluster.local/ns/default/sa/b-sa") && table.contains("ACTIVE"),
+        "{table}"
+    );
+    assert!(!table.contains("PRIVATE"));
     assert_eq!(a.updates_rejected().await, 0);
     assert_eq!(b.updates_rejected().await, 0);
 }

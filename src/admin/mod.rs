@@ -80,14 +80,39 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// The workload certificates issued: SPIFFE ID, serial, validity and
-/// rotation time (seconds since the Unix epoch); never keys.
-async fn certs(State(state): State<AdminState>) -> Json<serde_json::Value> {
+/// rotation time (seconds since the Unix epoch); never keys. With
+/// `?proxy=<node-id>`: that proxy's identity and certificate (404 for an
+/// unknown proxy).
+async fn certs(State(state): State<AdminState>, Query(query): Query<DumpQuery>) -> Response {
     let certs = state.cache.certs();
+    if let Some(node_id) = &query.proxy {
+        let Some(entry) = state.registry.find(node_id) else {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("no connected proxy has node id {node_id:?}\n"),
+            )
+                .into_response();
+        };
+        let spiffe_id = state.cache.identity_of(&entry.proxy);
+        let certificate = certs.and_then(|c| {
+            c.summaries()
+                .into_iter()
+                .find(|s| Some(&s.spiffe_id) == spiffe_id.as_ref())
+        });
+        return Json(json!({
+            "node_id": node_id,
+            "spiffe_id": spiffe_id,
+            "certificate": certificate,
+            "root_pem": certs.map(|c| c.root_pem().to_string()),
+        }))
+        .into_response();
+    }
     Json(json!({
         "trust_domain": certs.map(|c| c.trust_domain().as_str().to_string()),
         "root_pem": certs.map(|c| c.root_pem().to_string()),
         "certificates": certs.map(|c| c.summaries()).unwrap_or_default(),
     }))
+    .into_response()
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {

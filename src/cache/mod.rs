@@ -153,6 +153,13 @@ impl SnapshotCache {
         self.certs.as_ref()
     }
 
+    /// The SPIFFE ID `proxy` gets a certificate for, if any.
+    pub fn identity_of(&self, proxy: &ProxyInfo) -> Option<String> {
+        let certs = self.certs.as_ref()?;
+        let ir = self.ir();
+        per_proxy::identity(&ir, proxy, certs).map(|(_, id)| id.to_string())
+    }
+
     /// Makes every stream compute its snapshot again without an IR change
     /// (after certificates rotated): only what changed is sent.
     pub fn refresh(&self) {

@@ -1,6 +1,7 @@
 //! Subcommands of the `sextant` binary.
 
 mod bootstrap;
+mod proxy_config;
 mod proxy_status;
 mod serve;
 mod validate;
@@ -27,6 +28,8 @@ enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Show, per connected proxy and type, whether it is SYNCED, NOT_SENT, STALE or NACKED.
     ProxyStatus(proxy_status::ProxyStatusArgs),
+    /// Show a connected proxy's configuration; `secret`: its SPIFFE certificate.
+    ProxyConfig(proxy_config::ProxyConfigArgs),
 }
 
 impl Cli {
@@ -38,6 +41,7 @@ impl Cli {
             Command::Translate(args) => validate::run_translate(args),
             Command::Bootstrap(args) => bootstrap::run(args),
             Command::ProxyStatus(args) => proxy_status::run(args),
+            Command::ProxyConfig(args) => proxy_config::run(args),
         }
     }
 }

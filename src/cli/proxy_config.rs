@@ -1,0 +1,112 @@
+//! `sextant proxy-config secret <node-id>`: a connected proxy's mesh
+//! identity and certificate, from the admin endpoint (never keys).
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::net::SocketAddr;
+
+#[derive(Debug, Args)]
+pub struct ProxyConfigArgs {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, Subcommand)]
+enum What {
+    /// The SDS secrets of a proxy: its SPIFFE ID, certificate serial and validity.
+    Secret {
+        /// The proxy's node id.
+        node_id: String,
+        /// The admin address of the running `sextant serve`.
+        #[arg(long, default_value = "127.0.0.1:15014")]
+        admin_address: SocketAddr,
+    },
+}
+
+pub fn run(args: ProxyConfigArgs) -> anyhow::Result<()> {
+    let What::Secret {
+        node_id,
+        admin_address,
+    } = args.what;
+    let url = format!("http://{admin_address}/debug/certs");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer: Value = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .query(&[("proxy", &node_id)])
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            bail!(
+                "GET {url}: {status}: {}",
+                response.text().await.unwrap_or_default().trim()
+            );
+        }
+        response
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: not JSON"))
+    })?;
+    print!("{}", render(&answer));
+    Ok(())
+}
+
+/// istioctl's shape: one line per secret with its type, state, serial and expiry.
+fn render(answer: &Value) -> String {
+    let mut out = format!(
+        "{:<10} {:<12} {:<8} {:<34} {:<22} {}\n",
+        "RESOURCE", "TYPE", "STATUS", "SERIAL NUMBER", "NOT AFTER", "SPIFFE ID"
+    );
+    let Some(id) = answer["spiffe_id"].as_str() else {
+        out.push_str("(no certificate: the proxy claims no workload the config knows; see README, Security)\n");
+        return out;
+    };
+    let cert = &answer["certificate"];
+    let not_after = cert["not_after"]
+        .as_u64()
+        .map(|s| s.to_string() + " (unix s)")
+        .unwrap_or_else(|| "-".into());
+    out.push_str(&format!(
+        "{:<10} {:<12} {:<8} {:<34} {:<22} {id}\n",
+        "default",
+        "Cert Chain",
+        if cert.is_null() { "PENDING" } else { "ACTIVE" },
+        cert["serial"].as_str().unwrap_or("-"),
+        not_after
+    ));
+    let root = if answer["root_pem"].is_string() {
+        "ACTIVE"
+    } else {
+        "-"
+    };
+    out.push_str(&format!("{:<10} {:<12} {:<8}\n", "ROOTCA", "CA", root));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+    use serde_json::json;
+
+    #[test]
+    fn the_table_names_the_identity_and_never_a_key() {
+        let text = render(&json!({
+            "spiffe_id": "spiffe://cluster.local/ns/default/sa/b",
+            "certificate": {"serial": "abc123", "not_after": 1_900_000_000u64},
+            "root_pem": "-----BEGIN CERTIFICATE-----",
+        }));
+        assert!(
+            text.contains("spiffe://cluster.local/ns/default/sa/b"),
+            "{text}"
+        );
+        assert!(text.contains("abc123") && text.contains("ACTIVE"), "{text}");
+        assert!(!text.contains("PRIVATE"));
+        let none = render(&json!({"spiffe_id": null}));
+        assert!(none.contains("no certificate"), "{none}");
+    }
+}
