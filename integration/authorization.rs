@@ -132,3 +132,63 @@ async fn authorization_policies_allow_deny_and_fail_closed() {
     assert_eq!(c.get("b", "/", &[]).await.0, 403);
     assert_eq!(a.get("b", "/admin/x", &[]).await.0, 403);
 }
+
+/// The same ALLOW by principal on a TCP port: B's inbound chain runs
+/// Envoy's network RBAC before the TCP proxy, so A's connections (over its
+/// TCP listener, then mTLS) reach the app and C's are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_on_a_tcp_port() {
+    let (a_ip, b_ip, c_ip) = ("127.0.5.11", "127.0.5.12", "127.0.5.13");
+    let work = tempfile::tempdir().unwrap();
+    let b_app = Upstream::start(work.path(), b_ip, "db", "v1");
+    let b_inbound = free_port();
+    let port = free_port();
+    let config = ConfigDir::new();
+    let yaml = world(&b_app, b_inbound)
+        .replace(A_IP, a_ip)
+        .replace(B_IP, b_ip)
+        .replace(C_IP, c_ip)
+        .replace(
+            "ports: [{name: http, port: 80}]",
+            &format!("ports: [{{name: tcp-db, port: {port}}}]"),
+        )
+        .replace("ports: {http: ", "ports: {tcp-db: ");
+    config.write("world.yaml", &yaml);
+    config.write("allow-a.yaml", ALLOW_A);
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let a = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload::client("a.default").meshed(a_ip, "a-sa", free_port()),
+    )
+    .await;
+    let c = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload::client("c.default").meshed(c_ip, "c-sa", free_port()),
+    )
+    .await;
+    let _b = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload {
+            labels: "app=b",
+            ..Workload::client("b.default").meshed(b_ip, "b-sa", b_inbound)
+        },
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(10),
+        "A's TCP connection to reach the app",
+        || async { a.tcp_get(port).await.ok() },
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(a.tcp_get(port).await, Ok("v1".to_string()));
+        assert!(c.tcp_get(port).await.is_err(), "C must be refused");
+    }
+    assert!(
+        c.stat_sum("ssl.handshake").await >= 1,
+        "C did reach B over mTLS"
+    );
+}
