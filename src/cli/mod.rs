@@ -3,6 +3,7 @@
 mod bootstrap;
 mod proxy_status;
 mod serve;
+mod synth;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Show, per connected proxy and type, whether it is SYNCED, NOT_SENT, STALE or NACKED.
     ProxyStatus(proxy_status::ProxyStatusArgs),
+    /// Write a synthetic mesh (deterministic by seed) as a config directory,
+    /// for benchmarks and load tests.
+    Synth(synth::SynthArgs),
 }
 
 impl Cli {
@@ -38,6 +42,7 @@ impl Cli {
             Command::Translate(args) => validate::run_translate(args),
             Command::Bootstrap(args) => bootstrap::run(args),
             Command::ProxyStatus(args) => proxy_status::run(args),
+            Command::Synth(args) => synth::run(args),
         }
     }
 }

@@ -263,7 +263,7 @@ mod tests {
         let mode = |all: &[PeerAuthn], port| peer_mode(all, "shop", &labels, port, "istio-system");
         assert_eq!(mode(&[], 80), PeerMode::Permissive, "Istio's default");
         let mesh = policy("istio-system", "default", None, Some(PeerMode::Strict), &[]);
-        assert_eq!(mode(&[mesh.clone()], 80), PeerMode::Strict);
+        assert_eq!(mode(std::slice::from_ref(&mesh), 80), PeerMode::Strict);
         let namespace = policy("shop", "default", None, Some(PeerMode::Disable), &[]);
         assert_eq!(
             mode(&[mesh.clone(), namespace.clone()], 80),
