@@ -11,7 +11,8 @@
 //! that issues SPIFFE workload certificates (X.509-SVIDs) for SDS.
 //! [`metrics`] holds the Prometheus metrics
 //! that the cache, the server and `sextant serve` update and the admin
-//! endpoint renders.
+//! endpoint renders. [`synth`] generates synthetic meshes for benchmarks
+//! and load tests.
 
 pub mod admin;
 pub mod bootstrap;
@@ -26,4 +27,5 @@ pub mod proxy;
 pub mod server;
 pub mod source;
 pub mod store;
+pub mod synth;
 pub mod translate;

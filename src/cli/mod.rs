@@ -4,6 +4,7 @@ mod bootstrap;
 mod proxy_config;
 mod proxy_status;
 mod serve;
+mod synth;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,9 @@ enum Command {
     ProxyStatus(proxy_status::ProxyStatusArgs),
     /// Show a connected proxy's configuration; `secret`: its SPIFFE certificate.
     ProxyConfig(proxy_config::ProxyConfigArgs),
+    /// Write a synthetic mesh (deterministic by seed) as a config directory,
+    /// for benchmarks and load tests.
+    Synth(synth::SynthArgs),
 }
 
 impl Cli {
@@ -42,6 +46,7 @@ impl Cli {
             Command::Bootstrap(args) => bootstrap::run(args),
             Command::ProxyStatus(args) => proxy_status::run(args),
             Command::ProxyConfig(args) => proxy_config::run(args),
+            Command::Synth(args) => synth::run(args),
         }
     }
 }
