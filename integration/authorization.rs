@@ -58,6 +58,24 @@ spec:
   - from: [{source: {ipBlocks: ["10.0.0.0/33"]}}]
 "#;
 
+/// The status of `GET path` to `b` through A's outbound listener, with the
+/// path sent byte for byte (HTTP clients normalize it themselves).
+async fn raw_status(envoy: &Envoy, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(envoy.outbound)
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_policies_allow_deny_and_fail_closed() {
     let work = tempfile::tempdir().unwrap();
@@ -109,6 +127,15 @@ async fn authorization_policies_allow_deny_and_fail_closed() {
     .await;
     assert_eq!(a.get("b", "/", &[]).await.0, 200);
     assert_eq!(c.get("b", "/", &[]).await.0, 403);
+    // Paths are normalized before policies see them: no dodging the DENY.
+    for path in [
+        "/./admin/users",
+        "/x/../admin/users",
+        "//admin/users",
+        "/%61dmin/users",
+    ] {
+        assert_eq!(raw_status(&a, path).await, 403, "{path}");
+    }
 
     // A policy that fails validation denies everything on B, with an error
     // naming its field; removing it restores the others' decisions.

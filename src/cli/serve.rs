@@ -171,6 +171,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let ca = sextant::ca::CertificateAuthority::load_or_generate(&args.ca_dir, &config)
             .with_context(|| format!("loading the CA from {}", args.ca_dir.display()))?;
+        tracing::info!(
+            ca_dir = %args.ca_dir.display(),
+            trust_domain = ca.trust_domain().as_str(),
+            "certificate authority ready (generated on first start, read back afterwards)"
+        );
         let certs = Arc::new(sextant::ca::WorkloadCerts::new(
             ca,
             Duration::from_secs(args.cert_ttl_seconds),

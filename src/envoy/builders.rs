@@ -68,6 +68,10 @@ pub fn http_connection_manager(
             config_source: Some(ads_config_source()),
             route_config_name: route_config_name.to_string(),
         })),
+        // Istio's default path normalization (BASE, plus merging slashes):
+        // `/./x`, `/y/../x` and `//x` match routes and policies as `/x`.
+        normalize_path: Some(BoolValue { value: true }),
+        merge_slashes: true,
         // The CORS and fault filters do nothing unless a route configures them.
         http_filters: vec![
             HttpFilter {

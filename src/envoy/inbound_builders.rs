@@ -103,6 +103,11 @@ pub fn app_filters(
             },
         )),
         http_filters: filters,
+        // Authorization sees normalized paths (RFC 3986 dot segments, percent-
+        // encoded unreserved characters, repeated slashes), as Istio's
+        // default, so `/./admin` or `//admin` cannot dodge a DENY on `/admin`.
+        normalize_path: Some(BoolValue { value: true }),
+        merge_slashes: true,
         // The peer's identity for the app, as Istio forwards it.
         forward_client_cert_details: http_connection_manager::ForwardClientCertDetails::SanitizeSet
             as i32,

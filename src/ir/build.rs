@@ -80,7 +80,11 @@ pub fn build(world: &World) -> Ir {
             }),
         }
     }
-    let mesh_workloads = super::mesh::workloads(&workloads.pods, &workloads.workload_entries);
+    let mesh_workloads = super::mesh::workloads(
+        &workloads.pods,
+        &workloads.workload_entries,
+        &mut diagnostics,
+    );
     let registry = services::registry(&services, &entries, &mut diagnostics);
     let is_service = |fqdn: &str| registry.contains_key(fqdn);
     let rules = destination_rules_by_host(&destination_rules, &is_service, &mut diagnostics);

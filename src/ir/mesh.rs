@@ -147,10 +147,13 @@ pub fn peer_mode(
         .unwrap_or(PeerMode::Permissive)
 }
 
-/// Every Pod (with an IP) and WorkloadEntry, by address.
+/// Every Pod (with an IP) and WorkloadEntry, by address. Two workloads with
+/// one address are an error on the later one; the one with a sidecar is kept
+/// (so a second entry can never route traffic around a sidecar).
 pub(super) fn workloads(
     pods: &BTreeMap<(String, String), &Pod>,
     entries: &[(&ObjectKey, &WorkloadEntry)],
+    diagnostics: &mut Vec<crate::diagnostic::Diagnostic>,
 ) -> BTreeMap<IpAddr, Workload> {
     let sidecar = |labels: &Labels, annotations: Option<&BTreeMap<String, String>>| {
         (labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")).then(|| {
@@ -196,7 +199,7 @@ pub(super) fn workloads(
         let Ok(address) = entry.spec.address.parse() else {
             continue;
         };
-        out.entry(address).or_insert_with(|| Workload {
+        let workload = Workload {
             origin: (*key).clone(),
             namespace: key.namespace.clone(),
             service_account: entry
@@ -207,7 +210,25 @@ pub(super) fn workloads(
             address,
             sidecar_port: sidecar(&entry.spec.labels, entry.metadata.annotations.as_ref()),
             labels: entry.spec.labels.clone(),
-        });
+        };
+        match out.get(&address) {
+            None => {
+                out.insert(address, workload);
+            }
+            Some(existing) => {
+                diagnostics.push(crate::diagnostic::Diagnostic::error(
+                    key,
+                    "spec.address",
+                    format!(
+                        "{address} is already the address of {}; two workloads cannot share an IP (the one with a sidecar is kept)",
+                        existing.origin
+                    ),
+                ));
+                if existing.sidecar_port.is_none() && workload.sidecar_port.is_some() {
+                    out.insert(address, workload);
+                }
+            }
+        }
     }
     out
 }

@@ -267,12 +267,27 @@ fn typed<T: DeserializeOwned>(
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(field_path(&path));
     let deserializer = serde_ignored::Deserializer::new(value, &mut record);
     let result = serde_path_to_error::deserialize::<_, T>(deserializer);
+    // In a security policy an ignored field would widen what it allows or
+    // narrow what it enforces: there it is an error (an AuthorizationPolicy
+    // then fails closed; a PeerAuthentication keeps its last good version).
+    let security = matches!(
+        key.kind,
+        Kind::AuthorizationPolicy | Kind::PeerAuthentication
+    );
     for field in unknown {
-        diagnostics.push(Diagnostic::warning(
-            key,
-            field,
-            "unknown or unsupported field, ignored (see the README for the supported fields)",
-        ));
+        diagnostics.push(if security {
+            Diagnostic::error(
+                key,
+                field,
+                "unknown or unsupported field: a security policy is not applied with a field ignored",
+            )
+        } else {
+            Diagnostic::warning(
+                key,
+                field,
+                "unknown or unsupported field, ignored (see the README for the supported fields)",
+            )
+        });
     }
     match result {
         Ok(object) => Some(object),

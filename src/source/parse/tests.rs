@@ -796,3 +796,22 @@ fn an_invalid_authorization_policy_fails_closed() {
     };
     assert!(policy.metadata.annotations.is_none());
 }
+
+#[test]
+fn an_unknown_field_in_a_security_policy_is_an_error() {
+    let text = "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: p, namespace: shop}
+spec:
+  rules:
+  - frm: [{source: {principals: [nobody]}}]
+    to: [{operation: {paths: [/x]}}]
+";
+    let parsed = parse_documents(FILE, text);
+    let found = errors(&parsed);
+    assert!(
+        found.iter().any(|d| d.field == "spec.rules[0].frm"),
+        "{:?}",
+        parsed.diagnostics
+    );
+}
