@@ -80,6 +80,8 @@ pub fn build(world: &World) -> Ir {
             }),
         }
     }
+    // Endpoint resolution looks entries up by namespace range.
+    workloads.workload_entries.sort_by(|a, b| a.0.cmp(b.0));
     let mesh_workloads = super::mesh::workloads(
         &workloads.pods,
         &workloads.workload_entries,

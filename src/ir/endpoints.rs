@@ -27,7 +27,7 @@ pub(super) struct Workloads<'a> {
     pub slices: BTreeMap<(String, String), Vec<(&'a ObjectKey, &'a EndpointSlice)>>,
     /// Pods by (namespace, name).
     pub pods: BTreeMap<(String, String), &'a Pod>,
-    /// WorkloadEntries with their namespace.
+    /// WorkloadEntries with their keys, sorted by key (so by namespace).
     pub workload_entries: Vec<(&'a ObjectKey, &'a WorkloadEntry)>,
 }
 
@@ -161,7 +161,19 @@ pub(super) fn selected(
     workloads: &Workloads<'_>,
 ) -> Vec<LabeledEndpoint> {
     let mut out = Vec::new();
-    for ((pod_namespace, _), pod) in &workloads.pods {
+    // Only the namespace's own workloads: Pods are keyed by (namespace,
+    // name) and WorkloadEntries come sorted by key, so both are ranges
+    // (scanning the whole world per service port made the IR build quadratic).
+    let pods = workloads
+        .pods
+        .range((namespace.to_string(), String::new())..)
+        .take_while(|((ns, _), _)| ns == namespace);
+    let entries = &workloads.workload_entries;
+    let first = entries.partition_point(|(k, _)| k.namespace.as_str() < namespace);
+    let entries = entries[first..]
+        .iter()
+        .take_while(|(k, _)| k.namespace == namespace);
+    for ((pod_namespace, _), pod) in pods {
         if pod_namespace != namespace || !selects(selector, pod.metadata.labels.as_ref()) {
             continue;
         }
@@ -186,7 +198,7 @@ pub(super) fn selected(
             labels: pod.metadata.labels.clone().unwrap_or_default(),
         });
     }
-    for (key, entry) in &workloads.workload_entries {
+    for (key, entry) in entries {
         if key.namespace != namespace || !selects(selector, Some(&entry.spec.labels)) {
             continue;
         }

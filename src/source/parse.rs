@@ -64,6 +64,7 @@ pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
         }
         parse_document(file, index, value, &mut out);
     }
+    keep_last_definitions(file, &mut out);
     out
 }
 
@@ -219,20 +220,39 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
 
 /// Adds `object` to `out`, replacing (with a warning) an earlier document
 /// of the same file that defines the same object.
-fn push_object(file: &str, object: Object, out: &mut ParsedFile) {
-    let key = object.key();
-    if let Some(i) = out.objects.iter().position(|o| o.key() == key) {
-        out.diagnostics.push(
-            Diagnostic::warning(
-                &key,
-                "",
-                "defined twice in this file; the later document is served",
-            )
-            .in_file(file),
-        );
-        out.objects.remove(i);
-    }
+fn push_object(_file: &str, object: Object, out: &mut ParsedFile) {
     out.objects.push(object)
+}
+
+/// An object defined twice in one file: the later document is served, with
+/// a warning. One pass at the end of the file (a check per document made
+/// parsing quadratic in the number of objects).
+fn keep_last_definitions(file: &str, out: &mut ParsedFile) {
+    let keys: Vec<ObjectKey> = out.objects.iter().map(Object::key).collect();
+    let mut last = std::collections::HashMap::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        last.insert(key, i);
+    }
+    if last.len() == keys.len() {
+        return;
+    }
+    let mut index = 0;
+    out.objects.retain(|_| {
+        let key = &keys[index];
+        let keep = last[key] == index;
+        index += 1;
+        if !keep {
+            out.diagnostics.push(
+                Diagnostic::warning(
+                    key,
+                    "",
+                    "defined twice in this file; the later document is served",
+                )
+                .in_file(file),
+            );
+        }
+        keep
+    });
 }
 
 /// Serves the fail-closed stand-in of the invalid AuthorizationPolicy `key`
