@@ -236,25 +236,29 @@ impl SnapshotCache {
     /// The resources `proxy` should have now. Translation runs at most once
     /// per proxy class and IR generation; the listener is built per proxy.
     pub fn snapshot(&self, proxy: &ProxyInfo) -> ProxySnapshot {
-        let (ir, class, generation, changed_at, shared, diagnostics) = {
+        let (ir, spiffe_id, class, generation, changed_at, shared, diagnostics) = {
             let mut state = self.state.lock().expect("cache lock");
             let generation = state.generation;
             let changed_at = state.changed_at;
             let ir = state.ir.clone();
-            let mtls = self
+            // The proxy's mesh identity, once per snapshot: it decides the
+            // class (mTLS or not) and the SDS secrets.
+            let spiffe_id = self
                 .certs
                 .as_ref()
-                .is_some_and(|c| per_proxy::identity(&ir, proxy, c).is_some());
+                .and_then(|c| per_proxy::identity(&ir, proxy, c))
+                .map(|(_, id)| id);
             let class = ProxyClass::of(
                 &state.ir,
                 &proxy.namespace,
                 &proxy.labels,
                 &self.options.root_namespace,
-                mtls,
+                spiffe_id.is_some(),
             );
             match state.classes.get(&class) {
                 Some(shared) => (
                     ir,
+                    spiffe_id,
                     class,
                     generation,
                     changed_at,
@@ -278,20 +282,24 @@ impl SnapshotCache {
                     }
                     let shared = Arc::new(shared);
                     state.classes.insert(class.clone(), shared.clone());
-                    (ir, class, generation, changed_at, shared, diagnostics)
+                    (
+                        ir,
+                        spiffe_id,
+                        class,
+                        generation,
+                        changed_at,
+                        shared,
+                        diagnostics,
+                    )
                 }
             }
         };
         for d in diagnostics {
             tracing::warn!(namespace = class.namespace, "{d}");
         }
-        let identity = self
-            .certs
-            .as_ref()
-            .and_then(|c| Some((c, per_proxy::identity(&ir, proxy, c)?)));
-        let secrets = match &identity {
-            Some((certs, (_, id))) => per_proxy::secrets(certs, id, SystemTime::now()),
-            None => ResourceMap::new(),
+        let secrets = match (&self.certs, &spiffe_id) {
+            (Some(certs), Some(id)) => per_proxy::secrets(certs, id, SystemTime::now()),
+            _ => ResourceMap::new(),
         };
         // The inbound side: for a proxy whose workload has a sidecar
         // (`security.istio.io/tlsMode: istio`), at its first instance IP.
@@ -301,7 +309,7 @@ impl SnapshotCache {
                 &ir,
                 w,
                 std::net::SocketAddr::new(*ip, proxy.inbound_port),
-                identity.is_some(),
+                spiffe_id.is_some(),
                 self.certs
                     .as_ref()
                     .map_or(crate::ca::spiffe::DEFAULT_TRUST_DOMAIN, |c| {

@@ -213,14 +213,14 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
     out.diagnostics
         .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
     match object {
-        Some(object) if valid => push_object(file, object, out),
+        Some(object) if valid => push_object(object, out),
         _ => out.rejected.push(key),
     }
 }
 
 /// Adds `object` to `out`, replacing (with a warning) an earlier document
 /// of the same file that defines the same object.
-fn push_object(_file: &str, object: Object, out: &mut ParsedFile) {
+fn push_object(object: Object, out: &mut ParsedFile) {
     out.objects.push(object)
 }
 
@@ -273,7 +273,7 @@ fn serve_fail_closed(
     ));
     out.diagnostics
         .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
-    push_object(file, fail_closed::replacement(key, raw, &reason), out);
+    push_object(fail_closed::replacement(key, raw, &reason), out);
 }
 
 /// Deserializes `value` as `T`, recording unknown fields as warnings and a
