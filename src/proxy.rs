@@ -233,11 +233,114 @@ impl ProxyClass {
             .filter_map(|ip| ir.workloads.get(ip))
             .find(|w| w.namespace == proxy.namespace && w.service_account == proxy.service_account)
     }
+
+    /// Why `proxy` is not the workload it claims to be (so gets no mesh
+    /// certificate), in words that name the claim and what the input says;
+    /// `None` when [`ProxyClass::workload`] finds its workload.
+    pub fn workload_mismatch(ir: &crate::ir::Ir, proxy: &ProxyInfo) -> Option<String> {
+        if Self::workload(ir, proxy).is_some() {
+            return None;
+        }
+        let claim = format!("ns/{}/sa/{}", proxy.namespace, proxy.service_account);
+        if proxy.instance_ips.is_empty() {
+            return Some(format!(
+                "it claims {claim} but names no instance IP (node metadata INSTANCE_IPS), so no Pod or WorkloadEntry can vouch for it"
+            ));
+        }
+        let found: Vec<String> = proxy
+            .instance_ips
+            .iter()
+            .filter_map(|ip| ir.workloads.get(ip))
+            .map(|w| format!("{} at {} is {}", w.origin, w.address, w.identity()))
+            .collect();
+        let ips = proxy
+            .instance_ips
+            .iter()
+            .map(IpAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(if found.is_empty() {
+            format!("it claims {claim} at {ips}, but no Pod or WorkloadEntry has that IP")
+        } else {
+            format!("it claims {claim}, but {}", found.join("; "))
+        })
+    }
 }
 
 /// Builds a metadata `Value` holding a string.
 pub fn string_value(s: impl Into<String>) -> Value {
     Value {
         kind: Some(ValueKind::StringValue(s.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::parse::parse_documents;
+    use crate::store::Store;
+
+    const WORLD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-v1, namespace: default, labels: {app: reviews}}
+spec: {serviceAccountName: reviews}
+status: {podIP: 127.0.1.2}
+"#;
+
+    fn ir() -> crate::ir::Ir {
+        let mut store = Store::new();
+        store.apply("world.yaml", parse_documents("world.yaml", WORLD));
+        crate::ir::build(&store.world().0)
+    }
+
+    fn proxy(service_account: &str, ips: &[&str]) -> ProxyInfo {
+        let mut fields = BTreeMap::from([
+            (META_NAMESPACE.to_string(), string_value("default")),
+            (
+                META_SERVICE_ACCOUNT.to_string(),
+                string_value(service_account),
+            ),
+        ]);
+        if !ips.is_empty() {
+            fields.insert(META_INSTANCE_IPS.to_string(), string_value(ips.join(",")));
+        }
+        let node = Node {
+            id: "reviews-v1.default".into(),
+            metadata: Some(Struct {
+                fields: fields.into_iter().collect(),
+            }),
+            ..Node::default()
+        };
+        ProxyInfo::from_node(Some(&node)).expect("valid node")
+    }
+
+    #[test]
+    fn a_matching_claim_has_no_mismatch() {
+        assert_eq!(
+            ProxyClass::workload_mismatch(&ir(), &proxy("reviews", &["127.0.1.2"])),
+            None
+        );
+    }
+
+    #[test]
+    fn a_mismatch_names_the_claim_and_what_the_input_says() {
+        let ir = ir();
+        let wrong_sa = ProxyClass::workload_mismatch(&ir, &proxy("ratings", &["127.0.1.2"]))
+            .expect("mismatch");
+        assert!(
+            wrong_sa.contains("claims ns/default/sa/ratings")
+                && wrong_sa
+                    .contains("Pod default/reviews-v1 at 127.0.1.2 is ns/default/sa/reviews"),
+            "{wrong_sa}"
+        );
+        let unknown_ip = ProxyClass::workload_mismatch(&ir, &proxy("reviews", &["127.0.1.9"]))
+            .expect("mismatch");
+        assert!(
+            unknown_ip.contains("127.0.1.9") && unknown_ip.contains("no Pod or WorkloadEntry"),
+            "{unknown_ip}"
+        );
+        let no_ip = ProxyClass::workload_mismatch(&ir, &proxy("reviews", &[])).expect("mismatch");
+        assert!(no_ip.contains("INSTANCE_IPS"), "{no_ip}");
     }
 }

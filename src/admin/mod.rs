@@ -102,6 +102,7 @@ async fn certs(State(state): State<AdminState>, Query(query): Query<DumpQuery>) 
         return Json(json!({
             "node_id": node_id,
             "spiffe_id": spiffe_id,
+            "no_certificate_because": state.cache.identity_problem(&entry.proxy),
             "certificate": certificate,
             "root_pem": certs.map(|c| c.root_pem().to_string()),
         }))

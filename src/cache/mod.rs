@@ -160,6 +160,15 @@ impl SnapshotCache {
         per_proxy::identity(&ir, proxy, certs).map(|(_, id)| id.to_string())
     }
 
+    /// Why `proxy` gets no mesh certificate although the CA is on: its
+    /// claimed identity matches no workload of the input (see
+    /// [`ProxyClass::workload_mismatch`]). `None` when it gets one, or
+    /// when mTLS is off.
+    pub fn identity_problem(&self, proxy: &ProxyInfo) -> Option<String> {
+        self.certs.as_ref()?;
+        ProxyClass::workload_mismatch(&self.ir(), proxy)
+    }
+
     /// Makes every stream compute its snapshot again without an IR change
     /// (after certificates rotated): only what changed is sent.
     pub fn refresh(&self) {

@@ -63,7 +63,10 @@ fn render(answer: &Value) -> String {
         "RESOURCE", "TYPE", "STATUS", "SERIAL NUMBER", "NOT AFTER", "SPIFFE ID"
     );
     let Some(id) = answer["spiffe_id"].as_str() else {
-        out.push_str("(no certificate: the proxy claims no workload the config knows; see README, Security)\n");
+        match answer["no_certificate_because"].as_str() {
+            Some(why) => out.push_str(&format!("(no certificate: {why})\n")),
+            None => out.push_str("(no certificate: mutual TLS is off (serve --no-mtls))\n"),
+        }
         return out;
     };
     let cert = &answer["certificate"];
@@ -106,7 +109,13 @@ mod tests {
         );
         assert!(text.contains("abc123") && text.contains("ACTIVE"), "{text}");
         assert!(!text.contains("PRIVATE"));
-        let none = render(&json!({"spiffe_id": null}));
-        assert!(none.contains("no certificate"), "{none}");
+        let none = render(&json!({
+            "spiffe_id": null,
+            "no_certificate_because": "it claims ns/default/sa/b at 127.0.1.9, but no Pod or WorkloadEntry has that IP",
+        }));
+        assert!(
+            none.contains("no certificate: it claims ns/default/sa/b at 127.0.1.9"),
+            "{none}"
+        );
     }
 }

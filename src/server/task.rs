@@ -88,6 +88,12 @@ pub(super) async fn run<P: Protocol>(
         protocol = P::NAME,
         "proxy connected"
     );
+    if let Some(problem) = cache.identity_problem(&proxy) {
+        tracing::warn!(
+            node = proxy.node_id,
+            "no mesh certificate for this proxy (its traffic stays plaintext and sidecars that require mTLS refuse it): {problem}"
+        );
+    }
     let registration = registry.register(proxy.clone(), peer, P::new_state());
     let _connected = shared.metrics.proxy_connected(P::PROTOCOL);
     let state = registration.entry.state.clone();
