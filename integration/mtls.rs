@@ -59,6 +59,20 @@ spec:
   mtls: {mode: STRICT}
 "#;
 
+/// A PeerAuthentication `name` for B with `mode` written as given (so it can
+/// be misspelt).
+fn peer_authentication(name: &str, mode: &str) -> String {
+    format!(
+        "apiVersion: security.sextant.dev/v1alpha1
+kind: PeerAuthentication
+metadata: {{name: {name}, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: b}}}}
+  mtls: {{mode: {mode}}}
+"
+    )
+}
+
 /// A mesh certificate for `sa`, signed by the CA sextant keeps in `ca_dir`,
 /// written as PEM files; returns (cert, key, root) paths.
 fn client_identity(ca_dir: &Path, out: &Path, sa: &str) -> (String, String, String) {
@@ -226,6 +240,39 @@ async fn sidecars_talk_mutual_tls_with_spiffe_identities() {
         "{table}"
     );
     assert!(!table.contains("PRIVATE"));
+
+    // DISABLE: B takes plaintext only, and A's sidecar stops originating
+    // mTLS to it (B's endpoint loses its tlsMode): B's app sees no identity.
+    config.write("strict.yaml", &peer_authentication("b-strict", "DISABLE"));
+    wait_for(
+        Duration::from_secs(10),
+        "A to reach B in plaintext",
+        || async {
+            let (status, body) = a.get("b", "/", &[]).await;
+            (status == 200 && body["headers"]["x-forwarded-client-cert"].is_null()).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(plaintext_status(&inbound).await, Ok(200));
+
+    // A new PeerAuthentication that cannot be read fails closed: B is STRICT
+    // again (not left PERMISSIVE), and the error names the object and field.
+    config.remove("strict.yaml");
+    config.write("typo.yaml", &peer_authentication("b-typo", "Strict"));
+    wait_for(
+        Duration::from_secs(10),
+        "plaintext to be refused by the fail-closed stand-in",
+        || async { plaintext_status(&inbound).await.is_err().then_some(()) },
+    )
+    .await;
+    assert_eq!(a.get("b", "/", &[]).await.0, 200);
+    let errors = sextant.admin_json("/debug/config_errors").await.to_string();
+    assert!(
+        errors.contains("b-typo")
+            && errors.contains("spec.mtls.mode")
+            && errors.contains("fails closed"),
+        "{errors}"
+    );
     assert_eq!(a.updates_rejected().await, 0);
     assert_eq!(b.updates_rejected().await, 0);
 }

@@ -30,6 +30,11 @@ pub struct ParsedFile {
     pub empty: bool,
     /// Errors and warnings, each naming the file.
     pub diagnostics: Vec<Diagnostic>,
+    /// Fail-closed stand-ins for objects in [`ParsedFile::rejected`], served
+    /// only when the store has no last good version of them: an invalid
+    /// PeerAuthentication is served as STRICT for the workloads it selects,
+    /// never dropped (which would leave them PERMISSIVE, the mesh default).
+    pub fallbacks: Vec<Object>,
 }
 
 /// Parses `text` (the contents of `file`, used only in messages) as a stream
@@ -140,9 +145,7 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             if kind == Kind::AuthorizationPolicy {
                 serve_fail_closed(file, &key, &value, diagnostics, out);
             } else {
-                out.diagnostics
-                    .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
-                out.rejected.push(key);
+                reject(file, key, &value, diagnostics, out);
             }
             return;
         }
@@ -177,8 +180,10 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
         map.remove("apiVersion");
         map.remove("kind");
     }
-    // An invalid AuthorizationPolicy is replaced, taking its selector from the raw object.
-    let raw = (kind == Kind::AuthorizationPolicy).then(|| value.clone());
+    // An invalid AuthorizationPolicy or PeerAuthentication is replaced,
+    // taking its selector from the raw object.
+    let raw =
+        matches!(kind, Kind::AuthorizationPolicy | Kind::PeerAuthentication).then(|| value.clone());
     let mut diagnostics = Vec::new();
     let object = match kind {
         Kind::Service => typed(value, &key, &mut diagnostics).map(|o| Object::Service(Box::new(o))),
@@ -206,16 +211,47 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
         diagnostics.extend(validate::object(object));
     }
     let valid = object.is_some() && !diagnostics.iter().any(Diagnostic::is_error);
-    if let (false, Some(raw)) = (valid, &raw) {
-        serve_fail_closed(file, &key, raw, diagnostics, out);
-        return;
+    match (valid, object) {
+        (true, Some(object)) => {
+            out.diagnostics
+                .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
+            push_object(object, out);
+        }
+        _ if kind == Kind::AuthorizationPolicy => serve_fail_closed(
+            file,
+            &key,
+            raw.as_ref().unwrap_or(&Value::Null),
+            diagnostics,
+            out,
+        ),
+        _ => reject(
+            file,
+            key,
+            raw.as_ref().unwrap_or(&Value::Null),
+            diagnostics,
+            out,
+        ),
+    }
+}
+
+/// Rejects the invalid object `key` (its last good version stays served),
+/// keeping its `diagnostics`; a PeerAuthentication also leaves a STRICT
+/// stand-in, served only when there is no last good version.
+fn reject(
+    file: &str,
+    key: ObjectKey,
+    raw: &Value,
+    diagnostics: Vec<Diagnostic>,
+    out: &mut ParsedFile,
+) {
+    if key.kind == Kind::PeerAuthentication {
+        let reason = fail_closed::first_error(&diagnostics).unwrap_or_else(|| "invalid".into());
+        out.fallbacks
+            .push(fail_closed::strict_peer_authentication(&key, raw, &reason));
     }
     out.diagnostics
         .extend(diagnostics.into_iter().map(|d| d.in_file(file)));
-    match object {
-        Some(object) if valid => push_object(object, out),
-        _ => out.rejected.push(key),
-    }
+    out.rejected.push(key);
 }
 
 /// Adds `object` to `out`, replacing (with a warning) an earlier document

@@ -70,6 +70,16 @@ impl Store {
             for key in parsed.rejected {
                 if let Some(last_good) = previous.objects.get(&key) {
                     objects.entry(key).or_insert_with(|| last_good.clone());
+                } else if let Some(stand_in) = parsed.fallbacks.iter().find(|o| o.key() == key) {
+                    parsed.diagnostics.push(
+                        Diagnostic::error(
+                            &key,
+                            "",
+                            "no earlier valid version to keep serving: it fails closed, served as mtls.mode STRICT for the workloads it selects until it is fixed",
+                        )
+                        .in_file(origin),
+                    );
+                    objects.insert(key, Arc::new(stand_in.clone()));
                 }
             }
             objects

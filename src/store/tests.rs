@@ -239,3 +239,71 @@ fn diagnostics_follow_the_latest_parse_of_each_origin() {
     store.remove("b.yaml");
     assert!(store.diagnostics().is_empty());
 }
+
+/// A PeerAuthentication for workloads labelled app=b, with `mode` as given.
+fn peer_authentication(mode: &str) -> String {
+    format!(
+        "apiVersion: security.sextant.dev/v1alpha1
+kind: PeerAuthentication
+metadata: {{name: b-mtls, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: b}}}}
+  mtls: {{mode: {mode}}}
+"
+    )
+}
+
+fn served_peer_mode(store: &Store) -> Option<(crate::model::MtlsMode, Option<String>)> {
+    let key = ObjectKey {
+        kind: Kind::PeerAuthentication,
+        namespace: "default".into(),
+        name: "b-mtls".into(),
+    };
+    let (world, _) = store.world();
+    match world.get(&key).map(|o| &**o) {
+        Some(Object::PeerAuthentication(pa)) => Some((
+            pa.spec.mtls.as_ref().expect("mtls").mode,
+            pa.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::model::FAIL_CLOSED_ANNOTATION).cloned()),
+        )),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_new_invalid_peer_authentication_fails_closed_as_strict() {
+    let mut store = Store::new();
+    store.apply(
+        "pa.yaml",
+        parse_documents("pa.yaml", &peer_authentication("Strict")),
+    );
+    let (mode, reason) = served_peer_mode(&store).expect("a stand-in is served");
+    assert_eq!(mode, crate::model::MtlsMode::STRICT);
+    assert!(reason.expect("annotated").contains("spec.mtls.mode"));
+    let errors: Vec<String> = store.diagnostics().iter().map(|d| d.to_string()).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("fails closed") && e.contains("STRICT")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn an_invalid_edit_of_a_peer_authentication_keeps_its_last_good_mode() {
+    let mut store = Store::new();
+    store.apply(
+        "pa.yaml",
+        parse_documents("pa.yaml", &peer_authentication("DISABLE")),
+    );
+    store.apply(
+        "pa.yaml",
+        parse_documents("pa.yaml", &peer_authentication("Strict")),
+    );
+    assert_eq!(
+        served_peer_mode(&store),
+        Some((crate::model::MtlsMode::DISABLE, None))
+    );
+}
