@@ -133,6 +133,15 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             );
             return;
         }
+        TypeMeta::Unsupported(message) => {
+            let mut warning = file_error(
+                file,
+                format!("YAML document {document} ({namespace}/{name}): {message}"),
+            );
+            warning.severity = crate::diagnostic::Severity::Warning;
+            out.diagnostics.push(warning);
+            return;
+        }
         TypeMeta::WrongVersion(kind, message) => {
             // The object is identified: its last good version stays served
             // (an AuthorizationPolicy fails closed instead).
@@ -325,7 +334,8 @@ fn typed<T: DeserializeOwned>(
     let result = serde_path_to_error::deserialize::<_, T>(deserializer);
     // In a security policy an ignored field would widen what it allows or
     // narrow what it enforces: there it is an error (an AuthorizationPolicy
-    // then fails closed; a PeerAuthentication keeps its last good version).
+    // then fails closed; a PeerAuthentication keeps its last good version,
+    // or is served as STRICT when it has none).
     let security = matches!(
         key.kind,
         Kind::AuthorizationPolicy | Kind::PeerAuthentication
@@ -360,8 +370,11 @@ fn typed<T: DeserializeOwned>(
 enum TypeMeta {
     /// A kind Sextant reads.
     Known(Kind),
-    /// A kind Sextant does not read (another API group, or an Istio kind not supported yet).
+    /// A kind of another API group: skipped with an info line.
     Skipped,
+    /// An Istio kind of the groups Sextant reads that it does not implement:
+    /// skipped with a warning (its author expects it to take effect).
+    Unsupported(String),
     /// A kind Sextant reads, under an apiVersion that does not serve it.
     WrongVersion(Kind, String),
     /// Most likely a typo of a kind Sextant reads: an unknown kind in one of
@@ -369,13 +382,20 @@ enum TypeMeta {
     Mistake(String),
 }
 
-/// Istio networking kinds that Sextant does not read yet; they are skipped, not errors.
-const ISTIO_KINDS_NOT_READ: &[&str] = &[
-    "ServiceEntry",
-    "Gateway",
-    "EnvoyFilter",
-    "WorkloadGroup",
-    "ProxyConfig",
+/// Istio kinds of the networking and security groups that Sextant does not
+/// implement, with what that means for their author: skipped with a warning.
+const ISTIO_KINDS_NOT_READ: &[(&str, &str)] = &[
+    ("Gateway", "ingress and egress gateways are not built"),
+    ("EnvoyFilter", "Envoy configuration patches are not applied"),
+    ("WorkloadGroup", "WorkloadEntries are not generated from it"),
+    (
+        "ProxyConfig",
+        "proxy settings come from `sextant bootstrap` flags",
+    ),
+    (
+        "RequestAuthentication",
+        "request JWTs are not validated, and AuthorizationPolicy requestPrincipals are refused",
+    ),
 ];
 
 fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
@@ -408,10 +428,29 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
             format!("{api_version:?} does not serve {kind_name}; use {expected}{istio}"),
         );
     }
-    let near = known.iter().find(|(k, _)| {
-        let k = k.as_str().to_ascii_lowercase();
-        let given = kind_name.to_ascii_lowercase();
-        given == k || given.trim_end_matches('s') == k || given == format!("{k}s")
+    if let Some((_, consequence)) = ISTIO_KINDS_NOT_READ.iter().find(|(k, _)| *k == kind_name) {
+        return TypeMeta::Unsupported(format!(
+            "Sextant does not implement Istio's {kind_name}; it is skipped: {consequence}"
+        ));
+    }
+    // A typo: the same letters in another case, a plural, or, for a kind of
+    // the document's own API group, one edit away (two for long names:
+    // `AuthorizationPolcy`; one only for short ones, so that `v1/Node` is
+    // not taken for `Pod`).
+    let given = kind_name.to_ascii_lowercase();
+    let canonical = |group: &str| match group {
+        crate::model::ISTIO_NETWORKING_GROUP => crate::model::NETWORKING_GROUP.to_string(),
+        crate::model::ISTIO_SECURITY_GROUP => crate::model::SECURITY_GROUP.to_string(),
+        other => other.to_string(),
+    };
+    let near = known.iter().find(|(k, expected)| {
+        let name = k.as_str().to_ascii_lowercase();
+        let same_group =
+            canonical(expected.rsplit_once('/').map_or("", |(g, _)| g)) == canonical(group);
+        let allowed = if name.len() >= 8 { 2 } else { 1 };
+        given.trim_end_matches('s') == name
+            || given == format!("{name}s")
+            || (same_group && strsim::damerau_levenshtein(&given, &name) <= allowed)
     });
     if let Some((kind, _)) = near {
         return TypeMeta::Mistake(format!("unknown kind {kind_name:?}; did you mean {kind}?"));
@@ -419,9 +458,11 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
     let ours = [
         crate::model::NETWORKING_GROUP,
         crate::model::ISTIO_NETWORKING_GROUP,
+        crate::model::SECURITY_GROUP,
+        crate::model::ISTIO_SECURITY_GROUP,
     ]
     .contains(&group);
-    if ours && !ISTIO_KINDS_NOT_READ.contains(&kind_name) {
+    if ours {
         return TypeMeta::Mistake(format!("unknown kind {kind_name:?} in API group {group}"));
     }
     TypeMeta::Skipped

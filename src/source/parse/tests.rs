@@ -200,11 +200,6 @@ kind: Deployment
 metadata: {name: reviews}
 spec: {replicas: 3}
 ---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: ingress}
-spec: {}
----
 apiVersion: networking.example.com/v1alpha1
 kind: DestinationRule
 metadata: {name: someone-elses}
@@ -813,5 +808,75 @@ spec:
         found.iter().any(|d| d.field == "spec.rules[0].frm"),
         "{:?}",
         parsed.diagnostics
+    );
+}
+
+#[test]
+fn kind_typos_in_the_security_groups_make_the_file_unreadable_with_a_guess() {
+    for (api_version, kind, guess) in [
+        (
+            "security.sextant.dev/v1alpha1",
+            "AuthorizationPolcy",
+            "did you mean AuthorizationPolicy",
+        ),
+        (
+            "security.istio.io/v1",
+            "PeerAuthentcation",
+            "did you mean PeerAuthentication",
+        ),
+        (
+            "security.istio.io/v1",
+            "Authorization",
+            "in API group security.istio.io",
+        ),
+    ] {
+        let text =
+            format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{}}\n");
+        let parsed = parse_documents(FILE, &text);
+        assert!(parsed.unreadable, "{kind}");
+        let message = parsed.diagnostics[0].to_string();
+        assert!(
+            message.contains(guess) && message.contains(kind),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn kinds_of_other_groups_are_not_taken_for_typos() {
+    for (api_version, kind) in [("v1", "Node"), ("v1", "Secret"), ("apps/v1", "Deployment")] {
+        let text = format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\n");
+        let parsed = parse_documents(FILE, &text);
+        assert!(!parsed.unreadable, "{kind}");
+        assert!(
+            parsed.diagnostics.is_empty(),
+            "{kind}: {:?}",
+            parsed.diagnostics
+        );
+    }
+}
+
+#[test]
+fn istio_kinds_sextant_does_not_implement_are_skipped_with_a_warning() {
+    let text = "apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: shop}
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: shop}
+spec: {}
+";
+    let parsed = parse_documents(FILE, text);
+    assert!(!parsed.unreadable && parsed.objects.is_empty());
+    let warning = &parsed.diagnostics[0];
+    assert!(!warning.is_error());
+    let message = warning.to_string();
+    assert!(
+        message.contains("shop/jwt")
+            && message.contains("RequestAuthentication")
+            && message.contains("not validated"),
+        "{message}"
     );
 }
