@@ -158,7 +158,34 @@ async fn authorization_policies_allow_deny_and_fail_closed() {
     .await;
     assert_eq!(c.get("b", "/", &[]).await.0, 403);
     assert_eq!(a.get("b", "/admin/x", &[]).await.0, 403);
+
+    // remoteIpBlocks judge the original client (X-Forwarded-For), not the
+    // sidecar the connection comes from.
+    config.write("deny-proxied.yaml", DENY_ORIGINAL_CLIENTS);
+    let forwarded = [("x-forwarded-for", "198.51.100.7")];
+    wait_for(
+        Duration::from_secs(10),
+        "requests forwarded for 198.51.100.7 to be denied",
+        || async { (a.get("b", "/", &forwarded).await.0 == 403).then_some(()) },
+    )
+    .await;
+    assert_eq!(a.get("b", "/", &[]).await.0, 200);
+    assert_eq!(
+        a.get("b", "/", &[("x-forwarded-for", "198.51.100.9")]).await.0,
+        200
+    );
 }
+
+const DENY_ORIGINAL_CLIENTS: &str = r#"apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-proxied, namespace: default}
+spec:
+  selector: {matchLabels: {app: b}}
+  action: DENY
+  rules:
+    - from:
+        - source: {remoteIpBlocks: [198.51.100.0/24], notRemoteIpBlocks: [198.51.100.9]}
+"#;
 
 /// The same ALLOW by principal on a TCP port: B's inbound chain runs
 /// Envoy's network RBAC before the TCP proxy, so A's connections (over its

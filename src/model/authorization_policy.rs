@@ -30,15 +30,20 @@ pub struct AuthorizationPolicySpec {
     /// namespace (of the mesh, in the root namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
-    /// ALLOW (the default), DENY or AUDIT.
+    /// ALLOW (the default), DENY or AUDIT (CUSTOM is read so that it can be
+    /// refused clearly: such a policy fails closed).
     #[serde(default)]
     pub action: AuthorizationAction,
+    /// The external authorizer of a CUSTOM policy (Istio's
+    /// `extensionProvider` name); read only to be refused with its policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ExtensionProvider>,
     /// Rules, ORed. No rules: an ALLOW policy allows nothing, a DENY policy denies nothing.
     #[serde(default)]
     pub rules: Vec<Rule>,
 }
 
-/// Istio's `AuthorizationPolicy.Action` (CUSTOM is not supported).
+/// Istio's `AuthorizationPolicy.Action`.
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum AuthorizationAction {
@@ -49,6 +54,19 @@ pub enum AuthorizationAction {
     DENY,
     /// Matching requests are marked for auditing; decisions do not change.
     AUDIT,
+    /// Delegates the decision to an external authorizer (Envoy ext_authz).
+    /// Not supported: there is no extension provider configuration, so a
+    /// CUSTOM policy is an error and fails closed.
+    CUSTOM,
+}
+
+/// Istio's `AuthorizationPolicy.ExtensionProvider`: the name of an
+/// external authorizer declared in the mesh config.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ExtensionProvider {
+    /// The provider's name.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// One rule: `from`, `to` and `when` must all match (an empty part matches).
@@ -96,6 +114,14 @@ pub struct Source {
     /// IPs or CIDRs that must not match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_ip_blocks: Vec<String>,
+    /// Original client IPs or CIDRs (Envoy's `remote_ip`: from
+    /// `X-Forwarded-For` or the PROXY protocol when the listener trusts
+    /// them, else the connection's address), as Istio's `remoteIpBlocks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_ip_blocks: Vec<String>,
+    /// Original client IPs or CIDRs that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_remote_ip_blocks: Vec<String>,
 }
 
 /// A `to` entry.

@@ -4,7 +4,9 @@
 use super::validate::is_ip_or_cidr;
 use super::validate::{header_name, port_number};
 use crate::diagnostic::Diagnostic;
-use crate::model::{AuthorizationPolicySpec, MtlsMode, ObjectKey, PeerAuthenticationSpec};
+use crate::model::{
+    AuthorizationAction, AuthorizationPolicySpec, MtlsMode, ObjectKey, PeerAuthenticationSpec,
+};
 
 /// Adds every problem of a PeerAuthentication to `out`.
 pub(super) fn peer_authentication(
@@ -46,6 +48,19 @@ pub(super) fn authorization_policy(
     spec: &AuthorizationPolicySpec,
     out: &mut Vec<Diagnostic>,
 ) {
+    if spec.action == AuthorizationAction::CUSTOM {
+        out.push(Diagnostic::error(
+            key,
+            "spec.action",
+            "CUSTOM (an external authorizer through an extension provider) is not supported",
+        ));
+    } else if spec.provider.is_some() {
+        out.push(Diagnostic::error(
+            key,
+            "spec.provider",
+            "a provider belongs to a CUSTOM policy only",
+        ));
+    }
     for (i, rule) in spec.rules.iter().enumerate() {
         let base = format!("spec.rules[{i}]");
         for (j, from) in rule.from.iter().enumerate() {
@@ -61,8 +76,22 @@ pub(super) fn authorization_policy(
                 wildcard_values(key, &field(name), values, out);
             }
             for (name, values) in [
+                ("principals", &s.principals),
+                ("notPrincipals", &s.not_principals),
+            ] {
+                never_matching_principals(key, &field(name), values, out);
+            }
+            for (name, values) in [
+                ("namespaces", &s.namespaces),
+                ("notNamespaces", &s.not_namespaces),
+            ] {
+                never_matching_namespaces(key, &field(name), values, out);
+            }
+            for (name, values) in [
                 ("ipBlocks", &s.ip_blocks),
                 ("notIpBlocks", &s.not_ip_blocks),
+                ("remoteIpBlocks", &s.remote_ip_blocks),
+                ("notRemoteIpBlocks", &s.not_remote_ip_blocks),
             ] {
                 for (k, v) in values.iter().enumerate() {
                     if !is_ip_or_cidr(v) {
@@ -81,6 +110,8 @@ pub(super) fn authorization_policy(
                 &s.not_namespaces,
                 &s.ip_blocks,
                 &s.not_ip_blocks,
+                &s.remote_ip_blocks,
+                &s.not_remote_ip_blocks,
             ]) {
                 out.push(Diagnostic::error(
                     key,
@@ -181,6 +212,13 @@ pub(super) fn authorization_policy(
                 "source.namespace" | "source.principal" => {
                     wildcard_values(key, &format!("{field}.values"), &c.values, out);
                     wildcard_values(key, &format!("{field}.notValues"), &c.not_values, out);
+                    let never_matching = if c.key == "source.principal" {
+                        never_matching_principals
+                    } else {
+                        never_matching_namespaces
+                    };
+                    never_matching(key, &format!("{field}.values"), &c.values, out);
+                    never_matching(key, &format!("{field}.notValues"), &c.not_values, out);
                 }
                 other => match other.strip_prefix("request.headers[").and_then(|r| r.strip_suffix(']')) {
                     Some(name) => {
@@ -217,6 +255,63 @@ fn wildcard_values(key: &ObjectKey, field: &str, values: &[String], out: &mut Ve
                 format!(
                     "{v:?}: a value is exact, `*`, `prefix*` or `*suffix` (one `*`, at an end)"
                 ),
+            ));
+        }
+    }
+}
+
+/// Warns about principals that can never match a mesh certificate, which
+/// Istio accepts silently: the `spiffe://` prefix written out (it is added
+/// when the policy is translated), an exact value not of the form
+/// `<trust-domain>/ns/<namespace>/sa/<service-account>`, or upper case in
+/// the namespace or service account (Kubernetes names are lower case).
+fn never_matching_principals(
+    key: &ObjectKey,
+    field: &str,
+    values: &[String],
+    out: &mut Vec<Diagnostic>,
+) {
+    for (k, v) in values.iter().enumerate() {
+        let problem = if v.to_ascii_lowercase().starts_with("spiffe://") {
+            Some("leave out `spiffe://`: it is added when the policy is translated, so as written it never matches".to_string())
+        } else if v.contains('*') {
+            None
+        } else {
+            match v.split('/').collect::<Vec<_>>()[..] {
+                [_, "ns", ns, "sa", sa] if !ns.is_empty() && !sa.is_empty() => (ns
+                    .chars()
+                    .chain(sa.chars())
+                    .any(|c| c.is_ascii_uppercase()))
+                .then(|| {
+                    "namespaces and service accounts are lower-case Kubernetes names, so it never matches".to_string()
+                }),
+                _ => Some("a mesh identity has the form <trust-domain>/ns/<namespace>/sa/<service-account>, so it never matches".to_string()),
+            }
+        };
+        if let Some(problem) = problem {
+            out.push(Diagnostic::warning(
+                key,
+                format!("{field}[{k}]"),
+                format!("{v:?}: {problem}"),
+            ));
+        }
+    }
+}
+
+/// Warns about namespaces with upper case: Kubernetes names are lower
+/// case, so they never match.
+fn never_matching_namespaces(
+    key: &ObjectKey,
+    field: &str,
+    values: &[String],
+    out: &mut Vec<Diagnostic>,
+) {
+    for (k, v) in values.iter().enumerate() {
+        if v.chars().any(|c| c.is_ascii_uppercase()) {
+            out.push(Diagnostic::warning(
+                key,
+                format!("{field}[{k}]"),
+                format!("{v:?}: namespaces are lower-case Kubernetes names, so it never matches"),
             ));
         }
     }

@@ -28,6 +28,10 @@ pub fn resolve(
         .cloned();
     let resolved = match marked {
         Some(reason) => Err(reason),
+        // Validation refuses CUSTOM first; never treat it as another action.
+        None if spec.action == AuthorizationAction::CUSTOM => {
+            Err("spec.action: CUSTOM is not supported".to_string())
+        }
         None => spec
             .rules
             .iter()
@@ -47,6 +51,7 @@ pub fn resolve(
                 AuthorizationAction::ALLOW => AuthzAction::Allow,
                 AuthorizationAction::DENY => AuthzAction::Deny,
                 AuthorizationAction::AUDIT => AuthzAction::Audit,
+                AuthorizationAction::CUSTOM => unreachable!("CUSTOM fails closed above"),
             },
             rules,
             None,
@@ -87,7 +92,8 @@ fn source(s: &Source) -> Result<Vec<Field>, String> {
     let principals = patterns(&s.principals, &s.not_principals).map(Field::Principals);
     let namespaces = patterns(&s.namespaces, &s.not_namespaces).map(Field::Namespaces);
     let ips = cidrs(&s.ip_blocks, &s.not_ip_blocks)?.map(Field::SourceIps);
-    Ok([principals, namespaces, ips]
+    let remote_ips = cidrs(&s.remote_ip_blocks, &s.not_remote_ip_blocks)?.map(Field::RemoteIps);
+    Ok([principals, namespaces, ips, remote_ips]
         .into_iter()
         .flatten()
         .collect())

@@ -27,6 +27,7 @@ pub(super) fn replacement(key: &ObjectKey, raw: &Value, reason: &str) -> Object 
         spec: AuthorizationPolicySpec {
             selector: raw_selector(raw).map(|match_labels| LabelSelector { match_labels }),
             action: AuthorizationAction::DENY,
+            provider: None,
             rules: vec![Rule::default()],
         },
     };

@@ -880,3 +880,88 @@ spec: {}
         "{message}"
     );
 }
+
+#[test]
+fn a_custom_authorization_policy_fails_closed_with_a_clear_error() {
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            "  action: CUSTOM\n  provider: {name: opa}\n  rules: [{to: [{operation: {paths: [/admin]}}]}]",
+        ),
+    );
+    stand_in(&parsed);
+    assert!(errors(&parsed)
+        .iter()
+        .any(|d| d.field == "spec.action" && d.message.contains("CUSTOM")));
+}
+
+#[test]
+fn remote_ip_blocks_are_read_and_checked() {
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            "  action: DENY\n  rules: [{from: [{source: {remoteIpBlocks: [203.0.113.0/24], notRemoteIpBlocks: [203.0.113.7]}}]}]",
+        ),
+    );
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            "  rules: [{from: [{source: {remoteIpBlocks: [not-a-cidr]}}]}]",
+        ),
+    );
+    stand_in(&parsed);
+    assert!(errors(&parsed)
+        .iter()
+        .any(|d| d.field == "spec.rules[0].from[0].source.remoteIpBlocks[0]"));
+}
+
+#[test]
+fn principals_and_namespaces_that_can_never_match_are_warned_about() {
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            "  rules:
+    - from:
+        - source:
+            principals:
+              - spiffe://cluster.local/ns/shop/sa/cart
+              - cluster.local/ns/Shop/sa/cart
+              - cart
+              - cluster.local/ns/shop/sa/cart
+              - '*/sa/cart'
+            namespaces: [Shop, shop]
+      when:
+        - {key: source.principal, values: [spiffe://cluster.local/ns/a/sa/b]}",
+        ),
+    );
+    // Warnings only: the policy is served as written, as Istio would.
+    assert!(errors(&parsed).is_empty(), "{:?}", parsed.diagnostics);
+    assert!(parsed.objects[0].key().kind == Kind::AuthorizationPolicy);
+    let warned: Vec<(&str, &str)> = parsed
+        .diagnostics
+        .iter()
+        .map(|d| (d.field.as_str(), d.message.as_str()))
+        .collect();
+    let fields: Vec<&str> = warned.iter().map(|(f, _)| *f).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.rules[0].from[0].source.principals[0]",
+            "spec.rules[0].from[0].source.principals[1]",
+            "spec.rules[0].from[0].source.principals[2]",
+            "spec.rules[0].from[0].source.namespaces[0]",
+            "spec.rules[0].when[0].values[0]",
+        ],
+        "{warned:#?}"
+    );
+    assert!(warned[0].1.contains("leave out `spiffe://`"));
+    assert!(warned[1].1.contains("lower-case"));
+    assert!(warned[2]
+        .1
+        .contains("<trust-domain>/ns/<namespace>/sa/<service-account>"));
+}
