@@ -171,7 +171,9 @@ async fn authorization_policies_allow_deny_and_fail_closed() {
     .await;
     assert_eq!(a.get("b", "/", &[]).await.0, 200);
     assert_eq!(
-        a.get("b", "/", &[("x-forwarded-for", "198.51.100.9")]).await.0,
+        a.get("b", "/", &[("x-forwarded-for", "198.51.100.9")])
+            .await
+            .0,
         200
     );
 }

@@ -17,6 +17,19 @@ pub enum CaError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The CA directory is a file, or lies under one.
+    #[error(
+        "the CA directory {} cannot be used: {} is a file, not a directory \
+         (point --ca-dir at a directory; it is created if missing)",
+        dir.display(),
+        file.display()
+    )]
+    NotADirectory {
+        /// The directory asked for.
+        dir: PathBuf,
+        /// The file in its way (`dir` itself or a parent).
+        file: PathBuf,
+    },
     /// One file of a certificate/key pair exists and the other does not. The
     /// CA never regenerates in this case: that would change the trust root.
     #[error(

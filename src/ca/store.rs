@@ -59,10 +59,17 @@ pub(crate) struct StoredPair {
 /// Creates `dir` (mode 0700) if it does not exist.
 ///
 /// # Errors
+/// [`CaError::NotADirectory`] when `dir` (or a parent of it) is a file;
 /// [`CaError::Io`] when it cannot be created.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), CaError> {
     if dir.is_dir() {
         return Ok(());
+    }
+    if let Some(file) = dir.ancestors().find(|p| p.is_file()) {
+        return Err(CaError::NotADirectory {
+            dir: dir.to_path_buf(),
+            file: file.to_path_buf(),
+        });
     }
     fs::DirBuilder::new()
         .recursive(true)

@@ -204,6 +204,23 @@ fn creates_a_missing_directory_with_mode_0700() {
     assert!(dir.join(ROOT_KEY_FILE).is_file());
 }
 
+#[test]
+fn a_file_in_place_of_the_directory_is_named() {
+    let parent = tempfile::tempdir().unwrap();
+    let file = parent.path().join("ca");
+    std::fs::write(&file, "not a directory").unwrap();
+    for dir in [file.clone(), file.join("nested")] {
+        let err = CertificateAuthority::load_or_generate(&dir, &CaConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("{} is a file, not a directory", file.display()))
+                && err.contains("--ca-dir"),
+            "{err}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- workload certificates
 
 #[test]
