@@ -176,6 +176,29 @@ impl Sotw {
         }
     }
 
+    /// A stream whose HTTP/2 receive windows (stream and connection) are
+    /// `window` bytes.
+    async fn open_with_window(sextant: &Sextant, node_id: &str, window: u32) -> Sotw {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", sextant.xds))
+            .unwrap()
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window)
+            .connect()
+            .await
+            .expect("connecting to sextant's xDS port");
+        let (tx, rx) = mpsc::channel(16);
+        let responses = AggregatedDiscoveryServiceClient::new(channel)
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .map(tonic::Response::into_inner)
+            .unwrap_or_else(|s| panic!("opening the stream: {s}"));
+        Sotw {
+            node: Some(node(node_id)),
+            tx,
+            responses,
+        }
+    }
+
     async fn open_raw(
         sextant: &Sextant,
     ) -> (
@@ -1208,4 +1231,93 @@ async fn delta_an_endpoint_only_change_sends_only_that_cluster_load_assignment()
     assert!(eds.removed.is_empty());
     ads.ack(&eds).await;
     ads.quiet("no CDS after an endpoint-only change").await;
+}
+
+/// Services in the slow-client test: enough that a CDS response is large
+/// (hundreds of KiB), so a backlog that grew with every edit would show.
+const SLOW_CLIENT_SERVICES: usize = 600;
+/// Config edits while one proxy does not read its stream: its backlog is
+/// full after about 16 + (flow-control windows / response size) of them;
+/// memory is compared between the two checkpoints after that.
+const SLOW_CLIENT_CHECKPOINTS: [u32; 2] = [26, 66];
+
+/// A DestinationRule on `svc-0` whose connection limit is `n`: each value
+/// changes one cluster, so every edit pushes a new CDS state of the world.
+fn connection_limit(n: u32) -> String {
+    format!(
+        "apiVersion: networking.sextant.dev/v1alpha1\nkind: DestinationRule\nmetadata: {{name: svc-0, namespace: default}}\nspec:\n  host: svc-0\n  trafficPolicy: {{connectionPool: {{tcp: {{maxConnections: {n}}}}}}}\n"
+    )
+}
+
+/// A proxy that stops reading its stream (stuck, or on a congested link):
+/// the server keeps a bounded backlog for it (flow control, then at most
+/// 16 queued responses; its stream task then waits, and takes the newest
+/// state when the proxy reads again), so its memory does not grow with the
+/// number of changes, and the other proxies keep converging meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sotw_a_proxy_that_stops_reading_holds_up_nobody_and_its_backlog_is_bounded() {
+    let work = tempfile::tempdir().unwrap();
+    let config = ConfigDir::new();
+    let services: Vec<String> = (0..SLOW_CLIENT_SERVICES)
+        .map(|i| service_yaml(&format!("svc-{i}"), 8080))
+        .collect();
+    config.write("services.yaml", &services.join("---\n"));
+    config.write("limit.yaml", &connection_limit(1));
+    let sextant = Sextant::start(work.path(), config.path()).await;
+
+    // The stuck proxy asks for clusters and never reads a response. Its
+    // HTTP/2 receive window is Envoy's default (64 KiB), not tonic's larger
+    // one, so the backlog reaches the server's own bound within a few edits.
+    let mut stuck = Sotw::open_with_window(&sextant, "stuck.default", 65_535).await;
+    stuck.request(CDS, &[]).await;
+    let mut healthy = Sotw::open(&sextant, "healthy.default").await;
+    healthy.request(CDS, &[]).await;
+    let first = healthy.recv(CDS, "the first CDS response").await;
+    healthy.ack(&first, &[]).await;
+    let cds_bytes = first.encoded_len() as u64;
+    assert!(cds_bytes > 80 * 1024, "CDS is only {cds_bytes} bytes");
+
+    let mut rss = Vec::new();
+    let mut last_version = first.version_info.clone();
+    let [half, last] = SLOW_CLIENT_CHECKPOINTS;
+    for edit in 2..=last {
+        config.write("limit.yaml", &connection_limit(edit));
+        // Within RECEIVE (5 s) although the stuck stream's backlog is full.
+        let response = healthy.recv(CDS, &format!("the CDS of edit {edit}")).await;
+        assert_ne!(response.version_info, last_version);
+        last_version = response.version_info.clone();
+        healthy.ack(&response, &[]).await;
+        if SLOW_CLIENT_CHECKPOINTS.contains(&edit) {
+            rss.push(sextant.process.rss_bytes());
+        }
+    }
+    // Between the checkpoints, a backlog that grew with every push would
+    // add about one CDS response per edit.
+    let unbounded = u64::from(last - half) * cds_bytes;
+    let growth = rss[1].saturating_sub(rss[0]);
+    eprintln!(
+        "CDS {cds_bytes} bytes; RSS {} -> {} bytes over the last {} edits",
+        rss[0],
+        rss[1],
+        last - half
+    );
+    assert!(
+        growth < unbounded / 2,
+        "sextant grew by {growth} bytes over {} edits while a proxy did not read \
+         (one CDS response is {cds_bytes} bytes; an unbounded backlog would add ~{unbounded})\n{}",
+        last - half,
+        sextant.process.log()
+    );
+
+    // When the stuck proxy reads again, the stream is alive and ends on the
+    // newest state.
+    let mut seen = 0;
+    loop {
+        let response = stuck.recv(CDS, "the stuck proxy's backlog").await;
+        seen += 1;
+        if response.version_info == last_version {
+            break;
+        }
+        assert!(seen <= last, "never reached the newest version");
+    }
 }

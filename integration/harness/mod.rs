@@ -72,6 +72,24 @@ impl Process {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the process now, in bytes (`VmRSS` of
+    /// `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| panic!("reading {}'s /proc status: {e}", self.name));
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {}'s /proc status", self.name));
+        kib * 1024
+    }
+
     /// Owns an already started child, whose output goes to `log`.
     pub fn adopt(name: &str, child: Child, log: PathBuf) -> Process {
         Process {
