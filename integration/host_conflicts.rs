@@ -69,6 +69,7 @@ async fn colliding_hosts_are_reported_and_envoy_accepts_the_rest() {
             ip: "127.0.0.1",
             service_account: "default",
             inbound_port: None,
+            token_file: None,
         },
     )
     .await;

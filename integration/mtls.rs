@@ -466,3 +466,120 @@ async fn simple_tls_origination_verifies_the_server() {
     );
     assert_eq!(envoy.updates_rejected().await, 0);
 }
+
+/// `sextant token` for `sa` in `default`, written to `<work>/<sa>.token`,
+/// signed with the key in the CA directory sextant uses (`.sextant/ca`
+/// under its working directory).
+fn token_file(work: &Path, sa: &str) -> std::path::PathBuf {
+    let path = work.join(format!("{sa}.token"));
+    let status = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["token", "--namespace", "default", "--service-account", sa])
+        .arg("--ca-dir")
+        .arg(work.join(".sextant/ca"))
+        .arg("--output")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "sextant token failed");
+    path
+}
+
+/// With `--require-token`, a node's claimed identity must be proven: A and B
+/// with their own tokens get certificates and talk mTLS; a proxy that
+/// claims B's identity with A's token, or any identity without a token, is
+/// refused with the reason (and gets no certificate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_token_refuses_proxies_that_cannot_prove_their_identity() {
+    let work = tempfile::tempdir().unwrap();
+    let b_app = Upstream::start(work.path(), B_IP, "b", "v1");
+    let b_inbound = free_port();
+    let config = ConfigDir::new();
+    config.write("world.yaml", &world(&b_app, b_inbound));
+    let (a_token, b_token) = (
+        token_file(work.path(), "a-sa"),
+        token_file(work.path(), "b-sa"),
+    );
+    let (xds, admin): (std::net::SocketAddr, std::net::SocketAddr) = (
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
+    command
+        .args(["serve", "--require-token", "--config-dir"])
+        .arg(config.path())
+        .args(["--xds-address", &xds.to_string()])
+        .args(["--admin-address", &admin.to_string()]);
+    let sextant = Sextant::spawn(work.path(), command, xds, admin, "sextant").await;
+
+    let a = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload {
+            token_file: Some(&a_token),
+            ..Workload::client("a.default").meshed(A_IP, "a-sa", free_port())
+        },
+    )
+    .await;
+    let _b = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload {
+            labels: "app=b",
+            token_file: Some(&b_token),
+            ..Workload::client("b.default").meshed(B_IP, "b-sa", b_inbound)
+        },
+    )
+    .await;
+    a.wait_until_serving("b").await;
+    let (status, body) = a.get("b", "/", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["headers"]["x-forwarded-client-cert"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("URI=spiffe://cluster.local/ns/default/sa/a-sa"),
+        "{body}"
+    );
+
+    // A's token cannot buy B's identity; no token buys nothing.
+    let _impostor = Envoy::launch(
+        work.path(),
+        &sextant,
+        Workload {
+            token_file: Some(&a_token),
+            ..Workload::client("impostor.default").meshed(B_IP, "b-sa", free_port())
+        },
+    )
+    .await;
+    let _anonymous = Envoy::launch(
+        work.path(),
+        &sextant,
+        Workload::client("anonymous.default").meshed(A_IP, "a-sa", free_port()),
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(10),
+        "both refusals in sextant's log",
+        || async {
+            let log = sextant.process.log();
+            (log.contains("the token is for system:serviceaccount:default:a-sa, but the node claims system:serviceaccount:default:b-sa")
+                && log.contains("no token"))
+            .then_some(())
+        },
+    )
+    .await;
+    let proxies = sextant.admin_json("/debug/proxies").await.to_string();
+    assert!(
+        proxies.contains("a.default")
+            && !proxies.contains("impostor")
+            && !proxies.contains("anonymous"),
+        "{proxies}"
+    );
+    let (_, metrics) = sextant.admin_get("/metrics").await;
+    let refused: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sextant_xds_refused_streams_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no refused-streams counter in:\n{metrics}"));
+    assert!(refused >= 2.0, "{refused}");
+}

@@ -82,6 +82,7 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             ip: "127.0.0.1",
             service_account: "default",
             inbound_port: None,
+            token_file: None,
         },
     )
     .await;
@@ -96,6 +97,7 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             ip: "127.0.0.1",
             service_account: "default",
             inbound_port: None,
+            token_file: None,
         },
     )
     .await;

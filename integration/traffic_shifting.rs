@@ -81,6 +81,7 @@ async fn weights_header_match_and_live_edits(delta: bool) {
             ip: "127.0.0.1",
             service_account: "default",
             inbound_port: None,
+            token_file: None,
         },
     )
     .await;

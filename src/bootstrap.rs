@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::config::bootstrap::v3::{bootstrap, Admin, Bootstrap}
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     address, api_config_source, grpc_service, socket_address, Address, ApiConfigSource, ApiVersion,
-    GrpcService, Http2ProtocolOptions, Node, SocketAddress,
+    GrpcService, HeaderValue, Http2ProtocolOptions, Node, SocketAddress,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
@@ -57,6 +57,10 @@ pub struct BootstrapOptions {
     pub inbound_port: u16,
     /// Use delta (incremental) ADS (`DELTA_GRPC`) instead of state of the world (`GRPC`).
     pub delta: bool,
+    /// A token from `sextant token`, sent on the ADS stream as gRPC metadata
+    /// `authorization: Bearer <token>` (the xDS gRPC service's
+    /// `initial_metadata`), for a server that runs `--require-token`.
+    pub token: Option<String>,
 }
 
 /// The bootstrap proto.
@@ -185,6 +189,15 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
                             ..Default::default()
                         },
                     )),
+                    initial_metadata: options
+                        .token
+                        .iter()
+                        .map(|token| HeaderValue {
+                            key: "authorization".into(),
+                            value: format!("Bearer {token}"),
+                            ..Default::default()
+                        })
+                        .collect(),
                     ..Default::default()
                 }],
                 set_node_on_first_message_only: true,

@@ -135,6 +135,7 @@ pub struct Metrics {
     pushes: [[Counter; TYPES]; 2],
     response_bytes: [[Counter; TYPES]; 2],
     nacks: [Counter; TYPES],
+    refused_streams: Counter,
     config_errors: Gauge,
     config_warnings: Gauge,
     /// By [`TranslationStage`] (order of its `ALL`).
@@ -205,6 +206,14 @@ impl Metrics {
             })
         });
 
+        let refused_streams = Counter::default();
+        registry.register(
+            "sextant_xds_refused_streams",
+            "ADS streams refused before serving anything: a node that cannot be read, or (with \
+             serve --require-token) a missing, invalid or mismatched token",
+            refused_streams.clone(),
+        );
+
         let config_errors = Gauge::default();
         registry.register(
             "sextant_config_errors",
@@ -256,6 +265,7 @@ impl Metrics {
             pushes,
             response_bytes,
             nacks,
+            refused_streams,
             config_errors,
             config_warnings,
             translation,
@@ -282,6 +292,11 @@ impl Metrics {
     /// Counts one NACK of `type_url`.
     pub fn nacked(&self, type_url: TypeUrl) {
         self.nacks[type_index(type_url)].inc();
+    }
+
+    /// Counts one ADS stream refused before it was served.
+    pub fn stream_refused(&self) {
+        self.refused_streams.inc();
     }
 
     /// Sets the current numbers of error and warning diagnostics.

@@ -292,6 +292,8 @@ pub struct Workload<'a> {
     /// sidecar; `None`: not told (Sextant's default 15006, never bound by
     /// tests unless the workload has a sidecar), and no instance IP is claimed.
     pub inbound_port: Option<u16>,
+    /// A token file from `sextant token`, for a server that requires one.
+    pub token_file: Option<&'a Path>,
 }
 
 impl<'a> Workload<'a> {
@@ -305,6 +307,7 @@ impl<'a> Workload<'a> {
             ip: "127.0.0.1",
             service_account: "default",
             inbound_port: None,
+            token_file: None,
         }
     }
 
@@ -359,6 +362,24 @@ pub fn envoy_binary() -> PathBuf {
 impl Envoy {
     /// Starts Envoy for `workload` against `sextant` and waits until it is LIVE.
     pub async fn start(workdir: &Path, sextant: &Sextant, workload: Workload<'_>) -> Envoy {
+        let envoy = Envoy::launch(workdir, sextant, workload).await;
+        let ready = format!("http://{}/ready", envoy.admin);
+        let client = envoy.client.clone();
+        wait_for(Duration::from_secs(30), "envoy /ready to say LIVE", || {
+            let client = client.clone();
+            let ready = ready.clone();
+            async move {
+                let response = client.get(&ready).send().await.ok()?;
+                (response.text().await.ok()?.trim() == "LIVE").then_some(())
+            }
+        })
+        .await;
+        envoy
+    }
+
+    /// Starts Envoy for `workload` against `sextant` and waits only for its
+    /// admin endpoint (for a proxy the server is expected to refuse).
+    pub async fn launch(workdir: &Path, sextant: &Sextant, workload: Workload<'_>) -> Envoy {
         let envoy = envoy_binary();
         let admin_port = free_port();
         let outbound: SocketAddr = format!("{}:{}", workload.ip, free_port()).parse().unwrap();
@@ -396,6 +417,12 @@ impl Envoy {
                 ]
             }))
             .args(workload.delta.then_some("--delta"))
+            .args(
+                workload
+                    .token_file
+                    .iter()
+                    .flat_map(|f| [std::ffi::OsStr::new("--token-file"), f.as_os_str()]),
+            )
             .arg("--output")
             .arg(&bootstrap)
             .status()
@@ -434,13 +461,10 @@ impl Envoy {
         };
         let ready = format!("http://{}/ready", envoy.admin);
         let client = envoy.client.clone();
-        wait_for(Duration::from_secs(30), "envoy /ready to say LIVE", || {
+        wait_for(Duration::from_secs(30), "envoy's admin endpoint", || {
             let client = client.clone();
             let ready = ready.clone();
-            async move {
-                let response = client.get(&ready).send().await.ok()?;
-                (response.text().await.ok()?.trim() == "LIVE").then_some(())
-            }
+            async move { client.get(&ready).send().await.ok().map(|_| ()) }
         })
         .await;
         envoy

@@ -49,6 +49,13 @@ pub struct BootstrapArgs {
     /// proxyless gRPC application instead of an Envoy bootstrap.
     #[arg(long, conflicts_with = "delta")]
     grpc: bool,
+    /// A file holding a token from `sextant token` for this workload's
+    /// namespace and service account: Envoy sends it on the ADS stream
+    /// (needed when sextant runs `--require-token`). The token is copied into
+    /// the bootstrap, so keep the bootstrap as private as the token. Not
+    /// available with `--grpc`.
+    #[arg(long, conflicts_with = "grpc")]
+    token_file: Option<PathBuf>,
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -94,6 +101,15 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         outbound: SocketAddr::new(args.outbound_address, args.outbound_port),
         inbound_port: args.inbound_port,
         delta: args.delta,
+        token: match &args.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("--token-file {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        },
     };
     let yaml = if args.grpc {
         format!("{:#}\n", sextant::bootstrap::grpc_bootstrap_json(&options))

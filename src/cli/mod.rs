@@ -5,6 +5,7 @@ mod proxy_config;
 mod proxy_status;
 mod serve;
 mod synth;
+mod token;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,9 @@ enum Command {
     /// Write a synthetic mesh (deterministic by seed) as a config directory,
     /// for benchmarks and load tests.
     Synth(synth::SynthArgs),
+    /// Print a token that proves a workload's namespace and service account
+    /// to `serve --require-token` (give it to `bootstrap --token-file`).
+    Token(token::TokenArgs),
 }
 
 impl Cli {
@@ -47,6 +51,7 @@ impl Cli {
             Command::ProxyStatus(args) => proxy_status::run(args),
             Command::ProxyConfig(args) => proxy_config::run(args),
             Command::Synth(args) => synth::run(args),
+            Command::Token(args) => token::run(args),
         }
     }
 }

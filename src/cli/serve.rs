@@ -64,6 +64,12 @@ pub struct ServeArgs {
     /// Serve no certificates and configure no mutual TLS.
     #[arg(long)]
     no_mtls: bool,
+    /// Refuse every ADS stream that does not carry a token (`sextant token`,
+    /// `bootstrap --token-file`) for the namespace and service account its
+    /// node claims. Without it, a node's claimed identity is believed.
+    /// Proxyless gRPC clients cannot send a token yet.
+    #[arg(long)]
+    require_token: bool,
     /// TEST ONLY: add a cluster with this name that Envoy rejects (a zero
     /// cleanup interval) to every snapshot, to see a real NACK end to end.
     #[arg(long, hide = true)]
@@ -183,6 +189,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache = cache.with_certs(certs.clone());
         Some(certs)
     };
+    let tokens = if args.require_token {
+        let tokens = sextant::token::TokenAuthority::load_or_generate(&args.ca_dir)
+            .context("--require-token")?;
+        tracing::info!(
+            key = %args.ca_dir.join(sextant::token::KEY_FILE).display(),
+            "ADS streams must carry a token for the identity they claim"
+        );
+        Some(Arc::new(tokens))
+    } else {
+        None
+    };
     if let Some(name) = &args.test_inject_invalid_cluster {
         tracing::warn!(
             cluster = name,
@@ -244,7 +261,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "sextant is serving"
     );
 
-    let ads = AdsService::with_metrics(cache, registry, metrics.clone());
+    let mut ads = AdsService::with_metrics(cache, registry, metrics.clone());
+    if let Some(tokens) = tokens {
+        ads = ads.require_tokens(tokens);
+    }
     let server = tokio::spawn(async move {
         if let Err(err) = ads.serve(xds_listener, std::future::pending()).await {
             tracing::error!("xDS server failed: {err}");

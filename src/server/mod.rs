@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// Permits to compute responses (see [`DEFAULT_CONCURRENT_PUSHES`]).
     pub(crate) push_permits: tokio::sync::Semaphore,
+    /// When set, every stream must prove its node's namespace and service
+    /// account with a token (see [`crate::token`]).
+    pub(crate) tokens: Option<Arc<crate::token::TokenAuthority>>,
 }
 
 /// The `AggregatedDiscoveryService` implementation.
@@ -81,8 +84,19 @@ impl AdsService {
                 registry,
                 metrics,
                 push_permits,
+                tokens: None,
             }),
         }
+    }
+
+    /// Refuses every stream (gRPC `UNAUTHENTICATED`, with the reason) whose
+    /// `authorization` metadata is not a token of `authority` for the
+    /// namespace and service account its node claims (`serve --require-token`).
+    pub fn require_tokens(mut self, authority: Arc<crate::token::TokenAuthority>) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("tokens are required before the service is cloned")
+            .tokens = Some(authority);
+        self
     }
 
     /// The tonic service with Sextant's explicit message size limits.
@@ -122,7 +136,20 @@ impl AdsService {
     ) -> Response<ResponseStream<P::Response>> {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let peer: Option<SocketAddr> = request.remote_addr();
-        let task = task::run::<P>(request.into_inner(), tx, self.shared.clone(), peer);
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let task = task::run::<P>(
+            request.into_inner(),
+            tx,
+            self.shared.clone(),
+            task::Peer {
+                addr: peer,
+                authorization,
+            },
+        );
         tokio::spawn(task);
         Response::new(Box::pin(ReceiverStream::new(rx)))
     }

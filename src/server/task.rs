@@ -55,12 +55,23 @@ pub(super) struct Seen {
     pub error: Option<String>,
 }
 
+/// Who opened a stream.
+pub(super) struct Peer {
+    /// The remote address, when the transport knows it.
+    pub addr: Option<SocketAddr>,
+    /// The `authorization` metadata of the stream, if any.
+    pub authorization: Option<String>,
+}
+
 /// Runs one stream until the proxy goes away or the response channel closes.
 pub(super) async fn run<P: Protocol>(
     mut inbound: Streaming<P::Request>,
     out: mpsc::Sender<Result<P::Response, Status>>,
     shared: Arc<Shared>,
-    peer: Option<SocketAddr>,
+    Peer {
+        addr: peer,
+        authorization,
+    }: Peer,
 ) {
     let (cache, registry) = (&shared.cache, &shared.registry);
     let first = match inbound.message().await {
@@ -75,12 +86,32 @@ pub(super) async fn run<P: Protocol>(
         Ok(proxy) => proxy,
         Err(err) => {
             tracing::warn!(peer = %PeerAddr(peer), "refusing {} ADS stream: {err}", P::NAME);
+            shared.metrics.stream_refused();
             let _ = out
                 .send(Err(Status::invalid_argument(err.to_string())))
                 .await;
             return;
         }
     };
+    if let Some(tokens) = &shared.tokens {
+        if let Err(err) = tokens.check(
+            authorization.as_deref(),
+            &proxy.namespace,
+            &proxy.service_account,
+        ) {
+            tracing::warn!(
+                node = proxy.node_id,
+                peer = %PeerAddr(peer),
+                "refusing {} ADS stream: {err}",
+                P::NAME
+            );
+            shared.metrics.stream_refused();
+            let _ = out
+                .send(Err(Status::unauthenticated(err.to_string())))
+                .await;
+            return;
+        }
+    }
     tracing::info!(
         node = proxy.node_id,
         namespace = proxy.namespace,
