@@ -175,7 +175,10 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
     };
 
     // Our CRD types do not carry apiVersion/kind as fields (the file may use
-    // Istio's apiVersion); k8s-openapi types check them themselves.
+    // Istio's apiVersion); k8s-openapi types check them themselves. `status`
+    // is written by a controller (istiod, or Sextant in Kubernetes mode), not
+    // by the author: a file saved with `kubectl get -o yaml` carries it, and
+    // it must not count as an unknown field (an error in a security policy).
     if matches!(
         kind,
         Kind::VirtualService
@@ -188,6 +191,7 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
     ) {
         map.remove("apiVersion");
         map.remove("kind");
+        map.remove("status");
     }
     // An invalid AuthorizationPolicy or PeerAuthentication is replaced,
     // taking its selector from the raw object.

@@ -965,3 +965,24 @@ fn principals_and_namespaces_that_can_never_match_are_warned_about() {
         .1
         .contains("<trust-domain>/ns/<namespace>/sa/<service-account>"));
 }
+
+#[test]
+fn a_controller_written_status_is_not_an_unknown_field() {
+    // As `kubectl get authorizationpolicy -o yaml` saves it from a cluster
+    // where istiod wrote a status.
+    let parsed = parse_documents(
+        FILE,
+        &format!(
+            "{}status:\n  conditions: [{{type: Reconciled, status: 'True'}}]\n  observedGeneration: '3'\n",
+            authorization_policy(
+                "security.istio.io/v1",
+                "  rules: [{to: [{operation: {paths: [/admin]}}]}]"
+            )
+        ),
+    );
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let Object::AuthorizationPolicy(policy) = &parsed.objects[0] else {
+        panic!("not an AuthorizationPolicy")
+    };
+    assert!(policy.metadata.annotations.is_none(), "served as written");
+}
