@@ -65,15 +65,36 @@ fn redirect_all(host: &str, destination: &str, weight: Value) -> Value {
     })
 }
 
-/// Per type (`cds`, `eds`, `lds`, `rds`, ...), the version last sent to the only proxy.
+/// Per type (`CDS`, `EDS`, `LDS`, `RDS`), the version last sent to the only proxy.
 async fn sent_versions(sextant: &Sextant) -> Value {
     let proxies = sextant.admin_json("/debug/proxies").await;
     let types = &proxies["proxies"][0]["types"];
     let mut out = serde_json::Map::new();
-    for (name, t) in types.as_object().unwrap_or(&serde_json::Map::new()) {
-        out.insert(name.clone(), t["sent_version"].clone());
+    for name in ["CDS", "EDS", "LDS", "RDS"] {
+        let version = &types[name]["sent_version"];
+        assert!(version.is_string(), "no {name} version sent: {proxies}");
+        out.insert(name.to_string(), version.clone());
     }
     Value::Object(out)
+}
+
+/// A config dump section without Envoy's `last_updated` times.
+fn timeless(mut value: Value) -> Value {
+    match &mut value {
+        Value::Object(map) => {
+            map.remove("last_updated");
+            for v in map.values_mut() {
+                *v = timeless(v.take());
+            }
+        }
+        Value::Array(items) => {
+            for v in items.iter_mut() {
+                *v = timeless(v.take());
+            }
+        }
+        _ => {}
+    }
+    value
 }
 
 /// How many times the fake was asked to list `path` (not watch it).
@@ -146,11 +167,11 @@ async fn cluster_objects_route_traffic_endpoint_changes_touch_only_eds_and_410_k
     )
     .await;
     wait_for(Duration::from_secs(10), "EDS version to change", || async {
-        (sent_versions(&sextant).await["eds"] != before["eds"]).then_some(())
+        (sent_versions(&sextant).await["EDS"] != before["EDS"]).then_some(())
     })
     .await;
     let after = sent_versions(&sextant).await;
-    for t in ["cds", "lds", "rds"] {
+    for t in ["CDS", "LDS", "RDS"] {
         assert_eq!(
             after[t], before[t],
             "{t} changed on an endpoint-only change: {before} -> {after}"
@@ -190,7 +211,7 @@ async fn cluster_objects_route_traffic_endpoint_changes_touch_only_eds_and_410_k
     )
     .await;
     let relisted = sent_versions(&sextant).await;
-    for t in ["cds", "lds", "rds"] {
+    for t in ["CDS", "LDS", "RDS"] {
         assert_eq!(
             relisted[t], before[t],
             "{t} changed across the relist: {before} -> {relisted}"
@@ -307,11 +328,11 @@ async fn a_bad_cr_gets_a_condition_naming_the_field_and_status_writes_push_nothi
     // The fix added a route for `details`, so RDS (only) may change; the
     // status writes themselves changed nothing.
     let after = sent_versions(&sextant).await;
-    for t in ["cds", "eds", "lds"] {
+    for t in ["CDS", "EDS", "LDS"] {
         assert_eq!(after[t], versions[t], "{t}: {versions} -> {after}");
     }
     let after_nonces = sextant.admin_json("/debug/proxies").await["proxies"][0]["types"].clone();
-    for t in ["cds", "eds", "lds"] {
+    for t in ["CDS", "EDS", "LDS"] {
         assert_eq!(
             after_nonces[t]["sent_nonce"], nonces[t]["sent_nonce"],
             "{t} was pushed again"
@@ -330,8 +351,9 @@ async fn files_and_the_cluster_give_byte_identical_resources() {
         endpoint_slice("ratings", &[&ratings]),
         service("reviews", 9080),
         redirect_all("reviews", "ratings", json!(100)),
+        // Istio's group: read with --watch-istio-crds (and by the file source).
         json!({
-            "apiVersion": "networking.sextant.dev/v1alpha1", "kind": "DestinationRule",
+            "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
             "metadata": {"name": "ratings", "namespace": "default"},
             "spec": {"host": "ratings", "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 7}}}},
         }),
@@ -348,7 +370,13 @@ async fn files_and_the_cluster_give_byte_identical_resources() {
     let from_files = Sextant::start(work.path(), config.path()).await;
     let kube_work = work.path().join("kube");
     std::fs::create_dir(&kube_work).unwrap();
-    let from_kube = start_sextant(&kube_work, &fake, "sextant-kube", &["--no-mtls"]).await;
+    let from_kube = start_sextant(
+        &kube_work,
+        &fake,
+        "sextant-kube",
+        &["--no-mtls", "--watch-istio-crds"],
+    )
+    .await;
     // Same translation: compare what the same workload gets from each.
     let file_envoy =
         Envoy::start(work.path(), &from_files, Workload::client("client.default")).await;
@@ -361,33 +389,49 @@ async fn files_and_the_cluster_give_byte_identical_resources() {
         )
         .await;
     }
-    let dump = |sextant: &Sextant| {
-        let sextant = sextant;
-        async move {
-            sextant
-                .admin_json("/config_dump?proxy=client.default")
-                .await
-        }
-    };
-    let files = dump(&from_files).await;
-    let kube = dump(&from_kube).await;
+    let files = from_files
+        .admin_json("/config_dump?proxy=client.default")
+        .await;
+    let kube = from_kube
+        .admin_json("/config_dump?proxy=client.default")
+        .await;
     for suffix in [
         "ClustersConfigDump",
         "EndpointsConfigDump",
         "RoutesConfigDump",
     ] {
-        let a = serde_json::to_string(&section(&files, suffix)).unwrap();
-        let b = serde_json::to_string(&section(&kube, suffix)).unwrap();
+        let a = serde_json::to_string(&timeless(section(&files, suffix))).unwrap();
+        let b = serde_json::to_string(&timeless(section(&kube, suffix))).unwrap();
         assert!(!a.is_empty() && a != "null", "{suffix} missing: {files}");
         assert_eq!(
             a, b,
             "{suffix} differs between the file and the Kubernetes source"
         );
     }
+    assert!(
+        serde_json::to_string(&files)
+            .unwrap()
+            .contains("\"max_connections\":7"),
+        "the Istio-group DestinationRule applies: {files}"
+    );
     assert_eq!(
         from_files.admin_json("/debug/ir").await,
         from_kube.admin_json("/debug/ir").await,
         "the resolved worlds differ"
+    );
+    // Our VirtualService gets a status; Istio's objects are never written to.
+    wait_for(
+        Duration::from_secs(10),
+        "the VirtualService's status",
+        || async { (!fake.patches().is_empty()).then_some(()) },
+    )
+    .await;
+    let patches = fake.patches();
+    assert!(
+        patches
+            .iter()
+            .all(|(path, _)| path.contains(".sextant.dev/")),
+        "{patches:?}"
     );
 }
 
@@ -424,11 +468,8 @@ async fn a_second_replica_reuses_the_ca_secret_even_after_a_create_conflict() {
         secret,
         "the Secret was not replaced"
     );
-    let root = |s: &Sextant| {
-        let s = s;
-        async move { s.admin_json("/debug/certs").await["root_pem"].clone() }
-    };
-    let (a, b) = (root(&first).await, root(&second).await);
+    let a = first.admin_json("/debug/certs").await["root_pem"].clone();
+    let b = second.admin_json("/debug/certs").await["root_pem"].clone();
     assert!(
         a.as_str().is_some_and(|p| p.contains("BEGIN CERTIFICATE")),
         "{a}"

@@ -521,13 +521,13 @@ fn watch_stream(shared: Arc<Shared>, target: Target, query: &HashMap<String, Str
         .is_some_and(|v| v == "true");
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(64);
     let line = |event: Value| Ok(bytes::Bytes::from(format!("{event}\n")));
+    let collection = target.collection.clone();
     let matches = move |c: &Change| {
         c.collection == target.collection
             && target.namespace.as_ref().is_none_or(|n| *n == c.namespace)
     };
     let mut live = shared.changes.subscribe();
     let mut kill = shared.kill.subscribe();
-    let collection = target.collection.clone();
     let (backlog, floor) = {
         let inner = shared.inner.lock().unwrap();
         let backlog: Vec<Change> = inner

@@ -66,7 +66,7 @@ struct Entry {
 #[derive(Debug)]
 enum Update {
     /// An object was added or changed.
-    Apply(Entry),
+    Apply(Box<Entry>),
     /// An object was deleted.
     Delete(String),
     /// A (re)list finished: these are all objects under the scope `prefix`
@@ -195,7 +195,7 @@ impl KubeSource {
         let mut report = SyncReport::default();
         for update in std::mem::take(&mut self.pending) {
             match update {
-                Update::Apply(entry) => self.apply(store, entry, &mut report),
+                Update::Apply(entry) => self.apply(store, *entry, &mut report),
                 Update::Delete(origin) => {
                     self.targets.remove(&origin);
                     report.changed |= store.remove(&origin);
@@ -298,7 +298,7 @@ async fn watch(
                     None
                 } else {
                     reported.insert(entry.origin.clone(), entry.value.clone());
-                    Some(Update::Apply(entry))
+                    Some(Update::Apply(Box::new(entry)))
                 }
             }
             Ok(Event::Delete(object)) => {

@@ -121,11 +121,12 @@ fn a_relist_drops_only_what_is_absent_at_init_done_and_keeps_the_rest() {
 fn an_invalid_edit_keeps_the_last_good_object_served() {
     let (mut source, tx) = KubeSource::for_tests(&["kube:v1/Service/"]);
     let mut store = Store::new();
-    tx.send(Update::Apply(service("a", 80, "1"))).unwrap();
+    tx.send(Update::Apply(Box::new(service("a", 80, "1"))))
+        .unwrap();
     source.sync(&mut store);
     let mut bad = service("a", 80, "2");
     bad.value["spec"]["ports"][0]["port"] = json!("eighty");
-    tx.send(Update::Apply(bad)).unwrap();
+    tx.send(Update::Apply(Box::new(bad))).unwrap();
     let report = source.sync(&mut store);
     assert!(!report.changed, "the last good Service stays served");
     let errors: Vec<String> = report
