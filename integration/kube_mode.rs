@@ -218,6 +218,23 @@ async fn cluster_objects_route_traffic_endpoint_changes_touch_only_eds_and_410_k
         );
     }
 
+    // A closed watch (no 410) resumes from its last resourceVersion: a
+    // change made while it reconnects arrives, and nothing is listed again.
+    let lists_before = lists_of(&fake, "/apis/discovery.k8s.io/v1/endpointslices");
+    fake.close_watches();
+    fake.apply(endpoint_slice("ratings", &[&ratings2]));
+    wait_for(
+        Duration::from_secs(10),
+        "traffic on ratings r2 after a reconnect",
+        || async { (envoy.version_of("reviews").await == "r2").then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        lists_of(&fake, "/apis/discovery.k8s.io/v1/endpointslices"),
+        lists_before,
+        "a reconnect without 410 listed again"
+    );
+
     // Deleting the VirtualService: reviews goes to its own pod again.
     fake.delete(
         "networking.sextant.dev/v1alpha1",

@@ -252,6 +252,13 @@ impl FakeKube {
             .push(name.to_string());
     }
 
+    /// Closes every open watch (as an API server restart or a load
+    /// balancer timeout does) without expiring anything: watchers resume
+    /// from their last resourceVersion and get what they missed.
+    pub fn close_watches(&self) {
+        let _ = self.shared.kill.send(());
+    }
+
     /// Status PATCHes received: (path, body), in order.
     pub fn patches(&self) -> Vec<(String, Value)> {
         self.shared.inner.lock().unwrap().patches.clone()
