@@ -27,7 +27,7 @@ use crate::source::parse::parse_value;
 use crate::source::yaml_dir::SyncReport;
 use crate::store::Store;
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Client;
@@ -268,7 +268,7 @@ async fn watch(
             Ok(Event::InitApply(object)) => {
                 listing
                     .get_or_insert_with(Vec::new)
-                    .push(entry(ar, watched.writes_status, object));
+                    .push(entry(&watched, object));
                 None
             }
             Ok(Event::InitDone) => {
@@ -289,7 +289,7 @@ async fn watch(
                 })
             }
             Ok(Event::Apply(object)) => {
-                let entry = entry(ar, watched.writes_status, object);
+                let entry = entry(&watched, object);
                 if reported.get(&entry.origin) == Some(&entry.value) {
                     tracing::debug!(
                         origin = entry.origin,
@@ -344,9 +344,12 @@ async fn watch(
     }
 }
 
-/// The entry of an object of type `ar`: its origin and normalized JSON, and
-/// its status target when Sextant writes its status.
-fn entry(ar: &ApiResource, writes_status: bool, object: DynamicObject) -> Entry {
+/// The entry of an object of type `watched`: its origin and normalized JSON
+/// (without `resourceVersion`, `managedFields` and, for custom resources,
+/// `status`), and its status target when Sextant writes its status.
+fn entry(watched: &WatchedType, object: DynamicObject) -> Entry {
+    let ar = &watched.api_resource;
+    let writes_status = watched.writes_status;
     let namespace = object
         .metadata
         .namespace
@@ -364,7 +367,7 @@ fn entry(ar: &ApiResource, writes_status: bool, object: DynamicObject) -> Entry 
             meta.remove("resourceVersion");
             meta.remove("managedFields");
         }
-        if writes_status {
+        if watched.custom {
             status_value = map.remove("status");
         }
     }

@@ -10,6 +10,10 @@ pub struct WatchedType {
     /// Whether Sextant writes `status.conditions` on objects of this type
     /// (our own CRDs only; never Istio's or built-in kinds).
     pub writes_status: bool,
+    /// Whether this is a custom resource (ours or Istio's): its `status` is
+    /// written by controllers, never read by Sextant, and dropped before
+    /// parsing (an unknown field of a security policy would be an error).
+    pub custom: bool,
 }
 
 /// Our networking kinds (`networking.sextant.dev/v1alpha1`) with their plurals.
@@ -39,6 +43,7 @@ pub fn watched_types(istio_groups: bool) -> Vec<WatchedType> {
     let builtin = |group, version, kind, plural| WatchedType {
         api_resource: api_resource(group, version, kind, plural),
         writes_status: false,
+        custom: false,
     };
     let mut types = vec![
         builtin("", "v1", "Service", "services"),
@@ -79,6 +84,7 @@ pub fn watched_types(istio_groups: bool) -> Vec<WatchedType> {
             types.push(WatchedType {
                 api_resource: api_resource(group, version, kind, plural),
                 writes_status: ours,
+                custom: true,
             });
         }
     }

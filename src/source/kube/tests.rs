@@ -4,14 +4,10 @@ use crate::diagnostic::Diagnostic;
 use crate::model::{Kind, ObjectKey};
 use serde_json::json;
 
-fn service_ar() -> ApiResource {
-    watched_types(false)[0].api_resource.clone()
-}
-
-fn vs_type() -> WatchedType {
-    watched_types(false)
+fn watched(api_version: &str, kind: &str) -> WatchedType {
+    watched_types(true)
         .into_iter()
-        .find(|w| w.api_resource.kind == "VirtualService")
+        .find(|w| w.api_resource.kind == kind && w.api_resource.api_version == api_version)
         .unwrap()
 }
 
@@ -21,8 +17,7 @@ fn dynamic(value: Value) -> DynamicObject {
 
 fn service(name: &str, port: u16, rv: &str) -> Entry {
     entry(
-        &service_ar(),
-        false,
+        &watched("v1", "Service"),
         dynamic(json!({
             "metadata": {"name": name, "namespace": "default", "resourceVersion": rv},
             "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port}]},
@@ -47,8 +42,7 @@ fn entries_are_named_by_type_namespace_and_name_and_typed_even_from_list_items()
 fn a_status_or_resource_version_change_of_a_cr_gives_the_same_entry() {
     let vs = |rv: &str, status: Value| {
         entry(
-            &vs_type().api_resource,
-            true,
+            &watched("networking.sextant.dev/v1alpha1", "VirtualService"),
             dynamic(json!({
                 "apiVersion": "networking.sextant.dev/v1alpha1", "kind": "VirtualService",
                 "metadata": {"name": "r", "namespace": "default", "resourceVersion": rv,
@@ -115,6 +109,23 @@ fn a_relist_drops_only_what_is_absent_at_init_done_and_keeps_the_rest() {
     .unwrap();
     source.sync(&mut store);
     assert_eq!(names(&store), ["kube:v1/Service/default/a"]);
+}
+
+#[test]
+fn an_istio_policy_with_a_status_written_by_istiod_is_read_without_error() {
+    let e = entry(
+        &watched("security.istio.io/v1", "AuthorizationPolicy"),
+        dynamic(json!({
+            "apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": "deny", "namespace": "default", "resourceVersion": "3"},
+            "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin"]}}]}]},
+            "status": {"validationMessages": [], "observedGeneration": "1"},
+        })),
+    );
+    assert!(e.status.is_none(), "Sextant never writes Istio's status");
+    let parsed = parse_value(&e.origin, e.value);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    assert_eq!(parsed.objects.len(), 1);
 }
 
 #[test]
