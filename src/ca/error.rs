@@ -7,6 +7,24 @@ use std::time::Duration;
 /// Why the CA could not load, generate or issue.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
+    /// Reading or creating the CA's Kubernetes Secret failed.
+    #[error("Secret {secret}: {action}: {source}")]
+    Kube {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// What was being done, e.g. "reading".
+        action: &'static str,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// The CA's Secret exists but lacks a key it must have.
+    #[error("Secret {secret} has no data key {key:?} (expected tls.crt and tls.key)")]
+    SecretIncomplete {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// The missing data key.
+        key: &'static str,
+    },
     /// Reading or writing a file or directory failed.
     #[error("{}: {action}: {source}", path.display())]
     Io {

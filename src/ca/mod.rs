@@ -14,6 +14,7 @@
 //! signs with (ECDSA P-256/P-384, RSA, Ed25519) in PKCS#8 form.
 
 mod error;
+pub mod secret_store;
 pub mod spiffe;
 mod store;
 pub mod workload_certs;
@@ -203,20 +204,8 @@ impl CertificateAuthority {
         config: &CaConfig,
         now: SystemTime,
     ) -> Result<Self, CaError> {
-        if config.ca_validity.as_secs() == 0 {
-            return Err(CaError::TooShort {
-                field: "ca_validity",
-                value: config.ca_validity,
-            });
-        }
         let now = whole_seconds(now);
-        let ca_not_after = now
-            .checked_add(config.ca_validity)
-            .filter(|t| *t <= store::from_unix(LAST_X509_SECOND))
-            .ok_or(CaError::TooLong {
-                field: "ca_validity",
-                value: config.ca_validity,
-            })?;
+        let ca_not_after = ca_not_after(config, now)?;
         store::ensure_dir(dir)?;
         match &config.user_root {
             None => {
@@ -224,18 +213,8 @@ impl CertificateAuthority {
                 let root = match store::load_optional_pair(&paths)? {
                     Some(root) => root,
                     None => {
-                        let params = ca_params(
-                            ROOT_COMMON_NAME,
-                            &config.trust_domain,
-                            BasicConstraints::Unconstrained,
-                            now - CA_BACKDATE,
-                            ca_not_after,
-                        )?;
-                        let key = new_key()?;
-                        let cert = params
-                            .self_signed(&key)
-                            .map_err(generate("signing the root certificate"))?;
-                        persist(&paths, &cert.pem(), &key.serialize_pem())?
+                        let (cert_pem, key_pem) = generate_root(config, now)?;
+                        persist(&paths, &cert_pem, &key_pem)?
                     }
                 };
                 check_valid_at(&root, &paths.cert, now)?;
@@ -283,6 +262,32 @@ impl CertificateAuthority {
                 Self::new(config, intermediate, intermediates_pem, root.cert_pem)
             }
         }
+    }
+
+    /// The CA around a root kept outside a directory (such as a Kubernetes
+    /// Secret): parses and checks the PEM pair as a directory's root files
+    /// are checked, naming `cert_name` and `key_name` in errors; `now` is
+    /// the time it must be valid at.
+    ///
+    /// # Errors
+    /// [`CaError::BadFile`], [`CaError::KeyMismatch`], [`CaError::NotValidAt`]
+    /// as for the root files of [`load_or_generate_at`](Self::load_or_generate_at).
+    pub fn from_root_pem(
+        config: &CaConfig,
+        cert_name: &str,
+        key_name: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        now: SystemTime,
+    ) -> Result<Self, CaError> {
+        let paths = PairPaths {
+            cert: PathBuf::from(cert_name),
+            key: PathBuf::from(key_name),
+        };
+        let root = store::parse_pair(&paths, cert_pem, key_pem)?;
+        check_valid_at(&root, &paths.cert, whole_seconds(now))?;
+        let root_pem = root.cert_pem.clone();
+        Self::new(config, root, String::new(), root_pem)
     }
 
     /// The CA around a loaded signing pair.
@@ -428,6 +433,45 @@ fn ca_params(
     params.not_before = OffsetDateTime::from(not_before);
     params.not_after = OffsetDateTime::from(not_after);
     Ok(params)
+}
+
+/// End of a new CA certificate's validity: `now` + `config.ca_validity`.
+fn ca_not_after(config: &CaConfig, now: SystemTime) -> Result<SystemTime, CaError> {
+    if config.ca_validity.as_secs() == 0 {
+        return Err(CaError::TooShort {
+            field: "ca_validity",
+            value: config.ca_validity,
+        });
+    }
+    now.checked_add(config.ca_validity)
+        .filter(|t| *t <= store::from_unix(LAST_X509_SECOND))
+        .ok_or(CaError::TooLong {
+            field: "ca_validity",
+            value: config.ca_validity,
+        })
+}
+
+/// A new self-signed P-256 root (CN "Sextant root CA", O = trust domain),
+/// valid from `now` - [`CA_BACKDATE`] for `config.ca_validity`, as PEM
+/// (certificate, PKCS#8 key). Shared by the directory and Secret stores.
+///
+/// # Errors
+/// [`CaError::TooShort`], [`CaError::TooLong`] for a bad validity;
+/// [`CaError::Generate`], [`CaError::Random`] when generation fails.
+pub fn generate_root(config: &CaConfig, now: SystemTime) -> Result<(String, String), CaError> {
+    let now = whole_seconds(now);
+    let params = ca_params(
+        ROOT_COMMON_NAME,
+        &config.trust_domain,
+        BasicConstraints::Unconstrained,
+        now - CA_BACKDATE,
+        ca_not_after(config, now)?,
+    )?;
+    let key = new_key()?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(generate("signing the root certificate"))?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// Writes a freshly generated pair, then parses it back as loading would.

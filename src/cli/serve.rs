@@ -9,6 +9,8 @@ use sextant::ir;
 use sextant::metrics::{Metrics, TranslationStage};
 use sextant::server::registry::Registry;
 use sextant::server::AdsService;
+use sextant::source::kube::status::StatusWriter;
+use sextant::source::kube::{KubeOptions, KubeSource};
 use sextant::source::yaml_dir::YamlDir;
 use sextant::store::Store;
 use sextant::translate::TranslateOptions;
@@ -23,8 +25,33 @@ use tokio::time::Instant;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Directory of Kubernetes-style YAML files (watched for changes).
+    #[arg(long, required_unless_present = "kube", conflicts_with = "kube")]
+    config_dir: Option<PathBuf>,
+    /// Watch a Kubernetes cluster instead of a directory: in-cluster
+    /// configuration, or the kubeconfig of `KUBECONFIG` / `~/.kube/config`.
     #[arg(long)]
-    config_dir: PathBuf,
+    kube: bool,
+    /// With `--kube`: watch only these namespaces (comma-separated); all by default.
+    #[arg(long, value_delimiter = ',', requires = "kube")]
+    namespaces: Vec<String>,
+    /// With `--kube`: also watch Istio's API groups (`networking.istio.io/v1`,
+    /// `security.istio.io/v1`); their objects are read, never written to.
+    #[arg(long, requires = "kube")]
+    watch_istio_crds: bool,
+    /// With `--kube`: write `status.conditions` of our CRs. Run exactly one
+    /// replica with `true` (there is no leader election).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    kube_status_writer: bool,
+    /// With `--kube`: least time between two status writes, in ms.
+    #[arg(long, default_value_t = 100)]
+    status_min_interval_ms: u64,
+    /// With `--kube`: namespace of the Secret holding the CA root.
+    #[arg(long, default_value = "sextant-system")]
+    ca_namespace: String,
+    /// With `--kube`: name of the Secret holding the CA root (created on
+    /// first start, reused afterwards and by every replica).
+    #[arg(long, default_value = "sextant-ca")]
+    ca_secret: String,
     /// Address of the ADS gRPC server.
     #[arg(long, default_value = "0.0.0.0:15010")]
     xds_address: SocketAddr,
@@ -83,9 +110,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(serve(args))
 }
 
-/// The input side: the directory, the store, and where results go.
+/// Where input comes from.
+enum Source {
+    /// A watched directory; `changes` wakes on any file event.
+    Dir {
+        dir: YamlDir,
+        changes: tokio::sync::mpsc::Receiver<()>,
+        _watcher: notify::RecommendedWatcher,
+    },
+    /// A Kubernetes cluster, and the status writer when this replica writes status.
+    Kube {
+        source: KubeSource,
+        status: Option<StatusWriter>,
+    },
+}
+
+impl Source {
+    /// Waits for the next change; false when the source stopped for good.
+    async fn changed(&mut self) -> bool {
+        match self {
+            Source::Dir { changes, .. } => changes.recv().await.is_some(),
+            Source::Kube { source, .. } => source.changed().await,
+        }
+    }
+}
+
+/// The input side: the source, the store, and where results go.
 struct Pipeline {
-    dir: YamlDir,
+    source: Source,
     store: Store,
     cache: Arc<SnapshotCache>,
     diagnostics: Arc<RwLock<Vec<Diagnostic>>>,
@@ -97,12 +149,14 @@ impl Pipeline {
     /// each diagnostic that is new since the last sync. `changed_at` is when
     /// the change was observed (the first file event of its burst).
     fn sync(&mut self, changed_at: std::time::Instant) -> anyhow::Result<()> {
-        let report = self
-            .dir
-            .sync(&mut self.store)
-            .with_context(|| format!("reading {}", self.dir.root().display()))?;
+        let report = match &mut self.source {
+            Source::Dir { dir, .. } => dir
+                .sync(&mut self.store)
+                .with_context(|| format!("reading {}", dir.root().display()))?,
+            Source::Kube { source, .. } => source.sync(&mut self.store),
+        };
         for file in &report.files {
-            tracing::info!(file, "read config file");
+            tracing::info!(file, "read config");
         }
         let started = std::time::Instant::now();
         let (ir, all) = ir::resolve(&self.store);
@@ -115,6 +169,13 @@ impl Pipeline {
                 } else {
                     tracing::warn!("config warning: {d}");
                 }
+            }
+            if let Source::Kube {
+                source,
+                status: Some(status),
+            } = &self.source
+            {
+                status.update(source.status_targets(), &all);
             }
             *current = all;
         }
@@ -153,6 +214,15 @@ async fn rotate(certs: Arc<sextant::ca::WorkloadCerts>, cache: Arc<SnapshotCache
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    let kube_client = if args.kube {
+        Some(
+            kube::Client::try_default()
+                .await
+                .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?,
+        )
+    } else {
+        None
+    };
     let trust_domain = sextant::ca::TrustDomain::new(&args.trust_domain)
         .map_err(|e| anyhow::anyhow!("--trust-domain: {e}"))?;
     let mut cache = SnapshotCache::new(TranslateOptions {
@@ -175,13 +245,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
             ..Default::default()
         };
-        let ca = sextant::ca::CertificateAuthority::load_or_generate(&args.ca_dir, &config)
-            .with_context(|| format!("loading the CA from {}", args.ca_dir.display()))?;
-        tracing::info!(
-            ca_dir = %args.ca_dir.display(),
-            trust_domain = ca.trust_domain().as_str(),
-            "certificate authority ready (generated on first start, read back afterwards)"
-        );
+        let ca = match &kube_client {
+            Some(client) if config.user_root.is_none() => {
+                let secret = sextant::ca::secret_store::SecretStore::new(
+                    client.clone(),
+                    &args.ca_namespace,
+                    &args.ca_secret,
+                );
+                let ca = secret.load_or_create(&config).await.with_context(|| {
+                    format!(
+                        "loading the CA from Secret {}/{}",
+                        args.ca_namespace, args.ca_secret
+                    )
+                })?;
+                tracing::info!(
+                    secret = %format!("{}/{}", args.ca_namespace, args.ca_secret),
+                    trust_domain = ca.trust_domain().as_str(),
+                    "certificate authority ready (created on first start, read back afterwards)"
+                );
+                ca
+            }
+            _ => {
+                let ca = sextant::ca::CertificateAuthority::load_or_generate(&args.ca_dir, &config)
+                    .with_context(|| format!("loading the CA from {}", args.ca_dir.display()))?;
+                tracing::info!(
+                    ca_dir = %args.ca_dir.display(),
+                    trust_domain = ca.trust_domain().as_str(),
+                    "certificate authority ready (generated on first start, read back afterwards)"
+                );
+                ca
+            }
+        };
         let certs = Arc::new(sextant::ca::WorkloadCerts::new(
             ca,
             Duration::from_secs(args.cert_ttl_seconds),
@@ -241,23 +335,60 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    let source = match (&kube_client, &args.config_dir) {
+        (Some(client), _) => {
+            let options = KubeOptions {
+                namespaces: args.namespaces.clone(),
+                istio_groups: args.watch_istio_crds,
+            };
+            let status = args.kube_status_writer.then(|| {
+                StatusWriter::spawn(
+                    client.clone(),
+                    Duration::from_millis(args.status_min_interval_ms),
+                )
+            });
+            Source::Kube {
+                source: KubeSource::start(client.clone(), &options),
+                status,
+            }
+        }
+        (None, Some(config_dir)) => {
+            let dir = YamlDir::new(config_dir);
+            let (watcher, changes) = dir.watch().context("watching the config directory")?;
+            Source::Dir {
+                dir,
+                changes,
+                _watcher: watcher,
+            }
+        }
+        (None, None) => anyhow::bail!("give --config-dir or --kube"),
+    };
     let mut pipeline = Pipeline {
-        dir: YamlDir::new(&args.config_dir),
+        source,
         store: Store::new(),
         cache: cache.clone(),
         diagnostics,
         metrics: metrics.clone(),
     };
-    let (_watcher, mut changes) = pipeline
-        .dir
-        .watch()
-        .context("watching the config directory")?;
+    // In Kubernetes mode, serve nothing before every watcher has listed once.
+    if let Source::Kube { source, .. } = &mut pipeline.source {
+        tracing::info!("waiting for the first list of every watched resource");
+        while !source.initial_sync_done() {
+            if !source.changed().await {
+                anyhow::bail!("the Kubernetes watchers stopped");
+            }
+        }
+    }
     pipeline.sync(std::time::Instant::now())?;
     ready.store(true, Ordering::Release);
+    let input = match &args.config_dir {
+        Some(dir) => dir.display().to_string(),
+        None => "kubernetes".to_string(),
+    };
     tracing::info!(
         xds = %args.xds_address,
         admin = %args.admin_address,
-        config_dir = %args.config_dir.display(),
+        input,
         "sextant is serving"
     );
 
@@ -275,9 +406,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let max_wait = Duration::from_millis(args.debounce_max_ms);
     loop {
         tokio::select! {
-            woke = changes.recv() => {
-                if woke.is_none() {
-                    anyhow::bail!("the config directory watcher stopped");
+            woke = pipeline.source.changed() => {
+                if !woke {
+                    anyhow::bail!("the config watcher stopped");
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
@@ -287,8 +418,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let deadline = Instant::now() + max_wait;
         while !quiet.is_zero() {
             let until = (Instant::now() + quiet).min(deadline);
-            match tokio::time::timeout_at(until, changes.recv()).await {
-                Ok(Some(())) if Instant::now() < deadline => continue,
+            match tokio::time::timeout_at(until, pipeline.source.changed()).await {
+                Ok(true) if Instant::now() < deadline => continue,
                 _ => break,
             }
         }

@@ -73,6 +73,20 @@ pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
     out
 }
 
+/// Parses one object already decoded from JSON (as a Kubernetes watch
+/// delivers it), exactly as one document of a file named `origin`: same
+/// validation, same diagnostics (each naming `origin`), same last-good rules.
+pub fn parse_value(origin: &str, value: Value) -> ParsedFile {
+    let mut out = ParsedFile {
+        empty: value.is_null(),
+        ..ParsedFile::default()
+    };
+    if !value.is_null() {
+        parse_document(origin, 0, value, &mut out);
+    }
+    out
+}
+
 fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFile) {
     let Some(map) = value.as_object_mut() else {
         out.unreadable = true;
