@@ -1,6 +1,7 @@
 //! Subcommands of the `sextant` binary.
 
 mod bootstrap;
+mod crds;
 mod proxy_config;
 mod proxy_status;
 mod serve;
@@ -34,6 +35,9 @@ enum Command {
     /// Write a synthetic mesh (deterministic by seed) as a config directory,
     /// for benchmarks and load tests.
     Synth(synth::SynthArgs),
+    /// Print the CustomResourceDefinitions of Sextant's kinds (multi-document
+    /// YAML), or write them into a directory.
+    Crds(crds::CrdsArgs),
 }
 
 impl Cli {
@@ -47,6 +51,7 @@ impl Cli {
             Command::ProxyStatus(args) => proxy_status::run(args),
             Command::ProxyConfig(args) => proxy_config::run(args),
             Command::Synth(args) => synth::run(args),
+            Command::Crds(args) => crds::run(args),
         }
     }
 }

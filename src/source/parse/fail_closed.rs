@@ -34,6 +34,7 @@ pub(super) fn replacement(key: &ObjectKey, raw: &Value, reason: &str) -> Object 
             action: AuthorizationAction::DENY,
             rules: vec![Rule::default()],
         },
+        status: None,
     };
     Object::AuthorizationPolicy(Box::new(policy))
 }
