@@ -153,21 +153,17 @@ fn strict_json_schema(schema: &mut Value) {
         map.insert("additionalProperties".into(), json!(false));
     }
     if map.remove("nullable") == Some(json!(true)) {
-        if map.contains_key("oneOf") {
-            // `required` clauses all pass for `null`, so `oneOf` would fail:
-            // null or the whole schema.
-            let inner = std::mem::take(map);
-            map.insert(
-                "anyOf".into(),
-                json!([{ "type": "null" }, Value::Object(inner)]),
-            );
-        } else {
-            if let Some(Value::String(t)) = map.get("type").cloned() {
-                map.insert("type".into(), json!([t, "null"]));
-            }
-            if let Some(Value::Array(values)) = map.get_mut("enum") {
-                values.push(Value::Null);
-            }
+        if let Some(Value::String(t)) = map.get("type").cloned() {
+            map.insert("type".into(), json!([t, "null"]));
+        }
+        if let Some(Value::Array(values)) = map.get_mut("enum") {
+            values.push(Value::Null);
+        }
+        // `required` clauses hold for `null`, so a `oneOf` of them would
+        // refuse it: apply the `oneOf` to objects only.
+        if let Some(one_of) = map.remove("oneOf") {
+            map.insert("if".into(), json!({ "type": "object" }));
+            map.insert("then".into(), json!({ "oneOf": one_of }));
         }
     }
 }

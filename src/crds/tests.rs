@@ -523,6 +523,7 @@ fn sample_crs_validate_against_the_generated_schemas() {
         "examples",
         "src/translate/testdata/in",
         "src/translate/testdata/rbac/in",
+        "manifests/example-app",
     ] {
         yaml_files(&repo().join(dir), &mut files);
     }
