@@ -94,7 +94,7 @@ fn structural_violations(schema: &Value, path: &str, out: &mut Vec<String>) {
         return;
     };
     let int_or_string = map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
-    if !int_or_string && !map.get("type").is_some_and(|t| t.as_str().is_some()) {
+    if !int_or_string && map.get("type").is_none_or(|t| t.as_str().is_none()) {
         out.push(format!("{path}: has no type"));
     }
     if map.contains_key("x-kubernetes-preserve-unknown-fields") {

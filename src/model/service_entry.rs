@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 /// Each host × port becomes a cluster `outbound|<port>||<host>`; HTTP ports
 /// also become virtual hosts (`<host>` and `<host>:<port>`), TCP ports a TCP
 /// listener like a Kubernetes Service's.
+// Each `printcolumn(...)` repeats `type_`, which clippy takes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "networking.sextant.dev",
