@@ -12,12 +12,14 @@
 //! [`metrics`] holds the Prometheus metrics
 //! that the cache, the server and `sextant serve` update and the admin
 //! endpoint renders. [`synth`] generates synthetic meshes for benchmarks
-//! and load tests.
+//! and load tests. [`crds`] generates the CustomResourceDefinitions of our
+//! kinds from the [`model`] types.
 
 pub mod admin;
 pub mod bootstrap;
 pub mod ca;
 pub mod cache;
+pub mod crds;
 pub mod diagnostic;
 pub mod envoy;
 pub mod ir;

@@ -1,6 +1,7 @@
 //! Subcommands of the `sextant` binary.
 
 mod bootstrap;
+mod crds;
 mod proxy_config;
 mod proxy_status;
 mod serve;
@@ -38,6 +39,9 @@ enum Command {
     /// Print a token that proves a workload's namespace and service account
     /// to `serve --require-token` (give it to `bootstrap --token-file`).
     Token(token::TokenArgs),
+    /// Print the CustomResourceDefinitions of Sextant's kinds (multi-document
+    /// YAML), or write them into a directory.
+    Crds(crds::CrdsArgs),
 }
 
 impl Cli {
@@ -52,6 +56,7 @@ impl Cli {
             Command::ProxyConfig(args) => proxy_config::run(args),
             Command::Synth(args) => synth::run(args),
             Command::Token(args) => token::run(args),
+            Command::Crds(args) => crds::run(args),
         }
     }
 }

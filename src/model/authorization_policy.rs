@@ -21,8 +21,23 @@ pub const FAIL_CLOSED_ANNOTATION: &str = "sextant.dev/fail-closed";
     group = "security.sextant.dev",
     version = "v1alpha1",
     kind = "AuthorizationPolicy",
+    doc = "Who may call what on the workloads it selects, enforced by Envoy RBAC on the inbound listener (Istio's AuthorizationPolicy without CUSTOM).",
     namespaced,
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "super::ConfigStatus",
+    shortname = "ap",
+    category = "sextant",
+    printcolumn(
+        name = "Action",
+        type_ = "string",
+        json_path = ".spec.action",
+        description = "ALLOW, DENY or AUDIT"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizationPolicySpec {

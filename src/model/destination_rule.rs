@@ -10,8 +10,23 @@ use std::collections::BTreeMap;
     group = "networking.sextant.dev",
     version = "v1alpha1",
     kind = "DestinationRule",
+    doc = "Policies for traffic to one service after routing: subsets, load balancing, connection pool, outlier detection, TLS (Istio's DestinationRule, field-compatible subset).",
     namespaced,
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "super::ConfigStatus",
+    shortname = "dr",
+    category = "sextant",
+    printcolumn(
+        name = "Host",
+        type_ = "string",
+        json_path = ".spec.host",
+        description = "The service the policies apply to"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationRuleSpec {
@@ -114,6 +129,7 @@ pub struct PortTrafficPolicy {
 /// Istio's `LoadBalancerSettings`: `simple` or `consistentHash`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = |s: &mut schemars::Schema| super::schema::at_most_one_of(s, &["simple", "consistentHash"]))]
 pub struct LoadBalancerSettings {
     /// A simple algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +142,7 @@ pub struct LoadBalancerSettings {
 /// Istio's `ConsistentHashLB`: exactly one hash key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = |s: &mut schemars::Schema| super::schema::at_most_one_of(s, &["httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"]))]
 pub struct ConsistentHashLb {
     /// Hash this request header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,10 +269,12 @@ pub struct OutlierDetection {
     pub base_ejection_time: Option<String>,
     /// Most endpoints ejected at once, in % (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
     pub max_ejection_percent: Option<u32>,
     /// Below this share of healthy endpoints, ejection stops applying (Envoy's
     /// panic threshold), in %.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
     pub min_health_percent: Option<u32>,
 }
 

@@ -8,8 +8,10 @@
 mod authorization_policy;
 mod destination_rule;
 mod peer_authentication;
+mod schema;
 mod service_entry;
 mod sidecar;
+mod status;
 mod string_match;
 mod virtual_service;
 mod workload_entry;
@@ -19,6 +21,7 @@ pub use destination_rule::*;
 pub use peer_authentication::*;
 pub use service_entry::*;
 pub use sidecar::*;
+pub use status::ConfigStatus;
 pub use string_match::StringMatch;
 pub use virtual_service::*;
 pub use workload_entry::*;

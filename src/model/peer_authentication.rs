@@ -13,8 +13,23 @@ use std::collections::BTreeMap;
     group = "security.sextant.dev",
     version = "v1alpha1",
     kind = "PeerAuthentication",
+    doc = "Whether workloads accept plaintext, mutual TLS or both (Istio's PeerAuthentication).",
     namespaced,
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "super::ConfigStatus",
+    shortname = "pa",
+    category = "sextant",
+    printcolumn(
+        name = "Mode",
+        type_ = "string",
+        json_path = ".spec.mtls.mode",
+        description = "Mutual TLS mode for every port"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PeerAuthenticationSpec {

@@ -11,17 +11,47 @@ use serde::{Deserialize, Serialize};
 /// Each host × port becomes a cluster `outbound|<port>||<host>`; HTTP ports
 /// also become virtual hosts (`<host>` and `<host>:<port>`), TCP ports a TCP
 /// listener like a Kubernetes Service's.
+// Each `printcolumn(...)` repeats `type_`, which clippy takes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "networking.sextant.dev",
     version = "v1alpha1",
     kind = "ServiceEntry",
+    doc = "A service the platform does not know, added to the mesh registry (Istio's ServiceEntry, field-compatible subset).",
     namespaced,
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "super::ConfigStatus",
+    shortname = "se",
+    category = "sextant",
+    printcolumn(
+        name = "Hosts",
+        type_ = "string",
+        json_path = ".spec.hosts",
+        description = "The hosts of the service"
+    ),
+    printcolumn(
+        name = "Location",
+        type_ = "string",
+        json_path = ".spec.location",
+        description = "Whether the service is part of the mesh"
+    ),
+    printcolumn(
+        name = "Resolution",
+        type_ = "string",
+        json_path = ".spec.resolution",
+        description = "How endpoints are found"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceEntrySpec {
     /// Host names: FQDNs or `*.suffix` wildcards (not with DNS resolution).
+    #[schemars(length(min = 1))]
     pub hosts: Vec<String>,
     /// Virtual IPs or CIDRs of the service; informational here, since
     /// proxies are addressed explicitly rather than by traffic capture.
@@ -29,6 +59,7 @@ pub struct ServiceEntrySpec {
     pub addresses: Vec<String>,
     /// Ports of the service (at least one; numbers and names unique).
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub ports: Vec<ServiceEntryPort>,
     /// Whether the service is part of the mesh (`MESH_INTERNAL`) or not
     /// (`MESH_EXTERNAL`, the default).
@@ -56,6 +87,7 @@ pub struct ServiceEntrySpec {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceEntryPort {
     /// Port number clients use, 1-65535.
+    #[schemars(range(min = 1, max = 65535))]
     pub number: u32,
     /// `HTTP`, `HTTP2`, `GRPC`, `HTTPS`, `TLS`, `TCP`, `MONGO`, `MYSQL`,
     /// `REDIS` (Istio's names, any case); default: chosen from the name's
@@ -67,6 +99,7 @@ pub struct ServiceEntryPort {
     pub name: String,
     /// Port on the endpoints when they do not name one (default: `number`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
     pub target_port: Option<u32>,
 }
 

@@ -12,8 +12,11 @@ use std::collections::BTreeMap;
     group = "networking.sextant.dev",
     version = "v1alpha1",
     kind = "Sidecar",
+    doc = "Which services the proxies it selects may reach (Istio's Sidecar: workloadSelector and egress hosts).",
     namespaced,
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "super::ConfigStatus",
+    category = "sextant"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SidecarSpec {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// syntax). Which one is set is checked by validation, which reports the
 /// field path when none or several are set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = |s: &mut schemars::Schema| super::schema::at_most_one_of(s, &["exact", "prefix", "regex"]))]
 pub struct StringMatch {
     /// Matches the whole value.
     #[serde(default, skip_serializing_if = "Option::is_none")]

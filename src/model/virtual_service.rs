@@ -11,14 +11,30 @@ use std::collections::BTreeMap;
     group = "networking.sextant.dev",
     version = "v1alpha1",
     kind = "VirtualService",
+    doc = "Routing rules for one or more hosts (Istio's VirtualService, field-compatible subset).",
     namespaced,
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "super::ConfigStatus",
+    shortname = "vs",
+    category = "sextant",
+    printcolumn(
+        name = "Hosts",
+        type_ = "string",
+        json_path = ".spec.hosts",
+        description = "The hosts the routes apply to"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualServiceSpec {
     /// Hosts the rules apply to: short service names (resolved in the
     /// object's namespace), `name.namespace`, or FQDNs. Compared case-insensitively.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub hosts: Vec<String>,
     /// HTTP routes, evaluated in order; the first match wins.
     #[serde(default)]
@@ -36,6 +52,7 @@ pub struct VirtualServiceSpec {
 /// One HTTP route: conditions and where matching requests go.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = |s: &mut schemars::Schema| super::schema::at_most_one_of(s, &["redirect", "directResponse"]))]
 pub struct HttpRoute {
     /// Name used in generated route names and error messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,12 +146,15 @@ pub struct HttpRedirect {
     pub authority: Option<String>,
     /// Replaces the port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
     pub port: Option<u32>,
     /// Replaces the scheme (`http` or `https`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["http", "https"]))]
     pub scheme: Option<String>,
     /// 301 (default), 302, 303, 307 or 308.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = [301, 302, 303, 307, 308]))]
     pub redirect_code: Option<u32>,
 }
 
@@ -142,6 +162,7 @@ pub struct HttpRedirect {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HttpDirectResponse {
     /// HTTP status, 200-599.
+    #[schemars(range(min = 200, max = 599))]
     pub status: u32,
     /// Body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,6 +180,7 @@ pub struct HttpBody {
 /// Istio's `HTTPRewrite`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = |s: &mut schemars::Schema| super::schema::at_most_one_of(s, &["uri", "uriRegexRewrite"]))]
 pub struct HttpRewrite {
     /// Replaces the part of the path matched by `match[].uri` (prefix or exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,6 +210,7 @@ pub struct RegexRewrite {
 pub struct HttpRetry {
     /// Retries allowed (0, the default, disables retries, as in Istio).
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub attempts: i32,
     /// Timeout per attempt, a Go duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,13 +253,22 @@ pub struct FaultDelay {
 /// An abort for a percentage of requests.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = |s: &mut schemars::Schema| super::schema::at_most_one_of(s, &["httpStatus", "grpcStatus"]))]
 pub struct FaultAbort {
     /// HTTP status to answer with (200-599). Exactly one of `httpStatus`
     /// and `grpcStatus` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 200, max = 599))]
     pub http_status: Option<u32>,
-    /// gRPC status to answer with, by name (`UNAVAILABLE`, `NOT_FOUND`, ...).
+    /// gRPC status to answer with, by name (`UNAVAILABLE`, `NOT_FOUND`, ...;
+    /// the names of `crate::ir::policy::GRPC_STATUS_CODES`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = [
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED"
+    ]))]
     pub grpc_status: Option<String>,
     /// Share of requests aborted (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,6 +279,7 @@ pub struct FaultAbort {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Percent {
     /// The percentage.
+    #[schemars(range(min = 0, max = 100))]
     pub value: f64,
 }
 
@@ -308,6 +341,7 @@ pub struct HttpMatchRequest {
     pub ignore_uri_case: bool,
     /// Only for requests to this service port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
     pub port: Option<u32>,
     /// Only for requests from workloads carrying all these labels (the
     /// proxy's own labels, from its node metadata).
@@ -328,6 +362,7 @@ pub struct HttpRouteDestination {
     /// with several, an omitted weight is 0. Weights need not add up to 100:
     /// each destination receives `weight / sum` of the traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub weight: Option<i32>,
     /// Header changes for traffic to this destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,6 +385,7 @@ pub struct TcpRoute {
 pub struct L4MatchAttributes {
     /// The service port the connection is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
     pub port: Option<u32>,
 }
 
@@ -360,6 +396,7 @@ pub struct RouteDestination {
     pub destination: Destination,
     /// Relative weight, as in [`HttpRouteDestination::weight`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub weight: Option<i32>,
 }
 
@@ -381,5 +418,6 @@ pub struct Destination {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PortSelector {
     /// The service port number.
+    #[schemars(range(min = 1, max = 65535))]
     pub number: u32,
 }

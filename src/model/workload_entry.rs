@@ -10,8 +10,23 @@ use std::collections::BTreeMap;
     group = "networking.sextant.dev",
     version = "v1alpha1",
     kind = "WorkloadEntry",
+    doc = "A workload that is not a Pod (a VM, a local process), selected by Services like a Pod (Istio's WorkloadEntry, field-compatible subset).",
     namespaced,
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "super::ConfigStatus",
+    shortname = "we",
+    category = "sextant",
+    printcolumn(
+        name = "Address",
+        type_ = "string",
+        json_path = ".spec.address",
+        description = "IP address of the workload"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadEntrySpec {
@@ -20,6 +35,9 @@ pub struct WorkloadEntrySpec {
     /// Port per service port name: a service port named `http` reaches the
     /// workload on `ports.http`. Ports not listed use the service's target port.
     #[serde(default)]
+    #[schemars(extend("additionalProperties" = {
+        "type": "integer", "format": "int64", "minimum": 1, "maximum": 65535
+    }))]
     pub ports: BTreeMap<String, u32>,
     /// Workload labels, matched by Service selectors and DestinationRule subsets.
     #[serde(default)]

@@ -30,6 +30,7 @@ pub(super) fn replacement(key: &ObjectKey, raw: &Value, reason: &str) -> Object 
             provider: None,
             rules: vec![Rule::default()],
         },
+        status: None,
     };
     Object::AuthorizationPolicy(Box::new(policy))
 }
@@ -48,6 +49,7 @@ pub(super) fn strict_peer_authentication(key: &ObjectKey, raw: &Value, reason: &
             }),
             port_level_mtls: BTreeMap::new(),
         },
+        status: None,
     };
     Object::PeerAuthentication(Box::new(policy))
 }
