@@ -45,13 +45,17 @@ pub struct AuthorizationPolicySpec {
     /// namespace (of the mesh, in the root namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
-    /// ALLOW (the default), DENY or AUDIT (CUSTOM is read so that it can be
-    /// refused clearly: such a policy fails closed).
+    /// ALLOW (the default), DENY or AUDIT.
+    // CUSTOM is read from files so that it can be refused clearly (the
+    // policy fails closed); the CRD schema refuses it at admission.
     #[serde(default)]
+    #[schemars(with = "EnforcedAction")]
     pub action: AuthorizationAction,
     /// The external authorizer of a CUSTOM policy (Istio's
-    /// `extensionProvider` name); read only to be refused with its policy.
+    /// `extensionProvider` name); read only to be refused with its policy
+    /// (not in the CRD schema, which refuses CUSTOM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
     pub provider: Option<ExtensionProvider>,
     /// Rules, ORed. No rules: an ALLOW policy allows nothing, a DENY policy denies nothing.
     #[serde(default)]
@@ -73,6 +77,15 @@ pub enum AuthorizationAction {
     /// Not supported: there is no extension provider configuration, so a
     /// CUSTOM policy is an error and fails closed.
     CUSTOM,
+}
+
+/// The actions the CRD schema admits: [`AuthorizationAction`] without CUSTOM.
+#[allow(dead_code, non_camel_case_types)]
+#[derive(JsonSchema)]
+enum EnforcedAction {
+    ALLOW,
+    DENY,
+    AUDIT,
 }
 
 /// Istio's `AuthorizationPolicy.ExtensionProvider`: the name of an
