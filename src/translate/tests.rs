@@ -92,11 +92,13 @@ fn translation(case: &str) -> Value {
     let options = TranslateOptions::default();
     let mut out = translation_json(&ir, &class, &options);
     let mut inbound = serde_json::Map::new();
+    let index = super::inbound::InboundIndex::new(&ir);
     for w in ir.workloads.values().filter(|w| w.sidecar_port.is_some()) {
         let addr = std::net::SocketAddr::new(w.address, w.sidecar_port.unwrap());
         let authz = super::inbound::authz_filters(&ir, w, &options);
         let rendered = match super::inbound::inbound(
             &ir,
+            &index,
             w,
             addr,
             true,
