@@ -14,11 +14,15 @@ use std::net::IpAddr;
 /// Workload labels (Pod or WorkloadEntry labels).
 pub(super) type Labels = BTreeMap<String, String>;
 
-/// An endpoint with the labels of the workload behind it (for subsets).
+/// No labels, for endpoints without a workload.
+pub(super) static NO_LABELS: Labels = BTreeMap::new();
+
+/// An endpoint with the labels of the workload behind it (for subsets),
+/// borrowed from the world.
 #[derive(Clone, Debug)]
-pub(super) struct LabeledEndpoint {
+pub(super) struct LabeledEndpoint<'a> {
     pub endpoint: Endpoint,
-    pub labels: Labels,
+    pub labels: &'a Labels,
 }
 
 /// The objects endpoint resolution reads, for one namespace's services.
@@ -132,13 +136,13 @@ impl<'a> Member<'a> {
 }
 
 /// Resolves the endpoints of `port` of service `svc` (key `svc_key`).
-pub(super) fn for_port(
+pub(super) fn for_port<'a>(
     svc_key: &ObjectKey,
     svc: &Service,
     port: &ServicePort,
-    workloads: &Workloads<'_>,
+    workloads: &Workloads<'a>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<LabeledEndpoint> {
+) -> Vec<LabeledEndpoint<'a>> {
     let slices = workloads
         .slices
         .get(&(svc_key.namespace.clone(), svc_key.name.clone()));
@@ -159,7 +163,7 @@ pub(super) fn for_port(
 
 /// Sorted by address and port, one endpoint per address and port; the
 /// healthiest state wins (Ready sorts first).
-pub(super) fn canonical(mut out: Vec<LabeledEndpoint>) -> Vec<LabeledEndpoint> {
+pub(super) fn canonical(mut out: Vec<LabeledEndpoint<'_>>) -> Vec<LabeledEndpoint<'_>> {
     out.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
     out.dedup_by(|b, a| {
         (a.endpoint.address, a.endpoint.port) == (b.endpoint.address, b.endpoint.port)
@@ -171,13 +175,13 @@ fn same_port_name(a: Option<&str>, b: Option<&str>) -> bool {
     a.unwrap_or("") == b.unwrap_or("")
 }
 
-fn from_slices(
+fn from_slices<'a>(
     svc_key: &ObjectKey,
     port: &ServicePort,
     slices: &[(&ObjectKey, &EndpointSlice)],
-    workloads: &Workloads<'_>,
+    workloads: &Workloads<'a>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<LabeledEndpoint> {
+) -> Vec<LabeledEndpoint<'a>> {
     let mut out = Vec::new();
     for (slice_key, slice) in slices {
         // The slice's port for this service port: same name (unnamed = "").
@@ -205,8 +209,8 @@ fn from_slices(
                         .unwrap_or_else(|| svc_key.namespace.clone());
                     workloads.pods.get(&(ns, r.name.clone()?))
                 })
-                .and_then(|pod| pod.metadata.labels.clone())
-                .unwrap_or_default();
+                .and_then(|pod| pod.metadata.labels.as_ref())
+                .unwrap_or(&NO_LABELS);
             let state = slice_state(endpoint.conditions.as_ref());
             for (j, address) in endpoint.addresses.iter().enumerate() {
                 match address.parse::<IpAddr>() {
@@ -217,7 +221,7 @@ fn from_slices(
                             state,
                             mesh: None,
                         },
-                        labels: labels.clone(),
+                        labels,
                     }),
                     Err(_) => diagnostics.push(Diagnostic::warning(
                         slice_key,
@@ -254,12 +258,12 @@ fn selects(selector: &BTreeMap<String, String>, labels: Option<&Labels>) -> bool
 /// The Pods and WorkloadEntries of `namespace` whose labels carry every
 /// label of `selector`, as endpoints of `port` (what the Kubernetes
 /// endpoints controller derives from a Service's selector).
-pub(super) fn selected(
+pub(super) fn selected<'a>(
     namespace: &str,
     selector: &BTreeMap<String, String>,
     port: &ServicePort,
-    workloads: &Workloads<'_>,
-) -> Vec<LabeledEndpoint> {
+    workloads: &Workloads<'a>,
+) -> Vec<LabeledEndpoint<'a>> {
     let mut out = Vec::new();
     // Only the namespace's workloads that carry the selector's labels, from
     // the index (a scan per service port made the IR build quadratic).
@@ -284,7 +288,7 @@ pub(super) fn selected(
                         state: pod_state(pod),
                         mesh: None,
                     },
-                    labels: pod.metadata.labels.clone().unwrap_or_default(),
+                    labels: pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS),
                 });
             }
             Member::Entry(entry) => {
@@ -310,7 +314,7 @@ pub(super) fn selected(
                         state: EndpointState::Ready,
                         mesh: None,
                     },
-                    labels: entry.spec.labels.clone(),
+                    labels: &entry.spec.labels,
                 });
             }
         }
