@@ -6,7 +6,7 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::ir::{self, Ir};
 use crate::proxy::ProxyClass;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Name of the outbound route configuration.
 pub const OUTBOUND_ROUTE_CONFIG: &str = "outbound";
@@ -52,7 +52,7 @@ pub(super) fn claim_domains<'v>(
     scope: &Scope<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<(&'v ir::VirtualHost, Vec<String>)> {
-    let mut taken: BTreeMap<String, &str> = BTreeMap::new();
+    let mut taken: HashMap<String, &str> = HashMap::new();
     let mut out = Vec::new();
     for vhost in vhosts.filter(|v| scope.virtual_host(v)) {
         let mut domains = Vec::new();
@@ -141,19 +141,25 @@ fn all_domains(vhost: &ir::VirtualHost) -> Vec<(String, bool)> {
     let Some(svc) = &vhost.service else {
         return vec![(vhost.host.to_ascii_lowercase(), false)];
     };
-    let mut aliases = vec![(vhost.host.clone(), false)];
-    if svc.short_names {
-        aliases.push((format!("{}.{}.svc", svc.name, svc.namespace), false));
-        aliases.push((format!("{}.{}", svc.name, svc.namespace), false));
-        aliases.push((svc.name.clone(), true));
-    }
-    let mut domains = Vec::new();
-    for (alias, short) in aliases {
-        let alias = alias.to_ascii_lowercase();
+    let port = svc.port.to_string();
+    let mut domains = Vec::with_capacity(8);
+    let mut add = |alias: String, short: bool| {
+        let mut with_port = String::with_capacity(alias.len() + 1 + port.len());
+        with_port.push_str(&alias);
+        with_port.push(':');
+        with_port.push_str(&port);
         if svc.default_port {
-            domains.push((alias.clone(), short));
+            domains.push((alias, short));
         }
-        domains.push((format!("{alias}:{}", svc.port), short));
+        domains.push((with_port, short));
+    };
+    add(vhost.host.to_ascii_lowercase(), false);
+    if svc.short_names {
+        let name = svc.name.to_ascii_lowercase();
+        let namespace = svc.namespace.to_ascii_lowercase();
+        add(format!("{name}.{namespace}.svc"), false);
+        add(format!("{name}.{namespace}"), false);
+        add(name, true);
     }
     domains
 }
