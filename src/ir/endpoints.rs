@@ -75,11 +75,11 @@ impl<'a> Workloads<'a> {
         let pods = self
             .pods
             .iter()
-            .map(|((namespace, _), pod)| (namespace, Member::Pod(*pod)));
+            .map(|((namespace, _), pod)| (namespace, Member::Pod(pod)));
         let entries = self
             .workload_entries
             .iter()
-            .map(|(key, entry)| (&key.namespace, Member::Entry(*entry)));
+            .map(|(key, entry)| (&key.namespace, Member::Entry(entry)));
         for (namespace, member) in pods.chain(entries) {
             let workloads = match by_namespace.get_mut(namespace.as_str()) {
                 Some(w) => w,
