@@ -12,7 +12,11 @@
 //!   baseline for
 //! - `snapshot`: `SnapshotCache::snapshot` for a fresh class of a new IR,
 //!   i.e. translate + encode + the per-proxy listeners, as a first proxy
-//!   of a class costs.
+//!   of a class costs;
+//! - `push_meshed`: `SnapshotCache::snapshot` again for a proxy whose class
+//!   is already translated, in the same world with every workload behind a
+//!   sidecar (`security.istio.io/tlsMode: istio`): what each later push to
+//!   a sidecar costs (its listeners, among them the inbound one).
 //!
 //! After criterion's own report it prints a table of this run's times
 //! side by side: the share of encoding in a snapshot and the
@@ -22,7 +26,8 @@ use criterion::{BatchSize, BenchmarkId, Criterion};
 use sextant::cache::{Resource, ResourceMap, SnapshotCache};
 use sextant::ir::{self, Ir};
 use sextant::proxy::{ProxyClass, ProxyInfo, DEFAULT_OUTBOUND};
-use sextant::store::World;
+use sextant::source::parse::parse_documents;
+use sextant::store::{Store, World};
 use sextant::synth::{self, WorldSpec};
 use sextant::translate::{self, TranslateOptions, Translation};
 use std::collections::BTreeMap;
@@ -34,7 +39,13 @@ use std::time::{Duration, SystemTime};
 /// The sizes measured, by label.
 const SIZES: [(&str, usize); 2] = [("1k", 1_000), ("10k", 10_000)];
 /// The benchmarks, in table order.
-const BENCHES: [&str; 4] = ["ir_build", "translate", "encode_only", "snapshot"];
+const BENCHES: [&str; 5] = [
+    "ir_build",
+    "translate",
+    "encode_only",
+    "snapshot",
+    "push_meshed",
+];
 
 /// A world, its IR, and one translation of it (built once per size, on first use).
 struct Fixture {
@@ -77,6 +88,42 @@ fn fixture(services: usize) -> &'static Fixture {
             class,
             translation,
         }
+    })
+}
+
+/// The synthetic world of `services` services with every WorkloadEntry
+/// marked as having a sidecar, parsed like [`synth::store`] does; its IR;
+/// and the proxy of the first workload of `svc-0` (built once per size).
+fn meshed(services: usize) -> &'static (Ir, ProxyInfo) {
+    static SMALL: OnceLock<(Ir, ProxyInfo)> = OnceLock::new();
+    static LARGE: OnceLock<(Ir, ProxyInfo)> = OnceLock::new();
+    let cell = if services == 1_000 { &SMALL } else { &LARGE };
+    cell.get_or_init(|| {
+        let mut store = Store::new();
+        for (file, text) in synth::generate(&WorldSpec::with_services(services)).files {
+            let text = text.replace(
+                "  labels: {app: ",
+                "  labels: {security.istio.io/tlsMode: istio, app: ",
+            );
+            store.apply(&file, parse_documents(&file, &text));
+        }
+        let (ir, _) = ir::resolve(&store);
+        let workload = ir
+            .workloads
+            .values()
+            .find(|w| w.origin.name == "svc-0-0")
+            .expect("the world has workload svc-0-0");
+        assert!(workload.sidecar_port.is_some(), "svc-0-0 has a sidecar");
+        let proxy = ProxyInfo {
+            node_id: "svc-0-0.ns-0".into(),
+            cluster: "svc-0".into(),
+            namespace: workload.namespace.clone(),
+            labels: workload.labels.clone(),
+            service_account: workload.service_account.clone(),
+            instance_ips: vec![workload.address],
+            ..proxy()
+        };
+        (ir, proxy)
     })
 }
 
@@ -152,6 +199,19 @@ fn benches(c: &mut Criterion) {
                 |cache| cache.snapshot(black_box(&proxy)),
                 BatchSize::PerIteration,
             );
+        });
+        group.bench_function(BenchmarkId::from_parameter("push_meshed"), |b| {
+            let (ir, proxy) = meshed(services);
+            let cache = SnapshotCache::new(options.clone());
+            cache.set_ir(ir.clone());
+            let first = cache.snapshot(proxy);
+            assert!(
+                first
+                    .of(sextant::envoy::TypeUrl::Listener)
+                    .contains_key(sextant::translate::inbound::INBOUND_LISTENER),
+                "the meshed proxy gets an inbound listener"
+            );
+            b.iter_with_large_drop(|| cache.snapshot(black_box(proxy)));
         });
         group.finish();
     }

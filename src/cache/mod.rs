@@ -19,7 +19,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
@@ -103,6 +103,9 @@ struct ClassResources {
 #[derive(Debug)]
 struct State {
     ir: Arc<Ir>,
+    /// The inbound index of `ir`, built by the first proxy with a sidecar
+    /// that needs it and shared by the rest until the IR changes.
+    inbound: Arc<OnceLock<translate::inbound::InboundIndex>>,
     generation: u64,
     changed_at: Option<Instant>,
     classes: HashMap<ProxyClass, Arc<ClassResources>>,
@@ -131,6 +134,7 @@ impl SnapshotCache {
             injected: Vec::new(),
             state: Mutex::new(State {
                 ir: Arc::new(Ir::default()),
+                inbound: Arc::default(),
                 generation: 0,
                 changed_at: None,
                 classes: HashMap::new(),
@@ -210,6 +214,7 @@ impl SnapshotCache {
                 return;
             }
             state.ir = Arc::new(ir);
+            state.inbound = Arc::default();
             state.generation += 1;
             state.changed_at = Some(changed_at);
             state.classes.clear();
@@ -245,11 +250,12 @@ impl SnapshotCache {
     /// The resources `proxy` should have now. Translation runs at most once
     /// per proxy class and IR generation; the listener is built per proxy.
     pub fn snapshot(&self, proxy: &ProxyInfo) -> ProxySnapshot {
-        let (ir, spiffe_id, class, generation, changed_at, shared, diagnostics) = {
+        let (ir, inbound_index, spiffe_id, class, generation, changed_at, shared, diagnostics) = {
             let mut state = self.state.lock().expect("cache lock");
             let generation = state.generation;
             let changed_at = state.changed_at;
             let ir = state.ir.clone();
+            let inbound_index = state.inbound.clone();
             // The proxy's mesh identity, once per snapshot: it decides the
             // class (mTLS or not) and the SDS secrets.
             let spiffe_id = self
@@ -267,6 +273,7 @@ impl SnapshotCache {
             match state.classes.get(&class) {
                 Some(shared) => (
                     ir,
+                    inbound_index,
                     spiffe_id,
                     class,
                     generation,
@@ -293,6 +300,7 @@ impl SnapshotCache {
                     state.classes.insert(class.clone(), shared.clone());
                     (
                         ir,
+                        inbound_index,
                         spiffe_id,
                         class,
                         generation,
@@ -316,6 +324,7 @@ impl SnapshotCache {
         let inbound = match (workload, proxy.instance_ips.first()) {
             (Some(w), Some(ip)) if !proxy.proxyless_grpc => translate::inbound::inbound(
                 &ir,
+                inbound_index.get_or_init(|| translate::inbound::InboundIndex::new(&ir)),
                 w,
                 std::net::SocketAddr::new(*ip, proxy.inbound_port),
                 spiffe_id.is_some(),

@@ -16,11 +16,7 @@ use std::collections::BTreeMap;
 /// fixed 503, while everything else is still produced.
 pub fn build(world: &World) -> Ir {
     let mut diagnostics = Vec::new();
-    let mut workloads = Workloads {
-        slices: BTreeMap::new(),
-        pods: BTreeMap::new(),
-        workload_entries: Vec::new(),
-    };
+    let mut workloads = Workloads::new();
     let mut services = Vec::new();
     let mut virtual_services = Vec::new();
     let mut destination_rules = Vec::new();
@@ -80,8 +76,8 @@ pub fn build(world: &World) -> Ir {
             }),
         }
     }
-    // Endpoint resolution looks entries up by namespace range.
-    workloads.workload_entries.sort_by(|a, b| a.0.cmp(b.0));
+    // Endpoint resolution finds workloads by namespace and label.
+    workloads.index();
     let mesh_workloads = super::mesh::workloads(
         &workloads.pods,
         &workloads.workload_entries,

@@ -8,17 +8,21 @@ use crate::model::{ObjectKey, WorkloadEntry};
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::{EndpointConditions, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 /// Workload labels (Pod or WorkloadEntry labels).
 pub(super) type Labels = BTreeMap<String, String>;
 
-/// An endpoint with the labels of the workload behind it (for subsets).
+/// No labels, for endpoints without a workload.
+pub(super) static NO_LABELS: Labels = BTreeMap::new();
+
+/// An endpoint with the labels of the workload behind it (for subsets),
+/// borrowed from the world.
 #[derive(Clone, Debug)]
-pub(super) struct LabeledEndpoint {
+pub(super) struct LabeledEndpoint<'a> {
     pub endpoint: Endpoint,
-    pub labels: Labels,
+    pub labels: &'a Labels,
 }
 
 /// The objects endpoint resolution reads, for one namespace's services.
@@ -29,16 +33,116 @@ pub(super) struct Workloads<'a> {
     pub pods: BTreeMap<(String, String), &'a Pod>,
     /// WorkloadEntries with their keys, sorted by key (so by namespace).
     pub workload_entries: Vec<(&'a ObjectKey, &'a WorkloadEntry)>,
+    /// Pods and WorkloadEntries by namespace and label, for selectors
+    /// (built by [`Workloads::index`]).
+    by_namespace: HashMap<String, NamespaceWorkloads<'a>>,
+}
+
+/// A Pod or WorkloadEntry that a selector may pick.
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    Pod(&'a Pod),
+    Entry(&'a WorkloadEntry),
+}
+
+/// The workloads of one namespace in the order selection yields them (Pods
+/// by name, then WorkloadEntries by name), with an index of their labels.
+#[derive(Default)]
+struct NamespaceWorkloads<'a> {
+    members: Vec<Member<'a>>,
+    /// Positions in `members` of the workloads with each label, ascending.
+    by_label: HashMap<(&'a str, &'a str), Vec<usize>>,
+}
+
+impl<'a> Workloads<'a> {
+    /// No objects yet.
+    pub fn new() -> Self {
+        Workloads {
+            slices: BTreeMap::new(),
+            pods: BTreeMap::new(),
+            workload_entries: Vec::new(),
+            by_namespace: HashMap::new(),
+        }
+    }
+
+    /// Sorts the WorkloadEntries and indexes every workload by namespace
+    /// and label: call once, after adding every object. A selector then
+    /// costs the workloads that carry its rarest label, not a scan of the
+    /// namespace per service port.
+    pub fn index(&mut self) {
+        self.workload_entries.sort_by(|a, b| a.0.cmp(b.0));
+        let mut by_namespace: HashMap<String, NamespaceWorkloads<'a>> = HashMap::new();
+        let pods = self
+            .pods
+            .iter()
+            .map(|((namespace, _), pod)| (namespace, Member::Pod(pod)));
+        let entries = self
+            .workload_entries
+            .iter()
+            .map(|(key, entry)| (&key.namespace, Member::Entry(entry)));
+        for (namespace, member) in pods.chain(entries) {
+            let workloads = match by_namespace.get_mut(namespace.as_str()) {
+                Some(w) => w,
+                None => by_namespace.entry(namespace.clone()).or_default(),
+            };
+            let position = workloads.members.len();
+            workloads.members.push(member);
+            for (k, v) in member.labels().into_iter().flatten() {
+                workloads
+                    .by_label
+                    .entry((k.as_str(), v.as_str()))
+                    .or_default()
+                    .push(position);
+            }
+        }
+        self.by_namespace = by_namespace;
+    }
+
+    /// The workloads of `namespace` whose labels carry every label of
+    /// `selector`, in namespace order (Pods by name, then WorkloadEntries).
+    fn selecting(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Vec<Member<'a>> {
+        let Some(workloads) = self.by_namespace.get(namespace) else {
+            return Vec::new();
+        };
+        let matching = |m: &&Member<'a>| selects(selector, m.labels());
+        // Only the workloads with the selector's rarest label need a check.
+        let mut rarest: Option<&Vec<usize>> = None;
+        for (k, v) in selector {
+            match workloads.by_label.get(&(k.as_str(), v.as_str())) {
+                None => return Vec::new(),
+                Some(list) if rarest.is_none_or(|r| list.len() < r.len()) => rarest = Some(list),
+                Some(_) => {}
+            }
+        }
+        match rarest {
+            Some(positions) => positions
+                .iter()
+                .map(|i| &workloads.members[*i])
+                .filter(matching)
+                .copied()
+                .collect(),
+            None => workloads.members.iter().filter(matching).copied().collect(),
+        }
+    }
+}
+
+impl<'a> Member<'a> {
+    fn labels(self) -> Option<&'a Labels> {
+        match self {
+            Member::Pod(pod) => pod.metadata.labels.as_ref(),
+            Member::Entry(entry) => Some(&entry.spec.labels),
+        }
+    }
 }
 
 /// Resolves the endpoints of `port` of service `svc` (key `svc_key`).
-pub(super) fn for_port(
+pub(super) fn for_port<'a>(
     svc_key: &ObjectKey,
     svc: &Service,
     port: &ServicePort,
-    workloads: &Workloads<'_>,
+    workloads: &Workloads<'a>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<LabeledEndpoint> {
+) -> Vec<LabeledEndpoint<'a>> {
     let slices = workloads
         .slices
         .get(&(svc_key.namespace.clone(), svc_key.name.clone()));
@@ -59,7 +163,7 @@ pub(super) fn for_port(
 
 /// Sorted by address and port, one endpoint per address and port; the
 /// healthiest state wins (Ready sorts first).
-pub(super) fn canonical(mut out: Vec<LabeledEndpoint>) -> Vec<LabeledEndpoint> {
+pub(super) fn canonical(mut out: Vec<LabeledEndpoint<'_>>) -> Vec<LabeledEndpoint<'_>> {
     out.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
     out.dedup_by(|b, a| {
         (a.endpoint.address, a.endpoint.port) == (b.endpoint.address, b.endpoint.port)
@@ -71,13 +175,13 @@ fn same_port_name(a: Option<&str>, b: Option<&str>) -> bool {
     a.unwrap_or("") == b.unwrap_or("")
 }
 
-fn from_slices(
+fn from_slices<'a>(
     svc_key: &ObjectKey,
     port: &ServicePort,
     slices: &[(&ObjectKey, &EndpointSlice)],
-    workloads: &Workloads<'_>,
+    workloads: &Workloads<'a>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<LabeledEndpoint> {
+) -> Vec<LabeledEndpoint<'a>> {
     let mut out = Vec::new();
     for (slice_key, slice) in slices {
         // The slice's port for this service port: same name (unnamed = "").
@@ -105,8 +209,8 @@ fn from_slices(
                         .unwrap_or_else(|| svc_key.namespace.clone());
                     workloads.pods.get(&(ns, r.name.clone()?))
                 })
-                .and_then(|pod| pod.metadata.labels.clone())
-                .unwrap_or_default();
+                .and_then(|pod| pod.metadata.labels.as_ref())
+                .unwrap_or(&NO_LABELS);
             let state = slice_state(endpoint.conditions.as_ref());
             for (j, address) in endpoint.addresses.iter().enumerate() {
                 match address.parse::<IpAddr>() {
@@ -117,7 +221,7 @@ fn from_slices(
                             state,
                             mesh: None,
                         },
-                        labels: labels.clone(),
+                        labels,
                     }),
                     Err(_) => diagnostics.push(Diagnostic::warning(
                         slice_key,
@@ -154,77 +258,66 @@ fn selects(selector: &BTreeMap<String, String>, labels: Option<&Labels>) -> bool
 /// The Pods and WorkloadEntries of `namespace` whose labels carry every
 /// label of `selector`, as endpoints of `port` (what the Kubernetes
 /// endpoints controller derives from a Service's selector).
-pub(super) fn selected(
+pub(super) fn selected<'a>(
     namespace: &str,
     selector: &BTreeMap<String, String>,
     port: &ServicePort,
-    workloads: &Workloads<'_>,
-) -> Vec<LabeledEndpoint> {
+    workloads: &Workloads<'a>,
+) -> Vec<LabeledEndpoint<'a>> {
     let mut out = Vec::new();
-    // Only the namespace's own workloads: Pods are keyed by (namespace,
-    // name) and WorkloadEntries come sorted by key, so both are ranges
-    // (scanning the whole world per service port made the IR build quadratic).
-    let pods = workloads
-        .pods
-        .range((namespace.to_string(), String::new())..)
-        .take_while(|((ns, _), _)| ns == namespace);
-    let entries = &workloads.workload_entries;
-    let first = entries.partition_point(|(k, _)| k.namespace.as_str() < namespace);
-    let entries = entries[first..]
-        .iter()
-        .take_while(|(k, _)| k.namespace == namespace);
-    for ((pod_namespace, _), pod) in pods {
-        if pod_namespace != namespace || !selects(selector, pod.metadata.labels.as_ref()) {
-            continue;
+    // Only the namespace's workloads that carry the selector's labels, from
+    // the index (a scan per service port made the IR build quadratic).
+    for member in workloads.selecting(namespace, selector) {
+        match member {
+            Member::Pod(pod) => {
+                let Some(address) = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.as_deref())
+                    .and_then(|ip| ip.parse().ok())
+                else {
+                    continue;
+                };
+                let Some(target) = pod_target_port(pod, port) else {
+                    continue;
+                };
+                out.push(LabeledEndpoint {
+                    endpoint: Endpoint {
+                        address,
+                        port: target,
+                        state: pod_state(pod),
+                        mesh: None,
+                    },
+                    labels: pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS),
+                });
+            }
+            Member::Entry(entry) => {
+                let Ok(address) = entry.spec.address.parse() else {
+                    continue;
+                };
+                let by_name =
+                    |name: Option<&str>| name.and_then(|n| entry.spec.ports.get(n)).copied();
+                let target = by_name(port.name.as_deref())
+                    .or_else(|| match &port.target_port {
+                        Some(IntOrString::String(name)) => by_name(Some(name)),
+                        Some(IntOrString::Int(n)) => u32::try_from(*n).ok(),
+                        None => None,
+                    })
+                    .or_else(|| u32::try_from(port.port).ok());
+                let Some(target) = target.and_then(|p| u16::try_from(p).ok()) else {
+                    continue;
+                };
+                out.push(LabeledEndpoint {
+                    endpoint: Endpoint {
+                        address,
+                        port: target,
+                        state: EndpointState::Ready,
+                        mesh: None,
+                    },
+                    labels: &entry.spec.labels,
+                });
+            }
         }
-        let Some(address) = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.as_deref())
-            .and_then(|ip| ip.parse().ok())
-        else {
-            continue;
-        };
-        let Some(target) = pod_target_port(pod, port) else {
-            continue;
-        };
-        out.push(LabeledEndpoint {
-            endpoint: Endpoint {
-                address,
-                port: target,
-                state: pod_state(pod),
-                mesh: None,
-            },
-            labels: pod.metadata.labels.clone().unwrap_or_default(),
-        });
-    }
-    for (key, entry) in entries {
-        if key.namespace != namespace || !selects(selector, Some(&entry.spec.labels)) {
-            continue;
-        }
-        let Ok(address) = entry.spec.address.parse() else {
-            continue;
-        };
-        let by_name = |name: Option<&str>| name.and_then(|n| entry.spec.ports.get(n)).copied();
-        let target = by_name(port.name.as_deref())
-            .or_else(|| match &port.target_port {
-                Some(IntOrString::String(name)) => by_name(Some(name)),
-                Some(IntOrString::Int(n)) => u32::try_from(*n).ok(),
-                None => None,
-            })
-            .or_else(|| u32::try_from(port.port).ok());
-        let Some(target) = target.and_then(|p| u16::try_from(p).ok()) else {
-            continue;
-        };
-        out.push(LabeledEndpoint {
-            endpoint: Endpoint {
-                address,
-                port: target,
-                state: EndpointState::Ready,
-                mesh: None,
-            },
-            labels: entry.spec.labels.clone(),
-        });
     }
     out
 }

@@ -52,27 +52,28 @@ pub(super) enum Backing<'a> {
     Entry(&'a ServiceEntrySpec),
 }
 
-/// The endpoints of one port, before subsets narrow them.
-pub(super) enum Members {
+/// The endpoints of one port, before subsets narrow them (labels borrowed
+/// from the world).
+pub(super) enum Members<'a> {
     /// IP endpoints, sent over EDS.
-    Eds(Vec<LabeledEndpoint>),
+    Eds(Vec<LabeledEndpoint<'a>>),
     /// Names Envoy resolves, each with the labels of its endpoint; `None`
     /// for the service's own host name (NONE, DNS without endpoints,
     /// ExternalName), which every subset keeps: it stands for wherever the
     /// client was going, as Istio's passthrough subsets do.
-    Dns(DnsLookup, Vec<(String, u16, Option<Labels>)>),
+    Dns(DnsLookup, Vec<(String, u16, Option<&'a Labels>)>),
 }
 
-impl Members {
+impl<'a> Members<'a> {
     /// The members whose labels carry every label of `selector`.
-    pub fn select(&self, selector: &BTreeMap<String, String>) -> Members {
+    pub fn select(&self, selector: &BTreeMap<String, String>) -> Members<'a> {
         let has = |labels: &Labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v));
         match self {
             Members::Eds(all) => {
-                Members::Eds(all.iter().filter(|e| has(&e.labels)).cloned().collect())
+                Members::Eds(all.iter().filter(|e| has(e.labels)).cloned().collect())
             }
             Members::Dns(lookup, all) => {
-                let keep = |t: &&(String, u16, Option<Labels>)| t.2.as_ref().is_none_or(has);
+                let keep = |t: &&(String, u16, Option<&Labels>)| t.2.is_none_or(has);
                 Members::Dns(*lookup, all.iter().filter(keep).cloned().collect())
             }
         }
@@ -207,14 +208,14 @@ fn kubernetes_service<'a>(
     })
 }
 
-impl MeshService<'_> {
+impl<'a> MeshService<'a> {
     /// The endpoints of `port`, before subsets.
     pub fn members(
         &self,
-        port: &MeshPort<'_>,
-        workloads: &Workloads<'_>,
+        port: &MeshPort<'a>,
+        workloads: &Workloads<'a>,
         diagnostics: &mut Vec<Diagnostic>,
-    ) -> Members {
+    ) -> Members<'a> {
         match &self.backing {
             Backing::Service(svc) => {
                 let service_port = port.service_port.expect("a Service port");
@@ -248,13 +249,13 @@ impl MeshService<'_> {
 
 /// A ServiceEntry port's endpoints, by the entry's resolution (Istio's
 /// semantics; see [`Resolution`] for NONE without traffic capture).
-fn entry_members(
+fn entry_members<'a>(
     key: &ObjectKey,
     host: &str,
-    spec: &ServiceEntrySpec,
+    spec: &'a ServiceEntrySpec,
     port: &ServiceEntryPort,
-    workloads: &Workloads<'_>,
-) -> Members {
+    workloads: &Workloads<'a>,
+) -> Members<'a> {
     let default_target = port.target_port.unwrap_or(port.number);
     let target = |ports: &BTreeMap<String, u32>| {
         let number = ports.get(&port.name).copied().unwrap_or(default_target);
@@ -270,7 +271,7 @@ fn entry_members(
                     (
                         e.address.to_ascii_lowercase(),
                         target(&e.ports),
-                        Some(e.labels.clone()),
+                        Some(&e.labels),
                     )
                 })
                 .collect()
@@ -318,7 +319,7 @@ fn entry_members(
                                 state: super::EndpointState::Ready,
                                 mesh: None,
                             },
-                            labels: e.labels.clone(),
+                            labels: &e.labels,
                         })
                     })
                     .collect(),

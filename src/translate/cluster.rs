@@ -61,7 +61,7 @@ pub(super) fn outbound_cluster(
         None => builders::eds_cluster(&c.name, lb, connect_timeout),
     };
     apply_policy(&mut out, policy, c.protocol);
-    let sni = super::inbound::inbound_sni(c.port, &c.service);
+    let sni = || super::inbound::inbound_sni(c.port, &c.service);
     let identities = |fallback: bool| {
         let mut all: Vec<String> = c
             .endpoints
@@ -79,7 +79,7 @@ pub(super) fn outbound_cluster(
     match &policy.tls {
         Some(ClientTls::Disable) => return out,
         Some(ClientTls::IstioMutual) if mtls => {
-            out.transport_socket = Some(tls::upstream_mtls(&sni, &identities(true)));
+            out.transport_socket = Some(tls::upstream_mtls(&sni(), &identities(true)));
             return out;
         }
         Some(ClientTls::IstioMutual) => return out,
@@ -110,7 +110,7 @@ pub(super) fn outbound_cluster(
                         super::endpoint::TLS_MODE_KEY,
                         "istio",
                     )])),
-                    transport_socket: Some(tls::upstream_mtls(&sni, &identities)),
+                    transport_socket: Some(tls::upstream_mtls(&sni(), &identities)),
                 },
                 cluster::TransportSocketMatch {
                     name: "tlsMode-disabled".into(),

@@ -16,8 +16,8 @@ use crate::ir::Ir;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 
 /// Name of the inbound listener.
 pub const INBOUND_LISTENER: &str = "inbound";
@@ -61,12 +61,58 @@ pub fn authz_filters(ir: &Ir, workload: &Workload, options: &TranslateOptions) -
     }
 }
 
+/// The app ports behind every sidecar that services reach, by workload
+/// address: built once per IR (one pass over the clusters' endpoints) and
+/// shared by every proxy's [`inbound`], instead of each push scanning every
+/// cluster for its own address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InboundIndex {
+    by_address: HashMap<IpAddr, BTreeMap<u16, AppPort>>,
+}
+
+impl InboundIndex {
+    /// Indexes the endpoints with a sidecar ([`crate::ir::Endpoint::mesh`])
+    /// of the IR's clusters without subset: per address, the app (target)
+    /// ports, whether each is HTTP (the protocol of the last cluster by name
+    /// that targets it) and the SNIs of the service ports that target it
+    /// (sorted, without duplicates).
+    pub fn new(ir: &Ir) -> Self {
+        let mut by_address: HashMap<IpAddr, BTreeMap<u16, AppPort>> = HashMap::new();
+        for c in ir.clusters.values().filter(|c| c.subset.is_none()) {
+            for e in &c.endpoints {
+                let Some(mesh) = &e.mesh else { continue };
+                let port = by_address
+                    .entry(e.address)
+                    .or_default()
+                    .entry(mesh.target_port)
+                    .or_default();
+                port.http = c.protocol.is_http();
+                port.snis.push(inbound_sni(c.port, &c.service));
+            }
+        }
+        for port in by_address.values_mut().flat_map(BTreeMap::values_mut) {
+            port.snis.sort();
+            port.snis.dedup();
+        }
+        InboundIndex { by_address }
+    }
+
+    /// The app ports services reach at `address` through its sidecar, by
+    /// port; `None` when there is none.
+    fn ports(&self, address: IpAddr) -> Option<&BTreeMap<u16, AppPort>> {
+        self.by_address.get(&address)
+    }
+}
+
 /// The inbound listener and clusters of `workload`'s sidecar listening on
-/// `addr`; `mtls`: whether the sidecar has a certificate. `None` when no
-/// service reaches the workload through its sidecar, or when no connection
-/// could be accepted (STRICT without a certificate).
+/// `addr`; `mtls`: whether the sidecar has a certificate; `index`: the
+/// [`InboundIndex`] of `ir`. `None` when no service reaches the workload
+/// through its sidecar, or when no connection could be accepted (STRICT
+/// without a certificate).
+#[allow(clippy::too_many_arguments)]
 pub fn inbound(
     ir: &Ir,
+    index: &InboundIndex,
     workload: &Workload,
     addr: SocketAddr,
     mtls: bool,
@@ -74,23 +120,12 @@ pub fn inbound(
     authz: &AuthzFilters,
     options: &TranslateOptions,
 ) -> Option<(Listener, Vec<Cluster>)> {
-    let mut ports: BTreeMap<u16, AppPort> = BTreeMap::new();
-    for c in ir.clusters.values().filter(|c| c.subset.is_none()) {
-        for e in c.endpoints.iter().filter(|e| e.address == workload.address) {
-            let Some(mesh) = &e.mesh else { continue };
-            let port = ports.entry(mesh.target_port).or_default();
-            port.http = c.protocol.is_http();
-            port.snis.push(inbound_sni(c.port, &c.service));
-        }
-    }
-    if ports.is_empty() {
-        return None;
-    }
+    let ports = index.ports(workload.address).filter(|p| !p.is_empty())?;
     let several = ports.len() > 1;
     let client_prefix = format!("spiffe://{trust_domain}/");
     let mut chains = Vec::new();
     let mut plaintext = None;
-    for (port, app) in &ports {
+    for (port, app) in ports {
         let mode = peer_mode(
             &ir.peer_authentications,
             &workload.namespace,
@@ -101,13 +136,11 @@ pub fn inbound(
         let filters =
             || ib::app_filters(*port, app.http, authz.http.clone(), authz.network.clone());
         if mode != PeerMode::Disable && mtls {
-            let mut names = if several {
+            let names = if several {
                 app.snis.clone()
             } else {
                 Vec::new()
             };
-            names.sort();
-            names.dedup();
             chains.push(ib::filter_chain(
                 &format!("inbound|{port}|mtls"),
                 Some(tls::downstream_mtls(&client_prefix)),

@@ -79,7 +79,7 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
         &scope,
         &mut diagnostics,
     )];
-    let tcp_proxies = tcp::tcp_proxy_routes(ir, &scope, &mut diagnostics);
+    let tcp_proxies = tcp::tcp_proxy_routes(ir, ir.tcp_routes.iter(), &scope, &mut diagnostics);
     let visible = || ir.clusters.values().filter(|c| scope.cluster(c));
     Translation {
         clusters: visible()
@@ -99,19 +99,47 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
 /// names (and for the workloads each Sidecar selects): the problems that
 /// appear only per proxy class, such as a domain or a TCP port that two
 /// services claim. `sextant validate` reports them without a proxy.
+///
+/// The same as the diagnostics of [`translate`] for each of
+/// [`classes_of_every_namespace`], without translating: those come only from
+/// domains and TCP ports two virtual hosts or routes claim, so only the
+/// virtual hosts and TCP routes that share one with another are checked per
+/// class. The cost is one pass over the IR plus, per class, the contested
+/// ones (none in a mesh without conflicts), not classes × services.
 pub fn diagnostics_for_every_namespace(ir: &Ir, options: &TranslateOptions) -> Vec<Diagnostic> {
+    let vhosts = route::contested_virtual_hosts(ir);
+    let tcp_routes = tcp::contested_tcp_routes(ir);
+    let mut out = Vec::new();
+    if vhosts.is_empty() && tcp_routes.is_empty() {
+        return out;
+    }
+    for class in classes_of_every_namespace(ir, options) {
+        let scope = scope::Scope::new(ir, &class);
+        route::claim_domains(vhosts.iter().copied(), &class, &scope, &mut out);
+        tcp::tcp_proxy_routes(ir, tcp_routes.iter().copied(), &scope, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One proxy class per namespace the IR names (and `default`), without
+/// labels, and one per Sidecar with a selector (for the workloads it
+/// selects), each distinct (namespace, Sidecar) once, without mutual TLS.
+pub fn classes_of_every_namespace(ir: &Ir, options: &TranslateOptions) -> Vec<ProxyClass> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut classes = BTreeSet::new();
     let namespaces = ir
         .clusters
         .values()
-        .map(|c| c.namespace.clone())
-        .chain(ir.virtual_hosts.iter().map(|v| v.namespace.clone()))
-        .chain(std::iter::once("default".to_string()));
+        .map(|c| c.namespace.as_str())
+        .chain(ir.virtual_hosts.iter().map(|v| v.namespace.as_str()))
+        .chain(std::iter::once("default"))
+        .collect::<BTreeSet<_>>();
     for namespace in namespaces {
         let class = ProxyClass::of(
             ir,
-            &namespace,
+            namespace,
             &BTreeMap::new(),
             &options.root_namespace,
             false,
@@ -128,11 +156,9 @@ pub fn diagnostics_for_every_namespace(ir: &Ir, options: &TranslateOptions) -> V
     for (namespace, labels) in plain.chain(selected) {
         let class = ProxyClass::of(ir, &namespace, &labels, &options.root_namespace, false);
         if seen.insert((class.namespace.clone(), class.sidecar.clone())) {
-            out.extend(translate(ir, &class, options).diagnostics);
+            out.push(class);
         }
     }
-    out.sort();
-    out.dedup();
     out
 }
 

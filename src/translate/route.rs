@@ -6,7 +6,7 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::ir::{self, Ir};
 use crate::proxy::ProxyClass;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 
 /// Name of the outbound route configuration.
 pub const OUTBOUND_ROUTE_CONFIG: &str = "outbound";
@@ -21,9 +21,40 @@ pub(super) fn outbound_route_configuration(
     scope: &Scope<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> RouteConfiguration {
-    let mut taken: BTreeMap<String, &str> = BTreeMap::new();
-    let mut virtual_hosts = Vec::new();
-    for vhost in ir.virtual_hosts.iter().filter(|v| scope.virtual_host(v)) {
+    let virtual_hosts = claim_domains(ir.virtual_hosts.iter(), class, scope, diagnostics)
+        .into_iter()
+        .map(|(vhost, domains)| VirtualHost {
+            name: vhost.name.clone(),
+            domains,
+            routes: scope
+                .routes(vhost)
+                .iter()
+                .flat_map(|r| http_route::routes_of(r, ir, scope))
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    RouteConfiguration {
+        name: OUTBOUND_ROUTE_CONFIG.into(),
+        virtual_hosts,
+        ..Default::default()
+    }
+}
+
+/// The virtual hosts of `vhosts` (in order) that the class sees, each with
+/// the domains it gets: a domain an earlier one took is left out with an
+/// error, and a virtual host left without domains is left out. Each domain
+/// is decided on its own: who owns it depends only on the virtual hosts
+/// that claim it (see [`contested_virtual_hosts`]).
+pub(super) fn claim_domains<'v>(
+    vhosts: impl Iterator<Item = &'v ir::VirtualHost>,
+    class: &ProxyClass,
+    scope: &Scope<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(&'v ir::VirtualHost, Vec<String>)> {
+    let mut taken: HashMap<String, &str> = HashMap::new();
+    let mut out = Vec::new();
+    for vhost in vhosts.filter(|v| scope.virtual_host(v)) {
         let mut domains = Vec::new();
         for domain in domains_of(vhost, class) {
             if let Some(owner) = taken.get(&domain) {
@@ -39,25 +70,53 @@ pub(super) fn outbound_route_configuration(
             taken.insert(domain.clone(), &vhost.name);
             domains.push(domain);
         }
-        if domains.is_empty() {
-            continue;
+        if !domains.is_empty() {
+            out.push((vhost, domains));
         }
-        virtual_hosts.push(VirtualHost {
-            name: vhost.name.clone(),
-            domains,
-            routes: scope
-                .routes(vhost)
-                .iter()
-                .flat_map(|r| http_route::routes_of(r, ir, scope))
-                .collect(),
-            ..Default::default()
-        });
     }
-    RouteConfiguration {
-        name: OUTBOUND_ROUTE_CONFIG.into(),
-        virtual_hosts,
-        ..Default::default()
+    out
+}
+
+/// The virtual hosts that may claim a domain another one claims too, for
+/// some proxy class, in IR order: every virtual host with a domain that two
+/// of them can answer in one namespace. [`claim_domains`] over these alone
+/// finds the same conflicts as over all of them, since a domain only one
+/// virtual host can claim is never contested.
+pub(super) fn contested_virtual_hosts(ir: &Ir) -> Vec<&ir::VirtualHost> {
+    let all: Vec<_> = ir.virtual_hosts.iter().map(all_domains).collect();
+    fn namespace(v: &ir::VirtualHost) -> &str {
+        v.service.as_ref().map_or("", |s| s.namespace.as_str())
     }
+    // Claims of domains every class gets, of short names by namespace, and
+    // the short names some namespace has.
+    let mut global: HashMap<&str, usize> = HashMap::new();
+    let mut short: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut short_any: HashSet<&str> = HashSet::new();
+    for (vhost, domains) in ir.virtual_hosts.iter().zip(&all) {
+        for (domain, is_short) in domains {
+            if *is_short {
+                *short.entry((namespace(vhost), domain)).or_default() += 1;
+                short_any.insert(domain);
+            } else {
+                *global.entry(domain).or_default() += 1;
+            }
+        }
+    }
+    let count = |d: &str| global.get(d).copied().unwrap_or(0);
+    ir.virtual_hosts
+        .iter()
+        .zip(&all)
+        .filter(|(vhost, domains)| {
+            domains.iter().any(|(domain, is_short)| {
+                if *is_short {
+                    count(domain) + short[&(namespace(vhost), domain.as_str())] >= 2
+                } else {
+                    count(domain) >= 2 || short_any.contains(domain.as_str())
+                }
+            })
+        })
+        .map(|(vhost, _)| vhost)
+        .collect()
 }
 
 /// The Host header values a virtual host answers, lower-case. A service port
@@ -65,24 +124,42 @@ pub(super) fn outbound_route_configuration(
 /// namespace, `name`; a ServiceEntry port its host only. Each with `:port`,
 /// and without a port on the service's default port.
 pub(super) fn domains_of(vhost: &ir::VirtualHost, class: &ProxyClass) -> Vec<String> {
+    let same_namespace = vhost
+        .service
+        .as_ref()
+        .is_some_and(|s| s.namespace == class.namespace);
+    all_domains(vhost)
+        .into_iter()
+        .filter(|(_, short)| !short || same_namespace)
+        .map(|(domain, _)| domain)
+        .collect()
+}
+
+/// Every domain of [`domains_of`] for some class, in its order, each with
+/// whether it is a short name (answered in the service's namespace only).
+fn all_domains(vhost: &ir::VirtualHost) -> Vec<(String, bool)> {
     let Some(svc) = &vhost.service else {
-        return vec![vhost.host.to_ascii_lowercase()];
+        return vec![(vhost.host.to_ascii_lowercase(), false)];
     };
-    let mut aliases = vec![vhost.host.clone()];
-    if svc.short_names {
-        aliases.push(format!("{}.{}.svc", svc.name, svc.namespace));
-        aliases.push(format!("{}.{}", svc.name, svc.namespace));
-    }
-    if svc.short_names && svc.namespace == class.namespace {
-        aliases.push(svc.name.clone());
-    }
-    let mut domains = Vec::new();
-    for alias in aliases {
-        let alias = alias.to_ascii_lowercase();
+    let port = svc.port.to_string();
+    let mut domains = Vec::with_capacity(8);
+    let mut add = |alias: String, short: bool| {
+        let mut with_port = String::with_capacity(alias.len() + 1 + port.len());
+        with_port.push_str(&alias);
+        with_port.push(':');
+        with_port.push_str(&port);
         if svc.default_port {
-            domains.push(alias.clone());
+            domains.push((alias, short));
         }
-        domains.push(format!("{alias}:{}", svc.port));
+        domains.push((with_port, short));
+    };
+    add(vhost.host.to_ascii_lowercase(), false);
+    if svc.short_names {
+        let name = svc.name.to_ascii_lowercase();
+        let namespace = svc.namespace.to_ascii_lowercase();
+        add(format!("{name}.{namespace}.svc"), false);
+        add(format!("{name}.{namespace}"), false);
+        add(name, true);
     }
     domains
 }

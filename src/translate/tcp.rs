@@ -9,7 +9,7 @@
 use super::scope::Scope;
 use crate::diagnostic::Diagnostic;
 use crate::envoy::builders;
-use crate::ir::Ir;
+use crate::ir::{self, Ir};
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,18 +28,20 @@ pub struct TcpProxyRoute {
     pub hash_source_ip: bool,
 }
 
-/// The TCP service ports the class sees, one per port (see the module doc).
+/// The TCP service ports the class sees among `routes` (the IR's, or the
+/// [`contested_tcp_routes`]), one per port (see the module doc).
 /// A route with a destination the class cannot see, or with none, gets no
 /// listener: connections to the port are refused (as an HTTP route to an
 /// invisible destination answers 503, and weights are never moved).
-pub(super) fn tcp_proxy_routes(
+pub(super) fn tcp_proxy_routes<'r>(
     ir: &Ir,
+    routes: impl Iterator<Item = &'r ir::TcpRoute>,
     scope: &Scope<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<TcpProxyRoute> {
     let mut taken: BTreeMap<u16, &str> = BTreeMap::new();
     let mut out = Vec::new();
-    for route in ir.tcp_routes.iter().filter(|r| scope.tcp_route(r)) {
+    for route in routes.filter(|r| scope.tcp_route(r)) {
         let clusters = scope.tcp_clusters(route);
         let visible = |name: &String| ir.clusters.get(name).filter(|c| scope.cluster(c));
         if clusters.is_empty() || !clusters.iter().all(|(name, _)| visible(name).is_some()) {
@@ -71,6 +73,19 @@ pub(super) fn tcp_proxy_routes(
         });
     }
     out
+}
+
+/// The TCP routes of ports that several routes name, in IR order: the only
+/// ones [`tcp_proxy_routes`] can find a conflict between.
+pub(super) fn contested_tcp_routes(ir: &Ir) -> Vec<&ir::TcpRoute> {
+    let mut per_port: BTreeMap<u16, usize> = BTreeMap::new();
+    for route in &ir.tcp_routes {
+        *per_port.entry(route.port).or_default() += 1;
+    }
+    ir.tcp_routes
+        .iter()
+        .filter(|r| per_port[&r.port] > 1)
+        .collect()
 }
 
 /// The listeners of `routes` on `ip`, named `<ip>_<port>` (Istio's form);

@@ -56,9 +56,14 @@ fn case_names(dir: &str, ext: &str) -> BTreeSet<String> {
 fn load(case: &str) -> Ir {
     let path = testdata("in").join(format!("{case}.yaml"));
     let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("case {case}: reading {}: {e}", path.display()));
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    load_text(case, &text)
+}
+
+/// Loads YAML `text` (named `case`) as [`load`] does.
+fn load_text(case: &str, text: &str) -> Ir {
     let file = format!("{case}.yaml");
-    let parsed = parse_documents(&file, &text);
+    let parsed = parse_documents(&file, text);
     let problems: Vec<String> = parsed.diagnostics.iter().map(ToString::to_string).collect();
     assert!(
         problems.is_empty() && parsed.rejected.is_empty() && !parsed.unreadable,
@@ -92,11 +97,13 @@ fn translation(case: &str) -> Value {
     let options = TranslateOptions::default();
     let mut out = translation_json(&ir, &class, &options);
     let mut inbound = serde_json::Map::new();
+    let index = super::inbound::InboundIndex::new(&ir);
     for w in ir.workloads.values().filter(|w| w.sidecar_port.is_some()) {
         let addr = std::net::SocketAddr::new(w.address, w.sidecar_port.unwrap());
         let authz = super::inbound::authz_filters(&ir, w, &options);
         let rendered = match super::inbound::inbound(
             &ir,
+            &index,
             w,
             addr,
             true,
@@ -643,5 +650,99 @@ fn validation_sees_the_conflicts_of_every_namespace() {
             && d.message
                 .contains("is already proxied for db.default.svc.cluster.local")),
         "{found:?}"
+    );
+}
+
+/// What `sextant validate` reported before it skipped translation: the
+/// diagnostics of translating for each class, sorted, without duplicates.
+fn diagnostics_by_translating(ir: &Ir) -> Vec<crate::diagnostic::Diagnostic> {
+    let options = TranslateOptions::default();
+    let mut all: Vec<_> = crate::translate::classes_of_every_namespace(ir, &options)
+        .iter()
+        .flat_map(|class| crate::translate::translate(ir, class, &options).diagnostics)
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// Domains and TCP ports claimed twice in several ways: a ServiceEntry host
+/// equal to a service's short name, same-named services in two namespaces,
+/// a VirtualService on a service's `name.ns` alias, an exportTo that hides
+/// one claimant from some namespaces, a Sidecar that hides one from its
+/// workloads, and TCP ports shared by services of different namespaces.
+const CONFLICTS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  ports: [{name: http, port: 80}, {name: tcp-db, port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: bank, annotations: {networking.istio.io/exportTo: "bank,shop"}}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: bank}
+spec:
+  ports: [{name: tcp-db, port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: web}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: web}
+spec:
+  hosts: [reviews]
+  resolution: DNS
+  ports: [{number: 80, name: http, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: alias, namespace: web}
+spec:
+  hosts: ["reviews.shop"]
+  resolution: DNS
+  ports: [{number: 80, name: http, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: narrow, namespace: web}
+spec:
+  workloadSelector: {labels: {app: narrow}}
+  egress:
+  - hosts: ["bank/*"]
+"#;
+
+#[test]
+fn validation_finds_what_translating_every_class_finds() {
+    let options = TranslateOptions::default();
+    let mut cases: Vec<(String, Ir)> = case_names("in", "yaml")
+        .into_iter()
+        .map(|case| {
+            let ir = load(&case);
+            (case, ir)
+        })
+        .collect();
+    cases.push(("conflicts".into(), load_text("conflicts", CONFLICTS)));
+    let mut conflicts_found = 0;
+    for (case, ir) in &cases {
+        let expected = diagnostics_by_translating(ir);
+        let found = crate::translate::diagnostics_for_every_namespace(ir, &options);
+        assert_eq!(found, expected, "case {case}");
+        if case == "conflicts" {
+            conflicts_found = found.len();
+        }
+    }
+    assert!(
+        conflicts_found >= 3,
+        "the conflicts case has conflicts to find"
     );
 }

@@ -1,0 +1,95 @@
+//! One run of one translation stage, for profilers:
+//! `cargo bench --bench profile --no-run`, then run the binary it names as
+//! `profile STAGE SERVICES` under e.g.
+//! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*profile::measured*'`,
+//! which counts the instructions of the stage only (not the world's set-up).
+//!
+//! STAGE is `ir_build`, `translate`, `encode`, `snapshot` or `validate`
+//! (what `sextant validate` adds to the IR build: a translation per
+//! namespace for the diagnostics only a proxy class shows). SERVICES is a
+//! size for [`sextant::synth::WorldSpec::with_services`]. The wall time of
+//! the stage is printed; criterion's `translate` bench is the one to quote
+//! for time, this binary is for instruction counts and call graphs.
+
+use sextant::cache::{Resource, SnapshotCache};
+use sextant::ir;
+use sextant::proxy::{ProxyClass, ProxyInfo, DEFAULT_OUTBOUND};
+use sextant::synth::{self, WorldSpec};
+use sextant::translate::{self, TranslateOptions};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+fn proxy() -> ProxyInfo {
+    ProxyInfo {
+        node_id: "bench.ns-0".into(),
+        cluster: "bench".into(),
+        namespace: "ns-0".into(),
+        labels: BTreeMap::new(),
+        service_account: "default".into(),
+        instance_ips: Vec::new(),
+        outbound: DEFAULT_OUTBOUND,
+        admin_port: None,
+        inbound_port: 15006,
+        proxyless_grpc: false,
+    }
+}
+
+/// The code under measurement; its name is what `--toggle-collect` matches.
+#[inline(never)]
+fn measured<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; skip flags.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let stage = args.first().map_or("ir_build", String::as_str);
+    let services: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000);
+    let store = synth::store(&WorldSpec::with_services(services));
+    let (world, _) = store.world();
+    let options = TranslateOptions::default();
+    let ir = ir::build(&world);
+    let p = proxy();
+    let class = ProxyClass::of(&ir, &p.namespace, &p.labels, &options.root_namespace, false);
+    let started = Instant::now();
+    match stage {
+        "ir_build" => drop(measured(|| ir::build(black_box(&world)))),
+        "translate" => drop(measured(|| translate::translate(&ir, &class, &options))),
+        "encode" => {
+            let t = translate::translate(&ir, &class, &options);
+            let started = Instant::now();
+            let n = measured(|| {
+                t.clusters
+                    .iter()
+                    .map(|c| Resource::encode(&c.name, c).body.len())
+                    .chain(
+                        t.endpoints
+                            .iter()
+                            .map(|e| Resource::encode(&e.cluster_name, e).body.len()),
+                    )
+                    .chain(
+                        t.route_configurations
+                            .iter()
+                            .map(|r| Resource::encode(&r.name, r).body.len()),
+                    )
+                    .sum::<usize>()
+            });
+            eprintln!("encode: {n} bytes in {:.1?}", started.elapsed());
+            return;
+        }
+        "snapshot" => {
+            let cache = SnapshotCache::new(options.clone());
+            cache.set_ir(ir.clone());
+            drop(measured(|| cache.snapshot(black_box(&p))));
+        }
+        "validate" => drop(measured(|| {
+            translate::diagnostics_for_every_namespace(&ir, &options)
+        })),
+        other => panic!("unknown stage {other:?}"),
+    }
+    eprintln!("{stage} at {services} services: {:.1?}", started.elapsed());
+}
