@@ -12,7 +12,8 @@
 //! [`metrics`] holds the Prometheus metrics
 //! that the cache, the server and `sextant serve` update and the admin
 //! endpoint renders. [`synth`] generates synthetic meshes for benchmarks
-//! and load tests.
+//! and load tests; [`load`] is the load tool (`sextant-load`) that runs
+//! many simulated proxies against a server.
 
 pub mod admin;
 pub mod bootstrap;
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod diagnostic;
 pub mod envoy;
 pub mod ir;
+pub mod load;
 pub mod metrics;
 pub mod model;
 pub mod proxy;
