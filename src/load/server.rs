@@ -84,7 +84,11 @@ impl Server {
             .args(["--debounce-max-ms", &options.debounce_max_ms.to_string()])
             .arg("--ca-dir")
             .arg(options.work_dir.join("ca"))
-            .env("SEXTANT_LOG", "warn")
+            // Quiet unless the caller asks for more (e.g. SEXTANT_LOG=info).
+            .env(
+                "SEXTANT_LOG",
+                std::env::var("SEXTANT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(stderr));
