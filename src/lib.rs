@@ -12,8 +12,9 @@
 //! [`metrics`] holds the Prometheus metrics
 //! that the cache, the server and `sextant serve` update and the admin
 //! endpoint renders. [`synth`] generates synthetic meshes for benchmarks
-//! and load tests. [`crds`] generates the CustomResourceDefinitions of our
-//! kinds from the [`model`] types.
+//! and load tests; [`load`] is the load tool (`sextant-load`) that runs
+//! many simulated proxies against a server. [`crds`] generates the
+//! CustomResourceDefinitions of our kinds from the [`model`] types.
 
 pub mod admin;
 pub mod bootstrap;
@@ -23,6 +24,7 @@ pub mod crds;
 pub mod diagnostic;
 pub mod envoy;
 pub mod ir;
+pub mod load;
 pub mod metrics;
 pub mod model;
 pub mod proxy;

@@ -124,6 +124,8 @@ pub struct SnapshotCache {
     /// The CA's workload certificates; without them no proxy gets SDS
     /// secrets, and no mutual TLS is configured.
     certs: Option<Arc<WorkloadCerts>>,
+    /// BENCHMARK ONLY (see [`SnapshotCache::with_naive_baseline`]).
+    naive_baseline: bool,
 }
 
 impl SnapshotCache {
@@ -142,7 +144,27 @@ impl SnapshotCache {
             generation: watch::channel(0).0,
             metrics: None,
             certs: None,
+            naive_baseline: false,
         }
+    }
+
+    /// BENCHMARK ONLY: the naive baseline that `sextant-load --baseline`
+    /// compares against (reachable from the hidden `serve --naive-baseline`
+    /// flag). Every [`SnapshotCache::snapshot`] translates and encodes for
+    /// its one proxy, sharing nothing between proxies, and the server
+    /// re-sends every type in full to every stream on every change (see
+    /// [`SnapshotCache::is_naive_baseline`]). Correct, but it does all the
+    /// work the normal mode avoids; never use it to serve a mesh.
+    pub fn with_naive_baseline(mut self) -> Self {
+        self.naive_baseline = true;
+        self
+    }
+
+    /// Whether this cache runs the benchmark-only naive baseline: the
+    /// server then re-sends every type in full on each change. This is the
+    /// one switch both halves of the baseline read.
+    pub fn is_naive_baseline(&self) -> bool {
+        self.naive_baseline
     }
 
     /// Serves workload certificates from `certs` over SDS and turns on
@@ -248,69 +270,82 @@ impl SnapshotCache {
     }
 
     /// The resources `proxy` should have now. Translation runs at most once
-    /// per proxy class and IR generation; the listener is built per proxy.
+    /// per proxy class and IR generation (every time, in the benchmark-only
+    /// naive baseline); the listener is built per proxy.
     pub fn snapshot(&self, proxy: &ProxyInfo) -> ProxySnapshot {
-        let (ir, inbound_index, spiffe_id, class, generation, changed_at, shared, diagnostics) = {
-            let mut state = self.state.lock().expect("cache lock");
-            let generation = state.generation;
-            let changed_at = state.changed_at;
-            let ir = state.ir.clone();
-            let inbound_index = state.inbound.clone();
-            // The proxy's mesh identity, once per snapshot: it decides the
-            // class (mTLS or not) and the SDS secrets.
-            let spiffe_id = self
-                .certs
-                .as_ref()
-                .and_then(|c| per_proxy::identity(&ir, proxy, c))
-                .map(|(_, id)| id);
-            let class = ProxyClass::of(
-                &state.ir,
-                &proxy.namespace,
-                &proxy.labels,
-                &self.options.root_namespace,
-                spiffe_id.is_some(),
-            );
-            match state.classes.get(&class) {
-                Some(shared) => (
+        let (ir, inbound_index, spiffe_id, class, generation, changed_at, shared, diagnostics) =
+            if self.naive_baseline {
+                let (ir, spiffe_id, class, generation, changed_at, shared, diagnostics) =
+                    self.translate_for_one(proxy);
+                // No sharing in the baseline: a fresh inbound index per snapshot.
+                let inbound_index = Arc::default();
+                (
                     ir,
                     inbound_index,
                     spiffe_id,
                     class,
                     generation,
                     changed_at,
-                    shared.clone(),
-                    Vec::new(),
-                ),
-                None => {
-                    let started = Instant::now();
-                    let (mut shared, diagnostics) = encode_class(&state.ir, &class, &self.options);
-                    if let Some(metrics) = &self.metrics {
-                        metrics.observe_translation(TranslationStage::Translate, started.elapsed());
-                    }
-                    for (type_url, resource) in &self.injected {
-                        let map = match type_url {
-                            TypeUrl::Cluster => &mut shared.clusters,
-                            TypeUrl::ClusterLoadAssignment => &mut shared.endpoints,
-                            TypeUrl::RouteConfiguration => &mut shared.routes,
-                            TypeUrl::Listener | TypeUrl::Secret => continue,
-                        };
-                        Arc::make_mut(map).insert(resource.name.clone(), resource.clone());
-                    }
-                    let shared = Arc::new(shared);
-                    state.classes.insert(class.clone(), shared.clone());
-                    (
+                    shared,
+                    diagnostics,
+                )
+            } else {
+                let mut state = self.state.lock().expect("cache lock");
+                let generation = state.generation;
+                let changed_at = state.changed_at;
+                let ir = state.ir.clone();
+                let inbound_index = state.inbound.clone();
+                // The proxy's mesh identity, once per snapshot: it decides the
+                // class (mTLS or not) and the SDS secrets.
+                let spiffe_id = self
+                    .certs
+                    .as_ref()
+                    .and_then(|c| per_proxy::identity(&ir, proxy, c))
+                    .map(|(_, id)| id);
+                let class = ProxyClass::of(
+                    &state.ir,
+                    &proxy.namespace,
+                    &proxy.labels,
+                    &self.options.root_namespace,
+                    spiffe_id.is_some(),
+                );
+                match state.classes.get(&class) {
+                    Some(shared) => (
                         ir,
                         inbound_index,
                         spiffe_id,
                         class,
                         generation,
                         changed_at,
-                        shared,
-                        diagnostics,
-                    )
+                        shared.clone(),
+                        Vec::new(),
+                    ),
+                    None => {
+                        let started = Instant::now();
+                        let (mut shared, diagnostics) =
+                            encode_class(&state.ir, &class, &self.options);
+                        if let Some(metrics) = &self.metrics {
+                            metrics.observe_translation(
+                                TranslationStage::Translate,
+                                started.elapsed(),
+                            );
+                        }
+                        self.inject(&mut shared);
+                        let shared = Arc::new(shared);
+                        state.classes.insert(class.clone(), shared.clone());
+                        (
+                            ir,
+                            inbound_index,
+                            spiffe_id,
+                            class,
+                            generation,
+                            changed_at,
+                            shared,
+                            diagnostics,
+                        )
+                    }
                 }
-            }
-        };
+            };
         for d in diagnostics {
             tracing::warn!(namespace = class.namespace, "{d}");
         }
@@ -381,6 +416,70 @@ impl SnapshotCache {
                 (TypeUrl::Secret, Arc::new(secrets)),
             ]),
         }
+    }
+}
+
+impl SnapshotCache {
+    /// Adds the test hook's resources (see [`SnapshotCache::inject_for_tests`]).
+    fn inject(&self, shared: &mut ClassResources) {
+        for (type_url, resource) in &self.injected {
+            let map = match type_url {
+                TypeUrl::Cluster => &mut shared.clusters,
+                TypeUrl::ClusterLoadAssignment => &mut shared.endpoints,
+                TypeUrl::RouteConfiguration => &mut shared.routes,
+                TypeUrl::Listener | TypeUrl::Secret => continue,
+            };
+            Arc::make_mut(map).insert(resource.name.clone(), resource.clone());
+        }
+    }
+
+    /// The naive baseline's half of [`SnapshotCache::snapshot`]: translates
+    /// and encodes for this one proxy (outside the lock, so proxies do not
+    /// queue behind each other) and keeps nothing for the next proxy.
+    #[allow(clippy::type_complexity)]
+    fn translate_for_one(
+        &self,
+        proxy: &ProxyInfo,
+    ) -> (
+        Arc<Ir>,
+        Option<crate::ca::SpiffeId>,
+        ProxyClass,
+        u64,
+        Option<Instant>,
+        Arc<ClassResources>,
+        Vec<Diagnostic>,
+    ) {
+        let (ir, generation, changed_at) = {
+            let state = self.state.lock().expect("cache lock");
+            (state.ir.clone(), state.generation, state.changed_at)
+        };
+        let spiffe_id = self
+            .certs
+            .as_ref()
+            .and_then(|c| per_proxy::identity(&ir, proxy, c))
+            .map(|(_, id)| id);
+        let class = ProxyClass::of(
+            &ir,
+            &proxy.namespace,
+            &proxy.labels,
+            &self.options.root_namespace,
+            spiffe_id.is_some(),
+        );
+        let started = Instant::now();
+        let (mut shared, diagnostics) = encode_class(&ir, &class, &self.options);
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_translation(TranslationStage::Translate, started.elapsed());
+        }
+        self.inject(&mut shared);
+        (
+            ir,
+            spiffe_id,
+            class,
+            generation,
+            changed_at,
+            Arc::new(shared),
+            diagnostics,
+        )
     }
 }
 

@@ -101,6 +101,11 @@ pub struct ServeArgs {
     /// cleanup interval) to every snapshot, to see a real NACK end to end.
     #[arg(long, hide = true)]
     test_inject_invalid_cluster: Option<String>,
+    /// BENCHMARK ONLY: the naive baseline `sextant-load --baseline` compares
+    /// against: translate per proxy instead of per class, encode per stream,
+    /// re-send every type in full on every change. Never serve a mesh with it.
+    #[arg(long, hide = true)]
+    naive_baseline: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -307,6 +312,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             sextant::envoy::TypeUrl::Cluster,
             sextant::cache::Resource::encode(name.clone(), &cluster),
         );
+    }
+    if args.naive_baseline {
+        tracing::warn!(
+            "BENCHMARK ONLY: naive baseline (translation per proxy, no sharing, every type re-sent in full on each change)"
+        );
+        cache = cache.with_naive_baseline();
     }
     let cache = Arc::new(cache);
     if let Some(certs) = certs {

@@ -71,6 +71,10 @@ impl Protocol for Delta {
             .map(delta_response)
             .collect()
     }
+
+    fn resend_all(state: &mut StreamState) {
+        machine(state).resend_all();
+    }
 }
 
 fn delta_response(response: DeltaResponse) -> DeltaDiscoveryResponse {

@@ -198,6 +198,17 @@ impl DeltaStream {
         kind
     }
 
+    /// BENCHMARK ONLY (the naive baseline of
+    /// [`crate::cache::SnapshotCache::with_naive_baseline`]): the next poll
+    /// sends every resource the proxy has again, changed or not.
+    pub fn resend_all(&mut self) {
+        for state in self.types.values_mut() {
+            let names: Vec<String> = state.versions.keys().cloned().collect();
+            state.force.extend(names);
+            state.respond = true;
+        }
+    }
+
     /// The responses to send now, in push order (CDS, EDS, LDS, RDS).
     pub fn poll(&mut self, snapshot: &ProxySnapshot) -> Vec<DeltaResponse> {
         let mut out = Vec::new();

@@ -63,6 +63,10 @@ impl Protocol for Sotw {
             .map(discovery_response)
             .collect()
     }
+
+    fn resend_all(state: &mut StreamState) {
+        machine(state).resend_all();
+    }
 }
 
 fn discovery_response(response: Response) -> DiscoveryResponse {

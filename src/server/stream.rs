@@ -240,6 +240,16 @@ impl SotwStream {
         kind
     }
 
+    /// BENCHMARK ONLY (the naive baseline of
+    /// [`crate::cache::SnapshotCache::with_naive_baseline`]): the next poll
+    /// sends every subscribed type with all its resources, as an answer to
+    /// a request would, changed or not.
+    pub fn resend_all(&mut self) {
+        for state in self.types.values_mut() {
+            state.respond = true;
+        }
+    }
+
     /// The responses to send now, in push order (CDS, EDS, LDS, RDS), given
     /// what the proxy should have.
     pub fn poll(&mut self, snapshot: &ProxySnapshot) -> Vec<Response> {

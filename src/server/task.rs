@@ -43,6 +43,9 @@ pub(super) trait Protocol: Send + 'static {
     fn measure(response: &Self::Response) -> Option<(TypeUrl, usize)>;
     /// Responses to send now.
     fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<Self::Response>;
+    /// BENCHMARK ONLY (the naive baseline): makes the next poll send every
+    /// subscribed type in full, changed or not.
+    fn resend_all(state: &mut StreamState);
 }
 
 /// What a request was, for logs and NACK tracing.
@@ -181,6 +184,9 @@ pub(super) async fn run<P: Protocol>(
                 }
                 generation.borrow_and_update();
                 snapshot = cache.snapshot(&proxy);
+                if cache.is_naive_baseline() {
+                    P::resend_all(&mut state.lock().expect("stream lock"));
+                }
                 convergence.changed(snapshot.changed_at);
             }
         }

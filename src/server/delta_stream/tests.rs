@@ -800,3 +800,24 @@ fn after_a_reconnect_a_dropped_cluster_still_waits_for_the_routes() {
     assert_eq!(removed(&last[0]), ["old"]);
     assert_eq!(removed(&last[1]), ["old"]);
 }
+
+#[test]
+fn naive_baseline_resend_all_sends_every_resource_again_once() {
+    let snap = mesh();
+    let mut stream = DeltaStream::new();
+    let [cds, eds, _, _] = connect(&mut stream, &snap, &["a", "b"]);
+    stream.resend_all();
+    let responses = stream.poll(&snap);
+    assert_eq!(types(&responses), vec![CDS, EDS], "{responses:#?}");
+    assert_eq!(sent_names(&responses[0]), sent_names(&cds));
+    assert_eq!(sent_names(&responses[1]), sent_names(&eds));
+    stream.on_request(&ack(&responses[0]));
+    stream.on_request(&ack(&responses[1]));
+    let rest = stream.poll(&snap);
+    assert_eq!(types(&rest), vec![LDS, RDS], "{rest:#?}");
+    assert!(rest.iter().all(|r| !r.resources.is_empty()));
+    for r in &rest {
+        stream.on_request(&ack(r));
+    }
+    nothing_sent(&stream.poll(&snap));
+}

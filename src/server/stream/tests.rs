@@ -686,3 +686,32 @@ fn nonces_are_unique_on_a_stream_and_versions_follow_content() {
     assert_ne!(version_of(mesh().of(CDS)), version_of(mesh().of(EDS)));
     assert_ne!(version_of(&ResourceMap::new()), cds.version);
 }
+
+#[test]
+fn naive_baseline_resend_all_sends_every_type_in_full_once() {
+    let snap = mesh();
+    let mut stream = SotwStream::new();
+    let [cds, eds, _, _] = connect(&mut stream, &snap, &["a", "b"]);
+    stream.resend_all();
+    // Nothing changed, yet CDS and EDS come again with everything...
+    let responses = stream.poll(&snap);
+    assert_eq!(types(&responses), vec![CDS, EDS], "{responses:#?}");
+    assert_eq!(resource_names(&responses[0]), resource_names(&cds));
+    assert_eq!(resource_names(&responses[1]), resource_names(&eds));
+    // ...then LDS and RDS once they are answered (make before break).
+    stream.on_request(&ack(&responses[0], &[]));
+    stream.on_request(&ack(&responses[1], &["a", "b"]));
+    let rest = stream.poll(&snap);
+    assert_eq!(types(&rest), vec![LDS, RDS], "{rest:#?}");
+    for r in &rest {
+        stream.on_request(&ack(
+            r,
+            if r.type_url == RDS {
+                &["outbound"]
+            } else {
+                &[]
+            },
+        ));
+    }
+    assert!(stream.poll(&snap).is_empty());
+}

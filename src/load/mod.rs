@@ -1,0 +1,28 @@
+//! `sextant-load`: many simulated proxies on ADS streams against a real
+//! `sextant serve`, measuring cold sync, convergence after config changes,
+//! bytes per type, and the server's CPU and memory (issue 7).
+//!
+//! One job per module: [`world`] holds and edits the synthetic config
+//! directory, [`server`] starts the server under test, [`proxy`] is one
+//! simulated proxy's stream, [`watch`] records when each proxy saw a
+//! change, [`run`] drives cold sync and the scenarios, [`report`] prints
+//! and serializes the results, [`procfs`] and [`stats`] measure.
+//!
+//! The numbers are for benchmarks (see `BENCHMARKS.md`), not tests: the
+//! tool and the server share the machine, so the tool's own CPU use is part
+//! of every figure.
+
+mod error;
+pub mod procfs;
+pub mod proxy;
+pub mod report;
+pub mod run;
+pub mod server;
+pub mod stats;
+pub mod watch;
+pub mod world;
+
+pub use error::LoadError;
+pub use proxy::Protocol;
+pub use report::Report;
+pub use run::{LoadConfig, Target};
