@@ -192,6 +192,9 @@ pub struct ProxyClass {
     /// Whether the proxy has a mesh certificate: its clusters to workloads
     /// with sidecars then originate mutual TLS.
     pub mtls: bool,
+    /// The Telemetry whose selector picks the proxy's workload, if any (its
+    /// access logs and tracer may differ from its namespace's).
+    pub telemetry: Option<crate::model::ObjectKey>,
 }
 
 impl ProxyClass {
@@ -216,6 +219,8 @@ impl ProxyClass {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             mtls,
+            telemetry: crate::ir::telemetry::selecting(&ir.telemetries, namespace, labels)
+                .map(|t| t.origin.clone()),
         }
     }
 
