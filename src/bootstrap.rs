@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// Name of the bootstrap's static cluster that reaches Sextant's xDS server.
 pub const XDS_CLUSTER: &str = "sextant-xds";
+/// Name of the bootstrap cluster that reaches Sextant's gRPC access log
+/// service (the same address as xDS, its own HTTP/2 connection).
+pub const ALS_CLUSTER: &str = "sextant-als";
 
 /// The workload a bootstrap is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub struct BootstrapOptions {
     pub inbound_port: u16,
     /// Use delta (incremental) ADS (`DELTA_GRPC`) instead of state of the world (`GRPC`).
     pub delta: bool,
+    /// Stream HTTP access logs to Sextant (for `sextant tap`): adds the
+    /// [`ALS_CLUSTER`] cluster and names it in the node metadata.
+    pub access_log_service: bool,
 }
 
 /// The bootstrap proto.
@@ -95,6 +101,12 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
         proxy::META_ADMIN_PORT.to_string(),
         string_value(options.admin.port().to_string()),
     );
+    if options.access_log_service {
+        metadata.insert(
+            proxy::META_ACCESS_LOG_SERVICE.to_string(),
+            string_value(ALS_CLUSTER),
+        );
+    }
     let labels = options
         .labels
         .iter()
@@ -195,7 +207,16 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
             ..Default::default()
         }),
         static_resources: Some(bootstrap::StaticResources {
-            clusters: vec![xds_cluster],
+            clusters: if options.access_log_service {
+                let mut als = xds_cluster.clone();
+                als.name = ALS_CLUSTER.to_string();
+                if let Some(assignment) = als.load_assignment.as_mut() {
+                    assignment.cluster_name = ALS_CLUSTER.to_string();
+                }
+                vec![xds_cluster, als]
+            } else {
+                vec![xds_cluster]
+            },
             ..Default::default()
         }),
         ..Default::default()

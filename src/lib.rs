@@ -28,4 +28,5 @@ pub mod server;
 pub mod source;
 pub mod store;
 pub mod synth;
+pub mod tap;
 pub mod translate;

@@ -345,12 +345,17 @@ impl SnapshotCache {
                     r.stat_prefix
                 );
             }
-            let mut all = translate::sidecar_listeners(
-                proxy.outbound,
-                &reserved,
-                &shared.tcp,
-                &shared.telemetry,
-            );
+            // Only the outbound listener streams to Sextant's access log
+            // service: each request is reported once, by its client's sidecar.
+            let telemetry = match &proxy.access_log_service {
+                Some(cluster) => std::borrow::Cow::Owned(crate::ir::telemetry::ProxyTelemetry {
+                    access_log_service: Some(cluster.clone()),
+                    ..shared.telemetry.clone()
+                }),
+                None => std::borrow::Cow::Borrowed(&shared.telemetry),
+            };
+            let mut all =
+                translate::sidecar_listeners(proxy.outbound, &reserved, &shared.tcp, &telemetry);
             all.extend(inbound_listener);
             all
         };

@@ -49,6 +49,10 @@ pub struct BootstrapArgs {
     /// proxyless gRPC application instead of an Envoy bootstrap.
     #[arg(long, conflicts_with = "delta")]
     grpc: bool,
+    /// Do not stream HTTP access logs to Sextant's access log service (no
+    /// `sextant-als` cluster; `sextant tap` then sees nothing of this proxy).
+    #[arg(long)]
+    no_access_log_service: bool,
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -94,6 +98,7 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         outbound: SocketAddr::new(args.outbound_address, args.outbound_port),
         inbound_port: args.inbound_port,
         delta: args.delta,
+        access_log_service: !args.no_access_log_service,
     };
     let yaml = if args.grpc {
         format!("{:#}\n", sextant::bootstrap::grpc_bootstrap_json(&options))

@@ -5,6 +5,7 @@ mod proxy_config;
 mod proxy_status;
 mod serve;
 mod synth;
+mod tap;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Command {
     /// Write a synthetic mesh (deterministic by seed) as a config directory,
     /// for benchmarks and load tests.
     Synth(synth::SynthArgs),
+    /// Print live requests to a service (from the sidecars' access logs).
+    Tap(tap::TapArgs),
 }
 
 impl Cli {
@@ -47,6 +50,7 @@ impl Cli {
             Command::ProxyStatus(args) => proxy_status::run(args),
             Command::ProxyConfig(args) => proxy_config::run(args),
             Command::Synth(args) => synth::run(args),
+            Command::Tap(args) => tap::run(args),
         }
     }
 }

@@ -184,7 +184,51 @@ pub fn hcm_tracing(settings: &TracingSettings) -> http_connection_manager::Traci
 /// either way, and incoming trace headers are forwarded.
 pub fn apply(hcm: &mut HttpConnectionManager, telemetry: &ProxyTelemetry) {
     hcm.access_log = telemetry.access_logs.iter().map(file_access_log).collect();
+    hcm.access_log
+        .extend(telemetry.access_log_service.as_deref().map(grpc_access_log));
     hcm.tracing = telemetry.tracing.as_ref().map(hcm_tracing);
+}
+
+/// Envoy's name of the gRPC HTTP access logger.
+pub const GRPC_ACCESS_LOG: &str = "envoy.access_loggers.http_grpc";
+/// `log_name` of the access logs streamed to Sextant.
+pub const SEXTANT_LOG_NAME: &str = "sextant";
+/// Request headers added to each gRPC access log entry: the trace ID of B3
+/// and W3C trace context.
+pub const TRACE_HEADERS: &[&str] = &["x-b3-traceid", "traceparent"];
+
+/// An HTTP gRPC access log (`envoy.service.accesslog.v3.AccessLogService`)
+/// to the bootstrap cluster `cluster`, flushed every 100 ms so a live tap
+/// sees requests promptly, with the trace headers.
+pub fn grpc_access_log(cluster: &str) -> AccessLog {
+    use envoy_types::pb::envoy::config::core::v3::ApiVersion;
+    use envoy_types::pb::envoy::extensions::access_loggers::grpc::v3::{
+        CommonGrpcAccessLogConfig, HttpGrpcAccessLogConfig,
+    };
+    let config = HttpGrpcAccessLogConfig {
+        common_config: Some(CommonGrpcAccessLogConfig {
+            log_name: SEXTANT_LOG_NAME.into(),
+            grpc_service: Some(GrpcService {
+                target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                    grpc_service::EnvoyGrpc {
+                        cluster_name: cluster.into(),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            }),
+            transport_api_version: ApiVersion::V3 as i32,
+            buffer_flush_interval: Some(super::builders::duration(Duration::from_millis(100))),
+            ..Default::default()
+        }),
+        additional_request_headers_to_log: TRACE_HEADERS.iter().map(|h| h.to_string()).collect(),
+        ..Default::default()
+    };
+    AccessLog {
+        name: GRPC_ACCESS_LOG.into(),
+        filter: None,
+        config_type: Some(access_log::ConfigType::TypedConfig(pack_any(config))),
+    }
 }
 
 /// The cluster that reaches a tracer's collector: `STRICT_DNS` on its

@@ -138,6 +138,11 @@ pub struct ProxyTelemetry {
     /// Tracing (`None`: no tracer; request IDs and incoming trace headers
     /// are still forwarded).
     pub tracing: Option<TracingSettings>,
+    /// The bootstrap cluster of Sextant's gRPC access log service, when the
+    /// proxy has one (set per proxy, not by Telemetry): every request is
+    /// also streamed there, unfiltered, for `sextant tap`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log_service: Option<String>,
 }
 
 /// Parses an access log filter expression. Accepted: `response.code <op> <n>`
@@ -374,6 +379,7 @@ pub fn for_proxy(
             .find_map(|t| t.access_logs.clone())
             .unwrap_or_default(),
         tracing: chain.iter().flatten().find_map(|t| t.tracing.clone()),
+        access_log_service: None,
     }
 }
 
