@@ -268,3 +268,6 @@ pub fn grpc_bootstrap_json(options: &BootstrapOptions) -> serde_json::Value {
         },
     })
 }
+
+#[cfg(test)]
+mod tests;
