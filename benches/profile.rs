@@ -32,6 +32,7 @@ fn proxy() -> ProxyInfo {
         admin_port: None,
         inbound_port: 15006,
         proxyless_grpc: false,
+        access_log_service: None,
     }
 }
 

@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// Name of the bootstrap's static cluster that reaches Sextant's xDS server.
 pub const XDS_CLUSTER: &str = "sextant-xds";
+/// Name of the bootstrap cluster that reaches Sextant's gRPC access log
+/// service (the same address as xDS, its own HTTP/2 connection).
+pub const ALS_CLUSTER: &str = "sextant-als";
 
 /// The workload a bootstrap is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +64,9 @@ pub struct BootstrapOptions {
     /// `authorization: Bearer <token>` (the xDS gRPC service's
     /// `initial_metadata`), for a server that runs `--require-token`.
     pub token: Option<String>,
+    /// Stream HTTP access logs to Sextant (for `sextant tap`): adds the
+    /// [`ALS_CLUSTER`] cluster and names it in the node metadata.
+    pub access_log_service: bool,
 }
 
 /// The bootstrap proto.
@@ -99,6 +105,12 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
         proxy::META_ADMIN_PORT.to_string(),
         string_value(options.admin.port().to_string()),
     );
+    if options.access_log_service {
+        metadata.insert(
+            proxy::META_ACCESS_LOG_SERVICE.to_string(),
+            string_value(ALS_CLUSTER),
+        );
+    }
     let labels = options
         .labels
         .iter()
@@ -208,7 +220,16 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
             ..Default::default()
         }),
         static_resources: Some(bootstrap::StaticResources {
-            clusters: vec![xds_cluster],
+            clusters: if options.access_log_service {
+                let mut als = xds_cluster.clone();
+                als.name = ALS_CLUSTER.to_string();
+                if let Some(assignment) = als.load_assignment.as_mut() {
+                    assignment.cluster_name = ALS_CLUSTER.to_string();
+                }
+                vec![xds_cluster, als]
+            } else {
+                vec![xds_cluster]
+            },
             ..Default::default()
         }),
         ..Default::default()
@@ -260,3 +281,6 @@ pub fn grpc_bootstrap_json(options: &BootstrapOptions) -> serde_json::Value {
         },
     })
 }
+
+#[cfg(test)]
+mod tests;

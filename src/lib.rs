@@ -32,5 +32,6 @@ pub mod server;
 pub mod source;
 pub mod store;
 pub mod synth;
+pub mod tap;
 pub mod token;
 pub mod translate;

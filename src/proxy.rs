@@ -30,6 +30,11 @@ pub const META_INBOUND_PORT: &str = "INBOUND_PORT";
 /// listener is sent on it (absent: none is reserved).
 pub const META_ADMIN_PORT: &str = "ADMIN_PORT";
 
+/// Node metadata key: name of the bootstrap cluster that reaches Sextant's
+/// gRPC access log service (`sextant bootstrap` writes it unless told
+/// `--no-access-log-service`); absent: the proxy sends no access logs to Sextant.
+pub const META_ACCESS_LOG_SERVICE: &str = "ACCESS_LOG_SERVICE";
+
 /// Default outbound listener address: where apps send traffic (as `http_proxy`
 /// or with a Host header).
 pub const DEFAULT_OUTBOUND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 15001);
@@ -58,6 +63,10 @@ pub struct ProxyInfo {
     /// A gRPC application's own xDS client rather than an Envoy: it gets
     /// API listeners named after its targets instead of a socket listener.
     pub proxyless_grpc: bool,
+    /// The bootstrap cluster that reaches Sextant's access log service, if
+    /// the bootstrap has one: the proxy's HTTP listeners then stream their
+    /// access logs to Sextant (for `sextant tap`).
+    pub access_log_service: Option<String>,
 }
 
 /// A node that cannot be served, with the reason.
@@ -165,6 +174,7 @@ impl ProxyInfo {
             service_account: text(META_SERVICE_ACCOUNT)?.unwrap_or_else(|| "default".into()),
             instance_ips,
             outbound: SocketAddr::new(address, port),
+            access_log_service: text(META_ACCESS_LOG_SERVICE)?.filter(|c| !c.is_empty()),
             proxyless_grpc: text(META_GENERATOR)?.as_deref() == Some("grpc")
                 || node
                     .user_agent_name
@@ -192,6 +202,9 @@ pub struct ProxyClass {
     /// Whether the proxy has a mesh certificate: its clusters to workloads
     /// with sidecars then originate mutual TLS.
     pub mtls: bool,
+    /// The Telemetry whose selector picks the proxy's workload, if any (its
+    /// access logs and tracer may differ from its namespace's).
+    pub telemetry: Option<crate::model::ObjectKey>,
 }
 
 impl ProxyClass {
@@ -216,6 +229,8 @@ impl ProxyClass {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             mtls,
+            telemetry: crate::ir::telemetry::selecting(&ir.telemetries, namespace, labels)
+                .map(|t| t.origin.clone()),
         }
     }
 

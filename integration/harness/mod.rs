@@ -440,6 +440,10 @@ impl Envoy {
                 "info",
                 "--drain-time-s",
                 "1",
+                // Access log files are flushed every 10 s by default; tests
+                // read them sooner.
+                "--file-flush-interval-msec",
+                "100",
             ]);
         let process = Process::spawn(
             &format!("envoy {}", workload.node_id),

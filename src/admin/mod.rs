@@ -32,6 +32,7 @@
 //! | `sextant_proxy_convergence_seconds` | histogram | | per proxy and config change that sent it something: from the first file event of the change's burst to the proxy's ACK of the last response the change caused; not observed for a change the proxy NACKs; a change made while an earlier one is still unACKed folds into it (measured from the earlier) |
 
 mod config_dump;
+mod tap;
 
 use crate::cache::SnapshotCache;
 use crate::diagnostic::Diagnostic;
@@ -62,6 +63,8 @@ pub struct AdminState {
     pub diagnostics: Arc<RwLock<Vec<Diagnostic>>>,
     /// The Prometheus metrics `GET /metrics` renders.
     pub metrics: Arc<Metrics>,
+    /// Access log entries streamed by sidecars, for `GET /debug/tap`.
+    pub tap: Arc<crate::tap::TapHub>,
 }
 
 /// The admin router.
@@ -76,6 +79,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/ir", get(ir))
         .route("/debug/certs", get(certs))
         .route("/config_dump", get(config_dump))
+        .route("/debug/tap", get(tap::tap))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ use tower::ServiceExt;
 
 fn state() -> AdminState {
     AdminState {
+        tap: Default::default(),
         cache: Arc::new(SnapshotCache::new(TranslateOptions::default())),
         registry: Arc::new(Registry::default()),
         ready: Arc::new(AtomicBool::new(true)),

@@ -96,6 +96,8 @@ struct ClassResources {
     routes: Arc<ResourceMap>,
     /// TCP proxy listeners, bound per proxy on its outbound address.
     tcp: Vec<translate::TcpProxyRoute>,
+    /// Access logs and tracer of the class's HTTP listeners.
+    telemetry: crate::ir::telemetry::ProxyTelemetry,
     /// Problems found while translating for this class.
     diagnostics: Vec<Diagnostic>,
 }
@@ -362,13 +364,15 @@ impl SnapshotCache {
                 inbound_index.get_or_init(|| translate::inbound::InboundIndex::new(&ir)),
                 w,
                 std::net::SocketAddr::new(*ip, proxy.inbound_port),
-                spiffe_id.is_some(),
-                self.certs
-                    .as_ref()
-                    .map_or(crate::ca::spiffe::DEFAULT_TRUST_DOMAIN, |c| {
-                        c.trust_domain().as_str()
-                    }),
+                spiffe_id.is_some().then(|| {
+                    self.certs
+                        .as_ref()
+                        .map_or(crate::ca::spiffe::DEFAULT_TRUST_DOMAIN, |c| {
+                            c.trust_domain().as_str()
+                        })
+                }),
                 &translate::inbound::authz_filters(&ir, w, &self.options),
+                &shared.telemetry,
                 &self.options,
             ),
             _ => None,
@@ -394,7 +398,17 @@ impl SnapshotCache {
                     r.stat_prefix
                 );
             }
-            let mut all = translate::sidecar_listeners(proxy.outbound, &reserved, &shared.tcp);
+            // Only the outbound listener streams to Sextant's access log
+            // service: each request is reported once, by its client's sidecar.
+            let telemetry = match &proxy.access_log_service {
+                Some(cluster) => std::borrow::Cow::Owned(crate::ir::telemetry::ProxyTelemetry {
+                    access_log_service: Some(cluster.clone()),
+                    ..shared.telemetry.clone()
+                }),
+                None => std::borrow::Cow::Borrowed(&shared.telemetry),
+            };
+            let mut all =
+                translate::sidecar_listeners(proxy.outbound, &reserved, &shared.tcp, &telemetry);
             all.extend(inbound_listener);
             all
         };
@@ -507,6 +521,7 @@ fn encode_class(
             .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
             .collect()),
         tcp: t.tcp_proxies.clone(),
+        telemetry: t.telemetry.clone(),
         diagnostics: t.diagnostics.clone(),
     };
     (resources, t.diagnostics)

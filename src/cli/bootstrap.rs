@@ -56,6 +56,10 @@ pub struct BootstrapArgs {
     /// available with `--grpc`.
     #[arg(long, conflicts_with = "grpc")]
     token_file: Option<PathBuf>,
+    /// Do not stream HTTP access logs to Sextant's access log service (no
+    /// `sextant-als` cluster; `sextant tap` then sees nothing of this proxy).
+    #[arg(long)]
+    no_access_log_service: bool,
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -110,6 +114,7 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
             ),
             None => None,
         },
+        access_log_service: !args.no_access_log_service,
     };
     let yaml = if args.grpc {
         format!("{:#}\n", sextant::bootstrap::grpc_bootstrap_json(&options))

@@ -6,6 +6,7 @@ mod proxy_config;
 mod proxy_status;
 mod serve;
 mod synth;
+mod tap;
 mod token;
 mod validate;
 
@@ -42,6 +43,8 @@ enum Command {
     /// Print the CustomResourceDefinitions of Sextant's kinds (multi-document
     /// YAML), or write them into a directory.
     Crds(crds::CrdsArgs),
+    /// Print live requests to a service (from the sidecars' access logs).
+    Tap(tap::TapArgs),
 }
 
 impl Cli {
@@ -57,6 +60,7 @@ impl Cli {
             Command::Synth(args) => synth::run(args),
             Command::Token(args) => token::run(args),
             Command::Crds(args) => crds::run(args),
+            Command::Tap(args) => tap::run(args),
         }
     }
 }

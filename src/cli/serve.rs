@@ -333,7 +333,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin_listener = tokio::net::TcpListener::bind(args.admin_address)
         .await
         .with_context(|| format!("binding the admin address {}", args.admin_address))?;
+    let tap = Arc::new(sextant::tap::TapHub::new());
     let admin_state = AdminState {
+        tap: tap.clone(),
         cache: cache.clone(),
         registry: registry.clone(),
         ready: ready.clone(),
@@ -403,12 +405,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "sextant is serving"
     );
 
+    let access_logs = sextant::tap::AccessLogSink::new(tap, Some(cache.clone()));
     let mut ads = AdsService::with_metrics(cache, registry, metrics.clone());
     if let Some(tokens) = tokens {
         ads = ads.require_tokens(tokens);
     }
     let server = tokio::spawn(async move {
-        if let Err(err) = ads.serve(xds_listener, std::future::pending()).await {
+        let served =
+            ads.serve_with_access_logs(xds_listener, Some(access_logs), std::future::pending());
+        if let Err(err) = served.await {
             tracing::error!("xDS server failed: {err}");
         }
     });

@@ -108,14 +108,17 @@ pub fn string_struct(fields: &[(&str, &str)]) -> envoy_types::pb::google::protob
     }
 }
 
-/// An HTTP listener on `addr` with [`http_connection_manager`].
+/// An HTTP listener on `addr` with [`http_connection_manager`] and the
+/// access logs and tracer of `telemetry`.
 pub fn http_listener(
     name: &str,
     addr: SocketAddr,
     route_config_name: &str,
     stat_prefix: &str,
+    telemetry: &crate::ir::telemetry::ProxyTelemetry,
 ) -> Listener {
-    let hcm = http_connection_manager(route_config_name, stat_prefix);
+    let mut hcm = http_connection_manager(route_config_name, stat_prefix);
+    super::telemetry_builders::apply(&mut hcm, telemetry);
     Listener {
         name: name.to_string(),
         address: Some(socket_address(addr.ip(), addr.port())),

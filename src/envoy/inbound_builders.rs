@@ -46,12 +46,14 @@ pub fn inbound_cluster(ip: IpAddr, port: u16, connect_timeout: StdDuration) -> C
 
 /// The filters that hand a connection to the app on `port`: for HTTP an
 /// HTTP connection manager (`http_filters` before the router, a single route
-/// to the inbound cluster, no timeout), for TCP `network_filters` then a TCP proxy.
+/// to the inbound cluster, no timeout, the access logs and tracer of
+/// `telemetry`), for TCP `network_filters` then a TCP proxy.
 pub fn app_filters(
     port: u16,
     http: bool,
     http_filters: Vec<HttpFilter>,
     network_filters: Vec<Filter>,
+    telemetry: &crate::ir::telemetry::ProxyTelemetry,
 ) -> Vec<Filter> {
     let cluster = inbound_cluster_name(port);
     if !http {
@@ -88,7 +90,7 @@ pub fn app_filters(
         ))),
         ..Default::default()
     });
-    let hcm = HttpConnectionManager {
+    let mut hcm = HttpConnectionManager {
         stat_prefix: cluster.clone(),
         route_specifier: Some(http_connection_manager::RouteSpecifier::RouteConfig(
             RouteConfiguration {
@@ -119,6 +121,7 @@ pub fn app_filters(
         ),
         ..Default::default()
     };
+    super::telemetry_builders::apply(&mut hcm, telemetry);
     vec![Filter {
         name: "envoy.filters.network.http_connection_manager".into(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),

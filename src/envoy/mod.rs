@@ -6,6 +6,7 @@ pub mod inbound_builders;
 pub mod json;
 pub mod rbac_builders;
 pub mod route_builders;
+pub mod telemetry_builders;
 pub mod tls;
 
 use serde::Serialize;

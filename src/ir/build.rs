@@ -24,6 +24,7 @@ pub fn build(world: &World) -> Ir {
     let mut entries = Vec::new();
     let mut peer_authentications = Vec::new();
     let mut authorization_policies: Vec<super::AuthzPolicy> = Vec::new();
+    let mut telemetries = Vec::new();
     for (key, object) in world {
         match object.as_ref() {
             Object::Service(svc) => services.push((key, svc.as_ref())),
@@ -51,6 +52,7 @@ pub fn build(world: &World) -> Ir {
             Object::AuthorizationPolicy(ap) => {
                 authorization_policies.push(super::authz::resolve(key, ap, &mut diagnostics))
             }
+            Object::Telemetry(t) => telemetries.push(super::telemetry::resolve(key, t)),
             Object::Sidecar(sidecar) => sidecars.push(super::scope::SidecarScope {
                 name: format!("{}/{}", key.namespace, key.name),
                 namespace: key.namespace.clone(),
@@ -224,6 +226,8 @@ pub fn build(world: &World) -> Ir {
         .flat_map(|m| m.source_labels.keys().cloned())
         .collect();
     authorization_policies.sort_by(|a, b| a.name.cmp(&b.name));
+    super::telemetry::sort(&mut telemetries);
+    super::telemetry::shadowed(&telemetries, &mut diagnostics);
     diagnostics.sort();
     diagnostics.dedup();
     Ir {
@@ -235,6 +239,7 @@ pub fn build(world: &World) -> Ir {
         workloads: mesh_workloads,
         sidecars,
         authorization_policies,
+        telemetries,
         diagnostics,
     }
 }

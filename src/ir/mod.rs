@@ -19,6 +19,7 @@ mod route_parts;
 mod routes;
 pub mod scope;
 mod services;
+pub mod telemetry;
 
 pub use authz::{policies_for, AuthzPolicy};
 pub use build::build;
@@ -101,6 +102,9 @@ pub struct Ir {
     /// a workload: [`policies_for`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub authorization_policies: Vec<AuthzPolicy>,
+    /// Telemetries, oldest first; a proxy's: [`telemetry::for_proxy`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub telemetries: Vec<telemetry::TelemetryPolicy>,
     /// Problems found while resolving references, in a stable order.
     pub diagnostics: Vec<Diagnostic>,
 }

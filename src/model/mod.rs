@@ -13,6 +13,7 @@ mod service_entry;
 mod sidecar;
 mod status;
 mod string_match;
+mod telemetry;
 mod virtual_service;
 mod workload_entry;
 
@@ -23,6 +24,7 @@ pub use service_entry::*;
 pub use sidecar::*;
 pub use status::ConfigStatus;
 pub use string_match::StringMatch;
+pub use telemetry::*;
 pub use virtual_service::*;
 pub use workload_entry::*;
 
@@ -43,6 +45,12 @@ pub const SECURITY_GROUP: &str = "security.sextant.dev";
 pub const ISTIO_SECURITY_GROUP: &str = "security.istio.io";
 /// Istio API versions accepted for Istio's security group.
 pub const ISTIO_SECURITY_VERSIONS: &[&str] = &["v1", "v1beta1"];
+/// API group of our Telemetry kind.
+pub const TELEMETRY_GROUP: &str = "telemetry.sextant.dev";
+/// Istio's API group for Telemetry, accepted by the file source.
+pub const ISTIO_TELEMETRY_GROUP: &str = "telemetry.istio.io";
+/// Istio API versions accepted for Istio's telemetry group.
+pub const ISTIO_TELEMETRY_VERSIONS: &[&str] = &["v1", "v1alpha1"];
 /// Istio API versions accepted for Istio's groups.
 pub const ISTIO_VERSIONS: &[&str] = &["v1", "v1beta1", "v1alpha3"];
 
@@ -69,6 +77,8 @@ pub enum Kind {
     PeerAuthentication,
     /// `security.sextant.dev/v1alpha1/AuthorizationPolicy`.
     AuthorizationPolicy,
+    /// `telemetry.sextant.dev/v1alpha1/Telemetry`.
+    Telemetry,
 }
 
 impl Kind {
@@ -85,11 +95,12 @@ impl Kind {
             Kind::ServiceEntry => "ServiceEntry",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::Telemetry => "Telemetry",
         }
     }
 
     /// Every kind Sextant reads.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Service,
         Kind::EndpointSlice,
         Kind::Pod,
@@ -100,6 +111,7 @@ impl Kind {
         Kind::ServiceEntry,
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
+        Kind::Telemetry,
     ];
 
     /// The kind's own `apiVersion` (our group for our kinds; Istio's
@@ -109,6 +121,7 @@ impl Kind {
             Kind::Service | Kind::Pod => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.sextant.dev/v1alpha1",
+            Kind::Telemetry => "telemetry.sextant.dev/v1alpha1",
             _ => "networking.sextant.dev/v1alpha1",
         }
     }
@@ -126,6 +139,12 @@ impl Kind {
             let istio = group == ISTIO_SECURITY_GROUP && ISTIO_SECURITY_VERSIONS.contains(&version);
             (ours || istio).then_some(k)
         };
+        let telemetry = |k| {
+            let ours = group == TELEMETRY_GROUP && version == "v1alpha1";
+            let istio =
+                group == ISTIO_TELEMETRY_GROUP && ISTIO_TELEMETRY_VERSIONS.contains(&version);
+            (ours || istio).then_some(k)
+        };
         match (group, version, kind) {
             ("", "v1", "Service") => Some(Kind::Service),
             ("", "v1", "Pod") => Some(Kind::Pod),
@@ -137,6 +156,7 @@ impl Kind {
             (_, _, "ServiceEntry") => networking(Kind::ServiceEntry),
             (_, _, "PeerAuthentication") => security(Kind::PeerAuthentication),
             (_, _, "AuthorizationPolicy") => security(Kind::AuthorizationPolicy),
+            (_, _, "Telemetry") => telemetry(Kind::Telemetry),
             _ => None,
         }
     }
@@ -180,6 +200,7 @@ pub enum Object {
     ServiceEntry(Box<ServiceEntry>),
     PeerAuthentication(Box<PeerAuthentication>),
     AuthorizationPolicy(Box<AuthorizationPolicy>),
+    Telemetry(Box<Telemetry>),
 }
 
 impl Object {
@@ -196,6 +217,7 @@ impl Object {
             Object::ServiceEntry(o) => &o.metadata,
             Object::PeerAuthentication(o) => &o.metadata,
             Object::AuthorizationPolicy(o) => &o.metadata,
+            Object::Telemetry(o) => &o.metadata,
         }
     }
 
@@ -212,6 +234,7 @@ impl Object {
             Object::ServiceEntry(_) => Kind::ServiceEntry,
             Object::PeerAuthentication(_) => Kind::PeerAuthentication,
             Object::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Object::Telemetry(_) => Kind::Telemetry,
         }
     }
 

@@ -115,10 +115,25 @@ impl AdsService {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
+        self.serve_with_access_logs(listener, None, shutdown).await
+    }
+
+    /// Serves ADS, and the access log service `access_logs` when given, on
+    /// `listener` until `shutdown` resolves.
+    ///
+    /// # Errors
+    /// A transport error from tonic.
+    pub async fn serve_with_access_logs(
+        self,
+        listener: tokio::net::TcpListener,
+        access_logs: Option<crate::tap::AccessLogSink>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.into_server())
+            .add_optional_service(access_logs.map(crate::tap::AccessLogSink::into_server))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown,

@@ -33,7 +33,7 @@ pub(super) fn endpoints(name: &str, ports: &[u16]) -> Resource {
 
 pub(super) fn listener(name: &str, port: u16) -> Resource {
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-    let l = builders::http_listener(name, addr, "outbound", "outbound_http");
+    let l = builders::http_listener(name, addr, "outbound", "outbound_http", &Default::default());
     Resource::encode(name, &l)
 }
 

@@ -3,7 +3,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::model::{
     AuthorizationPolicy, DestinationRule, Kind, Object, ObjectKey, PeerAuthentication,
-    ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
+    ServiceEntry, Sidecar, Telemetry, VirtualService, WorkloadEntry,
 };
 use crate::store::validate;
 use serde::de::DeserializeOwned;
@@ -202,6 +202,7 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             | Kind::ServiceEntry
             | Kind::PeerAuthentication
             | Kind::AuthorizationPolicy
+            | Kind::Telemetry
     ) {
         map.remove("apiVersion");
         map.remove("kind");
@@ -233,6 +234,8 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             .map(|o| Object::PeerAuthentication(Box::new(o))),
         Kind::AuthorizationPolicy => typed::<AuthorizationPolicy>(value, &key, &mut diagnostics)
             .map(|o| Object::AuthorizationPolicy(Box::new(o))),
+        Kind::Telemetry => typed::<Telemetry>(value, &key, &mut diagnostics)
+            .map(|o| Object::Telemetry(Box::new(o))),
     };
     if let Some(object) = &object {
         diagnostics.extend(validate::object(object));
@@ -354,16 +357,22 @@ fn typed<T: DeserializeOwned>(
     // narrow what it enforces: there it is an error (an AuthorizationPolicy
     // then fails closed; a PeerAuthentication keeps its last good version,
     // or is served as STRICT when it has none).
+    // In a Telemetry an ignored field would silently change what is logged
+    // or traced (Istio's `match`, `targetRefs`, `metrics` are not built).
     let security = matches!(
         key.kind,
-        Kind::AuthorizationPolicy | Kind::PeerAuthentication
+        Kind::AuthorizationPolicy | Kind::PeerAuthentication | Kind::Telemetry
     );
     for field in unknown {
         diagnostics.push(if security {
             Diagnostic::error(
                 key,
                 field,
-                "unknown or unsupported field: a security policy is not applied with a field ignored",
+                if key.kind == Kind::Telemetry {
+                    "unknown or unsupported field: a Telemetry is not applied with a field ignored"
+                } else {
+                    "unknown or unsupported field: a security policy is not applied with a field ignored"
+                },
             )
         } else {
             Diagnostic::warning(
@@ -429,6 +438,8 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
         crate::model::ISTIO_NETWORKING_GROUP,
         crate::model::SECURITY_GROUP,
         crate::model::ISTIO_SECURITY_GROUP,
+        crate::model::TELEMETRY_GROUP,
+        crate::model::ISTIO_TELEMETRY_GROUP,
     ];
     if !read_groups.contains(&group) {
         return TypeMeta::Skipped;
@@ -438,6 +449,8 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
             " (or networking.istio.io/v1, v1beta1, v1alpha3)"
         } else if expected.starts_with("security.") {
             " (or security.istio.io/v1, v1beta1)"
+        } else if expected.starts_with("telemetry.") {
+            " (or telemetry.istio.io/v1, v1alpha1)"
         } else {
             ""
         };

@@ -248,6 +248,7 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
         Object::AuthorizationPolicy(ap) => {
             super::validate_security::authorization_policy(&key, &ap.spec, &mut out)
         }
+        Object::Telemetry(t) => super::validate_telemetry::telemetry(&key, &t.spec, &mut out),
         Object::ServiceEntry(entry) => {
             super::validate_entry::service_entry(&key, &entry.spec, &mut out)
         }

@@ -12,6 +12,7 @@ use super::TranslateOptions;
 use crate::envoy::inbound_builders as ib;
 use crate::envoy::tls;
 use crate::ir::mesh::{peer_mode, PeerMode, Workload};
+use crate::ir::telemetry::ProxyTelemetry;
 use crate::ir::Ir;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener};
@@ -105,24 +106,26 @@ impl InboundIndex {
 }
 
 /// The inbound listener and clusters of `workload`'s sidecar listening on
-/// `addr`; `mtls`: whether the sidecar has a certificate; `index`: the
-/// [`InboundIndex`] of `ir`. `None` when no service reaches the workload
-/// through its sidecar, or when no connection could be accepted (STRICT
-/// without a certificate).
+/// `addr`; `mtls_trust_domain`: the mesh's trust domain when the sidecar
+/// has a certificate (`None`: it has none, no mTLS chain); `index`: the
+/// [`InboundIndex`] of `ir`; its HTTP connection managers get the access
+/// logs and tracer of `telemetry`. `None` when no service reaches the
+/// workload through its sidecar, or when no connection could be accepted
+/// (STRICT without a certificate).
 #[allow(clippy::too_many_arguments)]
 pub fn inbound(
     ir: &Ir,
     index: &InboundIndex,
     workload: &Workload,
     addr: SocketAddr,
-    mtls: bool,
-    trust_domain: &str,
+    mtls_trust_domain: Option<&str>,
     authz: &AuthzFilters,
+    telemetry: &ProxyTelemetry,
     options: &TranslateOptions,
 ) -> Option<(Listener, Vec<Cluster>)> {
     let ports = index.ports(workload.address).filter(|p| !p.is_empty())?;
     let several = ports.len() > 1;
-    let client_prefix = format!("spiffe://{trust_domain}/");
+    let client_prefix = mtls_trust_domain.map(|t| format!("spiffe://{t}/"));
     let mut chains = Vec::new();
     let mut plaintext = None;
     for (port, app) in ports {
@@ -133,9 +136,16 @@ pub fn inbound(
             *port,
             &options.root_namespace,
         );
-        let filters =
-            || ib::app_filters(*port, app.http, authz.http.clone(), authz.network.clone());
-        if mode != PeerMode::Disable && mtls {
+        let filters = || {
+            ib::app_filters(
+                *port,
+                app.http,
+                authz.http.clone(),
+                authz.network.clone(),
+                telemetry,
+            )
+        };
+        if let (true, Some(client_prefix)) = (mode != PeerMode::Disable, &client_prefix) {
             let names = if several {
                 app.snis.clone()
             } else {
@@ -143,7 +153,7 @@ pub fn inbound(
             };
             chains.push(ib::filter_chain(
                 &format!("inbound|{port}|mtls"),
-                Some(tls::downstream_mtls(&client_prefix)),
+                Some(tls::downstream_mtls(client_prefix)),
                 names,
                 filters(),
             ));

@@ -5,6 +5,7 @@ use super::scope::Scope;
 use super::tcp::{tcp_listeners, TcpProxyRoute};
 use super::OUTBOUND_ROUTE_CONFIG;
 use crate::envoy::builders;
+use crate::ir::telemetry::ProxyTelemetry;
 use crate::ir::Ir;
 use crate::proxy::ProxyClass;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -16,13 +17,15 @@ pub const OUTBOUND_LISTENER: &str = "outbound";
 
 /// The outbound HTTP listener on `addr` (from the proxy's node metadata):
 /// apps send requests to it (as `http_proxy`, or with a Host header) and its
-/// route configuration [`OUTBOUND_ROUTE_CONFIG`] picks the service.
-pub fn outbound_listener(addr: SocketAddr) -> Listener {
+/// route configuration [`OUTBOUND_ROUTE_CONFIG`] picks the service. Its
+/// access logs and tracer come from `telemetry`.
+pub fn outbound_listener(addr: SocketAddr, telemetry: &ProxyTelemetry) -> Listener {
     builders::http_listener(
         OUTBOUND_LISTENER,
         addr,
         OUTBOUND_ROUTE_CONFIG,
         "outbound_http",
+        telemetry,
     )
 }
 
@@ -34,8 +37,9 @@ pub fn sidecar_listeners(
     outbound: SocketAddr,
     reserved: &[u16],
     tcp: &[TcpProxyRoute],
+    telemetry: &ProxyTelemetry,
 ) -> Vec<Listener> {
-    let mut all = vec![outbound_listener(outbound)];
+    let mut all = vec![outbound_listener(outbound, telemetry)];
     let taken: Vec<u16> = std::iter::once(outbound.port())
         .chain(reserved.iter().copied())
         .collect();

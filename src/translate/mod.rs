@@ -65,6 +65,10 @@ pub struct Translation {
     /// TCP proxy listeners, by port (each proxy binds them on its own
     /// address: see [`tcp_listeners`]).
     pub tcp_proxies: Vec<TcpProxyRoute>,
+    /// Access logs and tracing of the class's HTTP listeners (outbound and
+    /// inbound), from its Telemetries; the tracer's collector cluster is in
+    /// `clusters`.
+    pub telemetry: crate::ir::telemetry::ProxyTelemetry,
     /// Problems found while translating (e.g. a domain claimed twice).
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -81,16 +85,31 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
     )];
     let tcp_proxies = tcp::tcp_proxy_routes(ir, ir.tcp_routes.iter(), &scope, &mut diagnostics);
     let visible = || ir.clusters.values().filter(|c| scope.cluster(c));
+    let telemetry = crate::ir::telemetry::for_proxy(
+        &ir.telemetries,
+        &class.namespace,
+        class.telemetry.as_ref(),
+        &options.root_namespace,
+    );
+    let mut clusters: Vec<Cluster> = visible()
+        .map(|c| cluster::outbound_cluster(c, scope.applies_rule(c), class.mtls, options))
+        .collect();
+    if let Some(tracing) = &telemetry.tracing {
+        clusters.push(crate::envoy::telemetry_builders::collector_cluster(
+            tracing,
+            options.connect_timeout,
+        ));
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     Translation {
-        clusters: visible()
-            .map(|c| cluster::outbound_cluster(c, scope.applies_rule(c), class.mtls, options))
-            .collect(),
+        clusters,
         endpoints: visible()
             .filter(|c| c.dns.is_none())
             .map(|c| endpoint::cluster_load_assignment(c, ir, options))
             .collect(),
         route_configurations,
         tcp_proxies,
+        telemetry,
         diagnostics,
     }
 }

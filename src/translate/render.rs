@@ -21,7 +21,7 @@ pub fn translation_json(ir: &Ir, class: &ProxyClass, options: &TranslateOptions)
         .collect();
     diagnostics.sort();
     json!({
-        "listeners": sidecar_listeners(DEFAULT_OUTBOUND, &[], &t.tcp_proxies).iter().map(|l| render(to_json(l))).collect::<Vec<_>>(),
+        "listeners": sidecar_listeners(DEFAULT_OUTBOUND, &[], &t.tcp_proxies, &t.telemetry).iter().map(|l| render(to_json(l))).collect::<Vec<_>>(),
         "route_configurations": t.route_configurations.iter().map(|r| render(to_json(r))).collect::<Vec<_>>(),
         "clusters": t.clusters.iter().map(|c| render(to_json(c))).collect::<Vec<_>>(),
         "cluster_load_assignments": t.endpoints.iter().map(|e| render(to_json(e))).collect::<Vec<_>>(),

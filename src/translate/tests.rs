@@ -106,9 +106,9 @@ fn translation(case: &str) -> Value {
             &index,
             w,
             addr,
-            true,
-            "cluster.local",
+            Some("cluster.local"),
             &authz,
+            &super::translate(&ir, &class, &options).telemetry,
             &options,
         ) {
             Some((listener, clusters)) => serde_json::json!({

@@ -1,0 +1,51 @@
+//! `GET /debug/tap?service=<name>.<namespace>`: live access log entries of
+//! requests to one service, as server-sent events (one `data:` line of JSON
+//! per request, [`crate::tap::TapEntry`]). The entries kept for the service
+//! come first, then every new one as sidecars report it.
+
+use super::AdminState;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt;
+
+/// Query of `/debug/tap`.
+#[derive(Debug, Deserialize)]
+pub(super) struct TapQuery {
+    /// `name.namespace` of a Service, or a ServiceEntry host.
+    service: Option<String>,
+}
+
+pub(super) async fn tap(
+    State(state): State<AdminState>,
+    Query(query): Query<TapQuery>,
+) -> Response {
+    let Some(service) = query.service.filter(|s| !s.is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "give ?service=<name>.<namespace> (or a ServiceEntry host)\n",
+        )
+            .into_response();
+    };
+    // Subscribe before reading the ring, so no entry falls in between.
+    let live = BroadcastStream::new(state.tap.subscribe());
+    let recent = state.tap.recent(&service);
+    let wanted = service.clone();
+    let live = live.filter_map(move |item| match item {
+        Ok(entry) if entry.service == wanted => Some((*entry).clone()),
+        // Entries for other services, or a lag (the subscriber skips them).
+        _ => None,
+    });
+    let events = tokio_stream::iter(recent)
+        .chain(live)
+        .filter_map(|entry| Event::default().json_data(&entry).ok())
+        .map(Ok::<Event, Infallible>);
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}

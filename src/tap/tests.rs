@@ -1,0 +1,96 @@
+use super::service::tap_entry;
+use super::*;
+use envoy_types::pb::envoy::data::accesslog::v3::{
+    AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
+};
+use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+
+fn entry(service: &str, path: &str) -> TapEntry {
+    TapEntry {
+        service: service.into(),
+        cluster: String::new(),
+        start_time: None,
+        method: "GET".into(),
+        path: path.into(),
+        authority: String::new(),
+        status: Some(200),
+        duration_ms: None,
+        source: String::new(),
+        node: String::new(),
+        trace_id: None,
+        request_id: String::new(),
+    }
+}
+
+#[test]
+fn clusters_name_their_service() {
+    assert_eq!(
+        service_of_cluster("outbound|9080|v1|reviews.shop.svc.cluster.local"),
+        "reviews.shop"
+    );
+    assert_eq!(
+        service_of_cluster("outbound|443||api.example.com"),
+        "api.example.com"
+    );
+    assert_eq!(service_of_cluster("inbound|8080||"), "inbound|8080||");
+}
+
+#[test]
+fn rings_are_bounded_and_subscribers_see_new_entries() {
+    let hub = TapHub::new();
+    let mut live = hub.subscribe();
+    for i in 0..RING_CAPACITY + 5 {
+        hub.record(entry("a.default", &format!("/{i}")));
+    }
+    hub.record(entry("b.default", "/b"));
+    let kept = hub.recent("a.default");
+    assert_eq!(kept.len(), RING_CAPACITY);
+    assert_eq!(kept[0].path, "/5", "the oldest are dropped");
+    assert_eq!(hub.recent("b.default").len(), 1);
+    assert!(hub.recent("c.default").is_empty());
+    assert_eq!(live.try_recv().unwrap().path, "/0");
+}
+
+#[test]
+fn envoy_entries_become_tap_entries() {
+    let envoy = HttpAccessLogEntry {
+        common_properties: Some(AccessLogCommon {
+            upstream_cluster: "outbound|80||b.default.svc.cluster.local".into(),
+            duration: Some(Duration {
+                seconds: 0,
+                nanos: 2_500_000,
+            }),
+            ..Default::default()
+        }),
+        request: Some(HttpRequestProperties {
+            request_method: envoy_types::pb::envoy::config::core::v3::RequestMethod::Post as i32,
+            path: "/orders".into(),
+            request_id: "r-1".into(),
+            request_headers: [(
+                "traceparent".to_string(),
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string(),
+            )]
+            .into(),
+            ..Default::default()
+        }),
+        response: Some(HttpResponseProperties {
+            response_code: Some(UInt32Value { value: 503 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tap = tap_entry(
+        &envoy,
+        "spiffe://cluster.local/ns/default/sa/a",
+        "a.default",
+    );
+    assert_eq!(tap.service, "b.default");
+    assert_eq!(tap.method, "POST");
+    assert_eq!(tap.status, Some(503));
+    assert_eq!(tap.duration_ms, Some(2.5));
+    assert_eq!(
+        tap.trace_id.as_deref(),
+        Some("0af7651916cd43dd8448eb211c80319c")
+    );
+    assert_eq!(tap.source, "spiffe://cluster.local/ns/default/sa/a");
+}
