@@ -80,7 +80,7 @@ pub enum AuthorizationAction {
 }
 
 /// The actions the CRD schema admits: [`AuthorizationAction`] without CUSTOM.
-#[allow(dead_code, non_camel_case_types)]
+#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms)]
 #[derive(JsonSchema)]
 enum EnforcedAction {
     ALLOW,
