@@ -15,17 +15,12 @@ const B_IP: &str = "127.0.5.2";
 const C_IP: &str = "127.0.5.3";
 
 fn world(b_app: &Upstream, b_inbound: u16) -> String {
-    let client = |name: &str, ip: &str| {
-        format!(
-            "apiVersion: networking.sextant.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {{name: {name}-1, namespace: default}}\nspec:\n  address: {ip}\n  labels: {{app: {name}, security.istio.io/tlsMode: istio}}\n  serviceAccount: {name}-sa\n"
-        )
-    };
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: b, namespace: default}}\nspec:\n  selector: {{app: b}}\n  ports: [{{name: http, port: 80}}]\n---\napiVersion: networking.sextant.dev/v1alpha1\nkind: WorkloadEntry\nmetadata:\n  name: b-1\n  namespace: default\n  annotations: {{sidecar.sextant.dev/inbound-port: \"{b_inbound}\"}}\nspec:\n  address: {B_IP}\n  ports: {{http: {port}}}\n  labels: {{app: b, security.istio.io/tlsMode: istio}}\n  serviceAccount: b-sa\n---\n{}---\n{}",
-        client("a", A_IP),
-        client("c", C_IP),
-        port = b_app.addr.port()
-    )
+    [
+        meshed_service_yaml("b", B_IP, b_app, b_inbound),
+        meshed_client_yaml("a", A_IP),
+        meshed_client_yaml("c", C_IP),
+    ]
+    .join("---\n")
 }
 
 const ALLOW_A: &str = r#"apiVersion: security.istio.io/v1

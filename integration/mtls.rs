@@ -19,36 +19,11 @@ const A_IP: &str = "127.0.4.1";
 const B_IP: &str = "127.0.4.2";
 
 fn world(b_app: &Upstream, b_inbound: u16) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{name: b, namespace: default}}
-spec:
-  selector: {{app: b}}
-  ports: [{{name: http, port: 80}}]
----
-apiVersion: networking.sextant.dev/v1alpha1
-kind: WorkloadEntry
-metadata:
-  name: b-1
-  namespace: default
-  annotations: {{sidecar.sextant.dev/inbound-port: "{b_inbound}"}}
-spec:
-  address: {B_IP}
-  ports: {{http: {port}}}
-  labels: {{app: b, security.istio.io/tlsMode: istio}}
-  serviceAccount: b-sa
----
-apiVersion: networking.sextant.dev/v1alpha1
-kind: WorkloadEntry
-metadata: {{name: a-1, namespace: default}}
-spec:
-  address: {A_IP}
-  labels: {{app: a, security.istio.io/tlsMode: istio}}
-  serviceAccount: a-sa
-"#,
-        port = b_app.addr.port()
-    )
+    [
+        meshed_service_yaml("b", B_IP, b_app, b_inbound),
+        meshed_client_yaml("a", A_IP),
+    ]
+    .join("---\n")
 }
 
 const STRICT: &str = r#"apiVersion: security.istio.io/v1

@@ -671,6 +671,44 @@ pub fn service_yaml(name: &str, port: u16) -> String {
     )
 }
 
+/// YAML of a Service `name` (port 80, named `http`) whose one endpoint is a
+/// workload with a sidecar: WorkloadEntry `<name>-1` at `ip`, the app `app`
+/// behind the sidecar's inbound port `inbound`, labelled `app=<name>` and
+/// `security.istio.io/tlsMode: istio`, service account `<name>-sa`.
+pub fn meshed_service_yaml(name: &str, ip: &str, app: &Upstream, inbound: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: http, port: 80}}]
+---
+apiVersion: networking.sextant.dev/v1alpha1
+kind: WorkloadEntry
+metadata:
+  name: {name}-1
+  namespace: default
+  annotations: {{sidecar.sextant.dev/inbound-port: "{inbound}"}}
+spec:
+  address: {ip}
+  ports: {{http: {port}}}
+  labels: {{app: {name}, security.istio.io/tlsMode: istio}}
+  serviceAccount: {name}-sa
+"#,
+        port = app.addr.port()
+    )
+}
+
+/// YAML of a client workload with a sidecar (no service): WorkloadEntry
+/// `<name>-1` at `ip`, labelled `app=<name>` and
+/// `security.istio.io/tlsMode: istio`, service account `<name>-sa`.
+pub fn meshed_client_yaml(name: &str, ip: &str) -> String {
+    format!(
+        "apiVersion: networking.sextant.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {{name: {name}-1, namespace: default}}\nspec:\n  address: {ip}\n  labels: {{app: {name}, security.istio.io/tlsMode: istio}}\n  serviceAccount: {name}-sa\n"
+    )
+}
+
 /// YAML of a WorkloadEntry for an upstream, labelled `app=<app>, version=<version>`.
 pub fn workload_yaml(app: &str, version: &str, upstream: &Upstream) -> String {
     format!(

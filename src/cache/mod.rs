@@ -275,79 +275,42 @@ impl SnapshotCache {
     /// per proxy class and IR generation (every time, in the benchmark-only
     /// naive baseline); the listener is built per proxy.
     pub fn snapshot(&self, proxy: &ProxyInfo) -> ProxySnapshot {
-        let (ir, inbound_index, spiffe_id, class, generation, changed_at, shared, diagnostics) =
-            if self.naive_baseline {
-                let (ir, spiffe_id, class, generation, changed_at, shared, diagnostics) =
-                    self.translate_for_one(proxy);
-                // No sharing in the baseline: a fresh inbound index per snapshot.
-                let inbound_index = Arc::default();
-                (
-                    ir,
-                    inbound_index,
-                    spiffe_id,
-                    class,
-                    generation,
-                    changed_at,
-                    shared,
-                    diagnostics,
-                )
-            } else {
-                let mut state = self.state.lock().expect("cache lock");
-                let generation = state.generation;
-                let changed_at = state.changed_at;
-                let ir = state.ir.clone();
-                let inbound_index = state.inbound.clone();
-                // The proxy's mesh identity, once per snapshot: it decides the
-                // class (mTLS or not) and the SDS secrets.
-                let spiffe_id = self
-                    .certs
-                    .as_ref()
-                    .and_then(|c| per_proxy::identity(&ir, proxy, c))
-                    .map(|(_, id)| id);
-                let class = ProxyClass::of(
-                    &state.ir,
-                    &proxy.namespace,
-                    &proxy.labels,
-                    &self.options.root_namespace,
-                    spiffe_id.is_some(),
-                );
-                match state.classes.get(&class) {
-                    Some(shared) => (
-                        ir,
-                        inbound_index,
-                        spiffe_id,
-                        class,
-                        generation,
-                        changed_at,
-                        shared.clone(),
-                        Vec::new(),
-                    ),
-                    None => {
-                        let started = Instant::now();
-                        let (mut shared, diagnostics) =
-                            encode_class(&state.ir, &class, &self.options);
-                        if let Some(metrics) = &self.metrics {
-                            metrics.observe_translation(
-                                TranslationStage::Translate,
-                                started.elapsed(),
-                            );
-                        }
-                        self.inject(&mut shared);
-                        let shared = Arc::new(shared);
-                        state.classes.insert(class.clone(), shared.clone());
-                        (
-                            ir,
-                            inbound_index,
-                            spiffe_id,
-                            class,
-                            generation,
-                            changed_at,
-                            shared,
-                            diagnostics,
-                        )
-                    }
+        let (ir, inbound_index, spiffe_id, class, generation, changed_at, shared, diagnostics) = {
+            let mut state = self.state.lock().expect("cache lock");
+            let (ir, generation, changed_at) =
+                (state.ir.clone(), state.generation, state.changed_at);
+            let (spiffe_id, class) = self.classify(&ir, proxy);
+            let cached = (!self.naive_baseline)
+                .then(|| state.classes.get(&class).cloned())
+                .flatten();
+            let (shared, diagnostics, inbound_index) = match cached {
+                Some(shared) => (shared, Vec::new(), state.inbound.clone()),
+                // The benchmark-only naive baseline shares nothing: it
+                // translates per proxy, outside the lock, with a fresh
+                // inbound index.
+                None if self.naive_baseline => {
+                    drop(state);
+                    let (shared, diagnostics) = self.translate_class(&ir, &class);
+                    (Arc::new(shared), diagnostics, Arc::default())
+                }
+                None => {
+                    let (shared, diagnostics) = self.translate_class(&ir, &class);
+                    let shared = Arc::new(shared);
+                    state.classes.insert(class.clone(), shared.clone());
+                    (shared, diagnostics, state.inbound.clone())
                 }
             };
+            (
+                ir,
+                inbound_index,
+                spiffe_id,
+                class,
+                generation,
+                changed_at,
+                shared,
+                diagnostics,
+            )
+        };
         for d in diagnostics {
             tracing::warn!(namespace = class.namespace, "{d}");
         }
@@ -447,53 +410,34 @@ impl SnapshotCache {
         }
     }
 
-    /// The naive baseline's half of [`SnapshotCache::snapshot`]: translates
-    /// and encodes for this one proxy (outside the lock, so proxies do not
-    /// queue behind each other) and keeps nothing for the next proxy.
-    #[allow(clippy::type_complexity)]
-    fn translate_for_one(
-        &self,
-        proxy: &ProxyInfo,
-    ) -> (
-        Arc<Ir>,
-        Option<crate::ca::SpiffeId>,
-        ProxyClass,
-        u64,
-        Option<Instant>,
-        Arc<ClassResources>,
-        Vec<Diagnostic>,
-    ) {
-        let (ir, generation, changed_at) = {
-            let state = self.state.lock().expect("cache lock");
-            (state.ir.clone(), state.generation, state.changed_at)
-        };
+    /// The mesh identity of `proxy` (it decides the class: mTLS or not,
+    /// and the SDS secrets) and its class in `ir`.
+    fn classify(&self, ir: &Ir, proxy: &ProxyInfo) -> (Option<crate::ca::SpiffeId>, ProxyClass) {
         let spiffe_id = self
             .certs
             .as_ref()
-            .and_then(|c| per_proxy::identity(&ir, proxy, c))
+            .and_then(|c| per_proxy::identity(ir, proxy, c))
             .map(|(_, id)| id);
         let class = ProxyClass::of(
-            &ir,
+            ir,
             &proxy.namespace,
             &proxy.labels,
             &self.options.root_namespace,
             spiffe_id.is_some(),
         );
+        (spiffe_id, class)
+    }
+
+    /// Translates and encodes `class` (timed in the metrics), with the test
+    /// injections.
+    fn translate_class(&self, ir: &Ir, class: &ProxyClass) -> (ClassResources, Vec<Diagnostic>) {
         let started = Instant::now();
-        let (mut shared, diagnostics) = encode_class(&ir, &class, &self.options);
+        let (mut shared, diagnostics) = encode_class(ir, class, &self.options);
         if let Some(metrics) = &self.metrics {
             metrics.observe_translation(TranslationStage::Translate, started.elapsed());
         }
         self.inject(&mut shared);
-        (
-            ir,
-            spiffe_id,
-            class,
-            generation,
-            changed_at,
-            Arc::new(shared),
-            diagnostics,
-        )
+        (shared, diagnostics)
     }
 }
 

@@ -78,3 +78,52 @@ pub(crate) fn parse_labels(
         })
         .collect()
 }
+
+/// `GET http://<admin><path>` with `query` on Sextant's admin endpoint.
+///
+/// # Errors
+/// One naming the URL when the request fails or the answer is not a
+/// success (with the body the server gave, e.g. "no connected proxy has
+/// node id ...").
+pub(crate) async fn admin_get(
+    admin: std::net::SocketAddr,
+    path: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<reqwest::Response> {
+    use anyhow::Context;
+    let url = format!("http://{admin}{path}");
+    let response = reqwest::Client::new()
+        .get(&url)
+        .query(query)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!(
+            "GET {url}: {status}: {}",
+            response.text().await.unwrap_or_default().trim()
+        );
+    }
+    Ok(response)
+}
+
+/// [`admin_get`] of a JSON answer, on a runtime of its own (for the
+/// commands that make one request).
+pub(crate) fn admin_json(
+    admin: std::net::SocketAddr,
+    path: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        admin_get(admin, path, query)
+            .await?
+            .json()
+            .await
+            .with_context(|| format!("GET http://{admin}{path}: not JSON"))
+    })
+}

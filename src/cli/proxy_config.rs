@@ -1,7 +1,6 @@
 //! `sextant proxy-config secret <node-id>`: a connected proxy's mesh
 //! identity and certificate, from the admin endpoint (never keys).
 
-use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -29,29 +28,7 @@ pub fn run(args: ProxyConfigArgs) -> anyhow::Result<()> {
         node_id,
         admin_address,
     } = args.what;
-    let url = format!("http://{admin_address}/debug/certs");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let answer: Value = runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .get(&url)
-            .query(&[("proxy", &node_id)])
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            bail!(
-                "GET {url}: {status}: {}",
-                response.text().await.unwrap_or_default().trim()
-            );
-        }
-        response
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: not JSON"))
-    })?;
+    let answer = super::admin_json(admin_address, "/debug/certs", &[("proxy", &node_id)])?;
     print!("{}", render(&answer));
     Ok(())
 }

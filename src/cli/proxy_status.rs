@@ -1,6 +1,5 @@
 //! `sextant proxy-status`: the `/debug/syncz` table of a running server.
 
-use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::Value;
 use sextant::envoy::TypeUrl;
@@ -14,22 +13,7 @@ pub struct ProxyStatusArgs {
 }
 
 pub fn run(args: ProxyStatusArgs) -> anyhow::Result<()> {
-    let url = format!("http://{}/debug/syncz", args.admin_address);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let syncz: Value = runtime.block_on(async {
-        let response = reqwest::get(&url)
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        if !response.status().is_success() {
-            bail!("GET {url}: {}", response.status());
-        }
-        response
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: not JSON"))
-    })?;
+    let syncz = super::admin_json(args.admin_address, "/debug/syncz", &[])?;
     print!("{}", render(&syncz));
     Ok(())
 }

@@ -30,24 +30,12 @@ pub fn run(args: TapArgs) -> anyhow::Result<()> {
     } else {
         format!("{}.{}", args.service, args.namespace)
     };
-    let url = format!("http://{}/debug/tap", args.admin_address);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut response = reqwest::Client::new()
-            .get(&url)
-            .query(&[("service", &service)])
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            bail!(
-                "GET {url}: {status}: {}",
-                response.text().await.unwrap_or_default().trim()
-            );
-        }
+        let mut response =
+            super::admin_get(args.admin_address, "/debug/tap", &[("service", &service)]).await?;
         eprintln!("tapping {service} (Ctrl-C stops)");
         let mut pending = String::new();
         while let Some(chunk) = response.chunk().await.context("reading the tap stream")? {
