@@ -11,30 +11,15 @@
 //! the stage is printed; criterion's `translate` bench is the one to quote
 //! for time, this binary is for instruction counts and call graphs.
 
+mod common;
+
 use sextant::cache::{Resource, SnapshotCache};
 use sextant::ir;
-use sextant::proxy::{ProxyClass, ProxyInfo, DEFAULT_OUTBOUND};
+use sextant::proxy::ProxyClass;
 use sextant::synth::{self, WorldSpec};
 use sextant::translate::{self, TranslateOptions};
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
-
-fn proxy() -> ProxyInfo {
-    ProxyInfo {
-        node_id: "bench.ns-0".into(),
-        cluster: "bench".into(),
-        namespace: "ns-0".into(),
-        labels: BTreeMap::new(),
-        service_account: "default".into(),
-        instance_ips: Vec::new(),
-        outbound: DEFAULT_OUTBOUND,
-        admin_port: None,
-        inbound_port: 15006,
-        proxyless_grpc: false,
-        access_log_service: None,
-    }
-}
 
 /// The code under measurement; its name is what `--toggle-collect` matches.
 #[inline(never)]
@@ -54,7 +39,7 @@ fn main() {
     let (world, _) = store.world();
     let options = TranslateOptions::default();
     let ir = ir::build(&world);
-    let p = proxy();
+    let p = common::proxy();
     let class = ProxyClass::of(&ir, &p.namespace, &p.labels, &options.root_namespace, false);
     let started = Instant::now();
     match stage {

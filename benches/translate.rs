@@ -22,10 +22,12 @@
 //! side by side: the share of encoding in a snapshot and the
 //! 10k/1k ratios (10 × the services: a ratio near 10 is linear).
 
+mod common;
+
 use criterion::{BatchSize, BenchmarkId, Criterion};
 use sextant::cache::{Resource, ResourceMap, SnapshotCache};
 use sextant::ir::{self, Ir};
-use sextant::proxy::{ProxyClass, ProxyInfo, DEFAULT_OUTBOUND};
+use sextant::proxy::{ProxyClass, ProxyInfo};
 use sextant::source::parse::parse_documents;
 use sextant::store::{Store, World};
 use sextant::synth::{self, WorldSpec};
@@ -121,31 +123,14 @@ fn meshed(services: usize) -> &'static (Ir, ProxyInfo) {
             labels: workload.labels.clone(),
             service_account: workload.service_account.clone(),
             instance_ips: vec![workload.address],
-            ..proxy()
+            ..common::proxy()
         };
         (ir, proxy)
     })
 }
 
-/// A sidecar in `ns-0`, without certificates (no mutual TLS, no SDS).
-fn proxy() -> ProxyInfo {
-    ProxyInfo {
-        node_id: "bench.ns-0".into(),
-        cluster: "bench".into(),
-        namespace: "ns-0".into(),
-        labels: BTreeMap::new(),
-        service_account: "default".into(),
-        instance_ips: Vec::new(),
-        outbound: DEFAULT_OUTBOUND,
-        admin_port: None,
-        inbound_port: 15006,
-        proxyless_grpc: false,
-        access_log_service: None,
-    }
-}
-
 fn proxy_class(ir: &Ir, options: &TranslateOptions) -> ProxyClass {
-    let p = proxy();
+    let p = common::proxy();
     ProxyClass::of(ir, &p.namespace, &p.labels, &options.root_namespace, false)
 }
 
@@ -190,7 +175,7 @@ fn benches(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::from_parameter("snapshot"), |b| {
             let f = fixture(services);
-            let proxy = proxy();
+            let proxy = common::proxy();
             b.iter_batched_ref(
                 || {
                     let cache = SnapshotCache::new(options.clone());
