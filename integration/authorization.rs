@@ -79,29 +79,9 @@ async fn authorization_policies_allow_deny_and_fail_closed() {
     let config = ConfigDir::new();
     config.write("world.yaml", &world(&b_app, b_inbound));
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let client = |name: &'static str, ip: &'static str, sa: &'static str| {
-        let work = work.path().to_path_buf();
-        let sextant = &sextant;
-        async move {
-            Envoy::start(
-                &work,
-                sextant,
-                Workload::client(name).meshed(ip, sa, free_port()),
-            )
-            .await
-        }
-    };
-    let a = client("a.default", A_IP, "a-sa").await;
-    let c = client("c.default", C_IP, "c-sa").await;
-    let _b = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            labels: "app=b",
-            ..Workload::client("b.default").meshed(B_IP, "b-sa", b_inbound)
-        },
-    )
-    .await;
+    let a = Envoy::start_meshed(work.path(), &sextant, "a", A_IP, free_port()).await;
+    let c = Envoy::start_meshed(work.path(), &sextant, "c", C_IP, free_port()).await;
+    let _b = Envoy::start_meshed(work.path(), &sextant, "b", B_IP, b_inbound).await;
     a.wait_until_serving("b").await;
     c.wait_until_serving("b").await;
 
@@ -207,27 +187,9 @@ async fn authorization_on_a_tcp_port() {
     config.write("world.yaml", &yaml);
     config.write("allow-a.yaml", ALLOW_A);
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let a = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload::client("a.default").meshed(a_ip, "a-sa", free_port()),
-    )
-    .await;
-    let c = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload::client("c.default").meshed(c_ip, "c-sa", free_port()),
-    )
-    .await;
-    let _b = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            labels: "app=b",
-            ..Workload::client("b.default").meshed(b_ip, "b-sa", b_inbound)
-        },
-    )
-    .await;
+    let a = Envoy::start_meshed(work.path(), &sextant, "a", a_ip, free_port()).await;
+    let c = Envoy::start_meshed(work.path(), &sextant, "c", c_ip, free_port()).await;
+    let _b = Envoy::start_meshed(work.path(), &sextant, "b", b_ip, b_inbound).await;
     wait_for(
         Duration::from_secs(10),
         "A's TCP connection to reach the app",

@@ -131,21 +131,8 @@ async fn sidecars_talk_mutual_tls_with_spiffe_identities() {
     let config = ConfigDir::new();
     config.write("world.yaml", &world(&b_app, b_inbound));
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let a = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload::client("a.default").meshed(A_IP, "a-sa", free_port()),
-    )
-    .await;
-    let b = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            labels: "app=b",
-            ..Workload::client("b.default").meshed(B_IP, "b-sa", b_inbound)
-        },
-    )
-    .await;
+    let a = Envoy::start_meshed(work.path(), &sextant, "a", A_IP, free_port()).await;
+    let b = Envoy::start_meshed(work.path(), &sextant, "b", B_IP, b_inbound).await;
 
     // A → A's sidecar → (mTLS) → B's sidecar → B's app.
     a.wait_until_serving("b").await;
@@ -300,21 +287,8 @@ async fn certificates_rotate_under_traffic_and_a_restart_keeps_the_root() {
     let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     // 4 s certificates: replaced every 2 s.
     let sextant = sextant_with_ttl(work.path(), config.path(), xds, admin, 4, "sextant").await;
-    let a = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload::client("a.default").meshed("127.0.4.11", "a-sa", free_port()),
-    )
-    .await;
-    let _b = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            labels: "app=b",
-            ..Workload::client("b.default").meshed("127.0.4.12", "b-sa", b_inbound)
-        },
-    )
-    .await;
+    let a = Envoy::start_meshed(work.path(), &sextant, "a", "127.0.4.11", free_port()).await;
+    let _b = Envoy::start_meshed(work.path(), &sextant, "b", "127.0.4.12", b_inbound).await;
     a.wait_until_serving("b").await;
 
     // 7 s of steady traffic across three rotations: no request fails.

@@ -86,24 +86,8 @@ async fn access_logs_reach_their_files_with_identity_and_filters() {
     config.write("a-logs.yaml", &access_log_telemetry("a", &a_log, None));
     config.write("b-logs.yaml", &access_log_telemetry("b", &b_log, None));
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let a = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            labels: "app=a",
-            ..Workload::client("a.default").meshed(A_IP, "a-sa", free_port())
-        },
-    )
-    .await;
-    let b = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            labels: "app=b",
-            ..Workload::client("b.default").meshed(B_IP, "b-sa", b_inbound)
-        },
-    )
-    .await;
+    let a = Envoy::start_meshed(work.path(), &sextant, "a", A_IP, free_port()).await;
+    let b = Envoy::start_meshed(work.path(), &sextant, "b", B_IP, b_inbound).await;
     a.wait_until_serving("b").await;
 
     let (status, body) = a.get("b", "/orders/42?x=1", &[]).await;

@@ -377,6 +377,29 @@ impl Envoy {
         envoy
     }
 
+    /// Starts the sidecar of the workload `name` of [`meshed_service_yaml`]
+    /// or [`meshed_client_yaml`]: node `<name>.default`, labels
+    /// `app=<name>`, claiming `<name>-sa` at `ip`, inbound listener on
+    /// `inbound_port` (any free port for a client), and waits until it is LIVE.
+    pub async fn start_meshed(
+        workdir: &Path,
+        sextant: &Sextant,
+        name: &str,
+        ip: &str,
+        inbound_port: u16,
+    ) -> Envoy {
+        let (node_id, labels, sa) = (
+            format!("{name}.default"),
+            format!("app={name}"),
+            format!("{name}-sa"),
+        );
+        let workload = Workload {
+            labels: &labels,
+            ..Workload::client(&node_id).meshed(ip, &sa, inbound_port)
+        };
+        Envoy::start(workdir, sextant, workload).await
+    }
+
     /// Starts Envoy for `workload` against `sextant` and waits only for its
     /// admin endpoint (for a proxy the server is expected to refuse).
     pub async fn launch(workdir: &Path, sextant: &Sextant, workload: Workload<'_>) -> Envoy {
