@@ -39,8 +39,15 @@ pub const TYPES: [TypeUrl; 4] = [
     TypeUrl::RouteConfiguration,
 ];
 
-fn index(type_url: TypeUrl) -> Option<usize> {
-    TYPES.iter().position(|t| *t == type_url)
+/// The type of a response and its position in [`TYPES`]; an error for a
+/// type the simulated proxy did not subscribe to.
+fn subscribed_type(type_url: &str) -> Result<(TypeUrl, usize), String> {
+    let parsed = TypeUrl::parse(type_url).ok_or_else(|| format!("unexpected type {type_url}"))?;
+    let t = TYPES
+        .iter()
+        .position(|t| *t == parsed)
+        .ok_or_else(|| format!("{parsed} sent unasked"))?;
+    Ok((parsed, t))
 }
 
 /// The ADS flavour the proxies speak.
@@ -236,13 +243,8 @@ async fn sotw(
             Err(status) => return Err(format!("SotW stream: {status}")),
         };
         let at = Instant::now();
-        let Some(type_url) = TypeUrl::parse(&response.type_url) else {
-            return Err(format!("unexpected type {}", response.type_url));
-        };
-        let Some(t) = index(type_url) else {
-            return Err(format!("{type_url} sent unasked"));
-        };
-        record(fleet, i, type_url, &response, at);
+        let (type_url, t) = subscribed_type(&response.type_url)?;
+        record(fleet, i, t, &response, at);
         let state = &mut types[t];
         state.version = response.version_info.clone();
         state.nonce = response.nonce.clone();
@@ -269,8 +271,8 @@ async fn sotw(
     }
 }
 
-fn record(fleet: &Fleet, i: usize, type_url: TypeUrl, response: &DiscoveryResponse, at: Instant) {
-    let t = index(type_url).expect("a sidecar type");
+/// Counts a SotW response of the `t`-th of [`TYPES`] for proxy `i`.
+fn record(fleet: &Fleet, i: usize, t: usize, response: &DiscoveryResponse, at: Instant) {
     let stats = &fleet.stats[i];
     let bytes: usize = response.resources.iter().map(|a| a.value.len()).sum();
     stats.bytes[t].fetch_add(bytes as u64, Ordering::Relaxed);
@@ -281,7 +283,7 @@ fn record(fleet: &Fleet, i: usize, type_url: TypeUrl, response: &DiscoveryRespon
             let version = format!("{}/{name}", response.version_info);
             fleet
                 .watches
-                .on_resource(i, type_url, name, &version, &any.value, at);
+                .on_resource(i, TYPES[t], name, &version, &any.value, at);
         }
     }
 }
@@ -369,12 +371,7 @@ async fn delta(
             Err(status) => return Err(format!("delta stream: {status}")),
         };
         let at = Instant::now();
-        let Some(type_url) = TypeUrl::parse(&response.type_url) else {
-            return Err(format!("unexpected type {}", response.type_url));
-        };
-        let Some(t) = index(type_url) else {
-            return Err(format!("{type_url} sent unasked"));
-        };
+        let (type_url, t) = subscribed_type(&response.type_url)?;
         let mut bytes = 0;
         for r in &response.resources {
             if let Some(any) = &r.resource {
