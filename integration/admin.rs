@@ -1,7 +1,7 @@
 //! End to end: the admin endpoint shows what a real Envoy ACKed, in a shape
 //! that can be compared with Envoy's own `/config_dump`.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! validation fails closed (denies) for the workloads it selects, with an
 //! error naming its field, while the other policies stay enforced.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! End to end: bad input is reported with file, object and field, the last
 //! good config stays served, and Envoy never sees (so never NACKs) it.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! End to end (handed case 006): a cluster-level change with unchanged
 //! endpoints must not leave the cluster warming in Envoy.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use serde_json::Value;

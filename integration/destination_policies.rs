@@ -2,7 +2,7 @@
 //! circuit breaking (503 with `x-envoy-overloaded`), outlier detection
 //! ejecting a failing endpoint, and consistent-hash stickiness.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::collections::{BTreeMap, BTreeSet};

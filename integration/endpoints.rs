@@ -2,7 +2,7 @@
 //! a real Envoy uses (handed cases 003 port mapping and 005 terminating
 //! endpoints).
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::collections::BTreeSet;

@@ -2,7 +2,7 @@
 //! cluster per port that a real Envoy resolves (`localhost` here, so traffic
 //! stays on this machine); an invalid one is rejected without touching the rest.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! Service's alias) never produce a duplicate domain, the later object is
 //! reported naming both, and a real Envoy ACKs the result.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::time::Duration;

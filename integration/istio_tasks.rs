@@ -5,7 +5,7 @@
 //! does on the wire is shown by `route_policies.rs` and
 //! `destination_policies.rs`.)
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::path::Path;

@@ -3,8 +3,8 @@
 //! real API server can run here), with a real Envoy routing real HTTP to
 //! real upstream processes.
 
-mod fake_kube;
-mod harness;
+use crate::fake_kube;
+use crate::harness;
 
 use fake_kube::FakeKube;
 use harness::*;

@@ -2,7 +2,7 @@
 //! to them in one edit, and the step back, while a client sends requests
 //! continuously through a real Envoy: not one request may fail.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::collections::BTreeMap;

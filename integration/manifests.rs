@@ -16,7 +16,7 @@
 //! Fails (never skips) when `kubectl`, `kubernetes-validate` or `envoy` is
 //! missing, with the install command.
 
-mod harness;
+use crate::harness;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Deserialize;

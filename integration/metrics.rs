@@ -4,7 +4,7 @@
 //! file in `sextant_config_errors`, and a real NACK (the test-only hook that
 //! makes Envoy reject a cluster) in `sextant_xds_nacks_total`.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::process::Command;

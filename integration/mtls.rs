@@ -7,7 +7,7 @@
 //! certificate (`openssl s_client`, certificate parsed with x509-parser), a
 //! plaintext client is served under PERMISSIVE and refused under STRICT.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use sextant::ca::{CaConfig, CertificateAuthority, SpiffeId, TrustDomain};

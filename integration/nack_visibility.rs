@@ -3,7 +3,7 @@
 //! produce it), Sextant logs it, counts it, shows the trimmed reason on
 //! `/debug/syncz` and `/debug/proxies`, and names the object behind it.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::process::Command;

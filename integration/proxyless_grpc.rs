@@ -5,7 +5,7 @@
 //! VirtualService's weights. Needs `pip install grpcio`; fails, never skips,
 //! without it.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::collections::BTreeMap;

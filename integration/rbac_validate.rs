@@ -9,7 +9,7 @@
 //! control case with a broken RBAC policy must be refused, so the check
 //! really reaches the RBAC config. Fails (never skips) without `envoy`.
 
-mod harness;
+use crate::harness;
 
 use serde_json::{json, Value};
 use sextant::envoy::json::to_json;

@@ -3,7 +3,7 @@
 //! Each regex goes into a static route of a bootstrap checked by
 //! `envoy --mode validate`, so no process keeps running.
 
-mod harness;
+use crate::harness;
 
 use sextant::store::re2::re2_compatible;
 use std::process::Command;

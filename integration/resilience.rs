@@ -1,7 +1,7 @@
 //! End to end: Sextant restarts under steady traffic without losing a
 //! request or flapping Envoy's config, and a large mesh fits in one push.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //! mirroring, CORS preflight, and match conditions on method, query, missing
 //! headers and path case.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! `Sidecar`, only its egress hosts; two real Envoys in different
 //! namespaces get different config from the same world.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::collections::BTreeSet;

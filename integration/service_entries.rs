@@ -5,7 +5,7 @@
 //! WorkloadEntry picked by `workloadSelector`. A bad entry is reported with
 //! its field and leaves the others serving.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::time::Duration;

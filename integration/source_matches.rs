@@ -4,7 +4,7 @@
 //! them: `uriRegexRewrite` reaches the upstream rewritten, a `grpcStatus`
 //! abort answers gRPC clients with that status.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 

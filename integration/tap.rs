@@ -5,7 +5,7 @@
 //! method, path, status, duration, the client's SPIFFE ID and trace ID.
 //! Measured: the time from sending a request to its line appearing.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::io::{BufRead, BufReader};

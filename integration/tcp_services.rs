@@ -6,7 +6,7 @@
 //! configuration plays no part. A second service on the same TCP port is
 //! reported and does not take the listener over.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::collections::BTreeMap;

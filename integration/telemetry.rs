@@ -15,7 +15,7 @@
 //!    object and field; Envoy keeps the last good config (no NACK) and
 //!    serves. A valid edit to OpenTelemetry then applies (Envoy accepts it).
 
-mod harness;
+use crate::harness;
 
 use axum::routing::post;
 use harness::*;

@@ -1,7 +1,7 @@
 //! End to end: weighted routing, header matching and live edits of the
 //! config directory, through a real Envoy to real upstream processes.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! relative, all-zero weights and unresolvable destinations answer a fixed
 //! 503 with an error naming the field, and every other route keeps working.
 
-mod harness;
+use crate::harness;
 
 use harness::*;
 

@@ -3,7 +3,7 @@
 //! message by message, over SotW and delta. No Envoy runs here; each test
 //! checks what a proxy would see on the wire.
 
-mod harness;
+use crate::harness;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
