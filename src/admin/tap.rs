@@ -1,14 +1,18 @@
 //! `GET /debug/tap?service=<name>.<namespace>`: live access log entries of
 //! requests to one service, as server-sent events (one `data:` line of JSON
 //! per request, [`crate::tap::TapEntry`]). The entries kept for the service
-//! come first, then every new one as sidecars report it.
+//! come first (by start time), then every new one as sidecars report it. A
+//! service the current configuration does not have is a 404 naming the
+//! known ones.
 
 use super::AdminState;
+use crate::tap::service_of_cluster;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio_stream::wrappers::BroadcastStream;
@@ -32,9 +36,35 @@ pub(super) async fn tap(
         )
             .into_response();
     };
+    let known: BTreeSet<String> = state
+        .cache
+        .ir()
+        .clusters
+        .keys()
+        .map(|cluster| service_of_cluster(cluster))
+        .collect();
+    if !known.contains(&service) {
+        let listed: Vec<&str> = known.iter().map(String::as_str).take(20).collect();
+        return (
+            StatusCode::NOT_FOUND,
+            format!(
+                "no service {service:?} in the current configuration \
+                 (give <name>.<namespace> or a ServiceEntry host); known: {}{}\n",
+                listed.join(", "),
+                if known.len() > listed.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            ),
+        )
+            .into_response();
+    }
     // Subscribe before reading the ring, so no entry falls in between.
     let live = BroadcastStream::new(state.tap.subscribe());
-    let recent = state.tap.recent(&service);
+    // Sidecars report in batches: the kept entries come in time order.
+    let mut recent = state.tap.recent(&service);
+    recent.sort_by(|a, b| a.start_time.cmp(&b.start_time));
     let wanted = service.clone();
     let live = live.filter_map(move |item| match item {
         Ok(entry) if entry.service == wanted => Some((*entry).clone()),

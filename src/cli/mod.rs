@@ -22,7 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve a config directory to Envoy proxies over ADS (SotW).
+    /// Serve a config directory (or, with --kube, a cluster) to Envoy proxies over ADS (SotW and delta).
     Serve(serve::ServeArgs),
     /// Check a config directory offline; exits 1 when it has errors.
     Validate(validate::ValidateArgs),

@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use std::net::SocketAddr;
+use time::format_description::well_known::Rfc3339;
 
 #[derive(Debug, Args)]
 pub struct ProxyConfigArgs {
@@ -48,23 +49,38 @@ fn render(answer: &Value) -> String {
     };
     let cert = &answer["certificate"];
     let not_after = cert["not_after"]
-        .as_u64()
-        .map(|s| s.to_string() + " (unix s)")
+        .as_i64()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| "-".into());
+    let sds = answer["sds"].as_str().unwrap_or("NOT_SENT");
+    let status = |issued: bool| match (issued, sds) {
+        (false, _) => "PENDING",
+        (true, "SYNCED") => "ACTIVE",
+        (true, "STALE") => "WARMING",
+        (true, "NACKED") => "NACKED",
+        (true, _) => "ISSUED",
+    };
     out.push_str(&format!(
         "{:<10} {:<12} {:<8} {:<34} {:<22} {id}\n",
         "default",
         "Cert Chain",
-        if cert.is_null() { "PENDING" } else { "ACTIVE" },
+        status(!cert.is_null()),
         cert["serial"].as_str().unwrap_or("-"),
         not_after
     ));
-    let root = if answer["root_pem"].is_string() {
-        "ACTIVE"
-    } else {
-        "-"
-    };
-    out.push_str(&format!("{:<10} {:<12} {:<8}\n", "ROOTCA", "CA", root));
+    out.push_str(&format!(
+        "{:<10} {:<12} {:<8}\n",
+        "ROOTCA",
+        "CA",
+        status(answer["root_pem"].is_string())
+    ));
+    if sds == "NOT_SENT" {
+        out.push_str(
+            "(ISSUED: the proxy has not asked for its secrets: nothing it received \
+             needs a certificate yet, e.g. no inbound listener and no meshed destination)\n",
+        );
+    }
     out
 }
 
@@ -77,15 +93,27 @@ mod tests {
     fn the_table_names_the_identity_and_never_a_key() {
         let text = render(&json!({
             "spiffe_id": "spiffe://cluster.local/ns/default/sa/b",
+            "sds": "SYNCED",
             "certificate": {"serial": "abc123", "not_after": 1_900_000_000u64},
             "root_pem": "-----BEGIN CERTIFICATE-----",
         }));
+        assert!(text.contains("2030-03-17T17:46:40Z"), "{text}");
         assert!(
             text.contains("spiffe://cluster.local/ns/default/sa/b"),
             "{text}"
         );
         assert!(text.contains("abc123") && text.contains("ACTIVE"), "{text}");
         assert!(!text.contains("PRIVATE"));
+        let unasked = render(&json!({
+            "spiffe_id": "spiffe://cluster.local/ns/default/sa/b",
+            "sds": "NOT_SENT",
+            "certificate": {"serial": "abc123", "not_after": 1_900_000_000u64},
+            "root_pem": "-----BEGIN CERTIFICATE-----",
+        }));
+        assert!(
+            unasked.contains("ISSUED") && !unasked.contains("ACTIVE"),
+            "{unasked}"
+        );
         let none = render(&json!({
             "spiffe_id": null,
             "no_certificate_because": "it claims ns/default/sa/b at 127.0.1.9, but no Pod or WorkloadEntry has that IP",

@@ -174,7 +174,14 @@ pub(super) async fn run<P: Protocol>(
                     return;
                 }
                 Err(status) => {
-                    tracing::info!(node = proxy.node_id, %status, "proxy stream ended");
+                    // An Envoy that exits resets the stream (h2 "broken
+                    // pipe" or "connection reset"): a disconnect, not a fault.
+                    tracing::info!(
+                        node = proxy.node_id,
+                        code = ?status.code(),
+                        cause = status.message(),
+                        "proxy disconnected without ending its stream"
+                    );
                     return;
                 }
             },

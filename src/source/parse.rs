@@ -108,6 +108,18 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
         return;
     };
     let document = index + 1;
+    // A kind Sextant does not read is skipped before its metadata is looked
+    // at: a kustomization.yaml has no metadata.name and is none of our business.
+    let type_meta = classify(&api_version, &kind_name);
+    if matches!(type_meta, TypeMeta::Skipped) {
+        tracing::info!(
+            file,
+            api_version,
+            kind = kind_name,
+            "skipping a kind Sextant does not read"
+        );
+        return;
+    }
     let meta = map.get("metadata").and_then(Value::as_object);
     let field = |name: &str| meta.and_then(|m| m.get(name));
     let (name, namespace) = match (field("name"), field("namespace")) {
@@ -136,17 +148,9 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             return;
         }
     };
-    let kind = match classify(&api_version, &kind_name) {
+    let kind = match type_meta {
         TypeMeta::Known(kind) => kind,
-        TypeMeta::Skipped => {
-            tracing::info!(
-                file,
-                api_version,
-                kind = kind_name,
-                "skipping a kind Sextant does not read"
-            );
-            return;
-        }
+        TypeMeta::Skipped => return, // logged above
         TypeMeta::Unsupported(message) => {
             let mut warning = file_error(
                 file,

@@ -200,6 +200,10 @@ kind: Deployment
 metadata: {name: reviews}
 spec: {replicas: 3}
 ---
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [deployment.yaml]
+---
 apiVersion: networking.example.com/v1alpha1
 kind: DestinationRule
 metadata: {name: someone-elses}
