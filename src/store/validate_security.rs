@@ -86,6 +86,7 @@ pub(super) fn authorization_policy(
                 ("notNamespaces", &s.not_namespaces),
             ] {
                 never_matching_namespaces(key, &field(name), values, out);
+                namespace_patterns_fit_envoy(key, &field(name), values, out);
             }
             for (name, values) in [
                 ("ipBlocks", &s.ip_blocks),
@@ -219,6 +220,10 @@ pub(super) fn authorization_policy(
                     };
                     never_matching(key, &format!("{field}.values"), &c.values, out);
                     never_matching(key, &format!("{field}.notValues"), &c.not_values, out);
+                    if c.key == "source.namespace" {
+                        namespace_patterns_fit_envoy(key, &format!("{field}.values"), &c.values, out);
+                        namespace_patterns_fit_envoy(key, &format!("{field}.notValues"), &c.not_values, out);
+                    }
                 }
                 other => match other.strip_prefix("request.headers[").and_then(|r| r.strip_suffix(']')) {
                     Some(name) => {
@@ -300,6 +305,32 @@ fn never_matching_principals(
 
 /// Warns about namespaces with upper case: Kubernetes names are lower
 /// case, so they never match.
+/// A namespace pattern (`prod-*`, `*-test`) becomes an RE2 regex in Envoy's
+/// RBAC filter; one too long for Envoy's program-size limit would make the
+/// proxy reject the whole inbound listener, so it is an error here (exact
+/// namespaces need no regex).
+fn namespace_patterns_fit_envoy(
+    key: &ObjectKey,
+    field: &str,
+    values: &[String],
+    out: &mut Vec<Diagnostic>,
+) {
+    for (k, v) in values.iter().enumerate() {
+        let pattern = crate::ir::authz::Pattern::parse(v);
+        if matches!(pattern, crate::ir::authz::Pattern::Exact(_)) {
+            continue;
+        }
+        let regex = crate::translate::namespace_regex(&pattern);
+        if let Err(reason) = super::re2::re2_compatible(&regex) {
+            out.push(Diagnostic::error(
+                key,
+                format!("{field}[{k}]"),
+                format!("{v:?} becomes the RBAC regex {regex:?}: {reason}"),
+            ));
+        }
+    }
+}
+
 fn never_matching_namespaces(
     key: &ObjectKey,
     field: &str,

@@ -12,6 +12,7 @@ mod http_route;
 pub mod inbound;
 mod listener;
 mod rbac;
+pub(crate) use rbac::namespace_regex;
 pub mod render;
 mod route;
 mod scope;

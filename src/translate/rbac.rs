@@ -23,6 +23,7 @@
 //! (the rule then matches more connections), as Istio's `checkError` does.
 
 mod matchers;
+pub(crate) use matchers::namespace_regex;
 
 use crate::envoy::rbac_builders::{
     http_rbac_filter, network_rbac_filter, permission_and, permission_any, policy_match_never,

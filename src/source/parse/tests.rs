@@ -990,3 +990,36 @@ fn a_controller_written_status_is_not_an_unknown_field() {
     };
     assert!(policy.metadata.annotations.is_none(), "served as written");
 }
+
+/// A namespace pattern long enough that Envoy's RE2 program-size limit
+/// would reject the RBAC regex (and with it the inbound listener, leaving
+/// the policy unenforced) is an error, so the policy fails closed; a long
+/// exact namespace needs no regex and is fine.
+#[test]
+fn namespace_patterns_too_long_for_envoys_regex_limit_fail_closed() {
+    let long = "checkout-".repeat(10);
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            &format!("  rules: [{{from: [{{source: {{namespaces: [\"{long}*\"]}}}}]}}]"),
+        ),
+    );
+    stand_in(&parsed);
+    let found = errors(&parsed);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.field == "spec.rules[0].from[0].source.namespaces[0]"
+                && d.message.contains("RE2 program")),
+        "{found:?}"
+    );
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.istio.io/v1",
+            &format!("  rules: [{{from: [{{source: {{namespaces: [\"{long}\"], principals: [\"*/sa/{long}\"]}}}}]}}]"),
+        ),
+    );
+    assert_eq!(errors(&parsed), Vec::<&Diagnostic>::new());
+}

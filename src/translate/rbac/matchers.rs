@@ -5,8 +5,8 @@
 use crate::envoy::builders::regex_matcher;
 use crate::envoy::rbac_builders::{
     header_match, permission_header, permission_not, permission_or, permission_path,
-    permission_port, principal_authenticated, principal_direct_remote_ip, principal_header,
-    principal_not, principal_or, principal_remote_ip,
+    permission_port, principal_and, principal_authenticated, principal_direct_remote_ip,
+    principal_header, principal_not, principal_or, principal_remote_ip,
 };
 use crate::ir::authz::{Field, Pattern, Values};
 use envoy_types::pb::envoy::config::rbac::v3::{Permission, Principal};
@@ -24,12 +24,8 @@ pub(super) fn principal_terms(field: &Field) -> Vec<Principal> {
         either_and_neither(values, one, principal_or, principal_not)
     };
     match field {
-        Field::Principals(v) => terms(v, &|p| {
-            principal_authenticated(string_matcher(p, SPIFFE_PREFIX, false))
-        }),
-        Field::Namespaces(v) => terms(v, &|p| {
-            principal_authenticated(regex(format!(".*/ns/{}/.*", pattern_regex(p))))
-        }),
+        Field::Principals(v) => terms(v, &principal_matcher),
+        Field::Namespaces(v) => terms(v, &|p| principal_authenticated(namespace_matcher(p))),
         Field::Header { name, values } => terms(values, &|p| {
             principal_header(header_match(name, header_value(p, false)))
         }),
@@ -98,6 +94,46 @@ fn either_and_neither<T, M>(
     out
 }
 
+/// A `principals` value: Istio's `StringMatcherWithPrefix` with the SPIFFE
+/// prefix, except that `*suffix` is the SPIFFE prefix AND the suffix rather
+/// than Istio's regex `spiffe://.*<suffix>`: the same for every SPIFFE ID
+/// with a path, and no regex for Envoy's RE2 program-size limit (100) to
+/// reject when the suffix is long.
+fn principal_matcher(pattern: &Pattern) -> Principal {
+    match pattern {
+        Pattern::Suffix(_) => principal_and(vec![
+            principal_authenticated(string_matcher(
+                &Pattern::Prefix(String::new()),
+                SPIFFE_PREFIX,
+                false,
+            )),
+            principal_authenticated(string_matcher(pattern, "", false)),
+        ]),
+        other => principal_authenticated(string_matcher(other, SPIFFE_PREFIX, false)),
+    }
+}
+
+/// A `namespaces` value: Istio's namespace matcher, the regex
+/// `.*/ns/<pattern>/.*` on the peer's SPIFFE ID. An exact namespace is the
+/// equivalent `contains` match instead (no regex for Envoy's RE2
+/// program-size limit to reject); patterns keep the regex of
+/// [`namespace_regex`], which validation checks against that limit.
+fn namespace_matcher(pattern: &Pattern) -> StringMatcher {
+    match pattern {
+        Pattern::Exact(v) => StringMatcher {
+            match_pattern: Some(MatchPattern::Contains(format!("/ns/{v}/"))),
+            ignore_case: false,
+        },
+        other => regex(namespace_regex(other)),
+    }
+}
+
+/// The RE2 regex Istio's namespace matcher gives for `pattern`; Envoy gets
+/// it for the patterns `prod-*`, `*-test` and `*` (see [`namespace_matcher`]).
+pub(crate) fn namespace_regex(pattern: &Pattern) -> String {
+    format!(".*/ns/{}/.*", pattern_regex(pattern))
+}
+
 /// Istio's `StringMatcherWithPrefix`: `*` is the regex `.+` (any non-empty
 /// value; the prefix is not added), `prefix*` and exact values get `prefix`
 /// prepended, and `*suffix` is a suffix match, or with a prefix the regex
@@ -160,6 +196,7 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use envoy_types::pb::envoy::config::rbac::v3::principal;
 
     fn text(m: &StringMatcher) -> String {
         match m.match_pattern.as_ref().unwrap() {
@@ -167,6 +204,7 @@ mod tests {
             MatchPattern::Prefix(v) => format!("prefix {v}"),
             MatchPattern::Suffix(v) => format!("suffix {v}"),
             MatchPattern::SafeRegex(r) => format!("regex {}", r.regex),
+            MatchPattern::Contains(v) => format!("contains {v}"),
             other => format!("{other:?}"),
         }
     }
@@ -182,9 +220,27 @@ mod tests {
             m("cluster.local/ns/a/*"),
             "prefix spiffe://cluster.local/ns/a/"
         );
-        assert_eq!(m("*/sa/sleep"), "regex spiffe://.*/sa/sleep");
-        assert_eq!(m("*.x/sa/s"), r"regex spiffe://.*\.x/sa/s");
         assert_eq!(m("*"), "regex .+");
+    }
+
+    #[test]
+    fn suffix_principals_and_exact_namespaces_need_no_regex() {
+        let authenticated = |p: &Principal| match &p.identifier {
+            Some(principal::Identifier::Authenticated(a)) => {
+                text(a.principal_name.as_ref().unwrap())
+            }
+            other => format!("{other:?}"),
+        };
+        let and = principal_matcher(&Pattern::parse("*/sa/sleep"));
+        let Some(principal::Identifier::AndIds(set)) = &and.identifier else {
+            panic!("{and:?}");
+        };
+        let parts: Vec<String> = set.ids.iter().map(authenticated).collect();
+        assert_eq!(parts, ["prefix spiffe://", "suffix /sa/sleep"]);
+        let ns = |v: &str| text(&namespace_matcher(&Pattern::parse(v)));
+        let long = "n".repeat(200);
+        assert_eq!(ns(&long), format!("contains /ns/{long}/"));
+        assert_eq!(ns("prod-*"), r"regex .*/ns/prod-.*/.*");
     }
 
     #[test]
@@ -196,6 +252,10 @@ mod tests {
         assert_eq!(path("/x"), "exact /x");
         let ns = |v: &str| pattern_regex(&Pattern::parse(v));
         assert_eq!(ns("prod"), "prod");
+        assert_eq!(
+            namespace_regex(&Pattern::parse("*-test")),
+            r".*/ns/.*-test/.*"
+        );
         assert_eq!(ns("prod-*"), "prod-.*");
         assert_eq!(ns("*"), ".*");
         assert_eq!(quote("a.b(c)"), r"a\.b\(c\)");
