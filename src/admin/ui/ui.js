@@ -24,6 +24,8 @@ function health(edge) {
 
 function fmtRps(x) { return x >= 10 ? x.toFixed(0) : x.toFixed(2); }
 function fmtMs(x) { return x === undefined ? "–" : String(Math.round(x)); }
+/** Milliseconds for the table: one decimal below 10 ms. */
+function fmtMsFine(x) { return x !== undefined && x < 10 ? x.toFixed(1) : fmtMs(x); }
 function destination(e) {
   return e.destination_subset ? `${e.destination_service} (${e.destination_subset})` : e.destination_service;
 }
@@ -117,8 +119,8 @@ function drawEdgeTable(view) {
     const cells = [
       [e.source_workload], [destination(e)], [e.requests, "num"], [e.errors, "num"],
       [e.success_rate === null ? "–" : `${(100 * e.success_rate).toFixed(1)} %`, "num"],
-      [fmtRps(e.rps), "num"], [fmtMs(e.latency_ms.p50), "num"], [fmtMs(e.latency_ms.p90), "num"],
-      [fmtMs(e.latency_ms.p99), "num"], [e.active_connections, "num"],
+      [fmtRps(e.rps), "num"], [fmtMsFine(e.latency_ms.p50), "num"],
+      [fmtMsFine(e.latency_ms.p90), "num"], [fmtMsFine(e.latency_ms.p99), "num"], [e.active_connections, "num"],
     ];
     for (const [v, cls] of cells) tr.appendChild(el("td", cls ? { class: cls } : {}, String(v)));
     body.appendChild(tr);
