@@ -18,10 +18,13 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
+use envoy_types::pb::envoy::config::metrics::v3::{
+    stats_sink, HistogramEmitMode, MetricsServiceConfig, StatsSink,
+};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     http_protocol_options, HttpProtocolOptions,
 };
-use envoy_types::pb::google::protobuf::{value::Kind, Struct};
+use envoy_types::pb::google::protobuf::{value::Kind, BoolValue, Struct};
 use envoy_types::util::pack_any;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -32,6 +35,10 @@ pub const XDS_CLUSTER: &str = "sextant-xds";
 /// Name of the bootstrap cluster that reaches Sextant's gRPC access log
 /// service (the same address as xDS, its own HTTP/2 connection).
 pub const ALS_CLUSTER: &str = "sextant-als";
+
+/// Name of the bootstrap cluster that reaches Sextant's metrics service
+/// (the same address as xDS, its own HTTP/2 connection).
+pub const METRICS_CLUSTER: &str = "sextant-metrics";
 
 /// The workload a bootstrap is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +74,13 @@ pub struct BootstrapOptions {
     /// Stream HTTP access logs to Sextant (for `sextant tap`): adds the
     /// [`ALS_CLUSTER`] cluster and names it in the node metadata.
     pub access_log_service: bool,
+    /// Stream Envoy's stats to Sextant (per-edge golden signals): adds the
+    /// [`METRICS_CLUSTER`] cluster and an `envoy.stat_sinks.metrics_service`
+    /// stats sink (counters as deltas, histograms as buckets).
+    pub metrics_service: bool,
+    /// Envoy's `stats_flush_interval`, how often the sinks get stats
+    /// (`None`: Envoy's default, 5 s).
+    pub stats_flush_interval: Option<Duration>,
 }
 
 /// The bootstrap proto.
@@ -220,19 +234,59 @@ pub fn bootstrap(options: &BootstrapOptions) -> Bootstrap {
             ..Default::default()
         }),
         static_resources: Some(bootstrap::StaticResources {
-            clusters: if options.access_log_service {
-                let mut als = xds_cluster.clone();
-                als.name = ALS_CLUSTER.to_string();
-                if let Some(assignment) = als.load_assignment.as_mut() {
-                    assignment.cluster_name = ALS_CLUSTER.to_string();
+            clusters: [
+                Some(XDS_CLUSTER),
+                options.access_log_service.then_some(ALS_CLUSTER),
+                options.metrics_service.then_some(METRICS_CLUSTER),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|name| {
+                let mut cluster = xds_cluster.clone();
+                cluster.name = name.to_string();
+                if let Some(assignment) = cluster.load_assignment.as_mut() {
+                    assignment.cluster_name = name.to_string();
                 }
-                vec![xds_cluster, als]
-            } else {
-                vec![xds_cluster]
-            },
+                cluster
+            })
+            .collect(),
             ..Default::default()
         }),
+        stats_sinks: if options.metrics_service {
+            vec![metrics_service_sink()]
+        } else {
+            Vec::new()
+        },
+        stats_flush_interval: options.stats_flush_interval.map(duration),
         ..Default::default()
+    }
+}
+
+/// Envoy's `envoy.stat_sinks.metrics_service` stats sink, streaming to
+/// [`METRICS_CLUSTER`]: counters as deltas of the flush interval
+/// (`report_counters_as_deltas`), histograms as Prometheus buckets only
+/// (`histogram_emit_mode: HISTOGRAM`; Envoy sends the interval's samples),
+/// full stat names (no `emit_tags_as_labels`: Envoy's default tag
+/// extractor cuts cluster names at their first dot).
+pub fn metrics_service_sink() -> StatsSink {
+    let config = MetricsServiceConfig {
+        grpc_service: Some(GrpcService {
+            target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                grpc_service::EnvoyGrpc {
+                    cluster_name: METRICS_CLUSTER.to_string(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }),
+        transport_api_version: ApiVersion::V3 as i32,
+        report_counters_as_deltas: Some(BoolValue { value: true }),
+        histogram_emit_mode: HistogramEmitMode::Histogram as i32,
+        ..Default::default()
+    };
+    StatsSink {
+        name: "envoy.stat_sinks.metrics_service".to_string(),
+        config_type: Some(stats_sink::ConfigType::TypedConfig(pack_any(config))),
     }
 }
 

@@ -9,6 +9,8 @@
 //! resources) → [`server`] (ADS streams). [`admin`] reads from the cache and
 //! the server's stream registry. [`ca`] is the built-in certificate authority
 //! that issues SPIFFE workload certificates (X.509-SVIDs) for SDS.
+//! [`tap`] and [`edges`] receive what sidecars stream back (access logs,
+//! stats) for the live tap and the per-edge golden signals.
 //! [`metrics`] holds the Prometheus metrics
 //! that the cache, the server and `sextant serve` update and the admin
 //! endpoint renders. [`synth`] generates synthetic meshes for benchmarks
@@ -22,6 +24,7 @@ pub mod ca;
 pub mod cache;
 pub mod crds;
 pub mod diagnostic;
+pub mod edges;
 pub mod envoy;
 pub mod ir;
 pub mod load;

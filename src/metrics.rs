@@ -325,6 +325,14 @@ impl Metrics {
         self.convergence.observe(took.as_secs_f64());
     }
 
+    /// The same, with the per-edge metrics of `edges` rendered at each
+    /// scrape (see [`crate::edges::EdgeCollector`]). Call before sharing.
+    pub fn with_edges(mut self, edges: std::sync::Arc<crate::edges::EdgeStore>) -> Self {
+        self.registry
+            .register_collector(Box::new(crate::edges::EdgeCollector::new(edges)));
+        self
+    }
+
     /// Every metric in the OpenMetrics text format (ends with `# EOF`), to
     /// serve with [`CONTENT_TYPE`].
     pub fn render(&self) -> String {

@@ -294,6 +294,9 @@ pub struct Workload<'a> {
     pub inbound_port: Option<u16>,
     /// A token file from `sextant token`, for a server that requires one.
     pub token_file: Option<&'a Path>,
+    /// Envoy's stats flush interval in ms (`bootstrap --stats-flush-interval-ms`);
+    /// `None`: Envoy's default, 5 s.
+    pub stats_flush_ms: Option<u64>,
 }
 
 impl<'a> Workload<'a> {
@@ -308,6 +311,15 @@ impl<'a> Workload<'a> {
             service_account: "default",
             inbound_port: None,
             token_file: None,
+            stats_flush_ms: None,
+        }
+    }
+
+    /// The same, flushing stats (to Sextant's metrics service) every `ms`.
+    pub fn stats_flush(self, ms: u64) -> Self {
+        Workload {
+            stats_flush_ms: Some(ms),
+            ..self
         }
     }
 
@@ -440,6 +452,12 @@ impl Envoy {
                 ]
             }))
             .args(workload.delta.then_some("--delta"))
+            .args(
+                workload
+                    .stats_flush_ms
+                    .iter()
+                    .flat_map(|ms| ["--stats-flush-interval-ms".to_string(), ms.to_string()]),
+            )
             .args(
                 workload
                     .token_file

@@ -11,6 +11,9 @@
 //! | `GET /debug/ir` | the resolved world (IR) as JSON |
 //! | `GET /debug/certs` | workload certificates issued (SPIFFE ID, serial, validity; never keys) and the trust bundle |
 //! | `GET /config_dump?proxy=<node-id>` | what the proxy ACKed, in Envoy's config-dump shape |
+//! | `GET /debug/tap?service=<name>.<ns>` | live requests to a service (server-sent events) |
+//! | `GET /ui` | the topology page: service graph, edge table, proxy sync table, config errors (assets compiled in) |
+//! | `GET /debug/edges` | per edge (source workload → destination service/subset): requests, errors, rate, success rate, p50/p90/p99 over the window, totals, active connections |
 //!
 //! # Metrics
 //!
@@ -29,10 +32,12 @@
 //! | `sextant_config_warnings` | gauge | | warning diagnostics now, likewise |
 //! | `sextant_translation_duration_seconds` | histogram | `stage` | `resolve`: store → IR and the cache update, once per input change; `translate`: IR → encoded clusters, endpoints and routes of one proxy class, once per class and change (when its first proxy asks) |
 //! | `sextant_debounce_wait_seconds` | histogram | | from the first file event of a burst to the start of its resolve (quiet period, capped by the maximum wait) |
+//! | `sextant_edge_requests_total`, `sextant_edge_request_duration_milliseconds`, `sextant_edge_active_connections`, `sextant_edge_dropped_samples_total` | | | per edge, see [`crate::edges::EdgeCollector`] |
 //! | `sextant_proxy_convergence_seconds` | histogram | | per proxy and config change that sent it something: from the first file event of the change's burst to the proxy's ACK of the last response the change caused; not observed for a change the proxy NACKs; a change made while an earlier one is still unACKed folds into it (measured from the earlier) |
 
 mod config_dump;
 mod tap;
+mod ui;
 
 use crate::cache::SnapshotCache;
 use crate::diagnostic::Diagnostic;
@@ -65,6 +70,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Access log entries streamed by sidecars, for `GET /debug/tap`.
     pub tap: Arc<crate::tap::TapHub>,
+    /// Per-edge signals streamed by sidecars, for `GET /debug/edges`.
+    pub edges: Arc<crate::edges::EdgeStore>,
 }
 
 /// The admin router.
@@ -80,6 +87,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/certs", get(certs))
         .route("/config_dump", get(config_dump))
         .route("/debug/tap", get(tap::tap))
+        .route("/debug/edges", get(edges))
+        .route("/ui", get(ui::index))
+        .route("/ui/ui.js", get(ui::script))
+        .route("/ui/ui.css", get(ui::style))
         .with_state(state)
 }
 
@@ -177,6 +188,11 @@ async fn config_errors(State(state): State<AdminState>) -> Json<serde_json::Valu
     Json(
         json!({ "errors": diagnostics.iter().filter(|d| d.is_error()).count(), "diagnostics": items }),
     )
+}
+
+/// The per-edge signals: window values and totals ([`crate::edges::EdgesView`]).
+async fn edges(State(state): State<AdminState>) -> Json<crate::edges::EdgesView> {
+    Json(state.edges.view(std::time::Instant::now()))
 }
 
 async fn ir(State(state): State<AdminState>) -> Json<serde_json::Value> {

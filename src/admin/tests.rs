@@ -8,6 +8,7 @@ use tower::ServiceExt;
 
 fn state() -> AdminState {
     AdminState {
+        edges: Default::default(),
         tap: Default::default(),
         cache: Arc::new(SnapshotCache::new(TranslateOptions::default())),
         registry: Arc::new(Registry::default()),
@@ -91,4 +92,31 @@ async fn metrics_renders_every_family_as_openmetrics_text() {
         assert!(body.contains(line), "{line}{body}");
     }
     assert!(body.ends_with("# EOF\n"), "{body}");
+}
+
+#[tokio::test]
+async fn the_ui_and_its_assets_are_served_from_the_binary() {
+    let (status, content_type, body) = get(state(), "/ui").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/html; charset=utf-8");
+    assert!(body.contains("<script src=\"/ui/ui.js\">"), "{body}");
+    assert!(!body.contains("https://"), "no external assets: {body}");
+    let (status, content_type, body) = get(state(), "/ui/ui.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/javascript; charset=utf-8");
+    assert!(body.contains("/debug/edges"), "{body}");
+    let (status, content_type, _) = get(state(), "/ui/ui.css").await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, "text/css; charset=utf-8")
+    );
+}
+
+#[tokio::test]
+async fn debug_edges_shows_the_window() {
+    let (status, _, body) = get(state(), "/debug/edges").await;
+    assert_eq!(status, StatusCode::OK);
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(value["window_seconds"], 60.0);
+    assert_eq!(value["edges"], json!([]));
 }

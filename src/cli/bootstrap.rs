@@ -60,6 +60,15 @@ pub struct BootstrapArgs {
     /// `sextant-als` cluster; `sextant tap` then sees nothing of this proxy).
     #[arg(long)]
     no_access_log_service: bool,
+    /// Do not stream Envoy's stats to Sextant's metrics service (no
+    /// `sextant-metrics` cluster and stats sink; this proxy's calls then
+    /// miss from the per-edge signals on `/metrics`, `/debug/edges`, `/ui`).
+    #[arg(long)]
+    no_metrics_service: bool,
+    /// How often Envoy flushes stats to its sinks, in ms (Envoy's
+    /// `stats_flush_interval`; default: Envoy's 5000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    stats_flush_interval_ms: Option<u64>,
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -115,6 +124,10 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
             None => None,
         },
         access_log_service: !args.no_access_log_service,
+        metrics_service: !args.no_metrics_service,
+        stats_flush_interval: args
+            .stats_flush_interval_ms
+            .map(std::time::Duration::from_millis),
     };
     let yaml = if args.grpc {
         format!("{:#}\n", sextant::bootstrap::grpc_bootstrap_json(&options))

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Address of the admin HTTP endpoint.
     #[arg(long, default_value = "127.0.0.1:15014")]
     admin_address: SocketAddr,
+    /// Sliding window of the per-edge signals on `/debug/edges` and `/ui`
+    /// (rate, success rate, latency quantiles), in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    edge_window_seconds: u64,
     /// Quiet period after a change before it is pushed, in ms (0: push at once).
     #[arg(long, default_value_t = 100)]
     debounce_quiet_ms: u64,
@@ -218,7 +222,10 @@ async fn rotate(certs: Arc<sextant::ca::WorkloadCerts>, cache: Arc<SnapshotCache
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let edges = Arc::new(sextant::edges::EdgeStore::new(Duration::from_secs(
+        args.edge_window_seconds,
+    )));
+    let metrics = Arc::new(Metrics::new().with_edges(edges.clone()));
     let kube_client = if args.kube {
         Some(
             kube::Client::try_default()
@@ -336,6 +343,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tap = Arc::new(sextant::tap::TapHub::new());
     let admin_state = AdminState {
         tap: tap.clone(),
+        edges: edges.clone(),
         cache: cache.clone(),
         registry: registry.clone(),
         ready: ready.clone(),
@@ -411,8 +419,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ads = ads.require_tokens(tokens);
     }
     let server = tokio::spawn(async move {
-        let served =
-            ads.serve_with_access_logs(xds_listener, Some(access_logs), std::future::pending());
+        let sinks = sextant::server::Sinks {
+            access_logs: Some(access_logs),
+            metrics: Some(sextant::edges::MetricsSink::new(edges)),
+        };
+        let served = ads.serve_with_sinks(xds_listener, sinks, std::future::pending());
         if let Err(err) = served.await {
             tracing::error!("xDS server failed: {err}");
         }

@@ -115,31 +115,47 @@ impl AdsService {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        self.serve_with_access_logs(listener, None, shutdown).await
+        self.serve_with_sinks(listener, Sinks::default(), shutdown)
+            .await
     }
 
-    /// Serves ADS, and the access log service `access_logs` when given, on
+    /// Serves ADS, and the services of `sinks` that are given, on
     /// `listener` until `shutdown` resolves.
     ///
     /// # Errors
     /// A transport error from tonic.
-    pub async fn serve_with_access_logs(
+    pub async fn serve_with_sinks(
         self,
         listener: tokio::net::TcpListener,
-        access_logs: Option<crate::tap::AccessLogSink>,
+        sinks: Sinks,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.into_server())
-            .add_optional_service(access_logs.map(crate::tap::AccessLogSink::into_server))
+            .add_optional_service(
+                sinks
+                    .access_logs
+                    .map(crate::tap::AccessLogSink::into_server),
+            )
+            .add_optional_service(sinks.metrics.map(crate::edges::MetricsSink::into_server))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown,
             )
             .await
     }
+}
+
+/// The services sidecars stream telemetry to, served beside ADS on the xDS
+/// port (the bootstrap's `sextant-als` and `sextant-metrics` clusters).
+#[derive(Debug, Default)]
+pub struct Sinks {
+    /// `envoy.service.accesslog.v3.AccessLogService`, for the live tap.
+    pub access_logs: Option<crate::tap::AccessLogSink>,
+    /// `envoy.service.metrics.v3.MetricsService`, for the per-edge signals.
+    pub metrics: Option<crate::edges::MetricsSink>,
 }
 
 impl AdsService {

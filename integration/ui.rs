@@ -1,0 +1,194 @@
+//! End to end: the `/ui` topology page in a real headless browser. A client
+//! sidecar (`productpage-v1`, 127.0.9.11) calls `reviews` (127.0.9.12, a
+//! third of the answers 500) and `ratings` (127.0.9.13); its stats reach
+//! Sextant over Envoy's metrics service. Debian's `chromium` then loads
+//! `/ui` (its script runs, reads the admin endpoint and draws) and the
+//! rendered DOM must show both services, each edge with its request and
+//! error counts, its colour and its p99 as `/debug/edges` has them, the
+//! proxy as SYNCED, and a config error from a bad Telemetry. A screenshot
+//! is saved under the target directory.
+
+use crate::harness;
+
+use harness::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const CLIENT_IP: &str = "127.0.9.11";
+const REVIEWS_IP: &str = "127.0.9.12";
+const RATINGS_IP: &str = "127.0.9.13";
+const CHROMIUM_INSTALL: &str = "apt-get install -y chromium";
+
+/// Path of Debian's `chromium`; fails (never skips) with the install command.
+fn chromium_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| [dir.join("chromium"), dir.join("chromium-browser")])
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`chromium` is not on PATH; the /ui test needs a real browser: {CHROMIUM_INSTALL}"
+            )
+        })
+}
+
+/// Runs headless chromium on `url` with `extra` arguments, its profile in
+/// `profile`, and returns its stdout. The page's timers and fetches run in
+/// virtual time for 5 s before chromium dumps or shoots.
+async fn chromium(profile: &Path, url: &str, extra: &[String]) -> String {
+    let mut command = tokio::process::Command::new(chromium_binary());
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-proxy-server",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(90), command.output())
+        .await
+        .expect("chromium finished within 90 s")
+        .expect("running chromium");
+    assert!(
+        output.status.success(),
+        "chromium failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 DOM")
+}
+
+fn edge<'a>(edges: &'a Value, service: &str) -> &'a Value {
+    edges["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["destination_service"] == service)
+        .unwrap_or_else(|| panic!("no edge to {service}: {edges:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_page_draws_the_graph_sync_table_and_errors_in_a_browser() {
+    let work = tempfile::tempdir().unwrap();
+    let reviews = Upstream::start(work.path(), REVIEWS_IP, "reviews", "v1");
+    let ratings = Upstream::start(work.path(), RATINGS_IP, "ratings", "v1");
+    let config = ConfigDir::new();
+    config.write(
+        "world.yaml",
+        &[
+            service_yaml("reviews", 9080),
+            workload_yaml("reviews", "v1", &reviews),
+            service_yaml("ratings", 9080),
+            workload_yaml("ratings", "v1", &ratings),
+        ]
+        .join("---\n"),
+    );
+    config.write(
+        "bad-telemetry.yaml",
+        "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: too-many, namespace: default}\nspec:\n  tracing:\n  - providers: [{name: zipkin, address: \"zipkin:9411\"}]\n    randomSamplingPercentage: 150\n",
+    );
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let client = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload {
+            labels: "app=productpage,version=v1",
+            ..Workload::client("productpage-v1.default")
+                .at(CLIENT_IP)
+                .stats_flush(500)
+        },
+    )
+    .await;
+    for i in 0..12 {
+        let wanted = if i % 3 == 0 { 500 } else { 200 };
+        let status_header = wanted.to_string();
+        let (status, _) = client
+            .get("reviews", "/", &[("x-demo-status", &status_header)])
+            .await;
+        assert_eq!(status, wanted);
+        let (status, _) = client
+            .get("ratings", "/", &[("x-demo-delay-ms", "30")])
+            .await;
+        assert_eq!(status, 200);
+    }
+    let edges = wait_for(
+        Duration::from_secs(20),
+        "both edges with every request on /debug/edges",
+        || async {
+            let edges = sextant.admin_json("/debug/edges").await;
+            let done = edges["edges"].as_array()?.len() == 2
+                && edges["edges"]
+                    .as_array()?
+                    .iter()
+                    .all(|e| e["requests"] == 12);
+            done.then_some(edges)
+        },
+    )
+    .await;
+
+    let url = format!("http://{}/ui", sextant.admin);
+    let profile = tempfile::tempdir().unwrap();
+    let dom = chromium(profile.path(), &url, &["--dump-dom".to_string()]).await;
+
+    for node in [
+        "productpage-v1.default",
+        "reviews.default",
+        "ratings.default",
+    ] {
+        assert!(
+            dom.contains(&format!("<g class=\"node\" data-name=\"{node}\">")),
+            "no graph node {node} in the DOM:\n{dom}"
+        );
+    }
+    // reviews: 4 of 12 failed (red); ratings: all good (green).
+    for (service, class, errors) in [("reviews.default", "bad", 4), ("ratings.default", "ok", 0)] {
+        let g = format!(
+            "<g class=\"edge {class}\" data-source=\"productpage-v1.default\" data-destination=\"{service}\" data-requests=\"12\" data-errors=\"{errors}\">"
+        );
+        assert!(dom.contains(&g), "no {g} in the DOM:\n{dom}");
+        let p99 = edge(&edges, service)["latency_ms"]["p99"].as_f64().unwrap();
+        let label = format!("p99 {} ms · 12 req", p99.round());
+        assert!(
+            dom.contains(&label),
+            "no edge label {label:?} in the DOM:\n{dom}"
+        );
+    }
+    let ratings_p99 = edge(&edges, "ratings.default")["latency_ms"]["p99"]
+        .as_f64()
+        .unwrap();
+    assert!((25.0..=50.0).contains(&ratings_p99), "{ratings_p99}");
+    assert!(
+        dom.contains("<tr data-proxy=\"productpage-v1.default\"><td>productpage-v1.default</td><td class=\"SYNCED\">SYNCED</td>"),
+        "no SYNCED row for the proxy:\n{dom}"
+    );
+    assert!(
+        dom.contains("randomSamplingPercentage") && dom.contains("<li class=\"error\">"),
+        "the Telemetry error is not listed:\n{dom}"
+    );
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-topology.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        profile.path(),
+        &url,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1100".to_string(),
+            "--hide-scrollbars".to_string(),
+        ],
+    )
+    .await;
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    eprintln!("screenshot of /ui: {}", shot.display());
+}

@@ -1,0 +1,100 @@
+//! Sextant's `envoy.service.metrics.v3.MetricsService`: reads the stats
+//! flushes a sidecar streams (`StreamMetrics`) and records its outbound
+//! clusters' samples in the [`EdgeStore`].
+
+use super::{cluster_samples, EdgeStore};
+use crate::proxy::ProxyInfo;
+use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use envoy_types::pb::envoy::service::metrics::v3::{StreamMetricsMessage, StreamMetricsResponse};
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Largest metrics message accepted. Envoy sends every used stat in one
+/// message per flush unless its sink sets `batch_size`; a sidecar with
+/// thousands of clusters sends a few MiB.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The metrics service: one task per stream; like Envoy's protocol says,
+/// no response until the sidecar closes the stream.
+#[derive(Clone, Debug)]
+pub struct MetricsSink {
+    edges: Arc<EdgeStore>,
+}
+
+impl MetricsSink {
+    /// A service recording into `edges`.
+    pub fn new(edges: Arc<EdgeStore>) -> Self {
+        MetricsSink { edges }
+    }
+
+    /// The tonic service, with an explicit message size limit.
+    pub fn into_server(self) -> MetricsServiceServer<Self> {
+        MetricsServiceServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// Forgets a stream's active connections when the stream ends, however it ends.
+struct StreamGuard {
+    edges: Arc<EdgeStore>,
+    node_id: Option<String>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if let Some(node_id) = &self.node_id {
+            self.edges.proxy_gone(node_id);
+        }
+    }
+}
+
+/// The source workload of a node: `<node.cluster>.<namespace>` (the
+/// namespace from its metadata, `default` without); the node id when the
+/// node cannot be read.
+pub fn source_workload(node: Option<&envoy_types::pb::envoy::config::core::v3::Node>) -> String {
+    match ProxyInfo::from_node(node) {
+        Ok(proxy) if !proxy.cluster.is_empty() => format!("{}.{}", proxy.cluster, proxy.namespace),
+        Ok(proxy) => proxy.node_id,
+        Err(_) => node.map(|n| n.id.clone()).unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for MetricsSink {
+    async fn stream_metrics(
+        &self,
+        request: Request<Streaming<StreamMetricsMessage>>,
+    ) -> Result<Response<StreamMetricsResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut guard = StreamGuard {
+            edges: self.edges.clone(),
+            node_id: None,
+        };
+        // The identifier comes with the first message only.
+        let mut source = String::new();
+        while let Some(message) = stream.message().await? {
+            if let Some(id) = &message.identifier {
+                let node = id.node.as_ref();
+                source = source_workload(node);
+                guard.node_id = node.map(|n| n.id.clone());
+            }
+            let Some(node_id) = guard.node_id.as_deref() else {
+                return Err(Status::invalid_argument(
+                    "the first StreamMetricsMessage carries no identifier.node",
+                ));
+            };
+            let samples = cluster_samples(&message.envoy_metrics);
+            tracing::debug!(
+                node = node_id,
+                families = message.envoy_metrics.len(),
+                ?samples,
+                "metrics flush"
+            );
+            self.edges
+                .record(&source, node_id, &samples, Instant::now());
+        }
+        Ok(Response::new(StreamMetricsResponse {}))
+    }
+}
