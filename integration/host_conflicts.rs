@@ -70,6 +70,7 @@ async fn colliding_hosts_are_reported_and_envoy_accepts_the_rest() {
             service_account: "default",
             inbound_port: None,
             token_file: None,
+            envoy_args: &[],
         },
     )
     .await;

@@ -83,6 +83,7 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             service_account: "default",
             inbound_port: None,
             token_file: None,
+            envoy_args: &[],
         },
     )
     .await;
@@ -98,6 +99,7 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             service_account: "default",
             inbound_port: None,
             token_file: None,
+            envoy_args: &[],
         },
     )
     .await;

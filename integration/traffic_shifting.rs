@@ -82,6 +82,7 @@ async fn weights_header_match_and_live_edits(delta: bool) {
             service_account: "default",
             inbound_port: None,
             token_file: None,
+            envoy_args: &[],
         },
     )
     .await;

@@ -294,6 +294,9 @@ pub struct Workload<'a> {
     pub inbound_port: Option<u16>,
     /// A token file from `sextant token`, for a server that requires one.
     pub token_file: Option<&'a Path>,
+    /// More Envoy command-line arguments (e.g. `--config-yaml` merging
+    /// runtime settings into the bootstrap).
+    pub envoy_args: &'a [&'a str],
 }
 
 impl<'a> Workload<'a> {
@@ -308,6 +311,7 @@ impl<'a> Workload<'a> {
             service_account: "default",
             inbound_port: None,
             token_file: None,
+            envoy_args: &[],
         }
     }
 
@@ -468,6 +472,7 @@ impl Envoy {
                 "--file-flush-interval-msec",
                 "100",
             ]);
+        command.args(workload.envoy_args);
         let process = Process::spawn(
             &format!("envoy {}", workload.node_id),
             command,
