@@ -71,6 +71,7 @@ async fn colliding_hosts_are_reported_and_envoy_accepts_the_rest() {
             inbound_port: None,
             token_file: None,
             stats_flush_ms: None,
+            envoy_args: &[],
         },
     )
     .await;

@@ -501,3 +501,159 @@ async fn a_second_replica_reuses_the_ca_secret_even_after_a_create_conflict() {
         second.process.log()
     );
 }
+
+/// The conditions of the last status PATCH of VirtualService `name`, by type.
+fn last_conditions(fake: &FakeKube, name: &str) -> Option<serde_json::Map<String, Value>> {
+    let suffix = format!("/virtualservices/{name}/status");
+    let patches = fake.patches();
+    let (_, body) = patches
+        .iter()
+        .rev()
+        .find(|(path, _)| path.ends_with(&suffix))?;
+    Some(
+        body["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .map(|c| {
+                (
+                    c["type"].as_str().unwrap_or_default().to_string(),
+                    c.clone(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A regex Sextant accepts (RE2 program size under Envoy's default limit of
+/// 100) but that an Envoy whose runtime lowers the limit to 20 rejects.
+const BIG_REGEX: &str = "/(a|b|c|d){1,10}";
+
+/// Envoy arguments merging a runtime layer into the bootstrap that lowers
+/// RE2's program-size limit (`re2.max_program_size.error_level`) to 20, as
+/// an operator might: Sextant still checks against the default 100.
+const STRICT_REGEX_RUNTIME: &[&str] = &[
+    "--config-yaml",
+    "{layered_runtime: {layers: [{name: strict-regex, static_layer: {re2.max_program_size.error_level: 20}}]}}",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cr_whose_route_envoy_rejects_gets_programmed_false_until_it_is_fixed() {
+    let work = tempfile::tempdir().unwrap();
+    let ratings = Upstream::start(work.path(), "127.0.1.8", "ratings", "r1");
+    let fake = FakeKube::start().await;
+    fake.apply(service("ratings", 9080));
+    fake.apply(endpoint_slice("ratings", &[&ratings]));
+    fake.apply(service("reviews", 9080));
+    let with_path = |path: Value| {
+        json!({
+            "apiVersion": "networking.sextant.dev/v1alpha1", "kind": "VirtualService",
+            "metadata": {"name": "reviews", "namespace": "default"},
+            "spec": {"hosts": ["reviews"], "http": [{
+                "match": [{"uri": path}],
+                "route": [{"destination": {"host": "ratings"}}],
+            }]},
+        })
+    };
+    fake.apply(with_path(json!({ "regex": BIG_REGEX })));
+
+    let sextant = start_sextant(work.path(), &fake, "sextant", &["--no-mtls"]).await;
+    let envoy = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload {
+            envoy_args: STRICT_REGEX_RUNTIME,
+            ..Workload::client("client.default")
+        },
+    )
+    .await;
+
+    // The real Envoy NACKs the route configuration; Sextant traces the NACK
+    // back to the VirtualService and writes Programmed=False quoting it.
+    let rejected = wait_for(
+        Duration::from_secs(20),
+        "Programmed=False on the VirtualService",
+        || async {
+            last_conditions(&fake, "reviews").filter(|c| c["Programmed"]["status"] == "False")
+        },
+    )
+    .await;
+    let accepted = &rejected["Accepted"];
+    assert_eq!(
+        accepted["status"], "True",
+        "Sextant's own check passes: {accepted}"
+    );
+    let programmed = &rejected["Programmed"];
+    assert_eq!(programmed["reason"], "Rejected", "{programmed}");
+    assert_eq!(programmed["observedGeneration"], 1, "{programmed}");
+    let message = programmed["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("RDS rejected by client.default: "),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("regex '{BIG_REGEX}' RE2 program size of"))
+            && message.contains("> max program size of 20"),
+        "Envoy's message is quoted: {message}"
+    );
+    assert!(
+        programmed["lastTransitionTime"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{programmed}"
+    );
+    assert!(
+        envoy.updates_rejected().await >= 1,
+        "Envoy itself rejected the update"
+    );
+
+    // The fix (a prefix instead of the regex) is ACKed: Programmed=True for
+    // generation 2, and Envoy routes with it.
+    fake.apply(with_path(json!({ "prefix": "/" })));
+    let fixed = wait_for(
+        Duration::from_secs(20),
+        "Programmed=True after the fix",
+        || async {
+            last_conditions(&fake, "reviews").filter(|c| {
+                c["Programmed"]["status"] == "True" && c["Programmed"]["observedGeneration"] == 2
+            })
+        },
+    )
+    .await;
+    assert_eq!(fixed["Programmed"]["reason"], "Programmed", "{fixed:?}");
+    assert_eq!(fixed["Accepted"]["observedGeneration"], 2, "{fixed:?}");
+    wait_for(
+        Duration::from_secs(10),
+        "reviews routed to ratings",
+        || async { (envoy.version_of("reviews").await == "r1").then_some(()) },
+    )
+    .await;
+
+    // Idempotent: later pushes and their ACKs change no condition, so
+    // nothing more is written.
+    let patches = patches_of(&fake, "reviews");
+    let eds_before = sent_versions(&sextant).await["EDS"].clone();
+    let ratings2 = Upstream::start_at(
+        work.path(),
+        "127.0.1.9",
+        ratings.addr.port(),
+        "ratings",
+        "r2",
+    );
+    fake.apply(endpoint_slice("ratings", &[&ratings2]));
+    wait_for(
+        Duration::from_secs(10),
+        "traffic to move to ratings r2",
+        || async { (envoy.version_of("reviews").await == "r2").then_some(()) },
+    )
+    .await;
+    assert_ne!(sent_versions(&sextant).await["EDS"], eds_before);
+    // Give the writer time to act on the ACK (it looks at most once per
+    // --status-min-interval-ms, 100 ms).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        patches_of(&fake, "reviews"),
+        patches,
+        "{:?}",
+        fake.patches()
+    );
+}

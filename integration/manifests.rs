@@ -71,6 +71,7 @@ fn is_our_kind(object: &Value) -> bool {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     api_version.starts_with("networking.sextant.dev/")
         || api_version.starts_with("security.sextant.dev/")
+        || api_version.starts_with("telemetry.sextant.dev/")
 }
 
 /// Checks every object of `yaml`: kubernetes-validate (strict) must pass each
@@ -421,11 +422,19 @@ fn the_istio_component_adds_read_access_and_the_flag() {
         .filter(|r| !rules(&base).as_array().unwrap().contains(r))
         .cloned()
         .collect();
-    assert_eq!(added.len(), 2, "{added:?}");
+    assert_eq!(added.len(), 3, "{added:?}");
     for rule in &added {
         assert_eq!(rule["verbs"], json!(["get", "list", "watch"]));
         let group = rule["apiGroups"][0].as_str().unwrap();
-        assert!(group == "networking.istio.io" || group == "security.istio.io");
+        assert!(
+            [
+                "networking.istio.io",
+                "security.istio.io",
+                "telemetry.istio.io"
+            ]
+            .contains(&group),
+            "{rule}"
+        );
     }
     let args = strings(
         &find(&objects, "Deployment", "sextant")["spec"]["template"]["spec"]["containers"][0]

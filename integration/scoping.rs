@@ -84,6 +84,7 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             inbound_port: None,
             token_file: None,
             stats_flush_ms: None,
+            envoy_args: &[],
         },
     )
     .await;
@@ -100,6 +101,7 @@ async fn export_to_and_sidecar_egress_scope_each_proxy() {
             inbound_port: None,
             token_file: None,
             stats_flush_ms: None,
+            envoy_args: &[],
         },
     )
     .await;

@@ -83,6 +83,7 @@ async fn weights_header_match_and_live_edits(delta: bool) {
             inbound_port: None,
             token_file: None,
             stats_flush_ms: None,
+            envoy_args: &[],
         },
     )
     .await;

@@ -14,7 +14,7 @@
 //!   checks the same bounds our parser does.
 
 use crate::model::{
-    AuthorizationPolicy, DestinationRule, PeerAuthentication, ServiceEntry, Sidecar,
+    AuthorizationPolicy, DestinationRule, PeerAuthentication, ServiceEntry, Sidecar, Telemetry,
     VirtualService, WorkloadEntry,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -27,8 +27,8 @@ pub const REGENERATE: &str = "cargo run -q -- crds --output-dir crds";
 /// Every CRD Sextant defines, in [`crate::model::Kind::ALL`] order:
 /// WorkloadEntry, VirtualService, DestinationRule, Sidecar, ServiceEntry
 /// (`networking.sextant.dev`), PeerAuthentication, AuthorizationPolicy
-/// (`security.sextant.dev`), all `v1alpha1`, namespaced, with the status
-/// subresource.
+/// (`security.sextant.dev`), Telemetry (`telemetry.sextant.dev`), all
+/// `v1alpha1`, namespaced, with the status subresource.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
     [
         WorkloadEntry::crd(),
@@ -38,6 +38,7 @@ pub fn definitions() -> Vec<CustomResourceDefinition> {
         ServiceEntry::crd(),
         PeerAuthentication::crd(),
         AuthorizationPolicy::crd(),
+        Telemetry::crd(),
     ]
     .into_iter()
     .map(refine)

@@ -297,6 +297,9 @@ pub struct Workload<'a> {
     /// Envoy's stats flush interval in ms (`bootstrap --stats-flush-interval-ms`);
     /// `None`: Envoy's default, 5 s.
     pub stats_flush_ms: Option<u64>,
+    /// More Envoy command-line arguments (e.g. `--config-yaml` merging
+    /// runtime settings into the bootstrap).
+    pub envoy_args: &'a [&'a str],
 }
 
 impl<'a> Workload<'a> {
@@ -312,6 +315,7 @@ impl<'a> Workload<'a> {
             inbound_port: None,
             token_file: None,
             stats_flush_ms: None,
+            envoy_args: &[],
         }
     }
 
@@ -486,6 +490,7 @@ impl Envoy {
                 "--file-flush-interval-msec",
                 "100",
             ]);
+        command.args(workload.envoy_args);
         let process = Process::spawn(
             &format!("envoy {}", workload.node_id),
             command,

@@ -9,7 +9,7 @@ use sextant::ir;
 use sextant::metrics::{Metrics, TranslationStage};
 use sextant::server::registry::Registry;
 use sextant::server::AdsService;
-use sextant::source::kube::status::StatusWriter;
+use sextant::source::kube::status::{NackFeed, ProxyNack, StatusWriter};
 use sextant::source::kube::{KubeOptions, KubeSource};
 use sextant::source::yaml_dir::YamlDir;
 use sextant::store::Store;
@@ -35,7 +35,8 @@ pub struct ServeArgs {
     #[arg(long, value_delimiter = ',', requires = "kube")]
     namespaces: Vec<String>,
     /// With `--kube`: also watch Istio's API groups (`networking.istio.io/v1`,
-    /// `security.istio.io/v1`); their objects are read, never written to.
+    /// `security.istio.io/v1`, `telemetry.istio.io/v1`); their objects are
+    /// read, never written to.
     #[arg(long, requires = "kube")]
     watch_istio_crds: bool,
     /// With `--kube`: write `status.conditions` of our CRs. Run exactly one
@@ -197,6 +198,25 @@ impl Pipeline {
             tracing::info!(clusters, virtual_hosts, "configuration changed");
         }
         Ok(())
+    }
+}
+
+/// The status writer's view of the xDS server's NACKs (for `Programmed`).
+fn nack_feed(registry: Arc<Registry>) -> NackFeed {
+    NackFeed {
+        changes: registry.answers(),
+        current: Box::new(move || {
+            registry
+                .current_nacks()
+                .into_iter()
+                .map(|n| ProxyNack {
+                    proxy: n.node_id,
+                    type_name: n.type_url.short_name().to_string(),
+                    message: n.message,
+                    objects: n.objects,
+                })
+                .collect()
+        }),
     }
 }
 
@@ -366,6 +386,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 StatusWriter::spawn(
                     client.clone(),
                     Duration::from_millis(args.status_min_interval_ms),
+                    nack_feed(registry.clone()),
                 )
             });
             Source::Kube {

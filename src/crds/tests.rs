@@ -82,6 +82,7 @@ fn the_bundle_holds_every_crd_once() {
             "serviceentries.networking.sextant.dev",
             "peerauthentications.security.sextant.dev",
             "authorizationpolicies.security.sextant.dev",
+            "telemetries.telemetry.sextant.dev",
         ]
     );
 }
@@ -269,6 +270,12 @@ fn names_scope_short_names_and_status_subresource() {
             "security.sextant.dev",
             "authorizationpolicies",
             Some("ap"),
+        ),
+        (
+            "Telemetry",
+            "telemetry.sextant.dev",
+            "telemetries",
+            Some("telemetry"),
         ),
     ];
     for (kind, group, plural, short) in expected {
@@ -507,13 +514,16 @@ fn is_our_kind(object: &Value) -> bool {
     let ours = [
         NETWORKING,
         SECURITY,
+        TELEMETRY,
         "networking.istio.io",
         "security.istio.io",
+        "telemetry.istio.io",
     ];
     ours.contains(&group)
 }
 const NETWORKING: &str = crate::model::NETWORKING_GROUP;
 const SECURITY: &str = crate::model::SECURITY_GROUP;
+const TELEMETRY: &str = crate::model::TELEMETRY_GROUP;
 
 #[test]
 fn sample_crs_validate_against_the_generated_schemas() {

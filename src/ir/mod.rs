@@ -27,8 +27,10 @@ pub use policy::{HeaderChanges, HeaderOps, Redirect, RoutePolicy};
 
 impl Ir {
     /// The objects behind the clusters and virtual hosts that `message` (an
-    /// Envoy NACK) names, and the AuthorizationPolicies whose RBAC policies
-    /// it names, sorted and without duplicates; empty when it names none.
+    /// Envoy NACK) names, behind the virtual hosts with a route regex it
+    /// quotes (Envoy's regex errors say `regex '<regex>' ...`), and the
+    /// AuthorizationPolicies whose RBAC policies it names, sorted and
+    /// without duplicates; empty when it names none.
     pub fn origins_mentioned(&self, message: &str) -> Vec<crate::model::ObjectKey> {
         let clusters = self
             .clusters
@@ -38,7 +40,12 @@ impl Ir {
         let hosts = self
             .virtual_hosts
             .iter()
-            .filter(|v| message.contains(&v.name) || message.contains(&v.host))
+            .filter(|v| {
+                message.contains(&v.name)
+                    || message.contains(&v.host)
+                    || v.regexes()
+                        .any(|r| message.contains(&format!("regex '{r}'")))
+            })
             .flat_map(|v| &v.origins);
         // RBAC policy names: `ns[<namespace>]-policy[<name>]-rule[<i>]`.
         let policies = self
@@ -236,6 +243,30 @@ pub struct VirtualHost {
     pub origins: Vec<crate::model::ObjectKey>,
 }
 
+impl VirtualHost {
+    /// Every regex its routes match paths, headers or query parameters with.
+    fn regexes(&self) -> impl Iterator<Item = &str> {
+        self.routes
+            .iter()
+            .chain(&self.fallback_routes)
+            .flat_map(|r| &r.matches)
+            .flat_map(|m| {
+                let headers = m.headers.iter().map(|(_, s)| Some(s));
+                let absent = m.without_headers.iter().map(|(_, s)| s.as_ref());
+                let query = m.query_params.iter().map(|(_, s)| Some(s));
+                std::iter::once(m.path.as_ref())
+                    .chain(headers)
+                    .chain(absent)
+                    .chain(query)
+                    .flatten()
+            })
+            .filter_map(|s| match s {
+                StringMatch::Regex(r) => Some(r.as_str()),
+                _ => None,
+            })
+    }
+}
+
 /// A service port that a virtual host serves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ServiceRef {
@@ -361,3 +392,6 @@ pub struct WeightedCluster {
     #[serde(skip_serializing_if = "HeaderChanges::is_empty")]
     pub headers: HeaderChanges,
 }
+
+#[cfg(test)]
+mod tests;

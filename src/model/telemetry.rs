@@ -23,8 +23,17 @@ use std::collections::BTreeMap;
     group = "telemetry.sextant.dev",
     version = "v1alpha1",
     kind = "Telemetry",
+    doc = "Access logging and tracing of the proxies it selects (a subset of Istio's Telemetry).",
     namespaced,
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "super::ConfigStatus",
+    shortname = "telemetry",
+    category = "sextant",
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TelemetrySpec {

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+use tokio::sync::watch;
 
 /// The state machine of one stream.
 #[derive(Debug)]
@@ -98,6 +99,23 @@ impl StreamState {
                 .types
                 .values()
                 .any(super::delta_stream::DeltaTypeState::awaiting_answer),
+        }
+    }
+
+    /// The latest NACK of each type whose latest answered response was
+    /// NACKed (cheaper than [`StreamState::status`]: nothing else is copied).
+    pub fn nacks(&self) -> Vec<(TypeUrl, Nack)> {
+        match self {
+            StreamState::Sotw(stream) => stream
+                .types
+                .iter()
+                .filter_map(|(t, s)| Some((*t, s.nack.clone()?)))
+                .collect(),
+            StreamState::Delta(stream) => stream
+                .types
+                .iter()
+                .filter_map(|(t, s)| Some((*t, s.nack.clone()?)))
+                .collect(),
         }
     }
 
@@ -213,13 +231,42 @@ pub struct StreamEntry {
 }
 
 /// All connected streams, plus NACK counters that outlive streams.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     streams: Mutex<BTreeMap<u64, Arc<StreamEntry>>>,
     next_id: AtomicU64,
     nacks: Mutex<BTreeMap<TypeUrl, u64>>,
     /// The objects behind each proxy's latest NACK, by node id and type.
     nack_objects: Mutex<BTreeMap<(String, TypeUrl), Vec<ObjectKey>>>,
+    /// Bumped on every ACK or NACK and when a stream ends (see [`Registry::answers`]).
+    answers: watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            streams: Mutex::default(),
+            next_id: AtomicU64::default(),
+            nacks: Mutex::default(),
+            nack_objects: Mutex::default(),
+            answers: watch::channel(0).0,
+        }
+    }
+}
+
+/// A connected proxy's latest answer of one type that was a NACK, with the
+/// objects the rejected resources were traced back to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CurrentNack {
+    /// The proxy's node id.
+    pub node_id: String,
+    /// The rejected type.
+    pub type_url: TypeUrl,
+    /// Envoy's trimmed message (see [`super::stream::trim_nack_message`]).
+    pub message: String,
+    /// The objects behind the rejected resources (see
+    /// [`crate::ir::Ir::origins_mentioned`]); empty when none was found.
+    pub objects: Vec<ObjectKey>,
 }
 
 /// Removes its stream from the registry when dropped (the stream ended).
@@ -237,6 +284,8 @@ impl Drop for Registration {
             .lock()
             .expect("registry lock")
             .remove(&self.entry.id);
+        // The stream's NACKs are gone with it.
+        self.registry.answered();
     }
 }
 
@@ -300,6 +349,40 @@ impl Registry {
             .lock()
             .expect("registry lock")
             .insert((node_id.to_string(), type_url), objects);
+        self.answered();
+    }
+
+    /// Records that some proxy answered (ACK or NACK) or went away, waking
+    /// the receivers of [`Registry::answers`].
+    pub fn answered(&self) {
+        self.answers.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change after every ACK, NACK and stream end
+    /// (the value is a counter; only its changes mean anything). Use it to
+    /// look at [`Registry::current_nacks`] again.
+    pub fn answers(&self) -> watch::Receiver<u64> {
+        self.answers.subscribe()
+    }
+
+    /// Every connected proxy's types whose latest answered response was
+    /// NACKed, oldest stream first, with the objects traced from each NACK.
+    /// A type counts as NACKed until the proxy ACKs a later response (or
+    /// its stream ends), also while a newer response is in flight.
+    pub fn current_nacks(&self) -> Vec<CurrentNack> {
+        let mut out = Vec::new();
+        for entry in self.streams() {
+            let nacks = entry.state.lock().expect("stream lock").nacks();
+            for (type_url, nack) in nacks {
+                out.push(CurrentNack {
+                    node_id: entry.proxy.node_id.clone(),
+                    type_url,
+                    message: nack.message,
+                    objects: self.nack_objects(&entry.proxy.node_id, type_url),
+                });
+            }
+        }
+        out
     }
 
     /// The objects behind the latest NACK of `type_url` by `node_id`.

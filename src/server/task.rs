@@ -230,6 +230,10 @@ fn log_request(proxy: &ProxyInfo, shared: &Shared, seen: Seen) {
             shared.metrics.nacked(type_url);
             tracing::warn!(node, %type_url, nonce, objects = named.join(", "), "proxy NACKed: {message}");
         }
+        RequestKind::Ack => {
+            shared.registry.answered();
+            tracing::debug!(node, type_url, nonce, "Ack")
+        }
         kind => tracing::debug!(node, type_url, nonce, "{kind:?}"),
     }
 }

@@ -43,7 +43,7 @@ pub struct KubeOptions {
     /// Namespaces to watch; empty means all namespaces (cluster-wide watches).
     pub namespaces: Vec<String>,
     /// Also watch Istio's API groups (`networking.istio.io/v1`,
-    /// `security.istio.io/v1`).
+    /// `security.istio.io/v1`, `telemetry.istio.io/v1`).
     pub istio_groups: bool,
 }
 
@@ -376,7 +376,10 @@ fn entry(watched: &WatchedType, object: DynamicObject) -> Entry {
         namespace,
         name,
         generation: object.metadata.generation,
-        current: status_value.as_ref().and_then(Condition::accepted_in),
+        current: status_value
+            .as_ref()
+            .map(Condition::ours_in)
+            .unwrap_or_default(),
     });
     Entry {
         origin,

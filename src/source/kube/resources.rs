@@ -31,14 +31,17 @@ const SECURITY_KINDS: &[(&str, &str)] = &[
     ("AuthorizationPolicy", "authorizationpolicies"),
 ];
 
+/// Our telemetry kinds (`telemetry.sextant.dev/v1alpha1`) with their plurals.
+const TELEMETRY_KINDS: &[(&str, &str)] = &[("Telemetry", "telemetries")];
+
 fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 /// Every type `sextant serve --kube` watches: Services, EndpointSlices and
 /// Pods, our CRDs, and with `istio_groups` the same kinds in Istio's groups
-/// (`networking.istio.io/v1`, `security.istio.io/v1`), read but never
-/// written to.
+/// (`networking.istio.io/v1`, `security.istio.io/v1`,
+/// `telemetry.istio.io/v1`), read but never written to.
 pub fn watched_types(istio_groups: bool) -> Vec<WatchedType> {
     let builtin = |group, version, kind, plural| WatchedType {
         api_resource: api_resource(group, version, kind, plural),
@@ -64,6 +67,12 @@ pub fn watched_types(istio_groups: bool) -> Vec<WatchedType> {
             true,
         ),
         (
+            crate::model::TELEMETRY_GROUP,
+            "v1alpha1",
+            TELEMETRY_KINDS,
+            true,
+        ),
+        (
             crate::model::ISTIO_NETWORKING_GROUP,
             "v1",
             NETWORKING_KINDS,
@@ -73,6 +82,12 @@ pub fn watched_types(istio_groups: bool) -> Vec<WatchedType> {
             crate::model::ISTIO_SECURITY_GROUP,
             "v1",
             SECURITY_KINDS,
+            false,
+        ),
+        (
+            crate::model::ISTIO_TELEMETRY_GROUP,
+            "v1",
+            TELEMETRY_KINDS,
             false,
         ),
     ];

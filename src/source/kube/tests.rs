@@ -62,7 +62,7 @@ fn a_status_or_resource_version_change_of_a_cr_gives_the_same_entry() {
     assert_eq!(before.value, after.value);
     let target = after.status.unwrap();
     assert_eq!(target.generation, Some(3));
-    assert_eq!(target.current.unwrap().status, "True");
+    assert_eq!(target.current[0].status, "True");
 }
 
 #[test]
@@ -186,7 +186,26 @@ fn the_accepted_condition_names_the_field_of_each_error() {
     assert!(later.same_as(&bad), "the time alone is no change");
     let json = serde_json::to_value(&later).unwrap();
     assert_eq!(
-        Condition::accepted_in(&json!({"conditions": [json]})),
-        Some(later)
+        Condition::ours_in(&json!({"conditions": [json]})),
+        vec![later]
     );
+}
+
+#[test]
+fn telemetry_is_watched_in_our_group_with_status_and_in_istios_read_only() {
+    let ours = watched("telemetry.sextant.dev/v1alpha1", "Telemetry");
+    assert!(ours.writes_status && ours.custom);
+    assert_eq!(ours.api_resource.plural, "telemetries");
+    let istio = watched("telemetry.istio.io/v1", "Telemetry");
+    assert!(istio.custom && !istio.writes_status);
+    assert!(watched_types(false)
+        .iter()
+        .all(|w| w.api_resource.group != "telemetry.istio.io"));
+    // Its CRD names the same plural the watcher lists.
+    let crd = crate::crds::definitions()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "Telemetry")
+        .expect("a Telemetry CRD");
+    assert_eq!(crd.spec.names.plural, ours.api_resource.plural);
+    assert_eq!(crd.spec.group, ours.api_resource.group);
 }
