@@ -517,6 +517,22 @@ async fn require_token_refuses_proxies_that_cannot_prove_their_identity() {
         },
     )
     .await;
+    // Their stats streams (Envoy's metrics service client carries no token)
+    // are refused too: only nodes with an open ADS stream may send telemetry.
+    wait_for(
+        Duration::from_secs(20),
+        "the anonymous proxy's metrics stream refused in sextant's log",
+        || async {
+            sextant
+                .process
+                .log()
+                .contains(
+                    "refusing a metrics stream: node \"anonymous.default\" has no open ADS stream",
+                )
+                .then_some(())
+        },
+    )
+    .await;
     let proxies = sextant.admin_json("/debug/proxies").await.to_string();
     assert!(
         proxies.contains("a.default")

@@ -434,7 +434,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "sextant is serving"
     );
 
-    let access_logs = sextant::tap::AccessLogSink::new(tap, Some(cache.clone()));
+    let mut access_logs = sextant::tap::AccessLogSink::new(tap, Some(cache.clone()));
+    let mut metrics_sink = sextant::edges::MetricsSink::new(edges);
+    if tokens.is_some() {
+        let gate = sextant::server::sink_gate::SinkGate::new(registry.clone());
+        access_logs = access_logs.gated(gate.clone());
+        metrics_sink = metrics_sink.gated(gate);
+    }
     let mut ads = AdsService::with_metrics(cache, registry, metrics.clone());
     if let Some(tokens) = tokens {
         ads = ads.require_tokens(tokens);
@@ -442,7 +448,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(async move {
         let sinks = sextant::server::Sinks {
             access_logs: Some(access_logs),
-            metrics: Some(sextant::edges::MetricsSink::new(edges)),
+            metrics: Some(metrics_sink),
         };
         let served = ads.serve_with_sinks(xds_listener, sinks, std::future::pending());
         if let Err(err) = served.await {

@@ -4,6 +4,7 @@
 
 use super::{cluster_samples, EdgeStore};
 use crate::proxy::ProxyInfo;
+use crate::server::sink_gate::SinkGate;
 use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -22,12 +23,22 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct MetricsSink {
     edges: Arc<EdgeStore>,
+    /// With `serve --require-token`: only proxies connected over ADS.
+    gate: Option<SinkGate>,
 }
 
 impl MetricsSink {
     /// A service recording into `edges`.
     pub fn new(edges: Arc<EdgeStore>) -> Self {
-        MetricsSink { edges }
+        MetricsSink { edges, gate: None }
+    }
+
+    /// The same, admitting only the streams `gate` admits.
+    pub fn gated(self, gate: SinkGate) -> Self {
+        MetricsSink {
+            gate: Some(gate),
+            ..self
+        }
     }
 
     /// The tonic service, with an explicit message size limit.
@@ -67,6 +78,7 @@ impl MetricsService for MetricsSink {
         &self,
         request: Request<Streaming<StreamMetricsMessage>>,
     ) -> Result<Response<StreamMetricsResponse>, Status> {
+        let peer = request.remote_addr();
         let mut stream = request.into_inner();
         let mut guard = StreamGuard {
             edges: self.edges.clone(),
@@ -77,6 +89,16 @@ impl MetricsService for MetricsSink {
         while let Some(message) = stream.message().await? {
             if let Some(id) = &message.identifier {
                 let node = id.node.as_ref();
+                if let Some(gate) = &self.gate {
+                    let node_id = node.map_or("", |n| n.id.as_str());
+                    gate.admit(node_id, peer).inspect_err(|status| {
+                        tracing::warn!(
+                            node = node_id,
+                            "refusing a metrics stream: {}",
+                            status.message()
+                        );
+                    })?;
+                }
                 source = source_workload(node);
                 guard.node_id = node.map(|n| n.id.clone());
             }

@@ -148,6 +148,8 @@ impl AdsService {
     }
 }
 
+pub mod sink_gate;
+
 /// The services sidecars stream telemetry to, served beside ADS on the xDS
 /// port (the bootstrap's `sextant-als` and `sextant-metrics` clusters).
 #[derive(Debug, Default)]

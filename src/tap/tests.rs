@@ -94,3 +94,22 @@ fn envoy_entries_become_tap_entries() {
     );
     assert_eq!(tap.source, "spiffe://cluster.local/ns/default/sa/a");
 }
+
+#[test]
+fn long_fields_are_cut_to_the_bound() {
+    use envoy_types::pb::envoy::data::accesslog::v3::{HttpAccessLogEntry, HttpRequestProperties};
+    let entry = HttpAccessLogEntry {
+        request: Some(HttpRequestProperties {
+            path: format!("/{}", "é".repeat(4096)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tapped = super::service::tap_entry(&entry, "src", "node");
+    assert!(
+        tapped.path.len() <= super::service::MAX_FIELD_BYTES,
+        "{}",
+        tapped.path.len()
+    );
+    assert!(tapped.path.starts_with("/é"));
+}
