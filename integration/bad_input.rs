@@ -180,6 +180,17 @@ async fn bad_files_keep_the_last_good_config() {
         Some(&20)
     );
 
+    // 6b. A FIFO named like a config file: refused without being opened (a
+    // read would block the source for good); the next edit still applies.
+    let fifo = config.path().join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(made.success());
+    wait_for_error(&sextant, &["pipe.yaml", "not a regular file"]).await;
+    std::fs::remove_file(&fifo).unwrap();
+
     // 7. Weights that overflow what Envoy accepts: no crash; the route answers 503 with an error.
     let huge = routing("2147483647", "2147483647", "").replace(
         "      weight: 2147483647\n",

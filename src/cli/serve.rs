@@ -69,8 +69,8 @@ pub struct ServeArgs {
     /// Longest a burst of changes may delay a push, in ms.
     #[arg(long, default_value_t = 1000)]
     debounce_max_ms: u64,
-    /// Upstream connect timeout of every cluster, in ms.
-    #[arg(long, default_value_t = 10_000)]
+    /// Upstream connect timeout of every cluster, in ms (Envoy requires > 0).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     connect_timeout_ms: u64,
     /// Namespace whose Sidecar without workload selector applies mesh-wide.
     #[arg(long, default_value = "istio-system")]

@@ -204,9 +204,10 @@ mod opt_duration {
     }
 }
 
-/// The longest duration accepted: Envoy's (and protobuf's) limit of
-/// 315,576,000,000 seconds.
-const MAX_SECONDS: u128 = 315_576_000_000;
+/// The longest duration accepted, in seconds: protobuf allows 315,576,000,000 s,
+/// but Envoy converts durations to signed 64-bit nanoseconds and rejects
+/// longer ones ("Duration out-of-range"), so the limit is `i64::MAX` ns.
+const MAX_SECONDS: u128 = 9_223_372_036;
 
 /// Parses a Go duration (`"1.5s"`, `"250ms"`, `"1m30s"`, `"1µs"`), as Istio's
 /// API takes them: one or more decimal numbers, each with a unit (`ns`, `us`,
@@ -215,7 +216,7 @@ const MAX_SECONDS: u128 = 315_576_000_000;
 ///
 /// # Errors
 /// A message when the text is not a non-negative Go duration up to Envoy's
-/// limit of 315,576,000,000 s.
+/// limit of 9,223,372,036 s (about 292 years).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?} is not a duration such as \"1.5s\" or \"250ms\"");
     let mut rest = text.trim();
@@ -265,7 +266,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             part += u128::from(digit - b'0') * unit_scale;
         }
         nanos = nanos.checked_add(part).ok_or_else(bad)?;
-        if nanos > MAX_SECONDS * 1_000_000_000 {
+        if nanos > i64::MAX as u128 {
             return Err(format!(
                 "{text:?} is longer than Envoy's limit of {MAX_SECONDS} seconds"
             ));
@@ -283,6 +284,14 @@ mod tests {
     #[test]
     fn go_durations_parse_and_bad_ones_are_refused_quickly() {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        // Envoy's limit is i64 nanoseconds; longer values must not wrap.
+        assert!(parse_duration("87660000h").is_err());
+        assert!(parse_duration("20000000000s").is_err());
+        assert!(parse_duration("9223372037s").is_err());
+        assert_eq!(
+            parse_duration("9223372036s"),
+            Ok(Duration::from_secs(9_223_372_036))
+        );
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1µs"), Ok(Duration::from_micros(1)));

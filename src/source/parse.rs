@@ -69,8 +69,59 @@ pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
         }
         parse_document(file, index, value, &mut out);
     }
+    if !out.unreadable {
+        non_finite_numbers(file, text, &mut out);
+    }
     keep_last_definitions(file, &mut out);
     out
+}
+
+/// YAML's `.nan` and `.inf` are floats JSON cannot carry: decoding into
+/// JSON would quietly make them null (the field's default). Kubernetes
+/// refuses them; so does Sextant, naming where they are. Only files whose
+/// text could hold one are decoded a second time.
+fn non_finite_numbers(file: &str, text: &str, out: &mut ParsedFile) {
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains(".nan") && !lower.contains(".inf") {
+        return;
+    }
+    fn find(value: &serde_yaml_ng::Value, path: &str) -> Option<String> {
+        match value {
+            serde_yaml_ng::Value::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => {
+                Some(path.to_string())
+            }
+            serde_yaml_ng::Value::Mapping(map) => map.iter().find_map(|(k, v)| {
+                let key = k.as_str().map_or_else(|| format!("{k:?}"), str::to_string);
+                let path = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
+                find(v, &path)
+            }),
+            serde_yaml_ng::Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| find(v, &format!("{path}[{i}]"))),
+            serde_yaml_ng::Value::Tagged(tagged) => find(&tagged.value, path),
+            _ => None,
+        }
+    }
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let Ok(value) = serde_yaml_ng::Value::deserialize(document) else {
+            return;
+        };
+        if let Some(path) = find(&value, "") {
+            out.unreadable = true;
+            out.diagnostics.push(file_error(
+                file,
+                format!(
+                    "YAML document {}: {path} is .nan or .inf, not a number (Kubernetes refuses it too)",
+                    index + 1
+                ),
+            ));
+        }
+    }
 }
 
 /// Parses one object already decoded from JSON (as a Kubernetes watch
@@ -446,6 +497,28 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
         crate::model::ISTIO_TELEMETRY_GROUP,
     ];
     if !read_groups.contains(&group) {
+        // One of our kinds under a misspelt mesh group (`security.sextnt.dev`)
+        // was meant for Sextant: an error, so a security policy fails closed
+        // instead of being skipped with an info line.
+        let mesh_groups = &read_groups[2..];
+        let meant = known
+            .iter()
+            .find(|(k, _)| k.as_str() == kind_name)
+            .and_then(|(kind, _)| {
+                let near = mesh_groups
+                    .iter()
+                    .find(|g| strsim::damerau_levenshtein(group, g) <= 2)?;
+                Some((*kind, *near))
+            });
+        if let Some((kind, near)) = meant {
+            return TypeMeta::WrongVersion(
+                kind,
+                format!(
+                    "API group {group:?} is not one Sextant reads; did you mean {near:?} (use {})?",
+                    kind.api_version()
+                ),
+            );
+        }
         return TypeMeta::Skipped;
     }
     if let Some((kind, expected)) = known.iter().find(|(k, _)| k.as_str() == kind_name) {

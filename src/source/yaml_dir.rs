@@ -11,6 +11,32 @@ use tokio::sync::mpsc;
 /// Stands for the content of a file that could never be read.
 const UNREADABLE: &str = "\0unreadable";
 
+/// Largest config file read, in bytes (a larger one is an error, and its
+/// last good content stays served).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a config file: a regular file (or a symlink to one) of at most
+/// [`MAX_FILE_BYTES`]. A FIFO, device or socket is refused without being
+/// opened (opening a FIFO would block the whole source).
+///
+/// # Errors
+/// The I/O error, or why the file is not read.
+pub fn read_config_file(path: &Path) -> std::io::Result<String> {
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, device or socket), so it is not read",
+        ));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the {MAX_FILE_BYTES} bytes a config file may have",
+            metadata.len()
+        )));
+    }
+    std::fs::read_to_string(path)
+}
+
 /// A config directory and the content last read from each of its files.
 #[derive(Debug)]
 pub struct YamlDir {
@@ -58,7 +84,7 @@ impl YamlDir {
         let mut seen = BTreeMap::new();
         for path in files {
             let name = path.display().to_string();
-            let text = match std::fs::read_to_string(&path) {
+            let text = match read_config_file(&path) {
                 Ok(text) => text,
                 Err(err) => {
                     let d = Diagnostic {

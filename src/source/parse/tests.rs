@@ -1023,3 +1023,63 @@ fn namespace_patterns_too_long_for_envoys_regex_limit_fail_closed() {
     );
     assert_eq!(errors(&parsed), Vec::<&Diagnostic>::new());
 }
+
+/// `.nan` would decode to null (the default) through JSON; it is an error
+/// naming the field instead, and the file keeps its last good content.
+#[test]
+fn nan_and_infinity_are_refused_where_they_are() {
+    let text = "apiVersion: telemetry.sextant.dev/v1alpha1
+kind: Telemetry
+metadata: {name: mesh, namespace: istio-system}
+spec:
+  tracing:
+    - providers: [{name: zipkin}]
+      randomSamplingPercentage: .nan
+";
+    let parsed = parse_documents(FILE, text);
+    assert!(parsed.unreadable);
+    let found = errors(&parsed);
+    assert!(
+        found.iter().any(|d| d
+            .message
+            .contains("spec.tracing[0].randomSamplingPercentage is .nan or .inf")),
+        "{found:?}"
+    );
+    // The word in a string is fine.
+    let text =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a, annotations: {note: \"x.nan and .inf\"}}\nspec: {ports: [{port: 80}]}\n";
+    assert_eq!(
+        errors(&parse_documents(FILE, text)),
+        Vec::<&Diagnostic>::new()
+    );
+}
+
+/// One of our kinds under a misspelt mesh API group is an error with a
+/// guess (an AuthorizationPolicy fails closed), not a silent skip; the same
+/// kind name in a foreign group is still someone else's.
+#[test]
+fn a_misspelt_mesh_group_is_an_error_with_a_guess() {
+    let parsed = parse_documents(
+        FILE,
+        &authorization_policy(
+            "security.sextnt.dev/v1alpha1",
+            "  action: DENY\n  rules: [{}]",
+        ),
+    );
+    stand_in(&parsed);
+    let found = errors(&parsed);
+    assert!(
+        found.iter().any(|d| d.field == "apiVersion"
+            && d.message.contains("did you mean \"security.sextant.dev\"")),
+        "{found:?}"
+    );
+    let text = "apiVersion: networking.istio.oi/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {hosts: [r]}\n";
+    assert!(errors(&parse_documents(FILE, text))
+        .iter()
+        .any(|d| d.message.contains("networking.istio.io")));
+    let text = "apiVersion: networking.example.com/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {}\n";
+    assert_eq!(
+        errors(&parse_documents(FILE, text)),
+        Vec::<&Diagnostic>::new()
+    );
+}
