@@ -291,9 +291,6 @@ fn rbac_grants_reads_status_writes_and_one_secret_only() {
         "update secrets sextant-ca",
         // create cannot be limited by name (Kubernetes RBAC)
         "create secrets ",
-        "get leases sextant-leader",
-        "update leases sextant-leader",
-        "create leases ",
     ]
     .into_iter()
     .map(String::from)

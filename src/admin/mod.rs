@@ -19,7 +19,7 @@
 //!
 //! `GET /metrics` answers with `Content-Type:
 //! application/openmetrics-text; version=1.0.0; charset=utf-8`. Labels:
-//! `protocol` is `sotw` or `delta`; `type` is `cds`, `eds`, `lds` or `rds`.
+//! `protocol` is `sotw` or `delta`; `type` is `cds`, `eds`, `lds`, `rds` or `sds`.
 //! Every labelled series exists from the start, at 0.
 //!
 //! | metric | type | labels | what |
