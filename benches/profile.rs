@@ -4,9 +4,11 @@
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*profile::measured*'`,
 //! which counts the instructions of the stage only (not the world's set-up).
 //!
-//! STAGE is `ir_build`, `translate`, `encode`, `snapshot` or `validate`
-//! (what `sextant validate` adds to the IR build: a translation per
-//! namespace for the diagnostics only a proxy class shows). SERVICES is a
+//! STAGE is `ir_build`, `translate`, `encode`, `snapshot`, `next_class`
+//! (a snapshot for a proxy of a second class, `ns-1`, once the class of
+//! `ns-0` is translated: what each further class of the same IR costs) or
+//! `validate` (what `sextant validate` adds to the IR build: a translation
+//! per namespace for the diagnostics only a proxy class shows). SERVICES is a
 //! size for [`sextant::synth::WorldSpec::with_services`]. The wall time of
 //! the stage is printed; criterion's `translate` bench is the one to quote
 //! for time, this binary is for instruction counts and call graphs.
@@ -71,6 +73,20 @@ fn main() {
             let cache = SnapshotCache::new(options.clone());
             cache.set_ir(ir.clone());
             drop(measured(|| cache.snapshot(black_box(&p))));
+        }
+        "next_class" => {
+            let cache = SnapshotCache::new(options.clone());
+            cache.set_ir(ir.clone());
+            drop(cache.snapshot(&p));
+            let other = sextant::proxy::ProxyInfo {
+                node_id: "bench.ns-1".into(),
+                namespace: "ns-1".into(),
+                ..common::proxy()
+            };
+            let started = Instant::now();
+            drop(measured(|| cache.snapshot(black_box(&other))));
+            eprintln!("{stage} at {services} services: {:.1?}", started.elapsed());
+            return;
         }
         "validate" => drop(measured(|| {
             translate::diagnostics_for_every_namespace(&ir, &options)

@@ -6,6 +6,7 @@
 //! to ask again.
 
 mod per_proxy;
+mod shared;
 
 use crate::ca::WorkloadCerts;
 use crate::diagnostic::Diagnostic;
@@ -18,7 +19,6 @@ use bytes::Bytes;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
@@ -57,12 +57,16 @@ pub fn short_hash(parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    hasher.finalize()[..8]
-        .iter()
-        .fold(String::with_capacity(16), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    // Hex by hand: every encoded resource is hashed, and `write!` per byte
+    // cost as much as the hash of a small resource.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = hasher.finalize();
+    let mut out = String::with_capacity(16);
+    for b in &digest[..8] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Everything one proxy should have, by type.
@@ -108,6 +112,9 @@ struct State {
     /// The inbound index of `ir`, built by the first proxy with a sidecar
     /// that needs it and shared by the rest until the IR changes.
     inbound: Arc<OnceLock<translate::inbound::InboundIndex>>,
+    /// The encoded resources the classes of `ir` share, filled by the
+    /// classes as they are translated, until the IR changes.
+    parts: Arc<OnceLock<shared::SharedParts>>,
     generation: u64,
     changed_at: Option<Instant>,
     classes: HashMap<ProxyClass, Arc<ClassResources>>,
@@ -139,6 +146,7 @@ impl SnapshotCache {
             state: Mutex::new(State {
                 ir: Arc::new(Ir::default()),
                 inbound: Arc::default(),
+                parts: Arc::default(),
                 generation: 0,
                 changed_at: None,
                 classes: HashMap::new(),
@@ -239,6 +247,7 @@ impl SnapshotCache {
             }
             state.ir = Arc::new(ir);
             state.inbound = Arc::default();
+            state.parts = Arc::default();
             state.generation += 1;
             state.changed_at = Some(changed_at);
             state.classes.clear();
@@ -287,14 +296,17 @@ impl SnapshotCache {
                 Some(shared) => (shared, Vec::new(), state.inbound.clone()),
                 // The benchmark-only naive baseline shares nothing: it
                 // translates per proxy, outside the lock, with a fresh
-                // inbound index.
+                // inbound index and nothing shared with other classes.
                 None if self.naive_baseline => {
                     drop(state);
-                    let (shared, diagnostics) = self.translate_class(&ir, &class);
+                    let parts = shared::SharedParts::new(&ir);
+                    let (shared, diagnostics) = self.translate_class(&ir, &class, &parts);
                     (Arc::new(shared), diagnostics, Arc::default())
                 }
                 None => {
-                    let (shared, diagnostics) = self.translate_class(&ir, &class);
+                    let parts = state.parts.clone();
+                    let parts = parts.get_or_init(|| shared::SharedParts::new(&ir));
+                    let (shared, diagnostics) = self.translate_class(&ir, &class, parts);
                     let shared = Arc::new(shared);
                     state.classes.insert(class.clone(), shared.clone());
                     (shared, diagnostics, state.inbound.clone())
@@ -429,10 +441,15 @@ impl SnapshotCache {
     }
 
     /// Translates and encodes `class` (timed in the metrics), with the test
-    /// injections.
-    fn translate_class(&self, ir: &Ir, class: &ProxyClass) -> (ClassResources, Vec<Diagnostic>) {
+    /// injections, reusing and filling `parts`.
+    fn translate_class(
+        &self,
+        ir: &Ir,
+        class: &ProxyClass,
+        parts: &shared::SharedParts,
+    ) -> (ClassResources, Vec<Diagnostic>) {
         let started = Instant::now();
-        let (mut shared, diagnostics) = encode_class(ir, class, &self.options);
+        let (mut shared, diagnostics) = encode_class(ir, class, &self.options, parts);
         if let Some(metrics) = &self.metrics {
             metrics.observe_translation(TranslationStage::Translate, started.elapsed());
         }
@@ -441,32 +458,27 @@ impl SnapshotCache {
     }
 }
 
+/// The encoded resources of `class`: the same bytes as encoding
+/// [`translate::translate`]'s output, with what other classes of the IR
+/// already built taken from `parts`.
 fn encode_class(
     ir: &Ir,
     class: &ProxyClass,
     options: &TranslateOptions,
+    parts: &shared::SharedParts,
 ) -> (ClassResources, Vec<Diagnostic>) {
-    let t = translate::translate(ir, class, options);
-    let map = |items: Vec<(String, Resource)>| Arc::new(items.into_iter().collect::<ResourceMap>());
+    let plan = translate::plan::plan(ir, class, options);
+    let [clusters, endpoints, routes] = parts.encode(ir, &plan, options);
     let resources = ClassResources {
-        clusters: map(t
-            .clusters
-            .iter()
-            .map(|c| (c.name.clone(), Resource::encode(&c.name, c)))
-            .collect()),
-        endpoints: map(t
-            .endpoints
-            .iter()
-            .map(|e| (e.cluster_name.clone(), Resource::encode(&e.cluster_name, e)))
-            .collect()),
-        routes: map(t
-            .route_configurations
-            .iter()
-            .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
-            .collect()),
-        tcp: t.tcp_proxies.clone(),
-        telemetry: t.telemetry.clone(),
-        diagnostics: t.diagnostics.clone(),
+        clusters: Arc::new(clusters),
+        endpoints: Arc::new(endpoints),
+        routes: Arc::new(routes),
+        tcp: plan.tcp_proxies,
+        telemetry: plan.telemetry,
+        diagnostics: plan.diagnostics.clone(),
     };
-    (resources, t.diagnostics)
+    (resources, plan.diagnostics)
 }
+
+#[cfg(test)]
+mod tests;

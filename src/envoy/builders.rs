@@ -49,7 +49,7 @@ pub fn duration(d: StdDuration) -> Duration {
 pub fn socket_address(ip: IpAddr, port: u16) -> Address {
     Address {
         address: Some(address::Address::SocketAddress(SocketAddress {
-            address: ip.to_string(),
+            address: super::address::ip_string(ip),
             port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(port))),
             ..Default::default()
         })),

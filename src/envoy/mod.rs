@@ -1,6 +1,7 @@
 //! Envoy-facing helpers: xDS type URLs, small proto builders, and canonical
 //! JSON rendering. Free of tokio and tonic.
 
+pub mod address;
 pub mod builders;
 pub mod inbound_builders;
 pub mod json;

@@ -11,6 +11,7 @@ mod endpoint;
 mod http_route;
 pub mod inbound;
 mod listener;
+pub mod plan;
 mod rbac;
 pub(crate) use rbac::namespace_regex;
 pub mod render;
@@ -74,44 +75,33 @@ pub struct Translation {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Translates the IR for proxies of `class`.
+/// Translates the IR for proxies of `class`: [`plan::plan`], then every
+/// resource of the plan.
 pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Translation {
-    let mut diagnostics = Vec::new();
-    let scope = scope::Scope::new(ir, class);
-    let route_configurations = vec![route::outbound_route_configuration(
-        ir,
-        class,
-        &scope,
-        &mut diagnostics,
-    )];
-    let tcp_proxies = tcp::tcp_proxy_routes(ir, ir.tcp_routes.iter(), &scope, &mut diagnostics);
-    let visible = || ir.clusters.values().filter(|c| scope.cluster(c));
-    let telemetry = crate::ir::telemetry::for_proxy(
-        &ir.telemetries,
-        &class.namespace,
-        class.telemetry.as_ref(),
-        &options.root_namespace,
-    );
-    let mut clusters: Vec<Cluster> = visible()
-        .map(|c| cluster::outbound_cluster(c, scope.applies_rule(c), class.mtls, options))
+    let mut plan = plan::plan(ir, class, options);
+    let mut clusters: Vec<Cluster> = plan
+        .clusters
+        .iter()
+        .map(|c| plan.cluster(c, options))
         .collect();
-    if let Some(tracing) = &telemetry.tracing {
-        clusters.push(crate::envoy::telemetry_builders::collector_cluster(
-            tracing,
-            options.connect_timeout,
-        ));
+    if let Some(collector) = plan.collector_cluster(options) {
+        clusters.push(collector);
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
     }
+    let endpoints = plan
+        .clusters
+        .iter()
+        .filter(|c| c.cluster.dns.is_none())
+        .map(|c| plan.load_assignment(c, options))
+        .collect();
+    let route_configurations = vec![route::outbound_route_configuration(&mut plan)];
     Translation {
         clusters,
-        endpoints: visible()
-            .filter(|c| c.dns.is_none())
-            .map(|c| endpoint::cluster_load_assignment(c, ir, options))
-            .collect(),
+        endpoints,
         route_configurations,
-        tcp_proxies,
-        telemetry,
-        diagnostics,
+        tcp_proxies: plan.tcp_proxies,
+        telemetry: plan.telemetry,
+        diagnostics: plan.diagnostics,
     }
 }
 
@@ -135,7 +125,7 @@ pub fn diagnostics_for_every_namespace(ir: &Ir, options: &TranslateOptions) -> V
     }
     for class in classes_of_every_namespace(ir, options) {
         let scope = scope::Scope::new(ir, &class);
-        route::claim_domains(vhosts.iter().copied(), &class, &scope, &mut out);
+        route::claim_domains(vhosts.iter().copied().enumerate(), &class, &scope, &mut out);
         tcp::tcp_proxy_routes(ir, tcp_routes.iter().copied(), &scope, &mut out);
     }
     out.sort();

@@ -1,6 +1,6 @@
 //! IR virtual hosts → the outbound route configuration.
 
-use super::http_route;
+use super::plan::ClassPlan;
 use super::scope::Scope;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::ir::{self, Ir};
@@ -15,22 +15,16 @@ pub const OUTBOUND_ROUTE_CONFIG: &str = "outbound";
 /// across the configuration (Envoy rejects the whole RouteConfiguration
 /// otherwise): a domain already taken by an earlier virtual host is left out
 /// with an error, and a virtual host left without domains is not sent.
-pub(super) fn outbound_route_configuration(
-    ir: &Ir,
-    class: &ProxyClass,
-    scope: &Scope<'_>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> RouteConfiguration {
-    let virtual_hosts = claim_domains(ir.virtual_hosts.iter(), class, scope, diagnostics)
+///
+/// The domains are those the plan claimed (see [`claim_domains`]); the
+/// plan's virtual hosts are moved out.
+pub(super) fn outbound_route_configuration(plan: &mut ClassPlan<'_>) -> RouteConfiguration {
+    let virtual_hosts = std::mem::take(&mut plan.virtual_hosts)
         .into_iter()
-        .map(|(vhost, domains)| VirtualHost {
-            name: vhost.name.clone(),
-            domains,
-            routes: scope
-                .routes(vhost)
-                .iter()
-                .flat_map(|r| http_route::routes_of(r, ir, scope))
-                .collect(),
+        .map(|v| VirtualHost {
+            name: v.vhost.name.clone(),
+            routes: plan.routes(v.vhost),
+            domains: v.domains,
             ..Default::default()
         })
         .collect();
@@ -41,20 +35,21 @@ pub(super) fn outbound_route_configuration(
     }
 }
 
-/// The virtual hosts of `vhosts` (in order) that the class sees, each with
-/// the domains it gets: a domain an earlier one took is left out with an
-/// error, and a virtual host left without domains is left out. Each domain
-/// is decided on its own: who owns it depends only on the virtual hosts
-/// that claim it (see [`contested_virtual_hosts`]).
+/// The virtual hosts of `vhosts` (in order, each with a key such as its
+/// position in the IR) that the class sees, each with the domains it gets:
+/// a domain an earlier one took is left out with an error, and a virtual
+/// host left without domains is left out. Each domain is decided on its
+/// own: who owns it depends only on the virtual hosts that claim it (see
+/// [`contested_virtual_hosts`]).
 pub(super) fn claim_domains<'v>(
-    vhosts: impl Iterator<Item = &'v ir::VirtualHost>,
+    vhosts: impl Iterator<Item = (usize, &'v ir::VirtualHost)>,
     class: &ProxyClass,
     scope: &Scope<'_>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<(&'v ir::VirtualHost, Vec<String>)> {
+) -> Vec<(usize, &'v ir::VirtualHost, Vec<String>)> {
     let mut taken: HashMap<String, &str> = HashMap::new();
     let mut out = Vec::new();
-    for vhost in vhosts.filter(|v| scope.virtual_host(v)) {
+    for (key, vhost) in vhosts.filter(|(_, v)| scope.virtual_host(v)) {
         let mut domains = Vec::new();
         for domain in domains_of(vhost, class) {
             if let Some(owner) = taken.get(&domain) {
@@ -71,7 +66,7 @@ pub(super) fn claim_domains<'v>(
             domains.push(domain);
         }
         if !domains.is_empty() {
-            out.push((vhost, domains));
+            out.push((key, vhost, domains));
         }
     }
     out

@@ -5,6 +5,7 @@ use crate::ir::{self, Ir, SidecarScope};
 use crate::proxy::ProxyClass;
 
 /// The visibility rules of one proxy class.
+#[derive(Debug)]
 pub(super) struct Scope<'a> {
     namespace: &'a str,
     labels: &'a std::collections::BTreeMap<String, String>,
@@ -75,10 +76,16 @@ impl<'a> Scope<'a> {
     /// The routes the class uses for a virtual host: the VirtualService's if
     /// it is exported to the class's namespace, else the default route.
     pub(super) fn routes<'v>(&self, vhost: &'v ir::VirtualHost) -> &'v [ir::Route] {
-        if vhost.routes_export_to.allows(self.namespace) || vhost.fallback_routes.is_empty() {
-            &vhost.routes
-        } else {
-            &vhost.fallback_routes
-        }
+        super::plan::route_list(vhost, self.uses_own_routes(vhost))
+    }
+
+    /// Whether [`Scope::routes`] are the VirtualService's (else the default route).
+    pub(super) fn uses_own_routes(&self, vhost: &ir::VirtualHost) -> bool {
+        vhost.routes_export_to.allows(self.namespace) || vhost.fallback_routes.is_empty()
+    }
+
+    /// Whether a Sidecar scopes the class.
+    pub(super) fn has_sidecar(&self) -> bool {
+        self.sidecar.is_some()
     }
 }

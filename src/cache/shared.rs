@@ -1,0 +1,145 @@
+//! What the proxy classes of one IR share: the encoded clusters, load
+//! assignments and virtual-host routes that come out the same for every
+//! class, each built and encoded once per IR by the first class that needs
+//! it, then reused (the bytes are reference-counted).
+//!
+//! A class is still planned on its own ([`translate::plan`]: which clusters
+//! and virtual hosts it sees, the domains each claims); only building and
+//! encoding the resources is shared. The bytes are those of encoding
+//! [`translate::translate`]'s output: a test compares them for every golden
+//! input and several classes.
+
+use super::{Resource, ResourceMap};
+use crate::ir::Ir;
+use crate::translate::plan::{self, ClassPlan};
+use crate::translate::{TranslateOptions, OUTBOUND_ROUTE_CONFIG};
+use bytes::Bytes;
+use prost::encoding::{self, WireType};
+use std::sync::OnceLock;
+
+/// The per-IR store of shared encoded parts, filled on demand. Every slot
+/// is keyed by position in the IR, so it belongs to one IR (and one set of
+/// [`TranslateOptions`]) only.
+#[derive(Debug, Default)]
+pub(super) struct SharedParts {
+    /// Per cluster of `ir.clusters` (name order): its CDS resource for each
+    /// (DestinationRule applies, mutual TLS), at `2 * with_rule + mtls`.
+    clusters: Vec<[OnceLock<Resource>; 4]>,
+    /// Per cluster: its ClusterLoadAssignment.
+    endpoints: Vec<OnceLock<Resource>>,
+    /// Per virtual host of `ir.virtual_hosts`: the encoded `routes` field
+    /// (field 3 of `VirtualHost`, every route) for each route list (default
+    /// route at 0, the VirtualService's at 1), or `None` when that list's
+    /// routes differ between classes (see [`plan::routes_are_shared`]).
+    routes: Vec<[OnceLock<Option<Bytes>>; 2]>,
+}
+
+impl SharedParts {
+    /// Empty slots for every cluster and virtual host of `ir`.
+    pub(super) fn new(ir: &Ir) -> Self {
+        SharedParts {
+            clusters: (0..ir.clusters.len()).map(|_| Default::default()).collect(),
+            endpoints: (0..ir.clusters.len()).map(|_| Default::default()).collect(),
+            routes: (0..ir.virtual_hosts.len())
+                .map(|_| Default::default())
+                .collect(),
+        }
+    }
+
+    /// The encoded CDS, EDS and RDS resources of a planned class, by name,
+    /// as [`super::Resource::encode`] of [`crate::translate::translate`]'s
+    /// output would give them.
+    pub(super) fn encode(
+        &self,
+        ir: &Ir,
+        plan: &ClassPlan<'_>,
+        options: &TranslateOptions,
+    ) -> [ResourceMap; 3] {
+        let mut clusters: ResourceMap = plan
+            .clusters
+            .iter()
+            .map(|c| {
+                let slot =
+                    &self.clusters[c.index][2 * usize::from(c.with_rule) + usize::from(plan.mtls)];
+                let r = slot
+                    .get_or_init(|| Resource::encode(&c.cluster.name, &plan.cluster(c, options)));
+                (c.cluster.name.clone(), r.clone())
+            })
+            .collect();
+        // Last, as in `translate`: the collector wins a name clash.
+        if let Some(collector) = plan.collector_cluster(options) {
+            clusters.insert(
+                collector.name.clone(),
+                Resource::encode(&collector.name, &collector),
+            );
+        }
+        let endpoints: ResourceMap = plan
+            .clusters
+            .iter()
+            .filter(|c| c.cluster.dns.is_none())
+            .map(|c| {
+                let r = self.endpoints[c.index].get_or_init(|| {
+                    Resource::encode(&c.cluster.name, &plan.load_assignment(c, options))
+                });
+                (c.cluster.name.clone(), r.clone())
+            })
+            .collect();
+        let routes = self.route_configuration(ir, plan);
+        [
+            clusters,
+            endpoints,
+            ResourceMap::from([(routes.name.clone(), routes)]),
+        ]
+    }
+
+    /// The outbound route configuration, encoded as prost encodes
+    /// `RouteConfiguration { name, virtual_hosts }` (fields 1 and 2, the
+    /// only ones `translate` sets) whose `VirtualHost`s set `name`,
+    /// `domains` and `routes` (fields 1, 2, 3) only: each field in that
+    /// order, the routes' bytes shared between classes where they can be.
+    fn route_configuration(&self, ir: &Ir, plan: &ClassPlan<'_>) -> Resource {
+        let name = OUTBOUND_ROUTE_CONFIG.to_string();
+        let mut body = Vec::new();
+        encoding::string::encode(1, &name, &mut body);
+        for v in &plan.virtual_hosts {
+            let shared = plan.shared_routes(v.vhost).and_then(|own| {
+                self.routes[v.index][usize::from(own)]
+                    .get_or_init(|| {
+                        let list = plan::route_list(v.vhost, own);
+                        plan::routes_are_shared(list, ir)
+                            .then(|| Bytes::from(encode_routes(&plan.routes(v.vhost))))
+                    })
+                    .clone()
+            });
+            let routes =
+                shared.unwrap_or_else(|| Bytes::from(encode_routes(&plan.routes(v.vhost))));
+            let vhost_name = if v.vhost.name.is_empty() {
+                0
+            } else {
+                encoding::string::encoded_len(1, &v.vhost.name)
+            };
+            let len =
+                vhost_name + encoding::string::encoded_len_repeated(2, &v.domains) + routes.len();
+            encoding::encode_key(2, WireType::LengthDelimited, &mut body);
+            encoding::encode_varint(len as u64, &mut body);
+            if vhost_name > 0 {
+                encoding::string::encode(1, &v.vhost.name, &mut body);
+            }
+            encoding::string::encode_repeated(2, &v.domains, &mut body);
+            body.extend_from_slice(&routes);
+        }
+        let body = Bytes::from(body);
+        Resource {
+            hash: super::short_hash(&[&body]),
+            name,
+            body,
+        }
+    }
+}
+
+/// The `routes` field of a `VirtualHost` (field 3, repeated message).
+fn encode_routes(routes: &[envoy_types::pb::envoy::config::route::v3::Route]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encoding::message::encode_repeated(3, routes, &mut out);
+    out
+}

@@ -1,0 +1,237 @@
+//! The shared, piecewise encoding of a class ([`super::shared`]) gives the
+//! same bytes as encoding [`translate::translate`]'s output, for every
+//! golden input and for classes that differ in namespace, labels, Sidecar
+//! and mutual TLS, translated one after the other against one store of
+//! shared parts (so later classes reuse what earlier ones built).
+
+use super::{encode_class, shared::SharedParts, Resource, ResourceMap};
+use crate::ir::{self, Ir};
+use crate::proxy::ProxyClass;
+use crate::source::parse::parse_documents;
+use crate::store::Store;
+use crate::translate::{self, TranslateOptions};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn load(name: &str, text: &str) -> Ir {
+    let mut store = Store::new();
+    store.apply(name, parse_documents(name, text));
+    ir::resolve(&store).0
+}
+
+/// What the cache sent before sharing: every resource of `translate` encoded.
+fn encoded_translation(
+    ir: &Ir,
+    class: &ProxyClass,
+    options: &TranslateOptions,
+) -> [ResourceMap; 3] {
+    let t = translate::translate(ir, class, options);
+    [
+        t.clusters
+            .iter()
+            .map(|c| (c.name.clone(), Resource::encode(&c.name, c)))
+            .collect(),
+        t.endpoints
+            .iter()
+            .map(|e| (e.cluster_name.clone(), Resource::encode(&e.cluster_name, e)))
+            .collect(),
+        t.route_configurations
+            .iter()
+            .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
+            .collect(),
+    ]
+}
+
+/// Every class of every namespace (and Sidecar), and one per workload with
+/// its labels (for `sourceLabels`), each without and with mutual TLS.
+fn classes(ir: &Ir, options: &TranslateOptions) -> Vec<ProxyClass> {
+    let mut out = translate::classes_of_every_namespace(ir, options);
+    for w in ir.workloads.values() {
+        out.push(ProxyClass::of(
+            ir,
+            &w.namespace,
+            &w.labels,
+            &options.root_namespace,
+            false,
+        ));
+    }
+    out.push(ProxyClass::of(
+        ir,
+        "ops",
+        &BTreeMap::new(),
+        &options.root_namespace,
+        false,
+    ));
+    let with_mtls: Vec<ProxyClass> = out
+        .iter()
+        .map(|c| ProxyClass {
+            mtls: true,
+            ..c.clone()
+        })
+        .collect();
+    out.extend(with_mtls);
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert(c.clone()));
+    out
+}
+
+fn assert_same_bytes(case: &str, ir: &Ir) {
+    let options = TranslateOptions::default();
+    let parts = SharedParts::new(ir);
+    for class in classes(ir, &options) {
+        let expected = encoded_translation(ir, &class, &options);
+        let (actual, _) = encode_class(ir, &class, &options, &parts);
+        let actual = [
+            (*actual.clusters).clone(),
+            (*actual.endpoints).clone(),
+            (*actual.routes).clone(),
+        ];
+        for (kind, (e, a)) in ["clusters", "endpoints", "routes"]
+            .iter()
+            .zip(expected.iter().zip(&actual))
+        {
+            assert_eq!(
+                e.keys().collect::<Vec<_>>(),
+                a.keys().collect::<Vec<_>>(),
+                "{case}: {kind} names differ for {class:?}"
+            );
+            for (name, resource) in e {
+                assert!(
+                    a[name] == *resource,
+                    "{case}: {kind} {name} encodes differently for {class:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn shared_encoding_matches_translation_for_every_golden_input() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/translate/testdata/in");
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&dir).expect("golden inputs") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable input");
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_same_bytes(&name, &load(&name, &text));
+        cases += 1;
+    }
+    assert!(cases >= 20, "found only {cases} golden inputs");
+}
+
+/// Sharing must stop where classes differ: a Sidecar's egress, `exportTo`
+/// of a service, of a DestinationRule with a subset and of a
+/// VirtualService, and client conditions.
+#[test]
+fn shared_encoding_matches_translation_where_classes_differ() {
+    let text = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {app: api}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: private, namespace: shop, annotations: {networking.istio.io/exportTo: "."}}
+spec:
+  selector: {app: private}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-1, namespace: shop}
+spec: {address: 127.0.10.1, labels: {app: api, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1, namespace: web}
+spec: {address: 127.0.10.2, labels: {app: web, role: client}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: shop}
+spec:
+  host: api
+  exportTo: ["shop"]
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+  subsets: [{name: v1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.shop.svc.cluster.local]
+  exportTo: ["shop", "web"]
+  http:
+  - match: [{sourceLabels: {role: client}}]
+    route: [{destination: {host: api.shop.svc.cluster.local, subset: v1}}]
+  - mirror: {host: private.shop.svc.cluster.local}
+    route: [{destination: {host: private.shop.svc.cluster.local}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: web}
+spec:
+  hosts: [web.web.svc.cluster.local]
+  exportTo: ["web"]
+  http:
+  - route: [{destination: {host: web.web.svc.cluster.local}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: web}
+spec:
+  egress:
+  - hosts: ["shop/*"]
+"#;
+    let ir = load("scoped.yaml", text);
+    assert!(
+        ir.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        ir.diagnostics
+    );
+    assert_same_bytes("scoped.yaml", &ir);
+}
+
+/// A synthetic mesh of several namespaces, classes sharing most parts.
+#[test]
+fn shared_encoding_matches_translation_for_a_synthetic_mesh() {
+    let store = crate::synth::store(&crate::synth::WorldSpec::with_services(300));
+    let (ir, _) = ir::resolve(&store);
+    assert_same_bytes("synthetic", &ir);
+}
+
+/// The hash is the first 8 bytes of the SHA-256 of the length-prefixed
+/// parts, in lower-case hex (versions Envoy saw before must not change).
+#[test]
+fn short_hash_is_lower_hex_of_the_sha256_prefix() {
+    use sha2::{Digest, Sha256};
+    for parts in [
+        &[][..],
+        &[&b""[..]],
+        &[&b"abc"[..], &[0xff, 0x00, 0x7f][..]],
+    ] {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        let expected: String = hasher.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(super::short_hash(parts), expected);
+    }
+}
