@@ -35,31 +35,9 @@ fn edge(edges: &Value, service: &str) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edges_show_requests_errors_and_latency_from_envoy_stats() {
     let work = tempfile::tempdir().unwrap();
-    let reviews = Upstream::start(work.path(), REVIEWS_IP, "reviews", "v1");
-    let ratings = Upstream::start(work.path(), RATINGS_IP, "ratings", "v1");
-    let config = ConfigDir::new();
-    config.write(
-        "world.yaml",
-        &[
-            service_yaml("reviews", 9080),
-            workload_yaml("reviews", "v1", &reviews),
-            service_yaml("ratings", 9080),
-            workload_yaml("ratings", "v1", &ratings),
-        ]
-        .join("---\n"),
-    );
+    let (_reviews, _ratings, config) = reviews_and_ratings(work.path(), REVIEWS_IP, RATINGS_IP);
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let client = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            labels: "app=productpage,version=v1",
-            ..Workload::client("productpage-v1.default")
-                .at(CLIENT_IP)
-                .stats_flush(FLUSH_MS)
-        },
-    )
-    .await;
+    let client = start_productpage(work.path(), &sextant, CLIENT_IP, FLUSH_MS).await;
 
     // Every request is checked to have reached its upstream, so the
     // expected counts are what the upstreams answered.

@@ -80,35 +80,13 @@ fn edge<'a>(edges: &'a Value, service: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_page_draws_the_graph_sync_table_and_errors_in_a_browser() {
     let work = tempfile::tempdir().unwrap();
-    let reviews = Upstream::start(work.path(), REVIEWS_IP, "reviews", "v1");
-    let ratings = Upstream::start(work.path(), RATINGS_IP, "ratings", "v1");
-    let config = ConfigDir::new();
-    config.write(
-        "world.yaml",
-        &[
-            service_yaml("reviews", 9080),
-            workload_yaml("reviews", "v1", &reviews),
-            service_yaml("ratings", 9080),
-            workload_yaml("ratings", "v1", &ratings),
-        ]
-        .join("---\n"),
-    );
+    let (_reviews, _ratings, config) = reviews_and_ratings(work.path(), REVIEWS_IP, RATINGS_IP);
     config.write(
         "bad-telemetry.yaml",
         "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: too-many, namespace: default}\nspec:\n  tracing:\n  - providers: [{name: zipkin, address: \"zipkin:9411\"}]\n    randomSamplingPercentage: 150\n",
     );
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let client = Envoy::start(
-        work.path(),
-        &sextant,
-        Workload {
-            labels: "app=productpage,version=v1",
-            ..Workload::client("productpage-v1.default")
-                .at(CLIENT_IP)
-                .stats_flush(500)
-        },
-    )
-    .await;
+    let client = start_productpage(work.path(), &sextant, CLIENT_IP, 500).await;
     for i in 0..12 {
         let wanted = if i % 3 == 0 { 500 } else { 200 };
         let status_header = wanted.to_string();

@@ -710,6 +710,46 @@ impl ConfigDir {
     }
 }
 
+/// The edge-signal world: Services `reviews` and `ratings` (port 9080),
+/// each with one demo upstream (at `reviews_ip`, `ratings_ip`), in a new
+/// config directory; the upstreams must outlive the test's requests.
+pub fn reviews_and_ratings(
+    work: &Path,
+    reviews_ip: &str,
+    ratings_ip: &str,
+) -> (Upstream, Upstream, ConfigDir) {
+    let reviews = Upstream::start(work, reviews_ip, "reviews", "v1");
+    let ratings = Upstream::start(work, ratings_ip, "ratings", "v1");
+    let config = ConfigDir::new();
+    config.write(
+        "world.yaml",
+        &[
+            service_yaml("reviews", 9080),
+            workload_yaml("reviews", "v1", &reviews),
+            service_yaml("ratings", 9080),
+            workload_yaml("ratings", "v1", &ratings),
+        ]
+        .join("---\n"),
+    );
+    (reviews, ratings, config)
+}
+
+/// The client sidecar `productpage-v1.default` at `ip`, flushing its stats
+/// to Sextant's metrics service every `flush_ms`.
+pub async fn start_productpage(work: &Path, sextant: &Sextant, ip: &str, flush_ms: u64) -> Envoy {
+    Envoy::start(
+        work,
+        sextant,
+        Workload {
+            labels: "app=productpage,version=v1",
+            ..Workload::client("productpage-v1.default")
+                .at(ip)
+                .stats_flush(flush_ms)
+        },
+    )
+    .await
+}
+
 /// YAML of a Service selecting `app=<name>` with one port named `http`.
 pub fn service_yaml(name: &str, port: u16) -> String {
     format!(
