@@ -25,7 +25,7 @@
 mod common;
 
 use criterion::{BatchSize, BenchmarkId, Criterion};
-use sextant::cache::{Resource, ResourceMap, SnapshotCache};
+use sextant::cache::{ResourceMap, SnapshotCache};
 use sextant::ir::{self, Ir};
 use sextant::proxy::{ProxyClass, ProxyInfo};
 use sextant::source::parse::parse_documents;
@@ -136,20 +136,7 @@ fn proxy_class(ir: &Ir, options: &TranslateOptions) -> ProxyClass {
 
 /// What the cache does to a translation: every resource to its bytes and hash.
 fn encode(t: &Translation) -> [ResourceMap; 3] {
-    [
-        t.clusters
-            .iter()
-            .map(|c| (c.name.clone(), Resource::encode(&c.name, c)))
-            .collect(),
-        t.endpoints
-            .iter()
-            .map(|e| (e.cluster_name.clone(), Resource::encode(&e.cluster_name, e)))
-            .collect(),
-        t.route_configurations
-            .iter()
-            .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
-            .collect(),
-    ]
+    sextant::cache::encode_translation(t)
 }
 
 fn benches(c: &mut Criterion) {

@@ -274,14 +274,22 @@ fn patches_of(fake: &FakeKube, name: &str) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_cr_gets_a_condition_naming_the_field_and_status_writes_push_nothing() {
-    let work = tempfile::tempdir().unwrap();
-    let ratings = Upstream::start(work.path(), "127.0.1.6", "ratings", "r1");
+/// A fake cluster with Service `ratings` (its EndpointSlice: one demo
+/// upstream at `ip`) and Service `reviews` (no endpoints: a VirtualService
+/// sends it to ratings); the upstream must outlive the test's requests.
+async fn ratings_behind_reviews(work: &Path, ip: &str) -> (Upstream, FakeKube) {
+    let ratings = Upstream::start(work, ip, "ratings", "r1");
     let fake = FakeKube::start().await;
     fake.apply(service("ratings", 9080));
     fake.apply(endpoint_slice("ratings", &[&ratings]));
     fake.apply(service("reviews", 9080));
+    (ratings, fake)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_cr_gets_a_condition_naming_the_field_and_status_writes_push_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let (_ratings, fake) = ratings_behind_reviews(work.path(), "127.0.1.6").await;
     fake.apply(service("details", 9080));
     fake.apply(redirect_all("reviews", "ratings", json!(100)));
     // `weight` must be an integer.
@@ -539,11 +547,7 @@ const STRICT_REGEX_RUNTIME: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cr_whose_route_envoy_rejects_gets_programmed_false_until_it_is_fixed() {
     let work = tempfile::tempdir().unwrap();
-    let ratings = Upstream::start(work.path(), "127.0.1.8", "ratings", "r1");
-    let fake = FakeKube::start().await;
-    fake.apply(service("ratings", 9080));
-    fake.apply(endpoint_slice("ratings", &[&ratings]));
-    fake.apply(service("reviews", 9080));
+    let (ratings, fake) = ratings_behind_reviews(work.path(), "127.0.1.8").await;
     let with_path = |path: Value| {
         json!({
             "apiVersion": "networking.sextant.dev/v1alpha1", "kind": "VirtualService",

@@ -50,6 +50,27 @@ impl Resource {
 /// Resources of one type, keyed by name.
 pub type ResourceMap = BTreeMap<String, Resource>;
 
+/// Every cluster, ClusterLoadAssignment and route configuration of a
+/// translation encoded, as CDS, EDS and RDS maps by name: the reference the
+/// shared encoding of [`shared`] must equal byte for byte (its tests), and
+/// the encode stage of the benches.
+pub fn encode_translation(t: &translate::Translation) -> [ResourceMap; 3] {
+    [
+        t.clusters
+            .iter()
+            .map(|c| (c.name.clone(), Resource::encode(&c.name, c)))
+            .collect(),
+        t.endpoints
+            .iter()
+            .map(|e| (e.cluster_name.clone(), Resource::encode(&e.cluster_name, e)))
+            .collect(),
+        t.route_configurations
+            .iter()
+            .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
+            .collect(),
+    ]
+}
+
 /// The first 16 hex digits of the SHA-256 of the concatenated parts.
 pub fn short_hash(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();

@@ -4,7 +4,7 @@
 //! and mutual TLS, translated one after the other against one store of
 //! shared parts (so later classes reuse what earlier ones built).
 
-use super::{encode_class, shared::SharedParts, Resource, ResourceMap};
+use super::{encode_class, shared::SharedParts, ResourceMap};
 use crate::ir::{self, Ir};
 use crate::proxy::ProxyClass;
 use crate::source::parse::parse_documents;
@@ -25,21 +25,7 @@ fn encoded_translation(
     class: &ProxyClass,
     options: &TranslateOptions,
 ) -> [ResourceMap; 3] {
-    let t = translate::translate(ir, class, options);
-    [
-        t.clusters
-            .iter()
-            .map(|c| (c.name.clone(), Resource::encode(&c.name, c)))
-            .collect(),
-        t.endpoints
-            .iter()
-            .map(|e| (e.cluster_name.clone(), Resource::encode(&e.cluster_name, e)))
-            .collect(),
-        t.route_configurations
-            .iter()
-            .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
-            .collect(),
-    ]
+    super::encode_translation(&translate::translate(ir, class, options))
 }
 
 /// Every class of every namespace (and Sidecar), and one per workload with
