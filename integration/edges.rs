@@ -169,3 +169,111 @@ async fn edges_show_requests_errors_and_latency_from_envoy_stats() {
     );
     assert_eq!(client.updates_rejected().await, 0);
 }
+
+/// gRPC calls answered with a non-OK grpc-status are errors of their edge,
+/// though the HTTP status is 200: counted once, from Envoy's gRPC stats
+/// filter on the calling sidecar. A Python gRPC upstream (127.0.9.22)
+/// fails every 4th call with INTERNAL; the client sidecar (127.0.9.21)
+/// carries the calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_with_a_non_ok_status_are_edge_errors() {
+    const SENT: u64 = 20;
+    const FAIL_EVERY: u64 = 4;
+    const FAILED: u64 = SENT / FAIL_EVERY;
+    harness::grpc::require_grpcio();
+    let work = tempfile::tempdir().unwrap();
+    let upstream = harness::grpc::start_grpc_upstream(work.path(), "127.0.9.22", "v1");
+    let config = ConfigDir::new();
+    config.write(
+        "greeter.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: greeter, namespace: default}}\nspec:\n  selector: {{app: greeter}}\n  ports:\n  - {{name: grpc, port: 9090, appProtocol: grpc}}\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: greeter-v1, namespace: default}}\nspec:\n  address: 127.0.9.22\n  ports: {{grpc: {}}}\n  labels: {{app: greeter, version: v1}}\n",
+            upstream.port
+        ),
+    );
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let client = start_productpage(work.path(), &sextant, "127.0.9.21", FLUSH_MS).await;
+    wait_for(
+        Duration::from_secs(10),
+        "the greeter route in envoy",
+        || async {
+            let routes = client.dump_section("RoutesConfigDump").await;
+            routes
+                .to_string()
+                .contains("greeter.default.svc.cluster.local")
+                .then_some(())
+        },
+    )
+    .await;
+
+    let outbound = client.outbound.to_string();
+    let every = FAIL_EVERY.to_string();
+    let answers = tokio::task::spawn_blocking(move || {
+        harness::grpc::call_with_env(
+            &[&outbound, &SENT.to_string(), "greeter:9090"],
+            None,
+            &[("ECHO_FAIL_EVERY", &every)],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answers,
+        std::collections::BTreeMap::from([
+            ("reviews-v1".to_string(), SENT - FAILED),
+            ("error INTERNAL: asked to fail".to_string(), FAILED),
+        ]),
+        "what the gRPC client saw"
+    );
+
+    wait_for(
+        Duration::from_secs(20),
+        "the greeter edge with every call on /debug/edges",
+        || async {
+            let edges = sextant.admin_json("/debug/edges").await;
+            (edge(&edges, "greeter.default")?["total_requests"].as_u64()? >= SENT).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(3 * FLUSH_MS)).await;
+    let edges = sextant.admin_json("/debug/edges").await;
+    let greeter = edge(&edges, "greeter.default").unwrap();
+    assert_eq!(greeter["requests"], SENT, "{edges:#}");
+    // HTTP says 200 for every call; gRPC says which failed.
+    assert_eq!(
+        greeter["responses_by_class"],
+        serde_json::json!({"2xx": SENT}),
+        "{edges:#}"
+    );
+    assert_eq!(
+        greeter["grpc_by_status"],
+        serde_json::json!({"ok": SENT - FAILED, "error": FAILED}),
+        "{edges:#}"
+    );
+    assert_eq!(greeter["errors"], FAILED, "{edges:#}");
+    assert_eq!(greeter["total_errors"], FAILED, "{edges:#}");
+    let success = greeter["success_rate"].as_f64().unwrap();
+    assert!(
+        (success - (SENT - FAILED) as f64 / SENT as f64).abs() < 1e-9,
+        "{success}"
+    );
+
+    let (_, text) = sextant.admin_get("/metrics").await;
+    let labels = "source_workload=\"productpage-v1.default\",destination_service=\"greeter.default\",destination_subset=\"\"";
+    for line in [
+        format!("sextant_edge_errors_total{{{labels}}} {FAILED}"),
+        format!(
+            "sextant_edge_grpc_responses_total{{{labels},grpc_status_class=\"error\"}} {FAILED}"
+        ),
+        format!(
+            "sextant_edge_grpc_responses_total{{{labels},grpc_status_class=\"ok\"}} {}",
+            SENT - FAILED
+        ),
+    ] {
+        assert!(
+            text.contains(&line),
+            "missing {line:?} in /metrics:\n{text}"
+        );
+    }
+    assert_eq!(client.updates_rejected().await, 0);
+}

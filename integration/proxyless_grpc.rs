@@ -7,70 +7,11 @@
 
 use crate::harness;
 
+use harness::grpc::*;
 use harness::*;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-const GRPCIO_INSTALL: &str = "pip install grpcio==1.85.3";
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("integration/grpc")
-        .join(name)
-}
-
-fn require_grpcio() {
-    let ok = Command::new("python3")
-        .args(["-c", "import grpc"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3 cannot import grpc; this test needs gRPC's Python xDS client: {GRPCIO_INSTALL}"
-    );
-}
-
-/// A Python gRPC echo server on `ip` (free port), killed on drop.
-struct GrpcUpstream {
-    _process: Process,
-    port: u16,
-}
-
-fn start_grpc_upstream(workdir: &std::path::Path, ip: &str, version: &str) -> GrpcUpstream {
-    let mut child = Command::new("python3")
-        .arg(script("echo_server.py"))
-        .args([
-            "--listen",
-            &format!("{ip}:0"),
-            "--name",
-            "reviews",
-            "--version",
-            version,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting the gRPC echo server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-    let log = workdir.join(format!("grpc-upstream-{version}.log"));
-    std::fs::write(&log, &line).unwrap();
-    GrpcUpstream {
-        _process: Process::adopt(&format!("grpc upstream {version}"), child, log),
-        port,
-    }
-}
 
 /// The split, on a route that also has a CORS policy: gRPC has no CORS
 /// filter and must ignore it (it is marked optional).
@@ -82,23 +23,6 @@ fn routing(v1: u32, v2: u32) -> String {
 
 fn call(bootstrap: &std::path::Path, target: &str, n: usize) -> BTreeMap<String, u64> {
     call_with(&[target, &n.to_string()], Some(bootstrap))
-}
-
-/// Runs the echo client with `args`, with a gRPC xDS bootstrap if given.
-fn call_with(args: &[&str], bootstrap: Option<&std::path::Path>) -> BTreeMap<String, u64> {
-    let mut command = Command::new("python3");
-    command.arg(script("echo_client.py")).args(args);
-    if let Some(bootstrap) = bootstrap {
-        command.env("GRPC_XDS_BOOTSTRAP", bootstrap);
-    }
-    let output = command.output().expect("running the gRPC client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "gRPC client failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client output {stdout:?}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

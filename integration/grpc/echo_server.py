@@ -1,5 +1,6 @@
 """A trivial gRPC upstream for the proxyless-gRPC test: answers the method
-/sextant.demo.Echo/Say with "<name>-<version>" (raw bytes, no protobuf needed).
+/sextant.demo.Echo/Say with "<name>-<version>" (raw bytes, no protobuf needed),
+or fails with INTERNAL when the request is "fail".
 
 Usage: python3 echo_server.py --listen 127.0.1.101:0 --name reviews --version v1
 Prints "listening on <addr>" once it serves.
@@ -19,9 +20,15 @@ def main():
     args = parser.parse_args()
 
     answer = f"{args.name}-{args.version}".encode()
+
+    def say(request, context):
+        if request == b"fail":
+            context.abort(grpc.StatusCode.INTERNAL, "asked to fail")
+        return answer
+
     handler = grpc.method_handlers_generic_handler(
         "sextant.demo.Echo",
-        {"Say": grpc.unary_unary_rpc_method_handler(lambda request, context: answer)},
+        {"Say": grpc.unary_unary_rpc_method_handler(say)},
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))

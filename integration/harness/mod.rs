@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod grpc;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -5,11 +5,13 @@
 //! | metric | type | labels |
 //! |---|---|---|
 //! | `sextant_edge_requests_total` | counter | `source_workload`, `destination_service`, `destination_subset`, `response_code_class` (`1xx`...`5xx`; a class appears with its first response) |
+//! | `sextant_edge_errors_total` | counter | `source_workload`, `destination_service`, `destination_subset`; failed requests: 5xx or gRPC non-OK, each once |
+//! | `sextant_edge_grpc_responses_total` | counter | the same and `grpc_status_class` (`ok`: grpc-status 0, `error`: any other; gRPC edges only) |
 //! | `sextant_edge_request_duration_milliseconds` | histogram | `source_workload`, `destination_service`, `destination_subset`; Envoy's `upstream_rq_time` buckets |
 //! | `sextant_edge_active_connections` | gauge | the same; `upstream_cx_active` summed over the reporting sidecars |
 //! | `sextant_edge_dropped_samples_total` | counter | samples of new edges dropped at the edge cap |
 
-use super::{EdgeStore, CODE_CLASSES, LATENCY_BOUNDS_MS};
+use super::{EdgeStore, CODE_CLASSES, GRPC_OUTCOMES, LATENCY_BOUNDS_MS};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -35,6 +37,14 @@ struct EdgeLabels {
     source_workload: String,
     destination_service: String,
     destination_subset: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcLabels {
+    source_workload: String,
+    destination_service: String,
+    destination_subset: String,
+    grpc_status_class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,6 +88,42 @@ impl Collector for EdgeCollector {
                 };
                 requests
                     .encode_family(&class_labels)?
+                    .encode_counter::<NoLabelSet, u64, f64>(&n, None)?;
+            }
+        }
+
+        let mut errors = encoder.encode_descriptor(
+            "sextant_edge_errors",
+            "Failed requests per edge: 5xx responses and gRPC calls with a non-OK grpc-status, \
+             each counted once",
+            None,
+            MetricType::Counter,
+        )?;
+        for (edge, labels) in totals.iter().zip(&labels) {
+            errors
+                .encode_family(labels)?
+                .encode_counter::<NoLabelSet, u64, f64>(&edge.total.errors(), None)?;
+        }
+
+        let mut grpc = encoder.encode_descriptor(
+            "sextant_edge_grpc_responses",
+            "gRPC calls per edge by outcome (grpc-status 0 or not), from Envoy's gRPC stats \
+             filter on the calling sidecars",
+            None,
+            MetricType::Counter,
+        )?;
+        for (edge, labels) in totals.iter().zip(&labels) {
+            if edge.total.grpc == [0, 0] {
+                continue;
+            }
+            for (outcome, n) in GRPC_OUTCOMES.iter().zip(edge.total.grpc) {
+                let grpc_labels = GrpcLabels {
+                    source_workload: labels.source_workload.clone(),
+                    destination_service: labels.destination_service.clone(),
+                    destination_subset: labels.destination_subset.clone(),
+                    grpc_status_class: outcome,
+                };
+                grpc.encode_family(&grpc_labels)?
                     .encode_counter::<NoLabelSet, u64, f64>(&n, None)?;
             }
         }

@@ -69,6 +69,11 @@ pub struct EdgeKey {
 pub struct Counts {
     /// Responses by class, in the order of [`CODE_CLASSES`].
     pub responses: [u64; 5],
+    /// gRPC calls by outcome: grpc-status 0, other grpc-status.
+    pub grpc: [u64; 2],
+    /// Failed requests: 5xx or gRPC non-OK, each once
+    /// ([`ClusterSample::errors`], summed per flush).
+    pub errors: u64,
     /// Latency samples (`upstream_rq_time`).
     pub latency: Latency,
 }
@@ -78,6 +83,9 @@ impl Counts {
         for (mine, theirs) in self.responses.iter_mut().zip(sample.responses) {
             *mine += theirs;
         }
+        self.grpc[0] += sample.grpc_ok;
+        self.grpc[1] += sample.grpc_failed;
+        self.errors += sample.errors();
         if let Some(latency) = &sample.latency {
             self.latency.add(latency);
         }
@@ -87,6 +95,9 @@ impl Counts {
         for (mine, theirs) in self.responses.iter_mut().zip(other.responses) {
             *mine += theirs;
         }
+        self.grpc[0] += other.grpc[0];
+        self.grpc[1] += other.grpc[1];
+        self.errors += other.errors;
         self.latency.add(&other.latency);
     }
 
@@ -95,9 +106,10 @@ impl Counts {
         self.responses.iter().sum()
     }
 
-    /// 5xx responses.
+    /// Failed requests: 5xx responses and gRPC calls with a non-OK
+    /// status, each counted once.
     pub fn errors(&self) -> u64 {
-        self.responses[4]
+        self.errors
     }
 }
 
@@ -142,11 +154,16 @@ pub struct EdgeView {
     pub key: EdgeKey,
     /// Responses in the window.
     pub requests: u64,
-    /// 5xx responses in the window.
+    /// Failed requests in the window: 5xx responses and gRPC calls with a
+    /// non-OK grpc-status, each once.
     pub errors: u64,
     /// Responses in the window by class (`1xx` ... `5xx`), classes seen only.
     pub responses_by_class: BTreeMap<&'static str, u64>,
-    /// Non-5xx share of the window's responses; `None` without responses.
+    /// gRPC calls in the window by outcome (`ok`, `error`: a grpc-status
+    /// other than 0), outcomes seen only; empty for plain HTTP.
+    pub grpc_by_status: BTreeMap<&'static str, u64>,
+    /// Share of the window's responses that did not fail (see `errors`);
+    /// `None` without responses.
     pub success_rate: Option<f64>,
     /// Responses per second over the window (or since the edge was first
     /// seen, if that is shorter).
@@ -158,7 +175,7 @@ pub struct EdgeView {
     pub active_connections: u64,
     /// Responses since the edge was first seen.
     pub total_requests: u64,
-    /// 5xx responses since the edge was first seen.
+    /// Failed requests (5xx or gRPC non-OK) since the edge was first seen.
     pub total_errors: u64,
 }
 
@@ -183,6 +200,9 @@ pub struct EdgeTotals {
     /// Connections open now.
     pub active_connections: u64,
 }
+
+/// gRPC outcomes, in the order of [`Counts::grpc`].
+pub const GRPC_OUTCOMES: [&str; 2] = ["ok", "error"];
 
 /// The quantiles shown per edge.
 const QUANTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
@@ -308,8 +328,14 @@ impl EdgeStore {
                         .filter(|(_, n)| *n > 0)
                         .map(|(c, n)| (*c, n))
                         .collect(),
+                    grpc_by_status: GRPC_OUTCOMES
+                        .iter()
+                        .zip(window.grpc)
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(c, n)| (*c, n))
+                        .collect(),
                     success_rate: (requests > 0)
-                        .then(|| (requests - window.errors()) as f64 / requests as f64),
+                        .then(|| requests.saturating_sub(window.errors()) as f64 / requests as f64),
                     rps: requests as f64 / span.as_secs_f64(),
                     latency_ms: QUANTILES
                         .iter()

@@ -12,6 +12,12 @@
 //! out Envoy's second copies of response-code stats under `external.`,
 //! `internal.` and `canary.` (`cluster.<c>.external.upstream_rq_2xx`), which
 //! would otherwise count every request twice.
+//!
+//! gRPC calls are also counted by the gRPC stats filter the outbound HTTP
+//! connection managers carry (`envoy.filters.http.grpc_stats`, all methods
+//! in one stat): `cluster.<cluster name>.grpc.success` and `.failure`
+//! (a failure is a grpc-status other than 0, or an HTTP error the filter
+//! maps to one).
 
 use envoy_types::pb::io::prometheus::client::{Histogram, MetricFamily};
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,6 +63,9 @@ const CLUSTER_MARKERS: [&str; 4] = [
     "upstream_rq_total",
     "upstream_cx_active",
 ];
+
+/// The gRPC stats filter's counters read, under `cluster.<c>.grpc.`.
+const GRPC_STATS: [&str; 2] = ["success", "failure"];
 
 /// A latency histogram of one flush interval: per-bucket (not cumulative)
 /// counts on [`LATENCY_BOUNDS_MS`], and the sum of the samples in ms.
@@ -153,12 +162,31 @@ pub struct ClusterSample {
     pub active_connections: Option<u64>,
     /// `upstream_rq_time` of the flush interval, if reported.
     pub latency: Option<Latency>,
+    /// gRPC calls that ended with grpc-status 0 (`grpc.success`).
+    pub grpc_ok: u64,
+    /// gRPC calls that ended with another grpc-status (`grpc.failure`).
+    pub grpc_failed: u64,
 }
 
 impl ClusterSample {
+    /// Failed requests: 5xx responses and gRPC calls with a non-OK status,
+    /// each counted once. Envoy charges every gRPC call one HTTP class too
+    /// (200 for a call the upstream answered, the translated code such as
+    /// 503 for a local reply), and a gRPC call with an HTTP 5xx is also a
+    /// gRPC failure; so the 5xx counted on top of the gRPC failures are at
+    /// most the requests that were not gRPC calls. Exact for a cluster that
+    /// carries only gRPC or only other HTTP in a flush interval.
+    pub fn errors(&self) -> u64 {
+        let responses: u64 = self.responses.iter().sum();
+        let not_grpc = responses.saturating_sub(self.grpc_ok + self.grpc_failed);
+        self.grpc_failed + self.responses[4].min(not_grpc)
+    }
+
     /// Whether the sample says anything (a used cluster reports zero deltas too).
     pub fn is_empty(&self) -> bool {
         self.responses == [0; 5]
+            && self.grpc_ok == 0
+            && self.grpc_failed == 0
             && self.active_connections.is_none()
             && self.latency.as_ref().is_none_or(|l| l.count() == 0)
     }
@@ -176,6 +204,13 @@ pub fn cluster_samples(families: &[MetricFamily]) -> Vec<ClusterSample> {
             return None;
         }
         let (cluster, stat) = rest.rsplit_once('.')?;
+        // `cluster.<c>.grpc.success` (the gRPC stats filter's scope).
+        if let Some(cluster) = cluster
+            .strip_suffix(".grpc")
+            .filter(|_| GRPC_STATS.contains(&stat))
+        {
+            return Some((cluster.to_string(), format!("grpc.{stat}")));
+        }
         Some((cluster.to_string(), stat.to_string()))
     };
     let known: BTreeSet<String> = families
@@ -198,16 +233,23 @@ pub fn cluster_samples(families: &[MetricFamily]) -> Vec<ClusterSample> {
                 cluster,
                 ..ClusterSample::default()
             });
-        if let Some(class) = stat
-            .strip_prefix("upstream_rq_")
-            .and_then(|s| CODE_CLASSES.iter().position(|c| *c == s))
-        {
+        let counter = || -> u64 {
             let total: f64 = family
                 .metric
                 .iter()
                 .filter_map(|m| m.counter.as_ref()?.value)
                 .sum();
-            sample.responses[class] += total.max(0.0) as u64;
+            total.max(0.0) as u64
+        };
+        if let Some(class) = stat
+            .strip_prefix("upstream_rq_")
+            .and_then(|s| CODE_CLASSES.iter().position(|c| *c == s))
+        {
+            sample.responses[class] += counter();
+        } else if stat == "grpc.success" {
+            sample.grpc_ok += counter();
+        } else if stat == "grpc.failure" {
+            sample.grpc_failed += counter();
         } else if stat == "upstream_cx_active" {
             let total: f64 = family
                 .metric

@@ -278,3 +278,92 @@ fn edges_render_as_prometheus_series() {
     }
     assert!(!text.contains("response_code_class=\"4xx\""), "{text}");
 }
+
+/// One flush of a client sidecar's gRPC cluster: `ok` calls with
+/// grpc-status 0 and `failed` with another status, all HTTP 200 (as a gRPC
+/// server answers), plus `unavailable` local replies (Envoy charges the
+/// translated 503 and the gRPC stats filter a failure).
+fn grpc_flush(cluster: &str, ok: u64, failed: u64, unavailable: u64) -> Vec<MetricFamily> {
+    vec![
+        gauge(&stat(cluster, "membership_total"), 1.0),
+        counter(&stat(cluster, "upstream_rq_2xx"), (ok + failed) as f64),
+        counter(&stat(cluster, "upstream_rq_5xx"), unavailable as f64),
+        counter(&stat(cluster, "grpc.success"), ok as f64),
+        counter(
+            &stat(cluster, "grpc.failure"),
+            (failed + unavailable) as f64,
+        ),
+        counter(
+            &stat(cluster, "grpc.total"),
+            (ok + failed + unavailable) as f64,
+        ),
+    ]
+}
+
+#[test]
+fn grpc_failures_count_as_errors_once() {
+    const GREETER: &str = "outbound|9090||greeter.default.svc.cluster.local";
+    let samples = cluster_samples(&grpc_flush(GREETER, 7, 2, 1));
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    let sample = &samples[0];
+    assert_eq!((sample.grpc_ok, sample.grpc_failed), (7, 3));
+    // 2 non-OK statuses over HTTP 200 and one 503 that is also a gRPC failure.
+    assert_eq!(sample.errors(), 3);
+
+    let store = EdgeStore::default();
+    let now = Instant::now();
+    record(&store, "pp-1.default", &grpc_flush(GREETER, 7, 2, 1), now);
+    // Plain HTTP beside it: 5xx count as they are.
+    record(&store, "pp-1.default", &flush(4, 1, &[]), now);
+    let view = store.view(now);
+    let greeter = view
+        .edges
+        .iter()
+        .find(|e| e.key.destination_service == "greeter.default")
+        .unwrap();
+    assert_eq!((greeter.requests, greeter.errors), (10, 3));
+    assert_eq!(
+        greeter.grpc_by_status,
+        BTreeMap::from([("ok", 7), ("error", 3)])
+    );
+    assert_eq!(greeter.success_rate, Some(0.7));
+    let reviews = view
+        .edges
+        .iter()
+        .find(|e| e.key.destination_service == "reviews.default")
+        .unwrap();
+    assert_eq!((reviews.requests, reviews.errors), (5, 1));
+    assert!(reviews.grpc_by_status.is_empty());
+}
+
+#[test]
+fn a_host_ending_in_grpc_keeps_its_grpc_stats() {
+    const ODD: &str = "outbound|9090||api.grpc";
+    let samples = cluster_samples(&grpc_flush(ODD, 1, 1, 0));
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert_eq!(samples[0].cluster, ODD);
+    assert_eq!((samples[0].grpc_ok, samples[0].grpc_failed), (1, 1));
+}
+
+#[test]
+fn grpc_outcomes_and_errors_render_as_prometheus_series() {
+    const GREETER: &str = "outbound|9090||greeter.default.svc.cluster.local";
+    let store = Arc::new(EdgeStore::default());
+    let metrics = crate::metrics::Metrics::new().with_edges(store.clone());
+    record(
+        &store,
+        "pp-1.default",
+        &grpc_flush(GREETER, 5, 2, 0),
+        Instant::now(),
+    );
+    let text = metrics.render();
+    let labels = "source_workload=\"productpage.default\",destination_service=\"greeter.default\",destination_subset=\"\"";
+    for line in [
+        format!("sextant_edge_grpc_responses_total{{{labels},grpc_status_class=\"ok\"}} 5"),
+        format!("sextant_edge_grpc_responses_total{{{labels},grpc_status_class=\"error\"}} 2"),
+        format!("sextant_edge_errors_total{{{labels}}} 2"),
+        format!("sextant_edge_requests_total{{{labels},response_code_class=\"2xx\"}} 7"),
+    ] {
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
+}

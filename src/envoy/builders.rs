@@ -88,12 +88,39 @@ pub fn http_connection_manager(
                 ))),
                 ..Default::default()
             },
+            grpc_stats_filter(),
             HttpFilter {
                 name: "envoy.filters.http.router".into(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
                 ..Default::default()
             },
         ],
+        ..Default::default()
+    }
+}
+
+/// Name of Envoy's gRPC statistics filter.
+pub const GRPC_STATS_FILTER: &str = "envoy.filters.http.grpc_stats";
+
+/// The gRPC statistics filter, counting every gRPC call's outcome in one
+/// stat per cluster (`cluster.<c>.grpc.success`, `.failure`, `.total`; no
+/// per-method stats, which would grow with the methods callers make up).
+/// Sextant reads them from the metrics service to count gRPC non-OK
+/// statuses as errors ([`crate::edges`]). It does nothing to other requests.
+pub fn grpc_stats_filter() -> HttpFilter {
+    use envoy_types::pb::envoy::extensions::filters::http::grpc_stats::v3::{
+        filter_config::PerMethodStatSpecifier, FilterConfig,
+    };
+    HttpFilter {
+        name: GRPC_STATS_FILTER.into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+            FilterConfig {
+                per_method_stat_specifier: Some(PerMethodStatSpecifier::StatsForAllMethods(
+                    BoolValue { value: false },
+                )),
+                ..Default::default()
+            },
+        ))),
         ..Default::default()
     }
 }
@@ -200,12 +227,14 @@ pub fn tcp_listener(
 /// An API listener (no socket: what gRPC's xDS client resolves a target
 /// `xds:///<name>` to) with [`http_connection_manager`].
 ///
-/// gRPC's xDS client supports only some HTTP filters: the CORS filter is
-/// left out (routes mark their CORS config optional, so gRPC ignores it).
+/// gRPC's xDS client supports only some HTTP filters and rejects a
+/// listener naming another: the CORS filter is left out (routes mark their
+/// CORS config optional, so gRPC ignores it), and so is the gRPC stats
+/// filter (a proxyless client reports no Envoy stats).
 pub fn api_listener(name: &str, route_config_name: &str) -> Listener {
     let mut hcm = http_connection_manager(route_config_name, name);
     hcm.http_filters
-        .retain(|f| f.name != super::route_builders::CORS_FILTER);
+        .retain(|f| f.name != super::route_builders::CORS_FILTER && f.name != GRPC_STATS_FILTER);
     Listener {
         name: name.to_string(),
         api_listener: Some(ApiListener {
