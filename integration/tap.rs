@@ -16,28 +16,72 @@ use std::time::{Duration, Instant};
 const CLIENT_IP: &str = "127.0.8.5";
 const UPSTREAM_IP: &str = "127.0.8.6";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tap_prints_requests_sent_after_it_started() {
-    let work = tempfile::tempdir().unwrap();
-    let upstream = Upstream::start(work.path(), UPSTREAM_IP, "reviews", "v1");
+/// The world: `reviews` (the demo upstream at 127.0.8.6, or `upstream_ip`)
+/// and the meshed client sidecar at `client_ip`, serving `reviews`.
+async fn tap_world(
+    work: &std::path::Path,
+    client_ip: &str,
+    upstream_ip: &str,
+) -> (Upstream, ConfigDir, Sextant, Envoy) {
+    let upstream = Upstream::start(work, upstream_ip, "reviews", "v1");
     let config = ConfigDir::new();
     config.write("service.yaml", &service_yaml("reviews", 9080));
     config.write("workloads.yaml", &workload_yaml("reviews", "v1", &upstream));
     config.write(
         "client.yaml",
         &format!(
-            "apiVersion: networking.sextant.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {{name: client-1, namespace: default}}\nspec:\n  address: {CLIENT_IP}\n  labels: {{app: client, security.istio.io/tlsMode: istio}}\n  serviceAccount: client-sa\n"
+            "apiVersion: networking.sextant.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {{name: client-1, namespace: default}}\nspec:\n  address: {client_ip}\n  labels: {{app: client, security.istio.io/tlsMode: istio}}\n  serviceAccount: client-sa\n"
         ),
     );
-    let sextant = Sextant::start(work.path(), config.path()).await;
+    let sextant = Sextant::start(work, config.path()).await;
     let client = Envoy::start(
-        work.path(),
+        work,
         &sextant,
-        Workload::client("client.default").meshed(CLIENT_IP, "client-sa", free_port()),
+        Workload::client("client.default").meshed(client_ip, "client-sa", free_port()),
     )
     .await;
     client.wait_until_serving("reviews").await;
+    (upstream, config, sextant, client)
+}
 
+/// `sextant tap <args>` against `sextant`: the process, its stdout lines
+/// with the time each arrived, and the first line it wrote to stderr.
+fn start_tap(
+    work: &std::path::Path,
+    sextant: &Sextant,
+    args: &[&str],
+) -> (Process, mpsc::Receiver<(Instant, String)>, String) {
+    let mut tap = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .arg("tap")
+        .args(args)
+        .arg("--admin-address")
+        .arg(sextant.admin.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sextant tap");
+    let stdout = tap.stdout.take().unwrap();
+    let stderr = tap.stderr.take().unwrap();
+    let tap = Process::adopt("sextant tap", tap, work.join("tap.log"));
+    let (lines_tx, lines) = mpsc::channel::<(Instant, String)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = BufReader::new(stderr);
+    let mut started = String::new();
+    stderr.read_line(&mut started).unwrap();
+    (tap, lines, started)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_prints_requests_sent_after_it_started() {
+    let work = tempfile::tempdir().unwrap();
+    let (_upstream, _config, sextant, client) =
+        tap_world(work.path(), CLIENT_IP, UPSTREAM_IP).await;
     // The endpoint wants a service.
     let (status, body) = sextant.admin_get("/debug/tap").await;
     assert_eq!(status, 400, "{body}");
@@ -51,27 +95,7 @@ async fn tap_prints_requests_sent_after_it_started() {
         "{body}"
     );
 
-    let mut tap = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["tap", "reviews", "--admin-address"])
-        .arg(sextant.admin.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sextant tap");
-    let stdout = tap.stdout.take().unwrap();
-    let stderr = tap.stderr.take().unwrap();
-    let tap = Process::adopt("sextant tap", tap, work.path().join("tap.log"));
-    let (lines_tx, lines) = mpsc::channel::<(Instant, String)>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
-    let mut stderr = BufReader::new(stderr);
-    let mut started = String::new();
-    stderr.read_line(&mut started).unwrap();
+    let (tap, lines, started) = start_tap(work.path(), &sextant, &["reviews"]);
     assert!(started.contains("tapping reviews.default"), "{started:?}");
 
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -119,4 +143,74 @@ async fn tap_prints_requests_sent_after_it_started() {
         latencies[2]
     );
     assert_eq!(client.updates_rejected().await, 0);
+}
+
+/// `sextant tap --filter <CEL>` prints only the requests the expression is
+/// true for (here: errors, or slower than 250 ms), and a filter that does
+/// not compile, or names an attribute requests do not have, is refused
+/// with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_filter_shows_only_the_requests_it_selects() {
+    let work = tempfile::tempdir().unwrap();
+    let (_upstream, _config, sextant, client) =
+        tap_world(work.path(), "127.0.8.7", "127.0.8.8").await;
+
+    for (filter, reason) in [
+        ("response.code >=", "not a CEL expression"),
+        ("response.status >= 500", "status"),
+        ("request.path", "must be a boolean"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(["tap", "reviews", "--filter", filter, "--admin-address"])
+            .arg(sextant.admin.to_string())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{filter}: {stderr}");
+        assert!(
+            stderr.contains("400") && stderr.contains(reason),
+            "{filter}: {stderr}"
+        );
+    }
+
+    let filter = r#"response.code >= 500 || request.duration > duration("250ms")"#;
+    let (tap, lines, started) = start_tap(work.path(), &sextant, &["reviews", "--filter", filter]);
+    assert!(started.contains(filter), "{started:?}");
+    // (path, extra header, shown by the filter), sent in this order.
+    let requests = [
+        ("/fast-ok", None, false),
+        ("/failed", Some(("x-demo-status", "500")), true),
+        ("/slow-ok", Some(("x-demo-delay-ms", "300")), true),
+        ("/not-found", Some(("x-demo-status", "404")), false),
+        ("/failed-last", Some(("x-demo-status", "503")), true),
+    ];
+    for (path, header, _) in requests {
+        let headers: Vec<(&str, &str)> = header.into_iter().collect();
+        let (status, _, body) = client.request("GET", "reviews", path, &headers).await;
+        let expected = header
+            .filter(|(name, _)| *name == "x-demo-status")
+            .map_or("200", |(_, v)| v);
+        assert_eq!(status.to_string(), expected, "{path}: {body}");
+    }
+    // One sidecar's entries arrive in order: once the last request's line
+    // is there, every earlier line the filter let through is too.
+    let mut shown = Vec::new();
+    while !shown.iter().any(|p| p == "/failed-last") {
+        let (_, line) = lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no more tap lines ({e}) after {shown:?}; tap log:\n{}",
+                    tap.log()
+                )
+            });
+        let path = line.split(' ').nth(3).unwrap_or_default().to_string();
+        shown.push(path);
+    }
+    let expected: Vec<&str> = requests
+        .iter()
+        .filter(|(_, _, shown)| *shown)
+        .map(|(path, _, _)| *path)
+        .collect();
+    assert_eq!(shown, expected, "tap log:\n{}", tap.log());
 }

@@ -3,10 +3,12 @@
 //! per request, [`crate::tap::TapEntry`]). The entries kept for the service
 //! come first (by start time), then every new one as sidecars report it. A
 //! service the current configuration does not have is a 404 naming the
-//! known ones.
+//! known ones. `&filter=<CEL expression>` keeps only the requests it is
+//! true for ([`crate::tap::TapFilter`]); a filter that does not compile is
+//! a 400 saying why.
 
 use super::AdminState;
-use crate::tap::service_of_cluster;
+use crate::tap::{service_of_cluster, TapFilter};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -14,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
@@ -23,6 +26,8 @@ use tokio_stream::StreamExt;
 pub(super) struct TapQuery {
     /// `name.namespace` of a Service, or a ServiceEntry host.
     service: Option<String>,
+    /// A CEL expression over the request attributes; absent: every request.
+    filter: Option<String>,
 }
 
 pub(super) async fn tap(
@@ -35,6 +40,13 @@ pub(super) async fn tap(
             "give ?service=<name>.<namespace> (or a ServiceEntry host)\n",
         )
             .into_response();
+    };
+    let filter = match query.filter.as_deref().map(TapFilter::parse) {
+        None => None,
+        Some(Ok(filter)) => Some(Arc::new(filter)),
+        Some(Err(reason)) => {
+            return (StatusCode::BAD_REQUEST, format!("filter: {reason}\n")).into_response();
+        }
     };
     let known: BTreeSet<String> = state
         .cache
@@ -63,12 +75,16 @@ pub(super) async fn tap(
     // Subscribe before reading the ring, so no entry falls in between.
     let live = BroadcastStream::new(state.tap.subscribe());
     // Sidecars report in batches: the kept entries come in time order.
+    let passes =
+        move |entry: &crate::tap::TapEntry| filter.as_ref().is_none_or(|f| f.matches(entry));
     let mut recent = state.tap.recent(&service);
+    recent.retain(&passes);
     recent.sort_by(|a, b| a.start_time.cmp(&b.start_time));
     let wanted = service.clone();
     let live = live.filter_map(move |item| match item {
-        Ok(entry) if entry.service == wanted => Some((*entry).clone()),
-        // Entries for other services, or a lag (the subscriber skips them).
+        Ok(entry) if entry.service == wanted && passes(&entry) => Some((*entry).clone()),
+        // Entries for other services or filtered out, or a lag (the
+        // subscriber skips them).
         _ => None,
     });
     let events = tokio_stream::iter(recent)

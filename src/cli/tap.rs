@@ -19,6 +19,13 @@ pub struct TapArgs {
     /// Take SERVICE as a ServiceEntry host, as written.
     #[arg(long)]
     host: bool,
+    /// Show only the requests this CEL expression is true for, over Envoy's
+    /// attribute names: `request.method`, `request.path`, `request.url_path`,
+    /// `request.host`, `request.id`, `request.duration`, `response.code`,
+    /// `source.principal`, `xds.cluster_name`, `xds.node_id`; e.g.
+    /// `'response.code >= 500'` or `'request.duration > duration("100ms")'`.
+    #[arg(long)]
+    filter: Option<String>,
     /// The admin address of the running `sextant serve`.
     #[arg(long, default_value = "127.0.0.1:15014")]
     admin_address: SocketAddr,
@@ -34,9 +41,15 @@ pub fn run(args: TapArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut response =
-            super::admin_get(args.admin_address, "/debug/tap", &[("service", &service)]).await?;
-        eprintln!("tapping {service} (Ctrl-C stops)");
+        let mut query = vec![("service", service.as_str())];
+        if let Some(filter) = &args.filter {
+            query.push(("filter", filter));
+        }
+        let mut response = super::admin_get(args.admin_address, "/debug/tap", &query).await?;
+        match &args.filter {
+            Some(filter) => eprintln!("tapping {service} where {filter} (Ctrl-C stops)"),
+            None => eprintln!("tapping {service} (Ctrl-C stops)"),
+        }
         let mut pending = String::new();
         while let Some(chunk) = response.chunk().await.context("reading the tap stream")? {
             pending.push_str(&String::from_utf8_lossy(&chunk));

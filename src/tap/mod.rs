@@ -8,8 +8,10 @@
 //! to live subscribers, not kept); a subscriber that falls more than
 //! [`LIVE_BUFFER`] entries behind skips the ones it missed.
 
+mod filter;
 mod service;
 
+pub use filter::{TapFilter, MAX_FILTER_LEN};
 pub use service::AccessLogSink;
 
 use serde::{Deserialize, Serialize};

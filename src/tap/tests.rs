@@ -113,3 +113,86 @@ fn long_fields_are_cut_to_the_bound() {
     );
     assert!(tapped.path.starts_with("/é"));
 }
+
+fn entry_with(status: Option<u32>, duration_ms: Option<f64>, path: &str) -> TapEntry {
+    TapEntry {
+        service: "reviews.default".into(),
+        cluster: "outbound|9080|v2|reviews.default.svc.cluster.local".into(),
+        start_time: None,
+        method: "POST".into(),
+        path: path.into(),
+        authority: "reviews:9080".into(),
+        status,
+        duration_ms,
+        source: "spiffe://cluster.local/ns/shop/sa/productpage".into(),
+        node: "productpage-v1.shop".into(),
+        trace_id: None,
+        request_id: "r-1".into(),
+    }
+}
+
+#[test]
+fn tap_filters_read_envoys_attribute_names() {
+    let failed_slow = entry_with(Some(503), Some(320.5), "/api/items?page=2");
+    let ok_fast = entry_with(Some(200), Some(3.0), "/health");
+    for (expression, on_failed_slow, on_ok_fast) in [
+        ("response.code >= 500", true, false),
+        ("response.code == 200", false, true),
+        (r#"request.duration > duration("250ms")"#, true, false),
+        (r#"request.url_path == "/api/items""#, true, false),
+        (
+            r#"request.path.startsWith("/api") && request.method == "POST""#,
+            true,
+            false,
+        ),
+        (
+            r#"request.host == "reviews:9080" && request.id == "r-1""#,
+            true,
+            true,
+        ),
+        (
+            r#"source.principal.endsWith("/sa/productpage")"#,
+            true,
+            true,
+        ),
+        (
+            r#"xds.cluster_name.contains("|v2|") && xds.node_id == "productpage-v1.shop""#,
+            true,
+            true,
+        ),
+        (r#"request.path.matches("^/h[a-z]+$")"#, false, true),
+    ] {
+        let filter = TapFilter::parse(expression).unwrap_or_else(|e| panic!("{expression}: {e}"));
+        assert_eq!(filter.matches(&failed_slow), on_failed_slow, "{expression}");
+        assert_eq!(filter.matches(&ok_fast), on_ok_fast, "{expression}");
+    }
+}
+
+#[test]
+fn a_request_without_the_attribute_does_not_match() {
+    // Reset before any response: no code, no duration.
+    let reset = entry_with(None, None, "/x");
+    let filter = TapFilter::parse("response.code >= 500").unwrap();
+    assert!(!filter.matches(&reset));
+    let filter = TapFilter::parse("response.code < 500").unwrap();
+    assert!(!filter.matches(&reset));
+    let filter = TapFilter::parse(r#"request.method == "POST""#).unwrap();
+    assert!(filter.matches(&reset));
+}
+
+#[test]
+fn bad_tap_filters_say_why() {
+    for (expression, reason) in [
+        ("", "empty"),
+        ("response.code >=", "not a CEL expression"),
+        ("response.status >= 500", "status"),
+        ("requests.path == \"/\"", "requests"),
+        ("request.path", "must be a boolean"),
+        ("response.code + 1", "must be a boolean"),
+    ] {
+        let err = TapFilter::parse(expression).expect_err(expression);
+        assert!(err.contains(reason), "{expression}: {err}");
+    }
+    let long = format!("request.path == \"{}\"", "a".repeat(MAX_FILTER_LEN));
+    assert!(TapFilter::parse(&long).unwrap_err().contains("at most"));
+}
