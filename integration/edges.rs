@@ -277,3 +277,95 @@ async fn grpc_calls_with_a_non_ok_status_are_edge_errors() {
     }
     assert_eq!(client.updates_rejected().await, 0);
 }
+
+/// Telemetry `metrics` overrides choose what a proxy's reports feed, live:
+/// with `REQUEST_DURATION` off for the client workload its edge counts
+/// requests but keeps no latency; with everything off, requests are not
+/// counted; with the Telemetry gone, both count again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_metrics_overrides_drop_what_they_turn_off() {
+    let work = tempfile::tempdir().unwrap();
+    let (_reviews, _ratings, config) = reviews_and_ratings(work.path(), "127.0.9.32", "127.0.9.33");
+    let telemetry = |overrides: &str| {
+        format!(
+            "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {{name: productpage, namespace: default}}\nspec:\n  selector: {{matchLabels: {{app: productpage}}}}\n  metrics:\n  - providers: [{{name: prometheus}}]\n    overrides: [{overrides}]\n"
+        )
+    };
+    config.write(
+        "telemetry.yaml",
+        &telemetry("{match: {metric: REQUEST_DURATION, mode: CLIENT}, disabled: true}"),
+    );
+    let sextant = Sextant::start(work.path(), config.path()).await;
+    let client = start_productpage(work.path(), &sextant, "127.0.9.31", FLUSH_MS).await;
+    let send = |n: u64, from: u64| {
+        let client = &client;
+        async move {
+            for i in from..from + n {
+                let (status, _, body) = client
+                    .request("GET", "reviews", &format!("/m/{i}"), &[])
+                    .await;
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+    };
+    let reviews_total = || async {
+        let edges = sextant.admin_json("/debug/edges").await;
+        edge(&edges, "reviews.default").map(|e| e["total_requests"].as_u64().unwrap())
+    };
+
+    send(6, 0).await;
+    wait_for(
+        Duration::from_secs(20),
+        "6 requests on the edge",
+        || async { (reviews_total().await? >= 6).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(3 * FLUSH_MS)).await;
+    let edges = sextant.admin_json("/debug/edges").await;
+    let reviews = edge(&edges, "reviews.default").unwrap();
+    assert_eq!(reviews["total_requests"], 6, "{edges:#}");
+    assert_eq!(reviews["latency_ms"], serde_json::json!({}), "{edges:#}");
+    let labels = "source_workload=\"productpage-v1.default\",destination_service=\"reviews.default\",destination_subset=\"\"";
+    let (_, text) = sextant.admin_get("/metrics").await;
+    let count_line = format!("sextant_edge_request_duration_milliseconds_count{{{labels}}} 0");
+    assert!(
+        text.contains(&count_line),
+        "missing {count_line:?}:\n{text}"
+    );
+
+    // Everything off: new requests are not counted.
+    config.write("telemetry.yaml", &telemetry("{disabled: true}"));
+    wait_for(
+        Duration::from_secs(10),
+        "the new Telemetry served",
+        || async {
+            let (_, dump) = sextant.admin_get("/debug/ir").await;
+            dump.contains("active_connections").then_some(())
+        },
+    )
+    .await;
+    send(4, 100).await;
+    tokio::time::sleep(Duration::from_millis(4 * FLUSH_MS)).await;
+    assert_eq!(reviews_total().await, Some(6), "requests counted while off");
+
+    // Without the Telemetry, requests and latency count again.
+    config.remove("telemetry.yaml");
+    wait_for(Duration::from_secs(10), "the Telemetry gone", || async {
+        let (_, dump) = sextant.admin_get("/debug/ir").await;
+        (!dump.contains("active_connections")).then_some(())
+    })
+    .await;
+    send(2, 200).await;
+    wait_for(
+        Duration::from_secs(20),
+        "8 requests with latency",
+        || async {
+            let edges = sextant.admin_json("/debug/edges").await;
+            let reviews = edge(&edges, "reviews.default")?;
+            (reviews["total_requests"].as_u64()? == 8 && reviews["latency_ms"]["p50"].is_number())
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(client.updates_rejected().await, 0);
+}

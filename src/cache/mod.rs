@@ -282,6 +282,11 @@ impl SnapshotCache {
         self.state.lock().expect("cache lock").ir.clone()
     }
 
+    /// The root namespace (mesh-wide Telemetry and Sidecar live there).
+    pub fn root_namespace(&self) -> &str {
+        &self.options.root_namespace
+    }
+
     /// Problems found while translating for the proxy classes seen since the
     /// IR last changed (e.g. a domain two virtual hosts claim), deduplicated.
     pub fn translation_diagnostics(&self) -> Vec<Diagnostic> {

@@ -435,7 +435,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let mut access_logs = sextant::tap::AccessLogSink::new(tap, Some(cache.clone()));
-    let mut metrics_sink = sextant::edges::MetricsSink::new(edges);
+    let mut metrics_sink = sextant::edges::MetricsSink::new(edges).with_telemetry(cache.clone());
     if tokens.is_some() {
         let gate = sextant::server::sink_gate::SinkGate::new(registry.clone());
         access_logs = access_logs.gated(gate.clone());

@@ -14,8 +14,9 @@
 //!
 //! # Memory bound
 //! At most [`MAX_EDGES`] edges. Each keeps [`WINDOW_SLOTS`] window slots
-//! and one running total of [`Counts`] (5 classes and 20 latency buckets:
-//! 208 bytes), about 2.7 KiB per edge, 11 MiB at the cap; plus one
+//! and one running total of [`Counts`] (5 classes, 2 gRPC outcomes, the
+//! errors and 20 latency buckets with their sum: 232 bytes), about 3 KiB
+//! per edge, 12 MiB at the cap; plus one
 //! active-connections entry per reporting proxy, at most
 //! [`MAX_ACTIVE_ENTRIES`] in all. Samples for a new edge beyond the cap are
 //! dropped and counted ([`EdgesView::dropped_samples`]). An edge nobody

@@ -1,8 +1,11 @@
 //! Sextant's `envoy.service.metrics.v3.MetricsService`: reads the stats
 //! flushes a sidecar streams (`StreamMetrics`) and records its outbound
-//! clusters' samples in the [`EdgeStore`].
+//! clusters' samples in the [`EdgeStore`], less what the proxy's
+//! Telemetry `metrics` overrides turn off.
 
-use super::{cluster_samples, EdgeStore};
+use super::{cluster_samples, ClusterSample, EdgeStore};
+use crate::cache::SnapshotCache;
+use crate::ir::telemetry::{metrics_for_proxy, EdgeMetric, MetricsSettings};
 use crate::proxy::ProxyInfo;
 use crate::server::sink_gate::SinkGate;
 use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::{
@@ -25,12 +28,40 @@ pub struct MetricsSink {
     edges: Arc<EdgeStore>,
     /// With `serve --require-token`: only proxies connected over ADS.
     gate: Option<SinkGate>,
+    /// The configuration whose Telemetry `metrics` apply; `None`: everything counts.
+    cache: Option<Arc<SnapshotCache>>,
 }
 
 impl MetricsSink {
     /// A service recording into `edges`.
     pub fn new(edges: Arc<EdgeStore>) -> Self {
-        MetricsSink { edges, gate: None }
+        MetricsSink {
+            edges,
+            gate: None,
+            cache: None,
+        }
+    }
+
+    /// The same, dropping what the Telemetry `metrics` overrides of the
+    /// current configuration in `cache` turn off for the reporting proxy.
+    pub fn with_telemetry(self, cache: Arc<SnapshotCache>) -> Self {
+        MetricsSink {
+            cache: Some(cache),
+            ..self
+        }
+    }
+
+    /// What counts of `proxy`'s reports now.
+    fn settings(&self, proxy: Option<&ProxyInfo>) -> MetricsSettings {
+        match (&self.cache, proxy) {
+            (Some(cache), Some(proxy)) => metrics_for_proxy(
+                &cache.ir().telemetries,
+                &proxy.namespace,
+                &proxy.labels,
+                cache.root_namespace(),
+            ),
+            _ => MetricsSettings::default(),
+        }
     }
 
     /// The same, admitting only the streams `gate` admits.
@@ -86,6 +117,7 @@ impl MetricsService for MetricsSink {
         };
         // The identifier comes with the first message only.
         let mut source = String::new();
+        let mut proxy: Option<ProxyInfo> = None;
         while let Some(message) = stream.message().await? {
             if let Some(id) = &message.identifier {
                 let node = id.node.as_ref();
@@ -100,6 +132,7 @@ impl MetricsService for MetricsSink {
                     })?;
                 }
                 source = source_workload(node);
+                proxy = ProxyInfo::from_node(node).ok();
                 guard.node_id = node.map(|n| n.id.clone());
             }
             let Some(node_id) = guard.node_id.as_deref() else {
@@ -107,7 +140,14 @@ impl MetricsService for MetricsSink {
                     "the first StreamMetricsMessage carries no identifier.node",
                 ));
             };
-            let samples = cluster_samples(&message.envoy_metrics);
+            let mut samples = cluster_samples(&message.envoy_metrics);
+            let settings = self.settings(proxy.as_ref());
+            if !settings.disabled.is_empty() {
+                samples = samples
+                    .into_iter()
+                    .filter_map(|s| without(s, &settings))
+                    .collect();
+            }
             tracing::debug!(
                 node = node_id,
                 families = message.envoy_metrics.len(),
@@ -119,4 +159,23 @@ impl MetricsService for MetricsSink {
         }
         Ok(Response::new(StreamMetricsResponse {}))
     }
+}
+
+/// `sample` less the metrics `settings` turn off; `None` when nothing is left.
+pub(super) fn without(
+    mut sample: ClusterSample,
+    settings: &MetricsSettings,
+) -> Option<ClusterSample> {
+    for metric in &settings.disabled {
+        match metric {
+            EdgeMetric::RequestCount => {
+                sample.responses = [0; 5];
+                sample.grpc_ok = 0;
+                sample.grpc_failed = 0;
+            }
+            EdgeMetric::RequestDuration => sample.latency = None,
+            EdgeMetric::ActiveConnections => sample.active_connections = None,
+        }
+    }
+    (!sample.is_empty()).then_some(sample)
 }

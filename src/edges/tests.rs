@@ -367,3 +367,9 @@ fn grpc_outcomes_and_errors_render_as_prometheus_series() {
         assert!(text.contains(&line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn the_documented_memory_bound_holds() {
+    // The module doc's figure per window slot.
+    assert_eq!(std::mem::size_of::<Counts>(), 232);
+}

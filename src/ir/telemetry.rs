@@ -2,9 +2,9 @@
 //! logs it writes and how it traces, as Istio selects them (workload, then
 //! namespace, then the root namespace's mesh-wide Telemetry).
 
-use crate::model::{ObjectKey, ProviderRef, Telemetry};
+use crate::model::{MetricsOverrides, ObjectKey, ProviderRef, Telemetry};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Istio's default `randomSamplingPercentage` when a tracer is configured.
 pub const DEFAULT_SAMPLING_PERCENT: f64 = 1.0;
@@ -27,6 +27,124 @@ pub struct TelemetryPolicy {
     /// Tracing; `None`: not set here (inherited).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingSettings>,
+    /// Per-edge metrics; `None`: not set here (inherited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// A per-edge metric ([`crate::edges`]) a Telemetry can turn off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeMetric {
+    /// Responses by class, errors and gRPC outcomes (Istio's `REQUEST_COUNT`).
+    RequestCount,
+    /// The latency histogram (Istio's `REQUEST_DURATION`).
+    RequestDuration,
+    /// Active connections (only `ALL_METRICS` turns them off).
+    ActiveConnections,
+}
+
+/// Which per-edge metrics a proxy's metrics service reports feed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MetricsSettings {
+    /// Dropped when a report arrives; empty: everything counts.
+    pub disabled: BTreeSet<EdgeMetric>,
+}
+
+/// What an Istio metric name means here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricName {
+    /// Metrics Sextant collects.
+    Collected(Vec<EdgeMetric>),
+    /// An Istio metric Sextant does not collect: overriding it changes nothing.
+    NotCollected,
+}
+
+/// Istio's standard metric names that Sextant does not collect.
+const NOT_COLLECTED: [&str; 8] = [
+    "REQUEST_SIZE",
+    "RESPONSE_SIZE",
+    "TCP_OPENED_CONNECTIONS",
+    "TCP_CLOSED_CONNECTIONS",
+    "TCP_SENT_BYTES",
+    "TCP_RECEIVED_BYTES",
+    "GRPC_REQUEST_MESSAGES",
+    "GRPC_RESPONSE_MESSAGES",
+];
+
+/// An Istio `MetricSelector.metric` (absent: `ALL_METRICS`). Error: a name
+/// Istio does not have.
+pub fn metric_name(name: Option<&str>) -> Result<MetricName, String> {
+    match name.unwrap_or("ALL_METRICS") {
+        "ALL_METRICS" => Ok(MetricName::Collected(vec![
+            EdgeMetric::RequestCount,
+            EdgeMetric::RequestDuration,
+            EdgeMetric::ActiveConnections,
+        ])),
+        "REQUEST_COUNT" => Ok(MetricName::Collected(vec![EdgeMetric::RequestCount])),
+        "REQUEST_DURATION" => Ok(MetricName::Collected(vec![EdgeMetric::RequestDuration])),
+        other if NOT_COLLECTED.contains(&other) => Ok(MetricName::NotCollected),
+        other => Err(format!(
+            "unknown metric {other:?}; Istio's are ALL_METRICS, REQUEST_COUNT, REQUEST_DURATION, {}",
+            NOT_COLLECTED.join(", ")
+        )),
+    }
+}
+
+/// Whether an Istio `MetricSelector.mode` (absent: `CLIENT_AND_SERVER`)
+/// covers the client side, where Sextant counts edges. Error: another mode.
+pub fn mode_covers_client(mode: Option<&str>) -> Result<bool, String> {
+    match mode.unwrap_or("CLIENT_AND_SERVER") {
+        "CLIENT_AND_SERVER" | "CLIENT" => Ok(true),
+        "SERVER" => Ok(false),
+        other => Err(format!(
+            "unknown mode {other:?}; one of CLIENT_AND_SERVER, CLIENT, SERVER"
+        )),
+    }
+}
+
+/// A metrics provider: `prometheus` (Istio's default provider's name) is
+/// Sextant's per-edge metrics. Error: any other name or setting.
+pub fn metrics_provider(p: &ProviderRef) -> Result<(), String> {
+    if p.name != "prometheus" {
+        return Err(format!(
+            "unknown metrics provider {:?}; Sextant's per-edge metrics (on /metrics) are `prometheus`",
+            p.name
+        ));
+    }
+    if p.path.is_some() || p.address.is_some() {
+        return Err("`prometheus` takes no `path` or `address`".into());
+    }
+    Ok(())
+}
+
+/// The settings of a `metrics` entry's overrides, in order (a later one
+/// overrides an earlier one); invalid overrides (reported by validation)
+/// are skipped.
+fn metrics_settings(overrides: &[MetricsOverrides]) -> MetricsSettings {
+    let mut disabled = BTreeSet::new();
+    for o in overrides {
+        let selector = o.match_.clone().unwrap_or_default();
+        let (Ok(MetricName::Collected(metrics)), Ok(true)) = (
+            metric_name(selector.metric.as_deref()),
+            mode_covers_client(selector.mode.as_deref()),
+        ) else {
+            continue;
+        };
+        if selector.custom_metric.is_some() {
+            continue;
+        }
+        match o.disabled {
+            Some(true) => disabled.extend(metrics),
+            Some(false) => {
+                for m in metrics {
+                    disabled.remove(&m);
+                }
+            }
+            None => {}
+        }
+    }
+    MetricsSettings { disabled }
 }
 
 /// One access log: JSON lines written by Envoy to a file.
@@ -296,6 +414,7 @@ pub fn resolve(key: &ObjectKey, telemetry: &Telemetry) -> TelemetryPolicy {
                 .collect(),
         })
     });
+    let metrics = spec.metrics.first().map(|m| metrics_settings(&m.overrides));
     TelemetryPolicy {
         origin: key.clone(),
         selector: spec.selector.as_ref().map(|s| s.match_labels.clone()),
@@ -307,6 +426,7 @@ pub fn resolve(key: &ObjectKey, telemetry: &Telemetry) -> TelemetryPolicy {
             .unwrap_or_default(),
         access_logs,
         tracing,
+        metrics,
     }
 }
 
@@ -353,6 +473,24 @@ pub fn selecting<'a>(
         })
 }
 
+/// The Telemetries that may apply to a proxy in `namespace`, most specific
+/// first: its `workload`'s, the namespace's (without selector), the
+/// mesh-wide one in `root_namespace`.
+fn scopes<'a>(
+    all: &'a [TelemetryPolicy],
+    namespace: &str,
+    workload: Option<&'a TelemetryPolicy>,
+    root_namespace: &str,
+) -> [Option<&'a TelemetryPolicy>; 3] {
+    let namespace_wide = all
+        .iter()
+        .find(|t| t.origin.namespace == namespace && t.selector.is_none());
+    let mesh_wide = all
+        .iter()
+        .find(|t| t.origin.namespace == root_namespace && t.selector.is_none());
+    [workload, namespace_wide, mesh_wide]
+}
+
 /// The telemetry of a proxy in `namespace` selected by `workload` (the
 /// result of [`selecting`], looked up by key): for access logs and for
 /// tracing each, the workload's Telemetry if it sets them, else the
@@ -365,13 +503,7 @@ pub fn for_proxy(
     root_namespace: &str,
 ) -> ProxyTelemetry {
     let workload = workload.and_then(|key| all.iter().find(|t| &t.origin == key));
-    let namespace_wide = all
-        .iter()
-        .find(|t| t.origin.namespace == namespace && t.selector.is_none());
-    let mesh_wide = all
-        .iter()
-        .find(|t| t.origin.namespace == root_namespace && t.selector.is_none());
-    let chain = [workload, namespace_wide, mesh_wide];
+    let chain = scopes(all, namespace, workload, root_namespace);
     ProxyTelemetry {
         access_logs: chain
             .iter()
@@ -381,6 +513,23 @@ pub fn for_proxy(
         tracing: chain.iter().flatten().find_map(|t| t.tracing.clone()),
         access_log_service: None,
     }
+}
+
+/// The per-edge metrics settings of a proxy in `namespace` with `labels`:
+/// the workload's Telemetry if it sets `metrics`, else the namespace's,
+/// else the mesh-wide one in `root_namespace`; none: everything counts.
+pub fn metrics_for_proxy(
+    all: &[TelemetryPolicy],
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    root_namespace: &str,
+) -> MetricsSettings {
+    let workload = selecting(all, namespace, labels);
+    scopes(all, namespace, workload, root_namespace)
+        .iter()
+        .flatten()
+        .find_map(|t| t.metrics.clone())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

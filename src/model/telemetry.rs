@@ -4,13 +4,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Access logging and tracing of the proxies it selects: a subset of Istio's
+/// Access logging, tracing and metrics of the proxies it selects: a subset of Istio's
 /// `Telemetry` (<https://istio.io/latest/docs/reference/config/telemetry/>)
 /// with Istio's field names. One in the root namespace without selector
 /// applies mesh-wide, one in a namespace without selector to that
 /// namespace, one with `selector.matchLabels` to the workloads it picks;
-/// for `accessLogging` and `tracing` each, the most specific Telemetry that
-/// sets it wins (workload, then namespace, then root).
+/// for `accessLogging`, `tracing` and `metrics` each, the most specific
+/// Telemetry that sets it wins (workload, then namespace, then root).
 ///
 /// Istio's providers are defined in MeshConfig `extensionProviders` and
 /// named here; Sextant reads no MeshConfig, so a provider reference names
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
     group = "telemetry.sextant.dev",
     version = "v1alpha1",
     kind = "Telemetry",
-    doc = "Access logging and tracing of the proxies it selects (a subset of Istio's Telemetry).",
+    doc = "Access logging, tracing and per-edge metrics of the proxies it selects (a subset of Istio's Telemetry).",
     namespaced,
     derive = "PartialEq",
     status = "super::ConfigStatus",
@@ -48,6 +48,79 @@ pub struct TelemetrySpec {
     /// At most one entry (Envoy has one tracer per HTTP connection manager).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracing: Vec<Tracing>,
+    /// Which per-edge metrics the selected proxies' reports feed; empty:
+    /// inherited from the less specific scope. At most one entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metrics>,
+}
+
+/// Istio's `Metrics`: here, which of Sextant's per-edge metrics (`/metrics`
+/// `sextant_edge_*`, `/debug/edges`, `/ui`) the selected proxies' reports
+/// feed. Sextant drops what is disabled when a report arrives; the sidecar
+/// still sends it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// `prometheus` (Istio's name for the default provider: Sextant's edge
+    /// metrics, exposed on `/metrics`); empty: the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderRef>,
+    /// What to turn off, by metric and mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<MetricsOverrides>,
+    /// Not supported (an error): the proxy's stats flush interval is a
+    /// bootstrap setting (`sextant bootstrap --stats-flush-interval-ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting_interval: Option<String>,
+}
+
+/// Istio's `MetricsOverrides`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsOverrides {
+    /// Which metric and mode; absent: every metric, client and server.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub match_: Option<MetricSelector>,
+    /// Turns the matched metrics off (`false`: on, overriding nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// Not supported (an error): Sextant's edge labels are fixed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tag_overrides: BTreeMap<String, TagOverride>,
+}
+
+/// Istio's `MetricSelector`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSelector {
+    /// Istio's metric name: `ALL_METRICS`, `REQUEST_COUNT` (Sextant's
+    /// requests, errors and gRPC outcomes per edge), `REQUEST_DURATION`
+    /// (the latency histogram), or one Sextant does not collect
+    /// (`REQUEST_SIZE`, `RESPONSE_SIZE`, `TCP_OPENED_CONNECTIONS`,
+    /// `TCP_CLOSED_CONNECTIONS`, `TCP_SENT_BYTES`, `TCP_RECEIVED_BYTES`,
+    /// `GRPC_REQUEST_MESSAGES`, `GRPC_RESPONSE_MESSAGES`: a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// Not supported (an error): Sextant has no custom metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_metric: Option<String>,
+    /// `CLIENT_AND_SERVER` (default), `CLIENT` or `SERVER`. Sextant counts
+    /// edges at the calling sidecar, so a `SERVER` override changes nothing
+    /// (a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+/// Istio's `MetricsOverrides.TagOverride` (read to refuse it by name).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagOverride {
+    /// `UPSERT` or `REMOVE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// The CEL value of an `UPSERT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// A reference to a provider: Istio's `ProviderRef` (`name`) plus the

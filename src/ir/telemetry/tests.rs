@@ -41,6 +41,7 @@ fn policy(
             disable_span_reporting: false,
             custom_tags: BTreeMap::new(),
         }),
+        metrics: None,
     }
 }
 
@@ -163,8 +164,38 @@ fn bad_telemetries_are_errors_naming_the_field() {
             "is not supported",
         ),
         (
-            "  metrics: [{providers: [{name: prometheus}]}]\n",
-            "metrics",
+            "  metrics: [{providers: [{name: statsd}]}]\n",
+            "spec.metrics[0].providers[0]",
+            "unknown metrics provider \"statsd\"",
+        ),
+        (
+            "  metrics: [{overrides: [{match: {metric: REQUEST_COUNTS}, disabled: true}]}]\n",
+            "spec.metrics[0].overrides[0].match.metric",
+            "unknown metric \"REQUEST_COUNTS\"",
+        ),
+        (
+            "  metrics: [{overrides: [{match: {mode: SERVERS}, disabled: true}]}]\n",
+            "spec.metrics[0].overrides[0].match.mode",
+            "unknown mode \"SERVERS\"",
+        ),
+        (
+            "  metrics: [{overrides: [{match: {customMetric: my_metric}, disabled: true}]}]\n",
+            "spec.metrics[0].overrides[0].match.customMetric",
+            "no custom metrics",
+        ),
+        (
+            "  metrics: [{overrides: [{tagOverrides: {request_host: {operation: REMOVE}}}]}]\n",
+            "spec.metrics[0].overrides[0].tagOverrides",
+            "edge labels are fixed",
+        ),
+        (
+            "  metrics: [{reportingInterval: 15s}]\n",
+            "spec.metrics[0].reportingInterval",
+            "--stats-flush-interval-ms",
+        ),
+        (
+            "  metrics: [{overrides: [{match: {metric: REQUEST_COUNTS}, disabled: true}, {nope: 1}]}]\n",
+            "spec.metrics[0].overrides[1].nope",
             "unknown or unsupported field",
         ),
         (
@@ -221,4 +252,86 @@ fn a_selecting_telemetry_splits_the_proxy_class() {
         "unselected workloads share a class"
     );
     assert_eq!(class("cart").telemetry, Some(key("shop", "cart")));
+}
+
+#[test]
+fn metrics_overrides_turn_off_what_the_client_side_reports() {
+    let parsed = parse_documents(
+        "t.yaml",
+        "apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh, namespace: istio-system}
+spec:
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - {match: {metric: REQUEST_DURATION, mode: CLIENT}, disabled: true}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: cart, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  metrics:
+  - overrides:
+    - {disabled: true}
+    - {match: {metric: REQUEST_COUNT}, disabled: false}
+    - {match: {metric: REQUEST_SIZE, mode: SERVER}, disabled: true}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: server-only, namespace: web}
+spec:
+  metrics:
+  - overrides:
+    - {match: {mode: SERVER}, disabled: true}
+",
+    );
+    assert!(
+        parsed.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        parsed.diagnostics
+    );
+    // What changes nothing says so.
+    let warnings: Vec<String> = parsed.diagnostics.iter().map(ToString::to_string).collect();
+    for field in [
+        "spec.metrics[0].overrides[2].match.metric",
+        "spec.metrics[0].overrides[0].match.mode",
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.contains(field)),
+            "no warning on {field}: {warnings:?}"
+        );
+    }
+    let mut all: Vec<TelemetryPolicy> = parsed
+        .objects
+        .iter()
+        .filter_map(|object| match object {
+            crate::model::Object::Telemetry(t) => Some(resolve(&object.key(), t)),
+            _ => None,
+        })
+        .collect();
+    sort(&mut all);
+    let labels =
+        |app: &str| -> BTreeMap<String, String> { [("app".to_string(), app.to_string())].into() };
+    let disabled = |namespace: &str, app: &str| {
+        metrics_for_proxy(&all, namespace, &labels(app), "istio-system").disabled
+    };
+    // Mesh-wide: no latency histograms.
+    assert_eq!(
+        disabled("shop", "web"),
+        BTreeSet::from([EdgeMetric::RequestDuration])
+    );
+    // The cart workload: everything off, then requests back on.
+    assert_eq!(
+        disabled("shop", "cart"),
+        BTreeSet::from([EdgeMetric::RequestDuration, EdgeMetric::ActiveConnections])
+    );
+    // A SERVER-only override is the namespace's `metrics`: nothing is off.
+    assert_eq!(disabled("web", "web"), BTreeSet::new());
+    // Nothing configured: everything counts.
+    assert_eq!(
+        metrics_for_proxy(&[], "shop", &labels("cart"), "istio-system"),
+        MetricsSettings::default()
+    );
 }
