@@ -25,6 +25,7 @@
 mod collector;
 mod parse;
 mod service;
+mod window;
 
 pub use collector::EdgeCollector;
 pub use parse::{
