@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+mod browser;
+
+pub use browser::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -12,7 +12,7 @@
 //! | `GET /debug/certs` | workload certificates issued (SPIFFE ID, serial, validity; never keys) and the trust bundle |
 //! | `GET /config_dump?proxy=<node-id>` | what the proxy ACKed, in Envoy's config-dump shape |
 //! | `GET /debug/tap?service=<name>.<ns>` | live requests to a service (server-sent events) |
-//! | `GET /ui` | the topology page: service graph, edge table, proxy sync table, config errors (assets compiled in) |
+//! | `GET /ui` | the topology page: service graph, edge table, SLO panel, proxy sync table, config errors (assets compiled in) |
 //! | `GET /debug/edges` | per edge (source workload → destination service/subset): requests, errors, rate, success rate, p50/p90/p99 over the window, totals, active connections |
 //! | `GET /debug/slos` | per ServiceLevelObjective and objective: target, observed share, burn rate, budget left and state over the edge window ([`crate::slo::SlosView`]) |
 //!

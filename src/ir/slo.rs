@@ -62,10 +62,11 @@ impl ObjectiveKind {
 pub fn target(percent: f64) -> Result<f64, String> {
     if percent.is_finite() && percent > 0.0 && percent < 100.0 {
         Ok(percent)
+    } else if percent == 100.0 {
+        Err("100 is not a percentage strictly between 0 and 100: it would leave no error budget (use e.g. 99.99)".to_string())
     } else {
         Err(format!(
-            "{percent} is not a percentage strictly between 0 and 100 (e.g. 99.9); \
-             100 would leave no error budget"
+            "{percent} is not a percentage strictly between 0 and 100 (e.g. 99.9)"
         ))
     }
 }

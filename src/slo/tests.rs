@@ -333,7 +333,7 @@ fn slo_validation_names_each_bad_field() {
         (
             "  host: reviews\n  availability: {target: 100}\n",
             "no budget",
-            &[("spec.availability.target", "100 would leave no error budget")],
+            &[("spec.availability.target", "it would leave no error budget")],
         ),
         (
             "  host: \" \"\n  availability: {target: 99}\n",
