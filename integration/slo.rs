@@ -9,6 +9,10 @@
 //! listed with the fields it breaks while the last good version stays
 //! measured; and Debian's headless `chromium` must show the SLO panel of
 //! `/ui` with the burn rates, the burning one highlighted.
+//!
+//! In Kubernetes mode (the fake API server of `kube_mode.rs`), a valid and
+//! an invalid ServiceLevelObjective get `Accepted` conditions (the invalid
+//! one naming its field) and only the valid one is measured.
 
 use crate::harness;
 
@@ -348,4 +352,90 @@ async fn slos_show_availability_latency_and_burn_rate_of_real_traffic() {
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     eprintln!("screenshot of /ui: {}", shot.display());
+}
+
+/// The `type` → condition map of the last status patch of the
+/// ServiceLevelObjective `name`, if any.
+fn slo_conditions(fake: &crate::fake_kube::FakeKube, name: &str) -> Option<Value> {
+    let suffix = format!("/servicelevelobjectives/{name}/status");
+    let patches = fake.patches();
+    let (_, body) = patches
+        .iter()
+        .rev()
+        .find(|(path, _)| path.ends_with(&suffix))?;
+    let by_type: serde_json::Map<String, Value> = body["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap_or_default().to_string(),
+                c.clone(),
+            )
+        })
+        .collect();
+    Some(Value::Object(by_type))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slo_objects_in_a_cluster_are_measured_and_get_status_conditions() {
+    let work = tempfile::tempdir().unwrap();
+    let fake = crate::fake_kube::FakeKube::start().await;
+    fake.apply(serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "reviews", "namespace": "default"},
+        "spec": {"selector": {"app": "reviews"}, "ports": [{"name": "http", "port": 9080}]},
+    }));
+    let slo = |name: &str, latency: Value| {
+        serde_json::json!({
+            "apiVersion": "telemetry.sextant.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"host": "reviews", "latency": latency},
+        })
+    };
+    fake.apply(slo(
+        "fast",
+        serde_json::json!({"threshold": "100ms", "target": 95}),
+    ));
+    fake.apply(slo(
+        "odd",
+        serde_json::json!({"threshold": "300ms", "target": 95}),
+    ));
+    let sextant =
+        crate::kube_mode::start_sextant(work.path(), &fake, "sextant", &["--no-mtls"]).await;
+
+    let good = wait_for(
+        Duration::from_secs(10),
+        "status conditions on ServiceLevelObjective default/fast",
+        || async { slo_conditions(&fake, "fast") },
+    )
+    .await;
+    assert_eq!(good["Accepted"]["status"], "True", "{good:#}");
+    let bad = wait_for(
+        Duration::from_secs(10),
+        "status conditions on ServiceLevelObjective default/odd",
+        || async { slo_conditions(&fake, "odd") },
+    )
+    .await;
+    assert_eq!(bad["Accepted"]["status"], "False", "{bad:#}");
+    assert_eq!(bad["Accepted"]["reason"], "Invalid", "{bad:#}");
+    let message = bad["Accepted"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.latency.threshold: \"300ms\" is not a bucket bound"),
+        "{message}"
+    );
+
+    // Only the valid one is measured (no traffic yet).
+    let slos = sextant.admin_json("/debug/slos").await;
+    let names: Vec<&str> = slos["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fast"], "{slos:#}");
+    assert_eq!(slos["slos"][0]["service"], "reviews.default");
+    assert_eq!(
+        objective(&slos, "fast", "latency").unwrap()["state"],
+        "no-traffic"
+    );
 }
