@@ -420,7 +420,7 @@ fn typed<T: DeserializeOwned>(
     // In a Telemetry an ignored field would silently change what is logged
     // or traced (Istio's `match`, `targetRefs`, `metrics` are not built);
     // in a ServiceLevelObjective it would measure the wrong objective.
-    let security = matches!(
+    let strict = matches!(
         key.kind,
         Kind::AuthorizationPolicy
             | Kind::PeerAuthentication
@@ -428,7 +428,7 @@ fn typed<T: DeserializeOwned>(
             | Kind::ServiceLevelObjective
     );
     for field in unknown {
-        diagnostics.push(if security {
+        diagnostics.push(if strict {
             Diagnostic::error(
                 key,
                 field,
