@@ -172,8 +172,8 @@ async fn edges_show_requests_errors_and_latency_from_envoy_stats() {
 
 /// gRPC calls answered with a non-OK grpc-status are errors of their edge,
 /// though the HTTP status is 200: counted once, from Envoy's gRPC stats
-/// filter on the calling sidecar. A Python gRPC upstream (127.0.9.22)
-/// fails every 4th call with INTERNAL; the client sidecar (127.0.9.21)
+/// filter on the calling sidecar. A Python gRPC upstream (127.0.9.42)
+/// fails every 4th call with INTERNAL; the client sidecar (127.0.9.41)
 /// carries the calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_with_a_non_ok_status_are_edge_errors() {
@@ -182,17 +182,17 @@ async fn grpc_calls_with_a_non_ok_status_are_edge_errors() {
     const FAILED: u64 = SENT / FAIL_EVERY;
     harness::grpc::require_grpcio();
     let work = tempfile::tempdir().unwrap();
-    let upstream = harness::grpc::start_grpc_upstream(work.path(), "127.0.9.22", "v1");
+    let upstream = harness::grpc::start_grpc_upstream(work.path(), "127.0.9.42", "v1");
     let config = ConfigDir::new();
     config.write(
         "greeter.yaml",
         &format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: greeter, namespace: default}}\nspec:\n  selector: {{app: greeter}}\n  ports:\n  - {{name: grpc, port: 9090, appProtocol: grpc}}\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: greeter-v1, namespace: default}}\nspec:\n  address: 127.0.9.22\n  ports: {{grpc: {}}}\n  labels: {{app: greeter, version: v1}}\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: greeter, namespace: default}}\nspec:\n  selector: {{app: greeter}}\n  ports:\n  - {{name: grpc, port: 9090, appProtocol: grpc}}\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: greeter-v1, namespace: default}}\nspec:\n  address: 127.0.9.42\n  ports: {{grpc: {}}}\n  labels: {{app: greeter, version: v1}}\n",
             upstream.port
         ),
     );
     let sextant = Sextant::start(work.path(), config.path()).await;
-    let client = start_productpage(work.path(), &sextant, "127.0.9.21", FLUSH_MS).await;
+    let client = start_productpage(work.path(), &sextant, "127.0.9.41", FLUSH_MS).await;
     wait_for(
         Duration::from_secs(10),
         "the greeter route in envoy",

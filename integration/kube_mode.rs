@@ -15,7 +15,12 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Starts `sextant serve --kube` on the fake cluster and waits for `/readyz`.
-async fn start_sextant(work: &Path, fake: &FakeKube, name: &str, extra: &[&str]) -> Sextant {
+pub(crate) async fn start_sextant(
+    work: &Path,
+    fake: &FakeKube,
+    name: &str,
+    extra: &[&str],
+) -> Sextant {
     let xds: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));

@@ -14,8 +14,8 @@
 //!   checks the same bounds our parser does.
 
 use crate::model::{
-    AuthorizationPolicy, DestinationRule, PeerAuthentication, ServiceEntry, Sidecar, Telemetry,
-    VirtualService, WorkloadEntry,
+    AuthorizationPolicy, DestinationRule, PeerAuthentication, ServiceEntry, ServiceLevelObjective,
+    Sidecar, Telemetry, VirtualService, WorkloadEntry,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -27,7 +27,8 @@ pub const REGENERATE: &str = "cargo run -q -- crds --output-dir crds";
 /// Every CRD Sextant defines, in [`crate::model::Kind::ALL`] order:
 /// WorkloadEntry, VirtualService, DestinationRule, Sidecar, ServiceEntry
 /// (`networking.sextant.dev`), PeerAuthentication, AuthorizationPolicy
-/// (`security.sextant.dev`), Telemetry (`telemetry.sextant.dev`), all
+/// (`security.sextant.dev`), Telemetry, ServiceLevelObjective
+/// (`telemetry.sextant.dev`), all
 /// `v1alpha1`, namespaced, with the status subresource.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
     [
@@ -39,6 +40,7 @@ pub fn definitions() -> Vec<CustomResourceDefinition> {
         PeerAuthentication::crd(),
         AuthorizationPolicy::crd(),
         Telemetry::crd(),
+        ServiceLevelObjective::crd(),
     ]
     .into_iter()
     .map(refine)

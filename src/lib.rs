@@ -10,7 +10,8 @@
 //! the server's stream registry. [`ca`] is the built-in certificate authority
 //! that issues SPIFFE workload certificates (X.509-SVIDs) for SDS.
 //! [`tap`] and [`edges`] receive what sidecars stream back (access logs,
-//! stats) for the live tap and the per-edge golden signals.
+//! stats) for the live tap and the per-edge golden signals; [`slo`]
+//! measures ServiceLevelObjectives on those signals.
 //! [`metrics`] holds the Prometheus metrics
 //! that the cache, the server and `sextant serve` update and the admin
 //! endpoint renders. [`synth`] generates synthetic meshes for benchmarks
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod server;
+pub mod slo;
 pub mod source;
 pub mod store;
 pub mod synth;

@@ -341,6 +341,19 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         out
     }
+
+    /// The same, followed by the metrics of `extra`: a registry built for
+    /// one scrape (e.g. [`crate::slo::SloCollector`], whose series follow
+    /// the configuration). Its metric names must differ from ours.
+    pub fn render_with(&self, extra: &Registry) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        let mut out = String::new();
+        encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, extra))
+            .and_then(|()| encode_eof(&mut out))
+            .expect("writing to a String cannot fail");
+        out
+    }
 }
 
 /// One open ADS stream in `sextant_connected_proxies`; dropping it (the

@@ -7,7 +7,10 @@
 
 #![allow(dead_code)]
 
+mod browser;
 pub mod grpc;
+
+pub use browser::*;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -12,8 +12,9 @@
 //! | `GET /debug/certs` | workload certificates issued (SPIFFE ID, serial, validity; never keys) and the trust bundle |
 //! | `GET /config_dump?proxy=<node-id>` | what the proxy ACKed, in Envoy's config-dump shape |
 //! | `GET /debug/tap?service=<name>.<ns>` | live requests to a service (server-sent events) |
-//! | `GET /ui` | the topology page: service graph, edge table, proxy sync table, config errors (assets compiled in) |
+//! | `GET /ui` | the topology page: service graph, edge table, SLO panel, proxy sync table, config errors (assets compiled in) |
 //! | `GET /debug/edges` | per edge (source workload → destination service/subset): requests, errors, rate, success rate, p50/p90/p99 over the window, totals, active connections |
+//! | `GET /debug/slos` | per ServiceLevelObjective and objective: target, observed share, burn rate, budget left and state over the edge window ([`crate::slo::SlosView`]) |
 //!
 //! # Metrics
 //!
@@ -33,6 +34,7 @@
 //! | `sextant_translation_duration_seconds` | histogram | `stage` | `resolve`: store → IR and the cache update, once per input change; `translate`: IR → encoded clusters, endpoints and routes of one proxy class, once per class and change (when its first proxy asks) |
 //! | `sextant_debounce_wait_seconds` | histogram | | from the first file event of a burst to the start of its resolve (quiet period, capped by the maximum wait) |
 //! | `sextant_edge_requests_total`, `sextant_edge_request_duration_milliseconds`, `sextant_edge_active_connections`, `sextant_edge_dropped_samples_total` | | | per edge, see [`crate::edges::EdgeCollector`] |
+//! | `sextant_slo_target_ratio`, `sextant_slo_observed_ratio`, `sextant_slo_burn_rate`, `sextant_slo_window_seconds` | gauge | `slo`, `service`, `objective` | per ServiceLevelObjective, see [`crate::slo::SloCollector`] |
 //! | `sextant_proxy_convergence_seconds` | histogram | | per proxy and config change that sent it something: from the first file event of the change's burst to the proxy's ACK of the last response the change caused; not observed for a change the proxy NACKs; a change made while an earlier one is still unACKed folds into it (measured from the earlier) |
 
 mod config_dump;
@@ -88,6 +90,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/config_dump", get(config_dump))
         .route("/debug/tap", get(tap::tap))
         .route("/debug/edges", get(edges))
+        .route("/debug/slos", get(slos))
         .route("/ui", get(ui::index))
         .route("/ui/ui.js", get(ui::script))
         .route("/ui/ui.css", get(ui::style))
@@ -168,11 +171,31 @@ async fn metrics_text(State(state): State<AdminState>) -> Response {
     state
         .metrics
         .set_config_diagnostics(errors, diagnostics.len() - errors);
+    // The objectives' series follow the configuration: measured per scrape.
+    let mut slos = prometheus_client::registry::Registry::default();
+    slos.register_collector(Box::new(crate::slo::SloCollector::new(measure_slos(
+        &state,
+    ))));
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        state.metrics.render(),
+        state.metrics.render_with(&slos),
     )
         .into_response()
+}
+
+/// The current ServiceLevelObjectives measured on the edges now.
+fn measure_slos(state: &AdminState) -> crate::slo::SlosView {
+    crate::slo::measure_all(
+        &state.cache.ir().slos,
+        &state.edges,
+        std::time::Instant::now(),
+    )
+}
+
+/// The service level objectives measured over the edge window
+/// ([`crate::slo::SlosView`]).
+async fn slos(State(state): State<AdminState>) -> Json<crate::slo::SlosView> {
+    Json(measure_slos(&state))
 }
 
 async fn config_errors(State(state): State<AdminState>) -> Json<serde_json::Value> {

@@ -2,8 +2,9 @@
 //! sheet, compiled into the binary (`include_str!`; no CDN, no library):
 //! the service graph from `/debug/edges` (nodes are workloads and services,
 //! edges coloured by success rate and labelled with requests per second and
-//! p99), the edge table, the per-proxy sync table of `/debug/syncz` and the
-//! diagnostics of `/debug/config_errors`, refreshed every 2 s.
+//! p99), the edge table, the service level objectives of `/debug/slos`
+//! (burn rate above 1 in red), the per-proxy sync table of `/debug/syncz`
+//! and the diagnostics of `/debug/config_errors`, refreshed every 2 s.
 
 use axum::http::header;
 use axum::response::IntoResponse;

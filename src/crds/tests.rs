@@ -83,6 +83,7 @@ fn the_bundle_holds_every_crd_once() {
             "peerauthentications.security.sextant.dev",
             "authorizationpolicies.security.sextant.dev",
             "telemetries.telemetry.sextant.dev",
+            "servicelevelobjectives.telemetry.sextant.dev",
         ]
     );
 }
@@ -276,6 +277,12 @@ fn names_scope_short_names_and_status_subresource() {
             "telemetry.sextant.dev",
             "telemetries",
             Some("telemetry"),
+        ),
+        (
+            "ServiceLevelObjective",
+            "telemetry.sextant.dev",
+            "servicelevelobjectives",
+            Some("slo"),
         ),
     ];
     for (kind, group, plural, short) in expected {

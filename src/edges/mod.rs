@@ -26,6 +26,7 @@
 mod collector;
 mod parse;
 mod service;
+mod window;
 
 pub use collector::EdgeCollector;
 pub use parse::{
@@ -121,6 +122,21 @@ struct Edge {
     total: Counts,
     /// (slot number, counts), oldest first, at most [`WINDOW_SLOTS`].
     slots: VecDeque<(u64, Counts)>,
+}
+
+impl Edge {
+    /// The counts of the window that ends in slot number `slot`.
+    fn window(&self, slot: u64) -> Counts {
+        let mut window = Counts::default();
+        for (_, counts) in self
+            .slots
+            .iter()
+            .filter(|(n, _)| *n + (WINDOW_SLOTS as u64) > slot)
+        {
+            window.merge(counts);
+        }
+        window
+    }
 }
 
 #[derive(Debug, Default)]
@@ -306,14 +322,7 @@ impl EdgeStore {
             .edges
             .iter()
             .map(|(key, edge)| {
-                let mut window = Counts::default();
-                for (_, counts) in edge
-                    .slots
-                    .iter()
-                    .filter(|(n, _)| *n + (WINDOW_SLOTS as u64) > slot)
-                {
-                    window.merge(counts);
-                }
+                let window = edge.window(slot);
                 let requests = window.requests();
                 let span = now
                     .saturating_duration_since(edge.first_seen)

@@ -25,6 +25,7 @@ pub fn build(world: &World) -> Ir {
     let mut peer_authentications = Vec::new();
     let mut authorization_policies: Vec<super::AuthzPolicy> = Vec::new();
     let mut telemetries = Vec::new();
+    let mut slo_objects = Vec::new();
     for (key, object) in world {
         match object.as_ref() {
             Object::Service(svc) => services.push((key, svc.as_ref())),
@@ -53,6 +54,7 @@ pub fn build(world: &World) -> Ir {
                 authorization_policies.push(super::authz::resolve(key, ap, &mut diagnostics))
             }
             Object::Telemetry(t) => telemetries.push(super::telemetry::resolve(key, t)),
+            Object::ServiceLevelObjective(slo) => slo_objects.push((key, slo.as_ref())),
             Object::Sidecar(sidecar) => sidecars.push(super::scope::SidecarScope {
                 name: format!("{}/{}", key.namespace, key.name),
                 namespace: key.namespace.clone(),
@@ -87,6 +89,11 @@ pub fn build(world: &World) -> Ir {
     );
     let registry = services::registry(&services, &entries, &mut diagnostics);
     let is_service = |fqdn: &str| registry.contains_key(fqdn);
+    // The world iterates in key order: SLOs come out by namespace/name.
+    let slos = slo_objects
+        .iter()
+        .filter_map(|(key, slo)| super::slo::resolve(key, &slo.spec, &is_service, &mut diagnostics))
+        .collect();
     let rules = destination_rules_by_host(&destination_rules, &is_service, &mut diagnostics);
 
     let mut clusters = BTreeMap::new();
@@ -240,6 +247,7 @@ pub fn build(world: &World) -> Ir {
         sidecars,
         authorization_policies,
         telemetries,
+        slos,
         diagnostics,
     }
 }

@@ -19,6 +19,7 @@ mod route_parts;
 mod routes;
 pub mod scope;
 mod services;
+pub mod slo;
 pub mod telemetry;
 
 pub use authz::{policies_for, AuthzPolicy};
@@ -112,6 +113,10 @@ pub struct Ir {
     /// Telemetries, oldest first; a proxy's: [`telemetry::for_proxy`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub telemetries: Vec<telemetry::TelemetryPolicy>,
+    /// ServiceLevelObjectives, ordered by namespace/name (they change no
+    /// proxy configuration; `/debug/slos` measures them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slos: Vec<slo::SloPolicy>,
     /// Problems found while resolving references, in a stable order.
     pub diagnostics: Vec<Diagnostic>,
 }

@@ -11,6 +11,7 @@ mod peer_authentication;
 mod schema;
 mod service_entry;
 mod sidecar;
+mod slo;
 mod status;
 mod string_match;
 mod telemetry;
@@ -22,6 +23,7 @@ pub use destination_rule::*;
 pub use peer_authentication::*;
 pub use service_entry::*;
 pub use sidecar::*;
+pub use slo::*;
 pub use status::ConfigStatus;
 pub use string_match::StringMatch;
 pub use telemetry::*;
@@ -45,7 +47,7 @@ pub const SECURITY_GROUP: &str = "security.sextant.dev";
 pub const ISTIO_SECURITY_GROUP: &str = "security.istio.io";
 /// Istio API versions accepted for Istio's security group.
 pub const ISTIO_SECURITY_VERSIONS: &[&str] = &["v1", "v1beta1"];
-/// API group of our Telemetry kind.
+/// API group of our Telemetry and ServiceLevelObjective kinds.
 pub const TELEMETRY_GROUP: &str = "telemetry.sextant.dev";
 /// Istio's API group for Telemetry, accepted by the file source.
 pub const ISTIO_TELEMETRY_GROUP: &str = "telemetry.istio.io";
@@ -79,6 +81,8 @@ pub enum Kind {
     AuthorizationPolicy,
     /// `telemetry.sextant.dev/v1alpha1/Telemetry`.
     Telemetry,
+    /// `telemetry.sextant.dev/v1alpha1/ServiceLevelObjective`.
+    ServiceLevelObjective,
 }
 
 impl Kind {
@@ -96,11 +100,12 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::Telemetry => "Telemetry",
+            Kind::ServiceLevelObjective => "ServiceLevelObjective",
         }
     }
 
     /// Every kind Sextant reads.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Service,
         Kind::EndpointSlice,
         Kind::Pod,
@@ -112,6 +117,7 @@ impl Kind {
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::Telemetry,
+        Kind::ServiceLevelObjective,
     ];
 
     /// The kind's own `apiVersion` (our group for our kinds; Istio's
@@ -121,7 +127,7 @@ impl Kind {
             Kind::Service | Kind::Pod => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.sextant.dev/v1alpha1",
-            Kind::Telemetry => "telemetry.sextant.dev/v1alpha1",
+            Kind::Telemetry | Kind::ServiceLevelObjective => "telemetry.sextant.dev/v1alpha1",
             _ => "networking.sextant.dev/v1alpha1",
         }
     }
@@ -157,6 +163,9 @@ impl Kind {
             (_, _, "PeerAuthentication") => security(Kind::PeerAuthentication),
             (_, _, "AuthorizationPolicy") => security(Kind::AuthorizationPolicy),
             (_, _, "Telemetry") => telemetry(Kind::Telemetry),
+            // Sextant's own kind: Istio's telemetry group has none.
+            (_, _, "ServiceLevelObjective") => (group == TELEMETRY_GROUP && version == "v1alpha1")
+                .then_some(Kind::ServiceLevelObjective),
             _ => None,
         }
     }
@@ -201,6 +210,7 @@ pub enum Object {
     PeerAuthentication(Box<PeerAuthentication>),
     AuthorizationPolicy(Box<AuthorizationPolicy>),
     Telemetry(Box<Telemetry>),
+    ServiceLevelObjective(Box<ServiceLevelObjective>),
 }
 
 impl Object {
@@ -218,6 +228,7 @@ impl Object {
             Object::PeerAuthentication(o) => &o.metadata,
             Object::AuthorizationPolicy(o) => &o.metadata,
             Object::Telemetry(o) => &o.metadata,
+            Object::ServiceLevelObjective(o) => &o.metadata,
         }
     }
 
@@ -235,6 +246,7 @@ impl Object {
             Object::PeerAuthentication(_) => Kind::PeerAuthentication,
             Object::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Object::Telemetry(_) => Kind::Telemetry,
+            Object::ServiceLevelObjective(_) => Kind::ServiceLevelObjective,
         }
     }
 

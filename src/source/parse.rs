@@ -3,7 +3,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::model::{
     AuthorizationPolicy, DestinationRule, Kind, Object, ObjectKey, PeerAuthentication,
-    ServiceEntry, Sidecar, Telemetry, VirtualService, WorkloadEntry,
+    ServiceEntry, ServiceLevelObjective, Sidecar, Telemetry, VirtualService, WorkloadEntry,
 };
 use crate::store::validate;
 use serde::de::DeserializeOwned;
@@ -258,6 +258,7 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             | Kind::PeerAuthentication
             | Kind::AuthorizationPolicy
             | Kind::Telemetry
+            | Kind::ServiceLevelObjective
     ) {
         map.remove("apiVersion");
         map.remove("kind");
@@ -291,6 +292,10 @@ fn parse_document(file: &str, index: usize, mut value: Value, out: &mut ParsedFi
             .map(|o| Object::AuthorizationPolicy(Box::new(o))),
         Kind::Telemetry => typed::<Telemetry>(value, &key, &mut diagnostics)
             .map(|o| Object::Telemetry(Box::new(o))),
+        Kind::ServiceLevelObjective => {
+            typed::<ServiceLevelObjective>(value, &key, &mut diagnostics)
+                .map(|o| Object::ServiceLevelObjective(Box::new(o)))
+        }
     };
     if let Some(object) = &object {
         diagnostics.extend(validate::object(object));
@@ -413,20 +418,30 @@ fn typed<T: DeserializeOwned>(
     // then fails closed; a PeerAuthentication keeps its last good version,
     // or is served as STRICT when it has none).
     // In a Telemetry an ignored field would silently change what is logged
-    // or traced (Istio's `match`, `targetRefs`, `metrics` are not built).
-    let security = matches!(
+    // or traced (Istio's `match`, `targetRefs`, `metrics` are not built);
+    // in a ServiceLevelObjective it would measure the wrong objective.
+    let strict = matches!(
         key.kind,
-        Kind::AuthorizationPolicy | Kind::PeerAuthentication | Kind::Telemetry
+        Kind::AuthorizationPolicy
+            | Kind::PeerAuthentication
+            | Kind::Telemetry
+            | Kind::ServiceLevelObjective
     );
     for field in unknown {
-        diagnostics.push(if security {
+        diagnostics.push(if strict {
             Diagnostic::error(
                 key,
                 field,
-                if key.kind == Kind::Telemetry {
-                    "unknown or unsupported field: a Telemetry is not applied with a field ignored"
-                } else {
-                    "unknown or unsupported field: a security policy is not applied with a field ignored"
+                match key.kind {
+                    Kind::Telemetry => {
+                        "unknown or unsupported field: a Telemetry is not applied with a field ignored"
+                    }
+                    Kind::ServiceLevelObjective => {
+                        "unknown or unsupported field: a ServiceLevelObjective is not measured with a field ignored"
+                    }
+                    _ => {
+                        "unknown or unsupported field: a security policy is not applied with a field ignored"
+                    }
                 },
             )
         } else {
@@ -526,7 +541,7 @@ fn classify(api_version: &str, kind_name: &str) -> TypeMeta {
             " (or networking.istio.io/v1, v1beta1, v1alpha3)"
         } else if expected.starts_with("security.") {
             " (or security.istio.io/v1, v1beta1)"
-        } else if expected.starts_with("telemetry.") {
+        } else if *kind == Kind::Telemetry {
             " (or telemetry.istio.io/v1, v1alpha1)"
         } else {
             ""

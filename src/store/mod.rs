@@ -11,6 +11,7 @@ mod validate_entry;
 mod validate_http;
 mod validate_policy;
 mod validate_security;
+mod validate_slo;
 mod validate_telemetry;
 
 use crate::diagnostic::Diagnostic;

@@ -249,6 +249,9 @@ pub fn object(object: &Object) -> Vec<Diagnostic> {
             super::validate_security::authorization_policy(&key, &ap.spec, &mut out)
         }
         Object::Telemetry(t) => super::validate_telemetry::telemetry(&key, &t.spec, &mut out),
+        Object::ServiceLevelObjective(slo) => {
+            super::validate_slo::service_level_objective(&key, &slo.spec, &mut out)
+        }
         Object::ServiceEntry(entry) => {
             super::validate_entry::service_entry(&key, &entry.spec, &mut out)
         }

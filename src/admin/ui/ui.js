@@ -1,5 +1,5 @@
-// Sextant's topology page: reads /debug/edges, /debug/syncz and
-// /debug/config_errors of this admin endpoint every 2 s and draws them
+// Sextant's topology page: reads /debug/edges, /debug/slos, /debug/syncz
+// and /debug/config_errors of this admin endpoint every 2 s and draws them
 // (plain SVG and DOM, no library).
 "use strict";
 
@@ -127,6 +127,40 @@ function drawEdgeTable(view) {
   }
 }
 
+/** A percentage with two decimals. */
+function fmtPct(x) { return x === null || x === undefined ? "–" : `${x.toFixed(2)} %`; }
+
+/** The objective's kind as shown: availability, or latency ≤ threshold. */
+function objectiveName(o) {
+  return o.objective === "latency" ? `latency ≤ ${o.threshold_ms} ms` : o.objective;
+}
+
+function drawSlos(view) {
+  document.getElementById("slo-window").textContent = `(last ${view.window_seconds} s)`;
+  const body = document.querySelector("#slos tbody");
+  body.replaceChildren();
+  if (view.slos.length === 0) {
+    const tr = el("tr");
+    tr.appendChild(el("td", { class: "empty", colspan: 9 }, "no ServiceLevelObjective configured"));
+    body.appendChild(tr);
+  }
+  for (const slo of view.slos) {
+    const name = `${slo.namespace}/${slo.name}`;
+    for (const o of slo.objectives) {
+      const tr = el("tr", { class: o.state, "data-slo": name, "data-objective": o.objective });
+      const cells = [
+        [name], [slo.service], [objectiveName(o)], [`${o.target_percent} %`, "num"],
+        [fmtPct(o.observed_percent), "num"], [`${o.bad} / ${o.total}`, "num"],
+        [o.burn_rate === null ? "–" : o.burn_rate.toFixed(2), o.state === "burning" ? "num burn bad" : "num burn"],
+        [o.budget_remaining === null ? "–" : `${(100 * o.budget_remaining).toFixed(0)} %`, "num"],
+        [o.state === "no-traffic" ? "no traffic" : o.state, `state ${o.state}`],
+      ];
+      for (const [v, cls] of cells) tr.appendChild(el("td", cls ? { class: cls } : {}, String(v)));
+      body.appendChild(tr);
+    }
+  }
+}
+
 function drawSync(syncz) {
   const table = document.getElementById("sync");
   const types = ["CDS", "EDS", "LDS", "RDS", "SDS"];
@@ -169,11 +203,12 @@ async function json(path) {
 
 async function refresh() {
   try {
-    const [edges, syncz, errors] = await Promise.all(
-      [json("/debug/edges"), json("/debug/syncz"), json("/debug/config_errors")]);
+    const [edges, slos, syncz, errors] = await Promise.all([json("/debug/edges"),
+      json("/debug/slos"), json("/debug/syncz"), json("/debug/config_errors")]);
     document.getElementById("window").textContent = `(last ${edges.window_seconds} s)`;
     drawGraph(edges);
     drawEdgeTable(edges);
+    drawSlos(slos);
     drawSync(syncz);
     drawErrors(errors);
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;

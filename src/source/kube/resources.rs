@@ -34,6 +34,9 @@ const SECURITY_KINDS: &[(&str, &str)] = &[
 /// Our telemetry kinds (`telemetry.sextant.dev/v1alpha1`) with their plurals.
 const TELEMETRY_KINDS: &[(&str, &str)] = &[("Telemetry", "telemetries")];
 
+/// Sextant's own telemetry kinds, which Istio's group does not have.
+const OWN_TELEMETRY_KINDS: &[(&str, &str)] = &[("ServiceLevelObjective", "servicelevelobjectives")];
+
 fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
@@ -70,6 +73,12 @@ pub fn watched_types(istio_groups: bool) -> Vec<WatchedType> {
             crate::model::TELEMETRY_GROUP,
             "v1alpha1",
             TELEMETRY_KINDS,
+            true,
+        ),
+        (
+            crate::model::TELEMETRY_GROUP,
+            "v1alpha1",
+            OWN_TELEMETRY_KINDS,
             true,
         ),
         (

@@ -209,3 +209,21 @@ fn telemetry_is_watched_in_our_group_with_status_and_in_istios_read_only() {
     assert_eq!(crd.spec.names.plural, ours.api_resource.plural);
     assert_eq!(crd.spec.group, ours.api_resource.group);
 }
+
+#[test]
+fn slo_kind_is_watched_in_our_group_only_with_status() {
+    let ours = watched("telemetry.sextant.dev/v1alpha1", "ServiceLevelObjective");
+    assert!(ours.writes_status && ours.custom);
+    assert_eq!(ours.api_resource.plural, "servicelevelobjectives");
+    // Istio has no such kind: never watched in its group.
+    assert!(watched_types(true).iter().all(|w| {
+        w.api_resource.kind != "ServiceLevelObjective"
+            || w.api_resource.group == "telemetry.sextant.dev"
+    }));
+    let crd = crate::crds::definitions()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "ServiceLevelObjective")
+        .expect("a ServiceLevelObjective CRD");
+    assert_eq!(crd.spec.names.plural, ours.api_resource.plural);
+    assert_eq!(crd.spec.group, ours.api_resource.group);
+}
