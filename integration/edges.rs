@@ -193,18 +193,9 @@ async fn grpc_calls_with_a_non_ok_status_are_edge_errors() {
     );
     let sextant = Sextant::start(work.path(), config.path()).await;
     let client = start_productpage(work.path(), &sextant, "127.0.9.41", FLUSH_MS).await;
-    wait_for(
-        Duration::from_secs(10),
-        "the greeter route in envoy",
-        || async {
-            let routes = client.dump_section("RoutesConfigDump").await;
-            routes
-                .to_string()
-                .contains("greeter.default.svc.cluster.local")
-                .then_some(())
-        },
-    )
-    .await;
+    client
+        .wait_for_route("greeter.default.svc.cluster.local")
+        .await;
 
     let outbound = client.outbound.to_string();
     let every = FAIL_EVERY.to_string();

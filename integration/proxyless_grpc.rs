@@ -117,18 +117,9 @@ async fn grpc_through_an_envoy_sidecar_uses_http2_upstreams() {
     )
     .await;
     let outbound = envoy.outbound.to_string();
-    wait_for(
-        Duration::from_secs(10),
-        "the reviews route in envoy",
-        || async {
-            let routes = envoy.dump_section("RoutesConfigDump").await;
-            routes
-                .to_string()
-                .contains("reviews.default.svc.cluster.local")
-                .then_some(())
-        },
-    )
-    .await;
+    envoy
+        .wait_for_route("reviews.default.svc.cluster.local")
+        .await;
     let counts =
         tokio::task::spawn_blocking(move || call_with(&[&outbound, "10", "reviews:9080"], None))
             .await

@@ -337,21 +337,7 @@ async fn slos_show_availability_latency_and_burn_rate_of_real_traffic() {
         "the invalid SLO is not in the error panel:\n{dom}"
     );
 
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-slo.png");
-    let _ = std::fs::remove_file(&shot);
-    chromium(
-        profile.path(),
-        &url,
-        &[
-            format!("--screenshot={}", shot.display()),
-            "--window-size=1280,1400".to_string(),
-            "--hide-scrollbars".to_string(),
-        ],
-    )
-    .await;
-    let png = std::fs::read(&shot).expect("the screenshot was written");
-    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    eprintln!("screenshot of /ui: {}", shot.display());
+    screenshot(profile.path(), &url, "ui-slo.png", 1280, 1400).await;
 }
 
 /// The `type` → condition map of the last status patch of the

@@ -12,7 +12,6 @@ use crate::harness;
 
 use harness::*;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 const CLIENT_IP: &str = "127.0.9.11";
@@ -105,19 +104,5 @@ async fn the_ui_page_draws_the_graph_sync_table_and_errors_in_a_browser() {
         "the Telemetry error is not listed:\n{dom}"
     );
 
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-topology.png");
-    let _ = std::fs::remove_file(&shot);
-    chromium(
-        profile.path(),
-        &url,
-        &[
-            format!("--screenshot={}", shot.display()),
-            "--window-size=1280,1100".to_string(),
-            "--hide-scrollbars".to_string(),
-        ],
-    )
-    .await;
-    let png = std::fs::read(&shot).expect("the screenshot was written");
-    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    eprintln!("screenshot of /ui: {}", shot.display());
+    screenshot(profile.path(), &url, "ui-topology.png", 1280, 1100).await;
 }

@@ -53,3 +53,25 @@ pub async fn chromium(profile: &Path, url: &str, extra: &[String]) -> String {
     );
     String::from_utf8(output.stdout).expect("UTF-8 DOM")
 }
+
+/// Saves a PNG screenshot of `url` (`width` × `height` pixels) as
+/// `$CARGO_TARGET_TMPDIR/<file>`, a test artifact, checks it is a PNG and
+/// returns its path.
+pub async fn screenshot(profile: &Path, url: &str, file: &str, width: u32, height: u32) -> PathBuf {
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        profile,
+        url,
+        &[
+            format!("--screenshot={}", shot.display()),
+            format!("--window-size={width},{height}"),
+            "--hide-scrollbars".to_string(),
+        ],
+    )
+    .await;
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    eprintln!("screenshot of {url}: {}", shot.display());
+    shot
+}

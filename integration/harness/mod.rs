@@ -660,6 +660,20 @@ impl Envoy {
         )
         .await;
     }
+
+    /// Waits until Envoy's route configurations name `fqdn` (for a service
+    /// plain HTTP cannot probe, such as a gRPC one).
+    pub async fn wait_for_route(&self, fqdn: &str) {
+        wait_for(
+            Duration::from_secs(10),
+            &format!("a route to {fqdn} in envoy"),
+            || async {
+                let routes = self.dump_section("RoutesConfigDump").await;
+                routes.to_string().contains(fqdn).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// The section of a config dump (Envoy's or Sextant's) whose `@type` is
