@@ -6,9 +6,14 @@
 //!
 //! STAGE is `ir_build`, `translate`, `encode`, `snapshot`, `next_class`
 //! (a snapshot for a proxy of a second class, `ns-1`, once the class of
-//! `ns-0` is translated: what each further class of the same IR costs) or
-//! `validate` (what `sextant validate` adds to the IR build: a translation
-//! per namespace for the diagnostics only a proxy class shows). SERVICES is a
+//! `ns-0` is translated: what each further class of the same IR costs),
+//! `endpoint_change` (one endpoint of one cluster moves while a proxy of
+//! every namespace is served: the new IR set and a snapshot for each),
+//! `policy_change` (its baseline: the same, for a change of one cluster's
+//! connect timeout, which retranslates every class, as every change did
+//! before endpoint-only changes were told apart) or `validate` (what
+//! `sextant validate` adds to the IR build: a translation per namespace
+//! for the diagnostics only a proxy class shows). SERVICES is a
 //! size for [`sextant::synth::WorldSpec::with_services`]. The wall time of
 //! the stage is printed; criterion's `translate` bench is the one to quote
 //! for time, this binary is for instruction counts and call graphs.
@@ -86,6 +91,47 @@ fn main() {
             let started = Instant::now();
             drop(measured(|| cache.snapshot(black_box(&other))));
             eprintln!("{stage} at {services} services: {:.1?}", started.elapsed());
+            return;
+        }
+        "endpoint_change" | "policy_change" => {
+            let cache = SnapshotCache::new(options.clone());
+            cache.set_ir(ir.clone());
+            let namespaces: std::collections::BTreeSet<&str> =
+                ir.clusters.values().map(|c| c.namespace.as_str()).collect();
+            let proxies: Vec<sextant::proxy::ProxyInfo> = namespaces
+                .iter()
+                .map(|ns| sextant::proxy::ProxyInfo {
+                    node_id: format!("bench.{ns}"),
+                    namespace: ns.to_string(),
+                    ..common::proxy()
+                })
+                .collect();
+            for p in &proxies {
+                drop(cache.snapshot(p));
+            }
+            let mut next = ir.clone();
+            let cluster = next
+                .clusters
+                .values_mut()
+                .find(|c| c.dns.is_none() && !c.endpoints.is_empty())
+                .expect("an EDS cluster with endpoints");
+            if stage == "endpoint_change" {
+                cluster.endpoints[0].port = cluster.endpoints[0].port.wrapping_add(1).max(1);
+            } else {
+                cluster.policy.connect_timeout = Some(std::time::Duration::from_millis(1234));
+            }
+            let started = Instant::now();
+            measured(|| {
+                cache.set_ir(black_box(next));
+                for p in &proxies {
+                    drop(cache.snapshot(black_box(p)));
+                }
+            });
+            eprintln!(
+                "{stage} at {services} services, {} classes: {:.1?}",
+                proxies.len(),
+                started.elapsed()
+            );
             return;
         }
         "validate" => drop(measured(|| {

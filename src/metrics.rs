@@ -80,15 +80,24 @@ pub enum TranslationStage {
     /// once per class and IR generation, when the first proxy of the class
     /// asks for the new snapshot: label `translate`.
     Translate,
+    /// An endpoint-only change: the touched load assignments and clusters
+    /// of every translated class rebuilt in place of a new translation,
+    /// once per change: label `endpoints`.
+    Endpoints,
 }
 
 impl TranslationStage {
-    const ALL: [TranslationStage; 2] = [TranslationStage::Resolve, TranslationStage::Translate];
+    const ALL: [TranslationStage; 3] = [
+        TranslationStage::Resolve,
+        TranslationStage::Translate,
+        TranslationStage::Endpoints,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             TranslationStage::Resolve => "resolve",
             TranslationStage::Translate => "translate",
+            TranslationStage::Endpoints => "endpoints",
         }
     }
 }
@@ -139,7 +148,7 @@ pub struct Metrics {
     config_errors: Gauge,
     config_warnings: Gauge,
     /// By [`TranslationStage`] (order of its `ALL`).
-    translation: [Histogram; 2],
+    translation: [Histogram; 3],
     debounce_wait: Histogram,
     convergence: Histogram,
 }

@@ -5,6 +5,7 @@
 //! [`ProxySnapshot`] and subscribes to its generation counter to learn when
 //! to ask again.
 
+mod endpoint_update;
 mod per_proxy;
 mod shared;
 
@@ -125,6 +126,11 @@ struct ClassResources {
     telemetry: crate::ir::telemetry::ProxyTelemetry,
     /// Problems found while translating for this class.
     diagnostics: Vec<Diagnostic>,
+    /// The IR clusters the class sees: (index in the IR's clusters, whether
+    /// their DestinationRule applies), for endpoint-only updates.
+    planned: Vec<(usize, bool)>,
+    /// Whether the class has a mesh certificate.
+    mtls: bool,
 }
 
 #[derive(Debug)]
@@ -260,18 +266,46 @@ impl SnapshotCache {
     /// [`SnapshotCache::set_ir`] for a change that was observed at
     /// `changed_at`; the snapshots of the new generation carry that time, so
     /// the server can measure how long proxies took to converge.
+    ///
+    /// A change of endpoints only ([`crate::ir::endpoint_change`]) keeps the
+    /// translated classes and rebuilds just the load assignments (and
+    /// clusters) it touches; any other change drops them, and each class is
+    /// translated again when a proxy of it next asks.
     pub fn set_ir_changed_at(&self, ir: Ir, changed_at: Instant) {
         let generation = {
             let mut state = self.state.lock().expect("cache lock");
             if *state.ir == ir {
                 return;
             }
-            state.ir = Arc::new(ir);
+            let ir = Arc::new(ir);
+            let dirty = (!self.naive_baseline)
+                .then(|| crate::ir::endpoint_change::endpoint_only_change(&state.ir, &ir))
+                .flatten();
+            match (dirty, state.parts.get()) {
+                (Some(dirty), Some(old)) => {
+                    let started = Instant::now();
+                    let parts = shared::SharedParts::carry_over(old, &dirty);
+                    state.classes = endpoint_update::update_classes(
+                        &state.classes,
+                        &ir,
+                        &dirty,
+                        &parts,
+                        &self.options,
+                    );
+                    state.parts = Arc::new(OnceLock::from(parts));
+                    if let Some(metrics) = &self.metrics {
+                        metrics.observe_translation(TranslationStage::Endpoints, started.elapsed());
+                    }
+                }
+                _ => {
+                    state.parts = Arc::default();
+                    state.classes.clear();
+                }
+            }
+            state.ir = ir;
             state.inbound = Arc::default();
-            state.parts = Arc::default();
             state.generation += 1;
             state.changed_at = Some(changed_at);
-            state.classes.clear();
             state.generation
         };
         self.generation.send_replace(generation);
@@ -502,6 +536,12 @@ fn encode_class(
         tcp: plan.tcp_proxies,
         telemetry: plan.telemetry,
         diagnostics: plan.diagnostics.clone(),
+        planned: plan
+            .clusters
+            .iter()
+            .map(|c| (c.index, c.with_rule))
+            .collect(),
+        mtls: plan.mtls,
     };
     (resources, plan.diagnostics)
 }

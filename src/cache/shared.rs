@@ -10,7 +10,7 @@
 //! input and several classes.
 
 use super::{Resource, ResourceMap};
-use crate::ir::Ir;
+use crate::ir::{Cluster, Ir};
 use crate::translate::plan::{self, ClassPlan};
 use crate::translate::{TranslateOptions, OUTBOUND_ROUTE_CONFIG};
 use bytes::Bytes;
@@ -46,6 +46,78 @@ impl SharedParts {
         }
     }
 
+    /// The parts of `old` that an endpoint-only change leaves as they are:
+    /// every cluster's resources but those `dirty` marks (by cluster
+    /// index; see [`crate::ir::endpoint_change`]), and every virtual host's
+    /// routes (they read no endpoints).
+    pub(super) fn carry_over(old: &SharedParts, dirty: &[bool]) -> Self {
+        let keep = |i: usize| !dirty.get(i).copied().unwrap_or(true);
+        SharedParts {
+            clusters: old
+                .clusters
+                .iter()
+                .enumerate()
+                .map(|(i, slots)| {
+                    if keep(i) {
+                        slots.clone()
+                    } else {
+                        Default::default()
+                    }
+                })
+                .collect(),
+            endpoints: old
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, slot)| {
+                    if keep(i) {
+                        slot.clone()
+                    } else {
+                        Default::default()
+                    }
+                })
+                .collect(),
+            routes: old.routes.clone(),
+        }
+    }
+
+    /// The encoded CDS resource of `cluster` (at `index` of the IR's
+    /// clusters) for a class that applies its DestinationRule (`with_rule`)
+    /// and has a mesh certificate (`mtls`), built once per IR.
+    pub(super) fn cluster(
+        &self,
+        index: usize,
+        cluster: &Cluster,
+        with_rule: bool,
+        mtls: bool,
+        options: &TranslateOptions,
+    ) -> Resource {
+        self.clusters[index][2 * usize::from(with_rule) + usize::from(mtls)]
+            .get_or_init(|| {
+                Resource::encode(
+                    &cluster.name,
+                    &plan::outbound_cluster(cluster, with_rule, mtls, options),
+                )
+            })
+            .clone()
+    }
+
+    /// The encoded ClusterLoadAssignment of the EDS `cluster` (at `index`
+    /// of `ir`'s clusters), built once per IR.
+    pub(super) fn load_assignment(
+        &self,
+        index: usize,
+        cluster: &Cluster,
+        ir: &Ir,
+        options: &TranslateOptions,
+    ) -> Resource {
+        self.endpoints[index]
+            .get_or_init(|| {
+                Resource::encode(&cluster.name, &plan::load_assignment(cluster, ir, options))
+            })
+            .clone()
+    }
+
     /// The encoded CDS, EDS and RDS resources of a planned class, by name,
     /// as [`super::Resource::encode`] of [`crate::translate::translate`]'s
     /// output would give them.
@@ -59,11 +131,8 @@ impl SharedParts {
             .clusters
             .iter()
             .map(|c| {
-                let slot =
-                    &self.clusters[c.index][2 * usize::from(c.with_rule) + usize::from(plan.mtls)];
-                let r = slot
-                    .get_or_init(|| Resource::encode(&c.cluster.name, &plan.cluster(c, options)));
-                (c.cluster.name.clone(), r.clone())
+                let r = self.cluster(c.index, c.cluster, c.with_rule, plan.mtls, options);
+                (c.cluster.name.clone(), r)
             })
             .collect();
         // Last, as in `translate`: the collector wins a name clash.
@@ -78,10 +147,8 @@ impl SharedParts {
             .iter()
             .filter(|c| c.cluster.dns.is_none())
             .map(|c| {
-                let r = self.endpoints[c.index].get_or_init(|| {
-                    Resource::encode(&c.cluster.name, &plan.load_assignment(c, options))
-                });
-                (c.cluster.name.clone(), r.clone())
+                let r = self.load_assignment(c.index, c.cluster, ir, options);
+                (c.cluster.name.clone(), r)
             })
             .collect();
         let routes = self.route_configuration(ir, plan);

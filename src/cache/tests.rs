@@ -221,3 +221,126 @@ fn short_hash_is_lower_hex_of_the_sha256_prefix() {
         assert_eq!(super::short_hash(parts), expected);
     }
 }
+
+/// `ir` with endpoints changed the ways a rollout changes them: one EDS
+/// cluster loses its first endpoint, another's first endpoint moves to a
+/// new port, a third gains one at a new address, and the workload behind
+/// one mesh endpoint changes its labels (which decide its `tlsMode`).
+fn with_endpoint_changes(ir: &Ir) -> Ir {
+    let mut new = ir.clone();
+    let mut eds = new
+        .clusters
+        .values_mut()
+        .filter(|c| c.dns.is_none() && !c.endpoints.is_empty());
+    if let Some(c) = eds.next() {
+        c.endpoints.remove(0);
+    }
+    if let Some(c) = eds.next() {
+        c.endpoints[0].port = c.endpoints[0].port.wrapping_add(1).max(1);
+    }
+    if let Some(c) = eds.next() {
+        let mut added = c.endpoints[0].clone();
+        added.address = "10.99.0.1".parse().unwrap();
+        c.endpoints.push(added);
+    }
+    let meshed = new
+        .clusters
+        .values()
+        .flat_map(|c| &c.endpoints)
+        .find(|e| e.mesh.is_some())
+        .map(|e| e.address);
+    if let Some(w) = meshed.and_then(|ip| new.workloads.get_mut(&ip)) {
+        w.labels.insert("rollout".into(), "2".into());
+    }
+    new
+}
+
+/// After an endpoint-only change, every class's updated resources are the
+/// bytes a fresh translation of the new IR gives, and what the change did
+/// not touch is kept (the route configuration is the same `Arc`).
+fn assert_endpoint_update_matches(case: &str, ir: &Ir) {
+    let options = TranslateOptions::default();
+    let new = with_endpoint_changes(ir);
+    let Some(dirty) = ir::endpoint_change::endpoint_only_change(ir, &new) else {
+        panic!("{case}: not an endpoint-only change");
+    };
+    let parts = SharedParts::new(ir);
+    let classes: std::collections::HashMap<_, _> = classes(ir, &options)
+        .into_iter()
+        .map(|class| {
+            let (resources, _) = encode_class(ir, &class, &options, &parts);
+            (class, std::sync::Arc::new(resources))
+        })
+        .collect();
+    let new_parts = SharedParts::carry_over(&parts, &dirty);
+    let updated =
+        super::endpoint_update::update_classes(&classes, &new, &dirty, &new_parts, &options);
+    for (class, resources) in &updated {
+        let expected = encoded_translation(&new, class, &options);
+        let actual = [&resources.clusters, &resources.endpoints, &resources.routes];
+        for (kind, (e, a)) in ["clusters", "endpoints", "routes"]
+            .iter()
+            .zip(expected.iter().zip(actual))
+        {
+            assert!(
+                e == a.as_ref(),
+                "{case}: {kind} after an endpoint change differ from a fresh translation for {class:?}"
+            );
+        }
+        assert!(
+            std::sync::Arc::ptr_eq(&resources.routes, &classes[class].routes),
+            "{case}: the route configuration was rebuilt"
+        );
+    }
+}
+
+#[test]
+fn an_endpoint_change_updates_classes_to_what_translation_gives() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/translate/testdata/in");
+    for entry in std::fs::read_dir(&dir).expect("golden inputs") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable input");
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_endpoint_update_matches(&name, &load(&name, &text));
+    }
+    let store = crate::synth::store(&crate::synth::WorldSpec::with_services(300));
+    assert_endpoint_update_matches("synthetic", &ir::resolve(&store).0);
+}
+
+#[test]
+fn only_endpoint_changes_take_the_endpoint_path() {
+    let store = crate::synth::store(&crate::synth::WorldSpec::with_services(30));
+    let ir = ir::resolve(&store).0;
+    assert_eq!(
+        ir::endpoint_change::endpoint_only_change(&ir, &ir.clone()),
+        Some(vec![false; ir.clusters.len()])
+    );
+    let changed = with_endpoint_changes(&ir);
+    let dirty = ir::endpoint_change::endpoint_only_change(&ir, &changed).unwrap();
+    assert_eq!(dirty.iter().filter(|d| **d).count(), 3, "{dirty:?}");
+    // A cluster's policy, a virtual host, a cluster more: a full translation.
+    let mut policy = ir.clone();
+    policy.clusters.values_mut().next().unwrap().port += 1;
+    assert_eq!(
+        ir::endpoint_change::endpoint_only_change(&ir, &policy),
+        None
+    );
+    let mut routes = ir.clone();
+    routes.virtual_hosts.pop();
+    assert_eq!(
+        ir::endpoint_change::endpoint_only_change(&ir, &routes),
+        None
+    );
+    let mut more = ir.clone();
+    let (name, cluster) = more
+        .clusters
+        .iter()
+        .next()
+        .map(|(n, c)| (format!("{n}-copy"), c.clone()))
+        .unwrap();
+    more.clusters.insert(name, cluster);
+    assert_eq!(ir::endpoint_change::endpoint_only_change(&ir, &more), None);
+}

@@ -10,6 +10,7 @@
 pub mod authz;
 mod build;
 pub mod cluster_policy;
+pub mod endpoint_change;
 mod endpoints;
 pub mod mesh;
 mod names;

@@ -114,7 +114,7 @@ pub fn plan<'ir>(
 impl<'ir> ClassPlan<'ir> {
     /// The CDS cluster of `c` for this class.
     pub fn cluster(&self, c: &PlannedCluster<'_>, options: &TranslateOptions) -> Cluster {
-        cluster::outbound_cluster(c.cluster, c.with_rule, self.mtls, options)
+        outbound_cluster(c.cluster, c.with_rule, self.mtls, options)
     }
 
     /// The cluster of the class's tracing collector, if it traces.
@@ -130,7 +130,7 @@ impl<'ir> ClassPlan<'ir> {
         c: &PlannedCluster<'_>,
         options: &TranslateOptions,
     ) -> ClusterLoadAssignment {
-        endpoint::cluster_load_assignment(c.cluster, self.ir, options)
+        load_assignment(c.cluster, self.ir, options)
     }
 
     /// The Envoy routes of a virtual host for this class.
@@ -155,6 +155,28 @@ impl<'ir> ClassPlan<'ir> {
         }
         Some(self.scope.uses_own_routes(vhost))
     }
+}
+
+/// The CDS cluster of `c` for a class that applies its DestinationRule
+/// (`with_rule`) and has a mesh certificate (`mtls`), as
+/// [`ClassPlan::cluster`] builds it.
+pub fn outbound_cluster(
+    c: &ir::Cluster,
+    with_rule: bool,
+    mtls: bool,
+    options: &TranslateOptions,
+) -> Cluster {
+    cluster::outbound_cluster(c, with_rule, mtls, options)
+}
+
+/// The ClusterLoadAssignment of the EDS cluster `c` of `ir`, the same for
+/// every class.
+pub fn load_assignment(
+    c: &ir::Cluster,
+    ir: &Ir,
+    options: &TranslateOptions,
+) -> ClusterLoadAssignment {
+    endpoint::cluster_load_assignment(c, ir, options)
 }
 
 /// Whether the Envoy routes of `routes` come out the same for every proxy

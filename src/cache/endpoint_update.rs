@@ -1,0 +1,83 @@
+//! The classes of a new IR that differs from the old one in endpoints only
+//! ([`crate::ir::endpoint_change`]): each keeps its listeners' inputs,
+//! route configuration and untouched clusters and load assignments (the
+//! same `Arc`s, so streams see the same hashes and send nothing for them),
+//! and gets the touched ones rebuilt from the new IR. The bytes are the
+//! same as a fresh translation's (a test compares them).
+
+use super::shared::SharedParts;
+use super::{ClassResources, ResourceMap};
+use crate::ir::{Cluster, Ir};
+use crate::proxy::ProxyClass;
+use crate::translate::TranslateOptions;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Every class of `classes` for `ir`, whose clusters `dirty` marks (by
+/// index in `ir.clusters`) as touched by the change; `parts` holds what
+/// the change left and receives what is rebuilt, for all classes to share.
+pub(super) fn update_classes(
+    classes: &HashMap<ProxyClass, Arc<ClassResources>>,
+    ir: &Ir,
+    dirty: &[bool],
+    parts: &SharedParts,
+    options: &TranslateOptions,
+) -> HashMap<ProxyClass, Arc<ClassResources>> {
+    let by_index: Vec<&Cluster> = ir.clusters.values().collect();
+    classes
+        .iter()
+        .map(|(class, resources)| {
+            let updated = update_class(resources, ir, &by_index, dirty, parts, options);
+            (
+                class.clone(),
+                updated.map_or_else(|| resources.clone(), Arc::new),
+            )
+        })
+        .collect()
+}
+
+/// `class` with its touched clusters and load assignments rebuilt; `None`
+/// when the change touches none of its clusters.
+fn update_class(
+    class: &ClassResources,
+    ir: &Ir,
+    by_index: &[&Cluster],
+    dirty: &[bool],
+    parts: &SharedParts,
+    options: &TranslateOptions,
+) -> Option<ClassResources> {
+    let touched: Vec<(usize, bool)> = class
+        .planned
+        .iter()
+        .copied()
+        .filter(|(index, _)| dirty[*index])
+        .collect();
+    if touched.is_empty() {
+        return None;
+    }
+    let mut clusters: ResourceMap = (*class.clusters).clone();
+    let mut endpoints: ResourceMap = (*class.endpoints).clone();
+    for (index, with_rule) in touched {
+        let cluster = by_index[index];
+        clusters.insert(
+            cluster.name.clone(),
+            parts.cluster(index, cluster, with_rule, class.mtls, options),
+        );
+        if cluster.dns.is_none() {
+            endpoints.insert(
+                cluster.name.clone(),
+                parts.load_assignment(index, cluster, ir, options),
+            );
+        }
+    }
+    Some(ClassResources {
+        clusters: Arc::new(clusters),
+        endpoints: Arc::new(endpoints),
+        routes: class.routes.clone(),
+        tcp: class.tcp.clone(),
+        telemetry: class.telemetry.clone(),
+        diagnostics: class.diagnostics.clone(),
+        planned: class.planned.clone(),
+        mtls: class.mtls,
+    })
+}

@@ -1,0 +1,104 @@
+//! Telling an endpoint-only change of the IR apart from any other: the
+//! snapshot cache then rebuilds only the ClusterLoadAssignments (and the
+//! clusters whose mutual-TLS peer identities come from their endpoints) of
+//! the clusters it touches, and keeps every class's listeners, route
+//! configuration and other clusters (see `cache::set_ir_changed_at`).
+//!
+//! The comparison destructures [`Ir`] and [`Cluster`] without `..`, so a
+//! field added to either must be sorted here (compared, or known to follow
+//! from endpoints) before the code compiles again.
+
+use super::{Cluster, Ir};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// When `old` and `new` differ only in clusters' endpoints and in the
+/// workloads (Pods, WorkloadEntries) behind them: per cluster of `new`
+/// (name order, the index the cache uses), whether its load assignment may
+/// differ from `old`'s: its endpoints changed, or the workload at one of its
+/// endpoint addresses did (the workload's labels decide the endpoint's
+/// `tlsMode`). `None` for any other difference, including a cluster added,
+/// removed or changed in anything but its endpoints.
+pub fn endpoint_only_change(old: &Ir, new: &Ir) -> Option<Vec<bool>> {
+    let Ir {
+        clusters,
+        virtual_hosts,
+        tcp_routes,
+        source_label_keys,
+        workloads,
+        peer_authentications,
+        sidecars,
+        authorization_policies,
+        telemetries,
+        slos,
+        diagnostics,
+    } = new;
+    let same = *virtual_hosts == old.virtual_hosts
+        && *tcp_routes == old.tcp_routes
+        && *source_label_keys == old.source_label_keys
+        && *peer_authentications == old.peer_authentications
+        && *sidecars == old.sidecars
+        && *authorization_policies == old.authorization_policies
+        && *telemetries == old.telemetries
+        && *slos == old.slos
+        && *diagnostics == old.diagnostics
+        && clusters.len() == old.clusters.len();
+    if !same {
+        return None;
+    }
+    // Addresses whose workload appeared, went or changed.
+    let changed_workloads: BTreeSet<IpAddr> = workloads
+        .iter()
+        .filter(|(ip, w)| old.workloads.get(ip) != Some(w))
+        .map(|(ip, _)| *ip)
+        .chain(
+            old.workloads
+                .keys()
+                .filter(|ip| !workloads.contains_key(ip))
+                .copied(),
+        )
+        .collect();
+    let touches = |c: &Cluster| {
+        !changed_workloads.is_empty()
+            && c.endpoints
+                .iter()
+                .any(|e| changed_workloads.contains(&e.address))
+    };
+    clusters
+        .iter()
+        .zip(&old.clusters)
+        .map(|((name, new), (old_name, old))| {
+            (name == old_name && same_but_endpoints(old, new))
+                .then(|| new.endpoints != old.endpoints || touches(new) || touches(old))
+        })
+        .collect()
+}
+
+/// Whether two clusters agree in everything but their endpoints.
+fn same_but_endpoints(old: &Cluster, new: &Cluster) -> bool {
+    let Cluster {
+        name,
+        service,
+        namespace,
+        export_to,
+        port,
+        subset,
+        policy,
+        rule_export_to,
+        endpoints: _,
+        protocol,
+        dns,
+        origins,
+    } = new;
+    *name == old.name
+        && *service == old.service
+        && *namespace == old.namespace
+        && *export_to == old.export_to
+        && *port == old.port
+        && *subset == old.subset
+        && *policy == old.policy
+        && *rule_export_to == old.rule_export_to
+        && *protocol == old.protocol
+        && *dns == old.dns
+        && *origins == old.origins
+}
