@@ -266,6 +266,46 @@ async fn grpc_calls_with_a_non_ok_status_are_edge_errors() {
             "missing {line:?} in /metrics:\n{text}"
         );
     }
+    // The per-status stat Sextant reads UNAVAILABLE from has this shape.
+    let internal = client
+        .stat_sum("greeter.default.svc.cluster.local.grpc.13")
+        .await;
+    assert_eq!(internal, FAILED, "INTERNAL calls in Envoy's grpc.13 stat");
+
+    // The upstream goes away: Envoy answers the next calls itself (503,
+    // UNAVAILABLE), which it counts as 5xx and as gRPC failures; each is
+    // still one error.
+    drop(upstream);
+    let outbound = client.outbound.to_string();
+    let answers = tokio::task::spawn_blocking(move || {
+        harness::grpc::call_with(&[&outbound, "3", "greeter:9090"], None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers.values().sum::<u64>(), 3, "{answers:?}");
+    assert!(
+        answers.keys().all(|k| k.starts_with("error UNAVAILABLE")),
+        "{answers:?}"
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "the UNAVAILABLE calls on /debug/edges",
+        || async {
+            let edges = sextant.admin_json("/debug/edges").await;
+            (edge(&edges, "greeter.default")?["total_requests"].as_u64()? >= SENT + 3).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(3 * FLUSH_MS)).await;
+    let edges = sextant.admin_json("/debug/edges").await;
+    let greeter = edge(&edges, "greeter.default").unwrap();
+    assert_eq!(greeter["total_requests"], SENT + 3, "{edges:#}");
+    assert_eq!(greeter["total_errors"], FAILED + 3, "{edges:#}");
+    assert_eq!(
+        greeter["responses_by_class"],
+        serde_json::json!({"2xx": SENT, "5xx": 3}),
+        "{edges:#}"
+    );
     assert_eq!(client.updates_rejected().await, 0);
 }
 

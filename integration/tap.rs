@@ -148,7 +148,7 @@ async fn tap_prints_requests_sent_after_it_started() {
 /// `sextant tap --filter <CEL>` prints only the requests the expression is
 /// true for (here: errors, or slower than 250 ms), and a filter that does
 /// not compile, or names an attribute requests do not have, is refused
-/// with the reason.
+/// with the reason. The service is named by its FQDN here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tap_filter_shows_only_the_requests_it_selects() {
     let work = tempfile::tempdir().unwrap();
@@ -174,7 +174,11 @@ async fn tap_filter_shows_only_the_requests_it_selects() {
     }
 
     let filter = r#"response.code >= 500 || request.duration > duration("250ms")"#;
-    let (tap, lines, started) = start_tap(work.path(), &sextant, &["reviews", "--filter", filter]);
+    let (tap, lines, started) = start_tap(
+        work.path(),
+        &sextant,
+        &["reviews.default.svc.cluster.local", "--filter", filter],
+    );
     assert!(started.contains(filter), "{started:?}");
     // (path, extra header, shown by the filter), sent in this order.
     let requests = [

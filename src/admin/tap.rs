@@ -3,7 +3,8 @@
 //! per request, [`crate::tap::TapEntry`]). The entries kept for the service
 //! come first (by start time), then every new one as sidecars report it. A
 //! service the current configuration does not have is a 404 naming the
-//! known ones. `&filter=<CEL expression>` keeps only the requests it is
+//! known ones; a service's FQDN (`name.namespace.svc.cluster.local`) names
+//! it too. `&filter=<CEL expression>` keeps only the requests it is
 //! true for ([`crate::tap::TapFilter`]); a filter that does not compile is
 //! a 400 saying why.
 
@@ -34,7 +35,16 @@ pub(super) async fn tap(
     State(state): State<AdminState>,
     Query(query): Query<TapQuery>,
 ) -> Response {
-    let Some(service) = query.service.filter(|s| !s.is_empty()) else {
+    // `reviews.default.svc.cluster.local` is `reviews.default`, as edges
+    // and ServiceLevelObjectives name it.
+    let fqdn_suffix = format!(".{}", crate::ir::DOMAIN_SUFFIX);
+    let service = query.service.map(|s| {
+        let s = s.trim().to_ascii_lowercase();
+        s.strip_suffix(&fqdn_suffix)
+            .map(str::to_string)
+            .unwrap_or(s)
+    });
+    let Some(service) = service.filter(|s| !s.is_empty()) else {
         return (
             StatusCode::BAD_REQUEST,
             "give ?service=<name>.<namespace> (or a ServiceEntry host)\n",

@@ -95,7 +95,8 @@ impl Collector for EdgeCollector {
         let mut errors = encoder.encode_descriptor(
             "sextant_edge_errors",
             "Failed requests per edge: 5xx responses and gRPC calls with a non-OK grpc-status, \
-             each counted once",
+             each counted once (on a port carrying gRPC and plain HTTP, plain 5xx in a flush \
+             where an upstream itself answered UNAVAILABLE are missed)",
             None,
             MetricType::Counter,
         )?;

@@ -17,7 +17,7 @@
 //! connection managers carry (`envoy.filters.http.grpc_stats`, all methods
 //! in one stat): `cluster.<cluster name>.grpc.success` and `.failure`
 //! (a failure is a grpc-status other than 0, or an HTTP error the filter
-//! maps to one).
+//! maps to one), and per status, of which `.14` (UNAVAILABLE) is read.
 
 use envoy_types::pb::io::prometheus::client::{Histogram, MetricFamily};
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,8 +64,9 @@ const CLUSTER_MARKERS: [&str; 4] = [
     "upstream_cx_active",
 ];
 
-/// The gRPC stats filter's counters read, under `cluster.<c>.grpc.`.
-const GRPC_STATS: [&str; 2] = ["success", "failure"];
+/// The gRPC stats filter's counters read, under `cluster.<c>.grpc.`:
+/// outcomes, and calls that ended UNAVAILABLE (14).
+const GRPC_STATS: [&str; 3] = ["success", "failure", "14"];
 
 /// A latency histogram of one flush interval: per-bucket (not cumulative)
 /// counts on [`LATENCY_BOUNDS_MS`], and the sum of the samples in ms.
@@ -166,20 +167,30 @@ pub struct ClusterSample {
     pub grpc_ok: u64,
     /// gRPC calls that ended with another grpc-status (`grpc.failure`).
     pub grpc_failed: u64,
+    /// Of those, the calls that ended UNAVAILABLE (`grpc.14`): what Envoy's
+    /// local replies to gRPC calls (503, 504: no upstream, reset, timeout)
+    /// become.
+    pub grpc_unavailable: u64,
 }
 
 impl ClusterSample {
     /// Failed requests: 5xx responses and gRPC calls with a non-OK status,
-    /// each counted once. Envoy charges every gRPC call one HTTP class too
-    /// (200 for a call the upstream answered, the translated code such as
-    /// 503 for a local reply), and a gRPC call with an HTTP 5xx is also a
-    /// gRPC failure; so the 5xx counted on top of the gRPC failures are at
-    /// most the requests that were not gRPC calls. Exact for a cluster that
-    /// carries only gRPC or only other HTTP in a flush interval.
+    /// each counted once. Envoy charges every gRPC call one HTTP class too:
+    /// 200 for a call the upstream answered (whatever its grpc-status), the
+    /// HTTP code of a local reply (503 for no upstream or a reset, 504 for a
+    /// timeout), which the call's client sees as UNAVAILABLE. So the 5xx of
+    /// plain HTTP requests are taken as the 5xx beyond the UNAVAILABLE
+    /// calls, and at most the requests that were not gRPC calls. Exact when
+    /// a cluster carries only gRPC or only other HTTP in a flush interval,
+    /// and when it carries both unless an upstream itself answered
+    /// UNAVAILABLE (then plain HTTP 5xx of that interval may be missed).
     pub fn errors(&self) -> u64 {
         let responses: u64 = self.responses.iter().sum();
         let not_grpc = responses.saturating_sub(self.grpc_ok + self.grpc_failed);
-        self.grpc_failed + self.responses[4].min(not_grpc)
+        let http_5xx = self.responses[4]
+            .saturating_sub(self.grpc_unavailable)
+            .min(not_grpc);
+        self.grpc_failed + http_5xx
     }
 
     /// Whether the sample says anything (a used cluster reports zero deltas too).
@@ -250,6 +261,8 @@ pub fn cluster_samples(families: &[MetricFamily]) -> Vec<ClusterSample> {
             sample.grpc_ok += counter();
         } else if stat == "grpc.failure" {
             sample.grpc_failed += counter();
+        } else if stat == "grpc.14" {
+            sample.grpc_unavailable += counter();
         } else if stat == "upstream_cx_active" {
             let total: f64 = family
                 .metric

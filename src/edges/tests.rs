@@ -293,6 +293,8 @@ fn grpc_flush(cluster: &str, ok: u64, failed: u64, unavailable: u64) -> Vec<Metr
             &stat(cluster, "grpc.failure"),
             (failed + unavailable) as f64,
         ),
+        counter(&stat(cluster, "grpc.14"), unavailable as f64),
+        counter(&stat(cluster, "grpc.13"), failed as f64),
         counter(
             &stat(cluster, "grpc.total"),
             (ok + failed + unavailable) as f64,
@@ -334,6 +336,30 @@ fn grpc_failures_count_as_errors_once() {
         .unwrap();
     assert_eq!((reviews.requests, reviews.errors), (5, 1));
     assert!(reviews.grpc_by_status.is_empty());
+}
+
+/// A port that carries gRPC and plain HTTP: the gRPC calls' local
+/// replies (503 and UNAVAILABLE) are not counted twice, plain 5xx are.
+#[test]
+fn a_port_with_grpc_and_http_counts_each_failure_once() {
+    const MIXED: &str = "outbound|8080||mixed.default.svc.cluster.local";
+    let with_classes = |mut families: Vec<MetricFamily>, ok: f64, failed: f64| {
+        families.retain(|f| {
+            !f.name
+                .as_deref()
+                .is_some_and(|n| n.ends_with("upstream_rq_2xx") || n.ends_with("upstream_rq_5xx"))
+        });
+        families.push(counter(&stat(MIXED, "upstream_rq_2xx"), ok));
+        families.push(counter(&stat(MIXED, "upstream_rq_5xx"), failed));
+        cluster_samples(&families).remove(0)
+    };
+    // Upstream down for half: 10 gRPC calls and 10 HTTP requests answered
+    // 503 by Envoy, 10 and 10 answered by the upstream.
+    let sample = with_classes(grpc_flush(MIXED, 10, 0, 10), 20.0, 20.0);
+    assert_eq!(sample.errors(), 20, "{sample:?}");
+    // gRPC INTERNAL over HTTP 200 beside plain 500s: both count.
+    let sample = with_classes(grpc_flush(MIXED, 10, 10, 0), 25.0, 5.0);
+    assert_eq!(sample.errors(), 15, "{sample:?}");
 }
 
 #[test]

@@ -64,7 +64,7 @@ impl Collector for SloCollector {
         for (labels, o) in &rows {
             target
                 .encode_family(labels)?
-                .encode_gauge(&(o.target_percent / 100.0))?;
+                .encode_gauge(&ratio_of(o.target_percent))?;
         }
 
         let mut observed = encoder.encode_descriptor(
@@ -77,7 +77,7 @@ impl Collector for SloCollector {
             if let Some(percent) = o.observed_percent {
                 observed
                     .encode_family(labels)?
-                    .encode_gauge(&(percent / 100.0))?;
+                    .encode_gauge(&ratio_of(percent))?;
             }
         }
 
@@ -104,4 +104,10 @@ impl Collector for SloCollector {
         window.encode_gauge(&self.view.window_seconds)?;
         Ok(())
     }
+}
+
+/// `percent` as a ratio, rounded to 12 decimals: `99.9 / 100` is
+/// 0.9990000000000001 in binary, which Prometheus would show as is.
+pub(super) fn ratio_of(percent: f64) -> f64 {
+    (percent / 100.0 * 1e12).round() / 1e12
 }

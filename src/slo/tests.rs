@@ -343,6 +343,11 @@ fn slo_validation_names_each_bad_field() {
             &[("spec.host", "name the service")],
         ),
         (
+            "  host: \"evil\\\"} 1\"\n  availability: {target: 99}\n",
+            "not a host name",
+            &[("spec.host", "is not a host name")],
+        ),
+        (
             "  host: reviews\n",
             "no objective",
             &[("spec", "set at least one objective")],
@@ -445,4 +450,11 @@ fn slo_an_invalid_edit_keeps_the_last_good_version() {
     assert!(ir
         .clusters
         .contains_key("outbound|9080||reviews.shop.svc.cluster.local"));
+}
+
+#[test]
+fn slo_ratios_on_metrics_carry_no_binary_noise() {
+    assert_eq!(collector::ratio_of(99.9).to_string(), "0.999");
+    assert_eq!(collector::ratio_of(99.99999999).to_string(), "0.9999999999");
+    assert_eq!(collector::ratio_of(75.0).to_string(), "0.75");
 }

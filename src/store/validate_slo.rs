@@ -21,6 +21,21 @@ pub(super) fn service_level_objective(
             "name the service: a Service name, name.namespace, its FQDN or a ServiceEntry host",
         ));
     }
+    let host = spec.host.trim();
+    let dns = host.strip_prefix("*.").unwrap_or(host);
+    if !dns
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        out.push(Diagnostic::error(
+            key,
+            "spec.host",
+            format!(
+                "{host:?} is not a host name: letters, digits, '-' and '.' only (a ServiceEntry \
+                 host may start with \"*.\")"
+            ),
+        ));
+    }
     if spec.availability.is_none() && spec.latency.is_none() {
         out.push(Diagnostic::error(
             key,

@@ -21,8 +21,16 @@
 //! `request.duration > duration("100ms")`. An expression that reads an
 //! attribute a request lacks (`response.code` of a request reset before
 //! its response) does not match it, as Envoy's CEL access log filter does.
+//!
+//! Comprehensions (the macros `all`, `exists`, `exists_one`, `map`,
+//! `filter`) are refused: nested over list literals they take time
+//! exponential in the expression's length, and a filter runs on the admin
+//! endpoint's workers for every request. Without them, evaluating an
+//! expression of at most [`MAX_FILTER_LEN`] bytes visits each of its nodes
+//! once.
 
 use super::TapEntry;
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::objects::{Key, Map};
 use cel::{Context, Program, Value};
 use std::collections::HashMap;
@@ -62,6 +70,13 @@ impl TapFilter {
         }
         let program = Program::compile(expression)
             .map_err(|e| format!("not a CEL expression: {}", e.to_string().trim()))?;
+        if has_comprehension(program.expression()) {
+            return Err(
+                "comprehensions (all, exists, exists_one, map, filter) are not \
+                 allowed in a tap filter: their cost grows without bound"
+                    .to_string(),
+            );
+        }
         let filter = TapFilter {
             expression: expression.to_string(),
             program,
@@ -109,9 +124,49 @@ impl TapFilter {
         for (name, value) in attributes(entry) {
             context.add_variable_from_value(name, value);
         }
-        self.program
-            .execute(&context)
-            .map_err(|e| format!("cannot evaluate the filter: {e}"))
+        self.program.execute(&context).map_err(|e| {
+            format!(
+                "cannot evaluate the filter: {e}; the attributes are {}",
+                ATTRIBUTES.join(", ")
+            )
+        })
+    }
+}
+
+/// The attributes, as the error of an unknown one lists them.
+const ATTRIBUTES: [&str; 10] = [
+    "request.method",
+    "request.path",
+    "request.url_path",
+    "request.host",
+    "request.id",
+    "request.duration",
+    "response.code",
+    "source.principal",
+    "xds.cluster_name",
+    "xds.node_id",
+];
+
+/// Whether a comprehension (what the iterating macros expand to) is
+/// anywhere in `e`.
+fn has_comprehension(e: &IdedExpr) -> bool {
+    match &e.expr {
+        Expr::Comprehension(_) => true,
+        Expr::Call(call) => {
+            call.target.as_deref().is_some_and(has_comprehension)
+                || call.args.iter().any(has_comprehension)
+        }
+        Expr::List(list) => list.elements.iter().any(has_comprehension),
+        Expr::Map(map) => map.entries.iter().any(|entry| match &entry.expr {
+            EntryExpr::MapEntry(m) => has_comprehension(&m.key) || has_comprehension(&m.value),
+            EntryExpr::StructField(f) => has_comprehension(&f.value),
+        }),
+        Expr::Struct(st) => st.entries.iter().any(|entry| match &entry.expr {
+            EntryExpr::MapEntry(m) => has_comprehension(&m.key) || has_comprehension(&m.value),
+            EntryExpr::StructField(f) => has_comprehension(&f.value),
+        }),
+        Expr::Select(select) => has_comprehension(&select.operand),
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => false,
     }
 }
 

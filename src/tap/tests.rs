@@ -189,6 +189,21 @@ fn bad_tap_filters_say_why() {
         ("requests.path == \"/\"", "requests"),
         ("request.path", "must be a boolean"),
         ("response.code + 1", "must be a boolean"),
+        (
+            "request.headers[\"x\"] == \"y\"",
+            "the attributes are request.method",
+        ),
+        // Nested comprehensions take exponential time: refused, not run.
+        ("[1, 2, 3].all(a, [1, 2, 3].all(b, true))", "comprehensions"),
+        (
+            "request.path.size() < 7 || [1].exists(x, x == 1)",
+            "comprehensions",
+        ),
+        ("[[1].map(x, x)] == [[1]]", "comprehensions"),
+        (
+            "{\"a\": [1].filter(x, x > 0)}.size() == 1",
+            "comprehensions",
+        ),
     ] {
         let err = TapFilter::parse(expression).expect_err(expression);
         assert!(err.contains(reason), "{expression}: {err}");
