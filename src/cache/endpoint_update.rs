@@ -55,14 +55,30 @@ fn update_class(
     if touched.is_empty() {
         return None;
     }
-    let mut clusters: ResourceMap = (*class.clusters).clone();
+    // Most endpoint changes leave the clusters' bytes as they were (only
+    // the peer identities of mutual TLS come from endpoints): then the map
+    // is kept, not copied.
+    let rebuilt: Vec<_> = touched
+        .iter()
+        .map(|&(index, with_rule)| {
+            parts.cluster(index, by_index[index], with_rule, class.mtls, options)
+        })
+        .collect();
+    let clusters = if rebuilt
+        .iter()
+        .all(|r| class.clusters.get(&r.name) == Some(r))
+    {
+        class.clusters.clone()
+    } else {
+        let mut clusters: ResourceMap = (*class.clusters).clone();
+        for r in rebuilt {
+            clusters.insert(r.name.clone(), r);
+        }
+        Arc::new(clusters)
+    };
     let mut endpoints: ResourceMap = (*class.endpoints).clone();
-    for (index, with_rule) in touched {
+    for (index, _) in touched {
         let cluster = by_index[index];
-        clusters.insert(
-            cluster.name.clone(),
-            parts.cluster(index, cluster, with_rule, class.mtls, options),
-        );
         if cluster.dns.is_none() {
             endpoints.insert(
                 cluster.name.clone(),
@@ -71,7 +87,7 @@ fn update_class(
         }
     }
     Some(ClassResources {
-        clusters: Arc::new(clusters),
+        clusters,
         endpoints: Arc::new(endpoints),
         routes: class.routes.clone(),
         tcp: class.tcp.clone(),
