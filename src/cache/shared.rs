@@ -9,6 +9,7 @@
 //! [`translate::translate`]'s output: a test compares them for every golden
 //! input and several classes.
 
+use super::route_version::{self, RouteVersion};
 use super::{Resource, ResourceMap};
 use crate::ir::Ir;
 use crate::translate::plan::{self, ClassPlan};
@@ -28,10 +29,10 @@ pub(super) struct SharedParts {
     /// Per cluster: its ClusterLoadAssignment.
     endpoints: Vec<OnceLock<Resource>>,
     /// Per virtual host of `ir.virtual_hosts`: the encoded `routes` field
-    /// (field 3 of `VirtualHost`, every route) for each route list (default
+    /// (field 3 of `VirtualHost`, every route) and its digest, for each route list (default
     /// route at 0, the VirtualService's at 1), or `None` when that list's
     /// routes differ between classes (see [`plan::routes_are_shared`]).
-    routes: Vec<[OnceLock<Option<Bytes>>; 2]>,
+    routes: Vec<[OnceLock<Option<EncodedRoutes>>; 2]>,
 }
 
 impl SharedParts {
@@ -97,42 +98,75 @@ impl SharedParts {
     /// only ones `translate` sets) whose `VirtualHost`s set `name`,
     /// `domains` and `routes` (fields 1, 2, 3) only: each field in that
     /// order, the routes' bytes shared between classes where they can be.
+    /// Its version is computed alongside (see [`route_version`]): the
+    /// shared routes are hashed once per IR, not once per class.
     fn route_configuration(&self, ir: &Ir, plan: &ClassPlan<'_>) -> Resource {
         let name = OUTBOUND_ROUTE_CONFIG.to_string();
         let mut body = Vec::new();
+        let mut version = RouteVersion::new();
         encoding::string::encode(1, &name, &mut body);
+        version.field(&body);
         for v in &plan.virtual_hosts {
             let shared = plan.shared_routes(v.vhost).and_then(|own| {
                 self.routes[v.index][usize::from(own)]
                     .get_or_init(|| {
                         let list = plan::route_list(v.vhost, own);
                         plan::routes_are_shared(list, ir)
-                            .then(|| Bytes::from(encode_routes(&plan.routes(v.vhost))))
+                            .then(|| EncodedRoutes::new(encode_routes(&plan.routes(v.vhost))))
                     })
-                    .clone()
+                    .as_ref()
             });
-            let routes =
-                shared.unwrap_or_else(|| Bytes::from(encode_routes(&plan.routes(v.vhost))));
+            let own;
+            let routes = match shared {
+                Some(shared) => shared,
+                None => {
+                    own = EncodedRoutes::new(encode_routes(&plan.routes(v.vhost)));
+                    &own
+                }
+            };
             let vhost_name = if v.vhost.name.is_empty() {
                 0
             } else {
                 encoding::string::encoded_len(1, &v.vhost.name)
             };
-            let len =
-                vhost_name + encoding::string::encoded_len_repeated(2, &v.domains) + routes.len();
+            let len = vhost_name
+                + encoding::string::encoded_len_repeated(2, &v.domains)
+                + routes.bytes.len();
             encoding::encode_key(2, WireType::LengthDelimited, &mut body);
             encoding::encode_varint(len as u64, &mut body);
+            let head = body.len();
             if vhost_name > 0 {
                 encoding::string::encode(1, &v.vhost.name, &mut body);
             }
             encoding::string::encode_repeated(2, &v.domains, &mut body);
-            body.extend_from_slice(&routes);
+            version.virtual_host(&route_version::virtual_host_digest(
+                &body[head..],
+                &routes.digest,
+            ));
+            body.extend_from_slice(&routes.bytes);
         }
-        let body = Bytes::from(body);
         Resource {
-            hash: super::short_hash(&[&body]),
+            hash: version.finish(),
             name,
-            body,
+            body: Bytes::from(body),
+        }
+    }
+}
+
+/// The encoded `routes` of a virtual host, with the digest its route
+/// configuration's version is built from.
+#[derive(Debug)]
+struct EncodedRoutes {
+    bytes: Bytes,
+    /// [`route_version::routes_digest`] of `bytes`.
+    digest: [u8; 32],
+}
+
+impl EncodedRoutes {
+    fn new(bytes: Vec<u8>) -> Self {
+        EncodedRoutes {
+            digest: route_version::routes_digest(&bytes),
+            bytes: Bytes::from(bytes),
         }
     }
 }
