@@ -518,7 +518,7 @@ fn encode_class(
     options: &TranslateOptions,
     parts: &shared::SharedParts,
 ) -> (ClassResources, Vec<Diagnostic>) {
-    let plan = translate::plan::plan(ir, class, options);
+    let plan = translate::plan::plan(ir, parts.domains(), class, options);
     let [clusters, endpoints, routes] = parts.encode(ir, &plan, options);
     let resources = ClassResources {
         clusters: Arc::new(clusters),

@@ -13,12 +13,13 @@ use super::route_version::{self, RouteVersion};
 use super::{Resource, ResourceMap};
 use crate::ir::Ir;
 use crate::translate::plan::{self, ClassPlan};
-use crate::translate::{TranslateOptions, OUTBOUND_ROUTE_CONFIG};
+use crate::translate::{TranslateOptions, VirtualHostDomains, OUTBOUND_ROUTE_CONFIG};
 use bytes::Bytes;
 use prost::encoding::{self, WireType};
 use std::sync::OnceLock;
 
-/// The per-IR store of shared encoded parts, filled on demand. Every slot
+/// The per-IR store of shared encoded parts, filled on demand, and the
+/// domains of its virtual hosts (built with it). Every slot
 /// is keyed by position in the IR, so it belongs to one IR (and one set of
 /// [`TranslateOptions`]) only.
 #[derive(Debug, Default)]
@@ -33,6 +34,8 @@ pub(super) struct SharedParts {
     /// route at 0, the VirtualService's at 1), or `None` when that list's
     /// routes differ between classes (see [`plan::routes_are_shared`]).
     routes: Vec<[OnceLock<Option<EncodedRoutes>>; 2]>,
+    /// The domains of every virtual host, and which ones are contested.
+    domains: VirtualHostDomains,
 }
 
 impl SharedParts {
@@ -44,7 +47,13 @@ impl SharedParts {
             routes: (0..ir.virtual_hosts.len())
                 .map(|_| Default::default())
                 .collect(),
+            domains: VirtualHostDomains::new(ir),
         }
+    }
+
+    /// The domains of the IR's virtual hosts, to plan classes with.
+    pub(super) fn domains(&self) -> &VirtualHostDomains {
+        &self.domains
     }
 
     /// The encoded CDS, EDS and RDS resources of a planned class, by name,
