@@ -7,7 +7,10 @@
 
 mod endpoint_update;
 mod per_proxy;
+mod route_version;
 mod shared;
+
+pub use route_version::route_configuration_hash;
 
 use crate::ca::WorkloadCerts;
 use crate::diagnostic::Diagnostic;
@@ -32,7 +35,10 @@ pub struct Resource {
     pub name: String,
     /// Encoded message.
     pub body: Bytes,
-    /// First 16 hex digits of the SHA-256 of `body`.
+    /// Content hash, the resource's version: the first 16 hex digits of the
+    /// SHA-256 of `body` ([`short_hash`]), except for a route configuration
+    /// ([`Resource::route_configuration`]), whose hash is built from the
+    /// hashes of its virtual hosts ([`route_configuration_hash`]).
     pub hash: String,
 }
 
@@ -43,6 +49,21 @@ impl Resource {
         Resource {
             name: name.into(),
             hash: short_hash(&[&body]),
+            body,
+        }
+    }
+
+    /// Encodes a route configuration once, with the version
+    /// [`route_configuration_hash`] gives its bytes (what the snapshot
+    /// cache computes from the shared parts it assembles it from).
+    pub fn route_configuration(
+        name: impl Into<String>,
+        message: &envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
+    ) -> Self {
+        let body = Bytes::from(message.encode_to_vec());
+        Resource {
+            name: name.into(),
+            hash: route_configuration_hash(&body),
             body,
         }
     }
@@ -67,7 +88,7 @@ pub fn encode_translation(t: &translate::Translation) -> [ResourceMap; 3] {
             .collect(),
         t.route_configurations
             .iter()
-            .map(|r| (r.name.clone(), Resource::encode(&r.name, r)))
+            .map(|r| (r.name.clone(), Resource::route_configuration(&r.name, r)))
             .collect(),
     ]
 }
@@ -79,10 +100,14 @@ pub fn short_hash(parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
+    hex16(&hasher.finalize())
+}
+
+/// The first 8 bytes of `digest` in lower-case hex.
+fn hex16(digest: &[u8]) -> String {
     // Hex by hand: every encoded resource is hashed, and `write!` per byte
     // cost as much as the hash of a small resource.
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = hasher.finalize();
     let mut out = String::with_capacity(16);
     for b in &digest[..8] {
         out.push(char::from(HEX[usize::from(b >> 4)]));
@@ -543,7 +568,7 @@ fn encode_class(
     options: &TranslateOptions,
     parts: &shared::SharedParts,
 ) -> (ClassResources, Vec<Diagnostic>) {
-    let plan = translate::plan::plan(ir, class, options);
+    let plan = translate::plan::plan(ir, parts.domains(), class, options);
     let [clusters, endpoints, routes] = parts.encode(ir, &plan, options);
     let resources = ClassResources {
         clusters: Arc::new(clusters),

@@ -9,15 +9,17 @@
 //! [`translate::translate`]'s output: a test compares them for every golden
 //! input and several classes.
 
+use super::route_version::{self, RouteVersion};
 use super::{Resource, ResourceMap};
 use crate::ir::{Cluster, Ir};
 use crate::translate::plan::{self, ClassPlan};
-use crate::translate::{TranslateOptions, OUTBOUND_ROUTE_CONFIG};
+use crate::translate::{TranslateOptions, VirtualHostDomains, OUTBOUND_ROUTE_CONFIG};
 use bytes::Bytes;
 use prost::encoding::{self, WireType};
 use std::sync::OnceLock;
 
-/// The per-IR store of shared encoded parts, filled on demand. Every slot
+/// The per-IR store of shared encoded parts, filled on demand, and the
+/// domains of its virtual hosts (built with it). Every slot
 /// is keyed by position in the IR, so it belongs to one IR (and one set of
 /// [`TranslateOptions`]) only.
 #[derive(Debug, Default)]
@@ -28,10 +30,12 @@ pub(super) struct SharedParts {
     /// Per cluster: its ClusterLoadAssignment.
     endpoints: Vec<OnceLock<Resource>>,
     /// Per virtual host of `ir.virtual_hosts`: the encoded `routes` field
-    /// (field 3 of `VirtualHost`, every route) for each route list (default
+    /// (field 3 of `VirtualHost`, every route) and its digest, for each route list (default
     /// route at 0, the VirtualService's at 1), or `None` when that list's
     /// routes differ between classes (see [`plan::routes_are_shared`]).
-    routes: Vec<[OnceLock<Option<Bytes>>; 2]>,
+    routes: Vec<[OnceLock<Option<EncodedRoutes>>; 2]>,
+    /// The domains of every virtual host, and which ones are contested.
+    domains: VirtualHostDomains,
 }
 
 impl SharedParts {
@@ -43,13 +47,14 @@ impl SharedParts {
             routes: (0..ir.virtual_hosts.len())
                 .map(|_| Default::default())
                 .collect(),
+            domains: VirtualHostDomains::new(ir),
         }
     }
 
     /// The parts of `old` that an endpoint-only change leaves as they are:
     /// every cluster's resources but those `dirty` marks (by cluster
     /// index; see [`crate::ir::endpoint_change`]), and every virtual host's
-    /// routes (they read no endpoints).
+    /// routes and domains (they read no endpoints).
     pub(super) fn carry_over(old: &SharedParts, dirty: &[bool]) -> Self {
         let keep = |i: usize| !dirty.get(i).copied().unwrap_or(true);
         SharedParts {
@@ -78,6 +83,7 @@ impl SharedParts {
                 })
                 .collect(),
             routes: old.routes.clone(),
+            domains: old.domains.clone(),
         }
     }
 
@@ -116,6 +122,11 @@ impl SharedParts {
                 Resource::encode(&cluster.name, &plan::load_assignment(cluster, ir, options))
             })
             .clone()
+    }
+
+    /// The domains of the IR's virtual hosts, to plan classes with.
+    pub(super) fn domains(&self) -> &VirtualHostDomains {
+        &self.domains
     }
 
     /// The encoded CDS, EDS and RDS resources of a planned class, by name,
@@ -164,42 +175,75 @@ impl SharedParts {
     /// only ones `translate` sets) whose `VirtualHost`s set `name`,
     /// `domains` and `routes` (fields 1, 2, 3) only: each field in that
     /// order, the routes' bytes shared between classes where they can be.
+    /// Its version is computed alongside (see [`route_version`]): the
+    /// shared routes are hashed once per IR, not once per class.
     fn route_configuration(&self, ir: &Ir, plan: &ClassPlan<'_>) -> Resource {
         let name = OUTBOUND_ROUTE_CONFIG.to_string();
         let mut body = Vec::new();
+        let mut version = RouteVersion::new();
         encoding::string::encode(1, &name, &mut body);
+        version.field(&body);
         for v in &plan.virtual_hosts {
             let shared = plan.shared_routes(v.vhost).and_then(|own| {
                 self.routes[v.index][usize::from(own)]
                     .get_or_init(|| {
                         let list = plan::route_list(v.vhost, own);
                         plan::routes_are_shared(list, ir)
-                            .then(|| Bytes::from(encode_routes(&plan.routes(v.vhost))))
+                            .then(|| EncodedRoutes::new(encode_routes(&plan.routes(v.vhost))))
                     })
-                    .clone()
+                    .as_ref()
             });
-            let routes =
-                shared.unwrap_or_else(|| Bytes::from(encode_routes(&plan.routes(v.vhost))));
+            let own;
+            let routes = match shared {
+                Some(shared) => shared,
+                None => {
+                    own = EncodedRoutes::new(encode_routes(&plan.routes(v.vhost)));
+                    &own
+                }
+            };
             let vhost_name = if v.vhost.name.is_empty() {
                 0
             } else {
                 encoding::string::encoded_len(1, &v.vhost.name)
             };
-            let len =
-                vhost_name + encoding::string::encoded_len_repeated(2, &v.domains) + routes.len();
+            let len = vhost_name
+                + encoding::string::encoded_len_repeated(2, &v.domains)
+                + routes.bytes.len();
             encoding::encode_key(2, WireType::LengthDelimited, &mut body);
             encoding::encode_varint(len as u64, &mut body);
+            let head = body.len();
             if vhost_name > 0 {
                 encoding::string::encode(1, &v.vhost.name, &mut body);
             }
             encoding::string::encode_repeated(2, &v.domains, &mut body);
-            body.extend_from_slice(&routes);
+            version.virtual_host(&route_version::virtual_host_digest(
+                &body[head..],
+                &routes.digest,
+            ));
+            body.extend_from_slice(&routes.bytes);
         }
-        let body = Bytes::from(body);
         Resource {
-            hash: super::short_hash(&[&body]),
+            hash: version.finish(),
             name,
-            body,
+            body: Bytes::from(body),
+        }
+    }
+}
+
+/// The encoded `routes` of a virtual host, with the digest its route
+/// configuration's version is built from.
+#[derive(Clone, Debug)]
+struct EncodedRoutes {
+    bytes: Bytes,
+    /// [`route_version::routes_digest`] of `bytes`.
+    digest: [u8; 32],
+}
+
+impl EncodedRoutes {
+    fn new(bytes: Vec<u8>) -> Self {
+        EncodedRoutes {
+            digest: route_version::routes_digest(&bytes),
+            bytes: Bytes::from(bytes),
         }
     }
 }

@@ -344,3 +344,175 @@ fn only_endpoint_changes_take_the_endpoint_path() {
     more.clusters.insert(name, cluster);
     assert_eq!(ir::endpoint_change::endpoint_only_change(&ir, &more), None);
 }
+
+/// A mesh where one VirtualService splits `api` by weight, `WEIGHT` to v1.
+const WEIGHTED: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {app: api}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-1, namespace: shop}
+spec: {address: 127.0.10.1, labels: {app: api, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-2, namespace: shop}
+spec: {address: 127.0.10.2, labels: {app: api, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: shop}
+spec:
+  host: api
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.shop.svc.cluster.local]
+  http:
+  - route:
+    - {destination: {host: api.shop.svc.cluster.local, subset: v1}, weight: WEIGHT}
+    - {destination: {host: api.shop.svc.cluster.local, subset: v2}, weight: REST}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: scoped}
+spec:
+  egress:
+  - hosts: ["*/*"]
+"#;
+
+fn weighted(weight: u32) -> Ir {
+    let text = WEIGHTED
+        .replace("WEIGHT", &weight.to_string())
+        .replace("REST", &(100 - weight).to_string());
+    let ir = load("weighted.yaml", &text);
+    assert!(
+        ir.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        ir.diagnostics
+    );
+    ir
+}
+
+fn class(ir: &Ir, namespace: &str, mtls: bool) -> ProxyClass {
+    let root = &TranslateOptions::default().root_namespace;
+    ProxyClass {
+        mtls,
+        ..ProxyClass::of(ir, namespace, &BTreeMap::new(), root, false)
+    }
+}
+
+/// The outbound route configuration of each class, encoded by the cache
+/// against one store of shared parts (in that order).
+fn route_configurations(ir: &Ir, classes: &[ProxyClass]) -> Vec<super::Resource> {
+    let options = TranslateOptions::default();
+    let parts = SharedParts::new(ir);
+    classes
+        .iter()
+        .map(|class| {
+            let (resources, _) = encode_class(ir, class, &options, &parts);
+            let mut routes = (*resources.routes).clone();
+            assert_eq!(routes.len(), 1, "{class:?}");
+            routes.pop_first().unwrap().1
+        })
+        .collect()
+}
+
+/// Classes whose route configurations encode the same get the same
+/// version, however the cache built them: from the routes shared between
+/// classes (namespace `other`, with and without mutual TLS), or from
+/// routes built for the class alone (`scoped` has a Sidecar, so its routes
+/// are never taken from the shared parts); and that version is the one
+/// `route_configuration_hash` computes from the bytes alone.
+#[test]
+fn identical_route_configurations_get_the_same_version() {
+    let ir = weighted(90);
+    let classes = [
+        class(&ir, "other", false),
+        class(&ir, "scoped", false),
+        class(&ir, "other", true),
+        class(&ir, "empty", false),
+    ];
+    let routes = route_configurations(&ir, &classes);
+    assert!(
+        routes[0]
+            .body
+            .windows(b"api.shop".len())
+            .any(|w| w == b"api.shop"),
+        "the route configuration names the api service"
+    );
+    for (class, r) in classes.iter().zip(&routes) {
+        assert_eq!(r.body, routes[0].body, "{class:?}");
+        assert_eq!(r.hash, routes[0].hash, "{class:?}");
+        assert_eq!(
+            r.hash,
+            super::route_configuration_hash(&r.body),
+            "{class:?}"
+        );
+    }
+}
+
+/// A change in one shared virtual host (the weights of `api`'s routes)
+/// changes the version of the route configuration of every class that
+/// sees it, while the same input gives the same version again; and the
+/// class of the services' own namespace (which claims the short domains
+/// too) has a version of its own.
+#[test]
+fn a_change_in_one_shared_virtual_host_changes_the_route_version() {
+    let namespaces = ["other", "scoped", "shop"];
+    let versions = |weight| {
+        let ir = weighted(weight);
+        let classes: Vec<ProxyClass> = namespaces.iter().map(|ns| class(&ir, ns, false)).collect();
+        route_configurations(&ir, &classes)
+    };
+    let (before, again, after) = (versions(90), versions(90), versions(80));
+    for (i, ns) in namespaces.iter().enumerate() {
+        assert_eq!(before[i], again[i], "{ns}: same input, same resource");
+        assert_ne!(before[i].body, after[i].body, "{ns}: the weights changed");
+        assert_ne!(before[i].hash, after[i].hash, "{ns}: the version changed");
+        assert_eq!(
+            after[i].hash,
+            super::route_configuration_hash(&after[i].body)
+        );
+    }
+    assert_ne!(before[0].body, before[2].body, "shop claims more domains");
+    assert_ne!(before[0].hash, before[2].hash);
+}
+
+/// The version reads the bytes: moving a record between the head of a
+/// virtual host and its routes, or between virtual hosts, changes it, as
+/// does any single changed byte of a real route configuration.
+#[test]
+fn route_configuration_hash_changes_with_every_byte() {
+    let ir = weighted(90);
+    let body = route_configurations(&ir, &[class(&ir, "shop", false)])
+        .pop()
+        .unwrap()
+        .body;
+    let version = super::route_configuration_hash(&body);
+    let mut seen = std::collections::HashSet::from([version]);
+    for i in 0..body.len() {
+        let mut changed = body.to_vec();
+        changed[i] ^= 0x01;
+        assert!(
+            seen.insert(super::route_configuration_hash(&changed)),
+            "flipping byte {i} of {} gave a version seen before",
+            body.len()
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! and I/O: requests go in, responses to send come out.
 //!
 //! Rules, beyond those SotW shares (see [`super::stream`]):
-//! - Each resource has its own version: the hash of its encoded bytes, so a
+//! - Each resource has its own version: a hash of its content, so a
 //!   proxy that reconnects with `initial_resource_versions` is sent only what
 //!   differs.
 //! - Subscriptions change by `resource_names_subscribe` / `_unsubscribe`.

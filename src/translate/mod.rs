@@ -21,7 +21,7 @@ mod tcp;
 
 pub use listener::{grpc_listeners, outbound_listener, sidecar_listeners, OUTBOUND_LISTENER};
 pub use rbac::{http_rbac_filters, network_rbac_filters};
-pub use route::OUTBOUND_ROUTE_CONFIG;
+pub use route::{VirtualHostDomains, OUTBOUND_ROUTE_CONFIG};
 pub use tcp::{tcp_listeners, TcpProxyRoute};
 
 use crate::diagnostic::Diagnostic;
@@ -78,7 +78,8 @@ pub struct Translation {
 /// Translates the IR for proxies of `class`: [`plan::plan`], then every
 /// resource of the plan.
 pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Translation {
-    let mut plan = plan::plan(ir, class, options);
+    let domains = VirtualHostDomains::new(ir);
+    let mut plan = plan::plan(ir, &domains, class, options);
     let mut clusters: Vec<Cluster> = plan
         .clusters
         .iter()
@@ -117,7 +118,11 @@ pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Tra
 /// class. The cost is one pass over the IR plus, per class, the contested
 /// ones (none in a mesh without conflicts), not classes × services.
 pub fn diagnostics_for_every_namespace(ir: &Ir, options: &TranslateOptions) -> Vec<Diagnostic> {
-    let vhosts = route::contested_virtual_hosts(ir);
+    let domains = VirtualHostDomains::new(ir);
+    let vhosts: Vec<_> = domains
+        .contested()
+        .map(|i| (i, &ir.virtual_hosts[i]))
+        .collect();
     let tcp_routes = tcp::contested_tcp_routes(ir);
     let mut out = Vec::new();
     if vhosts.is_empty() && tcp_routes.is_empty() {
@@ -125,7 +130,7 @@ pub fn diagnostics_for_every_namespace(ir: &Ir, options: &TranslateOptions) -> V
     }
     for class in classes_of_every_namespace(ir, options) {
         let scope = scope::Scope::new(ir, &class);
-        route::claim_domains(vhosts.iter().copied().enumerate(), &class, &scope, &mut out);
+        route::claim_domains(vhosts.iter().copied(), &domains, &class, &scope, &mut out);
         tcp::tcp_proxy_routes(ir, tcp_routes.iter().copied(), &scope, &mut out);
     }
     out.sort();

@@ -16,6 +16,7 @@ use crate::proxy::ProxyClass;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::Route;
+use std::borrow::Cow;
 
 /// An IR cluster the class sees.
 #[derive(Clone, Copy, Debug)]
@@ -36,8 +37,10 @@ pub struct PlannedVirtualHost<'ir> {
     pub index: usize,
     /// The virtual host.
     pub vhost: &'ir ir::VirtualHost,
-    /// The domains it claims for this class, in order (never empty).
-    pub domains: Vec<String>,
+    /// The domains it claims for this class, in order (never empty):
+    /// borrowed from the IR's [`super::VirtualHostDomains`] unless a
+    /// domain was left out for another virtual host.
+    pub domains: Cow<'ir, [String]>,
 }
 
 /// The translation of one class before its resources are built.
@@ -60,9 +63,12 @@ pub struct ClassPlan<'ir> {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Plans the translation of `ir` for proxies of `class`.
+/// Plans the translation of `ir` for proxies of `class`; `domains` are the
+/// domains of `ir`'s virtual hosts (`VirtualHostDomains::new(ir)`, built
+/// once per IR by whoever plans several classes).
 pub fn plan<'ir>(
     ir: &'ir Ir,
+    domains: &'ir super::VirtualHostDomains,
     class: &'ir ProxyClass,
     options: &TranslateOptions,
 ) -> ClassPlan<'ir> {
@@ -70,6 +76,7 @@ pub fn plan<'ir>(
     let scope = Scope::new(ir, class);
     let virtual_hosts = route::claim_domains(
         ir.virtual_hosts.iter().enumerate(),
+        domains,
         class,
         &scope,
         &mut diagnostics,

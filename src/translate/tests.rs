@@ -746,3 +746,84 @@ fn validation_finds_what_translating_every_class_finds() {
         "the conflicts case has conflicts to find"
     );
 }
+
+/// The domain claims of a plan (which borrow the uncontested virtual hosts'
+/// domains from the per-IR table and check only the contested ones) are
+/// those of claiming every domain of every virtual host in order, with the
+/// same diagnostics, for every class of every golden input, of the
+/// conflicts above and of a synthetic mesh.
+#[test]
+fn domain_claims_match_claiming_every_domain_of_every_virtual_host() {
+    use super::route::domains_of;
+    use super::scope::Scope;
+    use crate::diagnostic::Diagnostic;
+    let options = TranslateOptions::default();
+    let synthetic = ir::resolve(&crate::synth::store(
+        &crate::synth::WorldSpec::with_services(300),
+    ))
+    .0;
+    let cases = case_names("in", "yaml")
+        .into_iter()
+        .map(|case| (load(&case), case))
+        .chain([
+            (load_text("conflicts", CONFLICTS), "conflicts".to_string()),
+            (synthetic, "synthetic".to_string()),
+        ]);
+    let mut contested = 0;
+    for (ir, case) in cases {
+        let table = super::VirtualHostDomains::new(&ir);
+        contested += table.contested().count();
+        for class in super::classes_of_every_namespace(&ir, &options) {
+            let scope = Scope::new(&ir, &class);
+            let mut expected_diagnostics: Vec<Diagnostic> = Vec::new();
+            let mut taken: std::collections::HashMap<String, &str> = Default::default();
+            let mut expected = Vec::new();
+            for (index, vhost) in ir.virtual_hosts.iter().enumerate() {
+                if !scope.virtual_host(vhost) {
+                    continue;
+                }
+                let mut domains = Vec::new();
+                for domain in domains_of(vhost, &class) {
+                    if let Some(owner) = taken.get(&domain) {
+                        expected_diagnostics.push(Diagnostic {
+                            severity: crate::diagnostic::Severity::Error,
+                            file: None,
+                            object: vhost.origins.last().cloned(),
+                            field: String::new(),
+                            message: format!("domain {domain:?} of virtual host {} is already served by virtual host {owner}; left out", vhost.name),
+                        });
+                        continue;
+                    }
+                    taken.insert(domain.clone(), &vhost.name);
+                    domains.push(domain);
+                }
+                if !domains.is_empty() {
+                    expected.push((index, domains));
+                }
+            }
+            let plan = super::plan::plan(&ir, &table, &class, &options);
+            let actual: Vec<(usize, Vec<String>)> = plan
+                .virtual_hosts
+                .iter()
+                .map(|v| (v.index, v.domains.to_vec()))
+                .collect();
+            assert_eq!(actual, expected, "{case}: {class:?}");
+            let mut actual_diagnostics: Vec<&Diagnostic> = plan
+                .diagnostics
+                .iter()
+                .filter(|d| d.message.starts_with("domain "))
+                .collect();
+            actual_diagnostics.sort();
+            expected_diagnostics.sort();
+            assert_eq!(
+                actual_diagnostics,
+                expected_diagnostics.iter().collect::<Vec<_>>(),
+                "{case}: {class:?}"
+            );
+        }
+    }
+    assert!(
+        contested >= 3,
+        "the conflicts case has contested virtual hosts"
+    );
+}
