@@ -56,32 +56,24 @@ impl SharedParts {
     /// index; see [`crate::ir::endpoint_change`]), and every virtual host's
     /// routes and domains (they read no endpoints).
     pub(super) fn carry_over(old: &SharedParts, dirty: &[bool]) -> Self {
-        let keep = |i: usize| !dirty.get(i).copied().unwrap_or(true);
-        SharedParts {
-            clusters: old
-                .clusters
-                .iter()
-                .enumerate()
-                .map(|(i, slots)| {
-                    if keep(i) {
-                        slots.clone()
-                    } else {
-                        Default::default()
-                    }
-                })
-                .collect(),
-            endpoints: old
-                .endpoints
+        // Each slot of a cluster `dirty` does not mark, as it was; the
+        // others empty, to be filled from the new IR.
+        fn kept<T: Clone + Default>(slots: &[T], dirty: &[bool]) -> Vec<T> {
+            slots
                 .iter()
                 .enumerate()
                 .map(|(i, slot)| {
-                    if keep(i) {
-                        slot.clone()
+                    if dirty.get(i).copied().unwrap_or(true) {
+                        T::default()
                     } else {
-                        Default::default()
+                        slot.clone()
                     }
                 })
-                .collect(),
+                .collect()
+        }
+        SharedParts {
+            clusters: kept(&old.clusters, dirty),
+            endpoints: kept(&old.endpoints, dirty),
             routes: old.routes.clone(),
             domains: old.domains.clone(),
         }
