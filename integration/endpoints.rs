@@ -6,6 +6,7 @@ use crate::harness;
 
 use harness::*;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 fn slice(
     name: &str,
@@ -144,5 +145,44 @@ async fn service_port_target_port_and_endpoint_conditions() {
         addresses_seen(&envoy, "legacy", 5).await,
         BTreeSet::from([legacy.addr.to_string()])
     );
+
+    // A rollout step changes endpoints only: the terminating stock pod is
+    // ready again and the ready one goes. Envoy follows, and Sextant took
+    // its endpoint-only path (no class retranslated).
+    config.write(
+        "stock.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: stock, namespace: default}}\nspec:\n  ports:\n  - {{name: http, port: 80, targetPort: {stock_port}}}\n---\n{}",
+            slice(
+                "stock-1",
+                "stock",
+                Some("http"),
+                stock_port,
+                &[
+                    ("127.0.1.31", "{ready: false, serving: false, terminating: true}"),
+                    ("127.0.1.32", "{ready: true}"),
+                    ("127.0.1.33", "{ready: false, serving: false}"),
+                ]
+            )
+        ),
+    );
+    let moved = format!("127.0.1.32:{stock_port}");
+    wait_for(
+        Duration::from_secs(10),
+        "stock served by .32 only",
+        || async {
+            let seen = addresses_seen(&envoy, "stock", 10).await;
+            (seen == BTreeSet::from([moved.clone()])).then_some(())
+        },
+    )
+    .await;
+    let (_, metrics) = sextant.admin_get("/metrics").await;
+    let endpoint_updates = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("sextant_translation_duration_seconds_count{stage=\"endpoints\"} ")
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert_eq!(endpoint_updates, Some(1), "{metrics}");
     assert_eq!(envoy.updates_rejected().await, 0);
 }
