@@ -78,9 +78,9 @@ async fn service_port_target_port_and_endpoint_conditions() {
         "terminating",
     );
     let _stock_down = Upstream::start_at(work.path(), "127.0.1.33", stock_port, "stock", "down");
-    config.write(
-        "stock.yaml",
-        &format!(
+    // The stock Service and its slice with these endpoint conditions.
+    let stock_yaml = |conditions: [&str; 3]| {
+        format!(
             "apiVersion: v1\nkind: Service\nmetadata: {{name: stock, namespace: default}}\nspec:\n  ports:\n  - {{name: http, port: 80, targetPort: {stock_port}}}\n---\n{}",
             slice(
                 "stock-1",
@@ -88,12 +88,20 @@ async fn service_port_target_port_and_endpoint_conditions() {
                 Some("http"),
                 stock_port,
                 &[
-                    ("127.0.1.31", "{ready: true}"),
-                    ("127.0.1.32", "{ready: false, serving: true, terminating: true}"),
-                    ("127.0.1.33", "{ready: false, serving: false}"),
+                    ("127.0.1.31", conditions[0]),
+                    ("127.0.1.32", conditions[1]),
+                    ("127.0.1.33", conditions[2]),
                 ]
             )
-        ),
+        )
+    };
+    config.write(
+        "stock.yaml",
+        &stock_yaml([
+            "{ready: true}",
+            "{ready: false, serving: true, terminating: true}",
+            "{ready: false, serving: false}",
+        ]),
     );
 
     // Case 005: when every endpoint is terminating but serving, they still serve.
@@ -151,20 +159,11 @@ async fn service_port_target_port_and_endpoint_conditions() {
     // its endpoint-only path (no class retranslated).
     config.write(
         "stock.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: stock, namespace: default}}\nspec:\n  ports:\n  - {{name: http, port: 80, targetPort: {stock_port}}}\n---\n{}",
-            slice(
-                "stock-1",
-                "stock",
-                Some("http"),
-                stock_port,
-                &[
-                    ("127.0.1.31", "{ready: false, serving: false, terminating: true}"),
-                    ("127.0.1.32", "{ready: true}"),
-                    ("127.0.1.33", "{ready: false, serving: false}"),
-                ]
-            )
-        ),
+        &stock_yaml([
+            "{ready: false, serving: false, terminating: true}",
+            "{ready: true}",
+            "{ready: false, serving: false}",
+        ]),
     );
     let moved = format!("127.0.1.32:{stock_port}");
     wait_for(

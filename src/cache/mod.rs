@@ -306,14 +306,18 @@ impl SnapshotCache {
     pub fn set_ir_changed_at(&self, ir: Ir, changed_at: Instant) {
         let (generation, old) = {
             let mut state = self.state.lock().expect("cache lock");
-            if *state.ir == ir {
+            // One comparison of the two IRs tells an unchanged one (no
+            // cluster's endpoints differ, nor the workloads), an
+            // endpoint-only change and any other.
+            let dirty = crate::ir::endpoint_change::endpoint_only_change(&state.ir, &ir);
+            if dirty.as_ref().is_some_and(|d| !d.contains(&true))
+                && state.ir.workloads == ir.workloads
+            {
                 return;
             }
             let ir = Arc::new(ir);
             let mut replaced: Replaced = Default::default();
-            let dirty = (!self.naive_baseline)
-                .then(|| crate::ir::endpoint_change::endpoint_only_change(&state.ir, &ir))
-                .flatten();
+            let dirty = dirty.filter(|_| !self.naive_baseline);
             match (dirty, state.parts.get()) {
                 (Some(dirty), Some(old)) => {
                     let started = Instant::now();
