@@ -58,16 +58,16 @@ fn main() {
             let n = measured(|| {
                 t.clusters
                     .iter()
-                    .map(|c| Resource::encode(&c.name, c).body.len())
+                    .map(|c| Resource::encode(c.name.as_str(), c).body.len())
                     .chain(
                         t.endpoints
                             .iter()
-                            .map(|e| Resource::encode(&e.cluster_name, e).body.len()),
+                            .map(|e| Resource::encode(e.cluster_name.as_str(), e).body.len()),
                     )
                     .chain(
                         t.route_configurations
                             .iter()
-                            .map(|r| Resource::encode(&r.name, r).body.len()),
+                            .map(|r| Resource::encode(r.name.as_str(), r).body.len()),
                     )
                     .sum::<usize>()
             });

@@ -21,10 +21,10 @@ struct Acked<'a> {
 }
 
 impl Acked<'_> {
-    fn any(&self) -> impl Iterator<Item = (&String, Any)> + '_ {
+    fn any(&self) -> impl Iterator<Item = (&str, Any)> + '_ {
         self.resources.iter().map(|(name, r)| {
             (
-                name,
+                &**name,
                 Any {
                     type_url: self.type_url.as_str().to_string(),
                     value: r.body.to_vec(),
@@ -58,7 +58,7 @@ pub(super) fn acked(status: &BTreeMap<TypeUrl, TypeStatus>) -> ConfigDump {
         listeners.dynamic_listeners = a
             .any()
             .map(|(name, listener)| listeners_config_dump::DynamicListener {
-                name: name.clone(),
+                name: name.to_string(),
                 active_state: Some(listeners_config_dump::DynamicListenerState {
                     version_info: a.version.clone(),
                     listener: Some(listener),

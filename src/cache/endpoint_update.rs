@@ -70,6 +70,8 @@ fn update_class(
     {
         class.clusters.clone()
     } else {
+        // A copy of a persistent map: only the paths to the rebuilt
+        // clusters are new, the rest is shared with the old map.
         let mut clusters: ResourceMap = (*class.clusters).clone();
         for r in rebuilt {
             clusters.insert(r.name.clone(), r);
@@ -80,10 +82,8 @@ fn update_class(
     for (index, _) in touched {
         let cluster = by_index[index];
         if cluster.dns.is_none() {
-            endpoints.insert(
-                cluster.name.clone(),
-                parts.load_assignment(index, cluster, ir, options),
-            );
+            let r = parts.load_assignment(index, cluster, ir, options);
+            endpoints.insert(r.name.clone(), r);
         }
     }
     Some(ClassResources {

@@ -28,49 +28,113 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 /// One encoded resource: the message bytes (the `value` of its `Any`) and a
-/// hash of them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// hash of them. Cheap to clone (three reference counts), so maps of them
+/// can be copied and shared between proxy classes and streams.
+#[derive(Clone, Debug)]
 pub struct Resource {
     /// Resource name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Encoded message.
     pub body: Bytes,
     /// Content hash, the resource's version: the first 16 hex digits of the
     /// SHA-256 of `body` ([`short_hash`]), except for a route configuration
     /// ([`Resource::route_configuration`]), whose hash is built from the
     /// hashes of its virtual hosts ([`route_configuration_hash`]).
-    pub hash: String,
+    pub hash: Arc<str>,
+    /// This resource's share of a set's version ([`SetVersion`]): 64 bits
+    /// of the SHA-256 of its name and hash.
+    digest: u64,
 }
 
+/// Two resources are equal when their names and content hashes are: the
+/// hash stands for the bytes (comparing it, not the bodies, keeps diffs of
+/// large maps cheap).
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest && self.hash == other.hash && self.name == other.name
+    }
+}
+
+impl Eq for Resource {}
+
 impl Resource {
-    /// Encodes a message once.
-    pub fn encode(name: impl Into<String>, message: &impl Message) -> Self {
-        let body = Bytes::from(message.encode_to_vec());
+    /// A resource of `body` named `name` whose version is `hash`.
+    pub fn new(name: impl Into<Arc<str>>, body: Bytes, hash: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        let hash = hash.into();
+        let mut hasher = Sha256::new();
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(hash.as_bytes());
+        let digest = u64::from_be_bytes(hasher.finalize()[..8].try_into().expect("8 bytes"));
         Resource {
-            name: name.into(),
-            hash: short_hash(&[&body]),
+            name,
             body,
+            hash,
+            digest,
         }
+    }
+
+    /// Encodes a message once.
+    pub fn encode(name: impl Into<Arc<str>>, message: &impl Message) -> Self {
+        let body = Bytes::from(message.encode_to_vec());
+        let hash = short_hash(&[&body]);
+        Resource::new(name, body, hash)
     }
 
     /// Encodes a route configuration once, with the version
     /// [`route_configuration_hash`] gives its bytes (what the snapshot
     /// cache computes from the shared parts it assembles it from).
     pub fn route_configuration(
-        name: impl Into<String>,
+        name: impl Into<Arc<str>>,
         message: &envoy_types::pb::envoy::config::route::v3::RouteConfiguration,
     ) -> Self {
         let body = Bytes::from(message.encode_to_vec());
-        Resource {
-            name: name.into(),
-            hash: route_configuration_hash(&body),
-            body,
-        }
+        let hash = route_configuration_hash(&body);
+        Resource::new(name, body, hash)
     }
 }
 
-/// Resources of one type, keyed by name.
-pub type ResourceMap = BTreeMap<String, Resource>;
+/// Resources of one type, keyed by name: a persistent B-tree ([`imbl`]),
+/// so a copy costs one reference count, a copy with a few resources
+/// changed shares every untouched node with the original, and
+/// [`imbl::OrdMap::diff`] of two such maps visits only what differs.
+pub type ResourceMap = imbl::OrdMap<Arc<str>, Resource>;
+
+/// The version of a set of resources, kept up to date as resources come
+/// and go: the wrapping sum of the members' digests (each 64 bits of the
+/// SHA-256 of a name and content hash), so it depends on the set only, not
+/// on the order or on how the set was built. Streams update it from the
+/// diff between what they sent and what they send next, instead of hashing
+/// every resource on every push.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetVersion(u64);
+
+impl SetVersion {
+    /// The version of every resource of `map` (reads each once).
+    pub fn of(map: &ResourceMap) -> Self {
+        let mut version = SetVersion::default();
+        for r in map.values() {
+            version.add(r);
+        }
+        version
+    }
+
+    /// `resource` joined the set.
+    pub fn add(&mut self, resource: &Resource) {
+        self.0 = self.0.wrapping_add(resource.digest);
+    }
+
+    /// `resource` left the set.
+    pub fn remove(&mut self, resource: &Resource) {
+        self.0 = self.0.wrapping_sub(resource.digest);
+    }
+
+    /// As sent in `version_info`: 16 lower-case hex digits.
+    pub fn to_hex(self) -> String {
+        hex16(&self.0.to_be_bytes())
+    }
+}
 
 /// Every cluster, ClusterLoadAssignment and route configuration of a
 /// translation encoded, as CDS, EDS and RDS maps by name: the reference the
@@ -80,15 +144,18 @@ pub fn encode_translation(t: &translate::Translation) -> [ResourceMap; 3] {
     [
         t.clusters
             .iter()
-            .map(|c| (c.name.clone(), Resource::encode(&c.name, c)))
+            .map(|c| Resource::encode(c.name.as_str(), c))
+            .map(|r| (r.name.clone(), r))
             .collect(),
         t.endpoints
             .iter()
-            .map(|e| (e.cluster_name.clone(), Resource::encode(&e.cluster_name, e)))
+            .map(|e| Resource::encode(e.cluster_name.as_str(), e))
+            .map(|r| (r.name.clone(), r))
             .collect(),
         t.route_configurations
             .iter()
-            .map(|r| (r.name.clone(), Resource::route_configuration(&r.name, r)))
+            .map(|rc| Resource::route_configuration(rc.name.as_str(), rc))
+            .map(|r| (r.name.clone(), r))
             .collect(),
     ]
 }
@@ -103,7 +170,7 @@ pub fn short_hash(parts: &[&[u8]]) -> String {
     hex16(&hasher.finalize())
 }
 
-/// The first 8 bytes of `digest` in lower-case hex.
+/// The first 8 bytes of `digest` (at least 8) in lower-case hex.
 fn hex16(digest: &[u8]) -> String {
     // Hex by hand: every encoded resource is hashed, and `write!` per byte
     // cost as much as the hash of a small resource.
@@ -131,11 +198,11 @@ pub struct ProxySnapshot {
 impl ProxySnapshot {
     /// The resources of one type (empty if none).
     pub fn of(&self, type_url: TypeUrl) -> &ResourceMap {
-        static EMPTY: ResourceMap = BTreeMap::new();
+        static EMPTY: std::sync::LazyLock<ResourceMap> = std::sync::LazyLock::new(ResourceMap::new);
         self.resources
             .get(&type_url)
             .map(Arc::as_ref)
-            .unwrap_or(&EMPTY)
+            .unwrap_or(&*EMPTY)
     }
 }
 
@@ -461,7 +528,8 @@ impl SnapshotCache {
         let mut inbound_listener = None;
         if let Some((listener, clusters)) = inbound {
             for c in &clusters {
-                inbound_clusters.insert(c.name.clone(), Resource::encode(&c.name, c));
+                let r = Resource::encode(c.name.as_str(), c);
+                inbound_clusters.insert(r.name.clone(), r);
             }
             inbound_listener = Some(listener);
         }
@@ -494,7 +562,8 @@ impl SnapshotCache {
         };
         let listeners: ResourceMap = listeners
             .iter()
-            .map(|l| (l.name.clone(), Resource::encode(l.name.clone(), l)))
+            .map(|l| Resource::encode(l.name.as_str(), l))
+            .map(|r| (r.name.clone(), r))
             .collect();
         ProxySnapshot {
             generation,

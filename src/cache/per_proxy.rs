@@ -37,7 +37,8 @@ pub(super) fn secrets(certs: &WorkloadCerts, id: &SpiffeId, now: SystemTime) -> 
             tls::root_secret(&cert.root_pem),
         ]
         .iter()
-        .map(|s| (s.name.clone(), Resource::encode(s.name.clone(), s)))
+        .map(|s| Resource::encode(s.name.as_str(), s))
+        .map(|r| (r.name.clone(), r))
         .collect(),
         Err(err) => {
             tracing::error!(spiffe_id = %id, "cannot issue a certificate: {err}");
@@ -46,7 +47,8 @@ pub(super) fn secrets(certs: &WorkloadCerts, id: &SpiffeId, now: SystemTime) -> 
     }
 }
 
-/// `shared` plus `extra` (per-proxy clusters), without copying when there is none.
+/// `shared` plus `extra` (per-proxy clusters): `shared` itself when there
+/// is none, else a copy that shares every node but the new paths.
 pub(super) fn with_extra(shared: &Arc<ResourceMap>, extra: ResourceMap) -> Arc<ResourceMap> {
     if extra.is_empty() {
         return shared.clone();

@@ -93,7 +93,7 @@ impl SharedParts {
         self.clusters[index][2 * usize::from(with_rule) + usize::from(mtls)]
             .get_or_init(|| {
                 Resource::encode(
-                    &cluster.name,
+                    cluster.name.as_str(),
                     &plan::outbound_cluster(cluster, with_rule, mtls, options),
                 )
             })
@@ -111,7 +111,10 @@ impl SharedParts {
     ) -> Resource {
         self.endpoints[index]
             .get_or_init(|| {
-                Resource::encode(&cluster.name, &plan::load_assignment(cluster, ir, options))
+                Resource::encode(
+                    cluster.name.as_str(),
+                    &plan::load_assignment(cluster, ir, options),
+                )
             })
             .clone()
     }
@@ -135,15 +138,13 @@ impl SharedParts {
             .iter()
             .map(|c| {
                 let r = self.cluster(c.index, c.cluster, c.with_rule, plan.mtls, options);
-                (c.cluster.name.clone(), r)
+                (r.name.clone(), r)
             })
             .collect();
         // Last, as in `translate`: the collector wins a name clash.
         if let Some(collector) = plan.collector_cluster(options) {
-            clusters.insert(
-                collector.name.clone(),
-                Resource::encode(&collector.name, &collector),
-            );
+            let r = Resource::encode(collector.name.as_str(), &collector);
+            clusters.insert(r.name.clone(), r);
         }
         let endpoints: ResourceMap = plan
             .clusters
@@ -151,14 +152,14 @@ impl SharedParts {
             .filter(|c| c.cluster.dns.is_none())
             .map(|c| {
                 let r = self.load_assignment(c.index, c.cluster, ir, options);
-                (c.cluster.name.clone(), r)
+                (r.name.clone(), r)
             })
             .collect();
         let routes = self.route_configuration(ir, plan);
         [
             clusters,
             endpoints,
-            ResourceMap::from([(routes.name.clone(), routes)]),
+            ResourceMap::unit(routes.name.clone(), routes),
         ]
     }
 
@@ -214,11 +215,7 @@ impl SharedParts {
             ));
             body.extend_from_slice(&routes.bytes);
         }
-        Resource {
-            hash: version.finish(),
-            name,
-            body: Bytes::from(body),
-        }
+        Resource::new(name, Bytes::from(body), version.finish())
     }
 }
 

@@ -354,8 +354,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let diagnostics = Arc::new(RwLock::new(Vec::new()));
 
-    let xds_listener = tokio::net::TcpListener::bind(args.xds_address)
-        .await
+    let xds_listener = sextant::server::bind_xds(args.xds_address)
         .with_context(|| format!("binding the xDS address {}", args.xds_address))?;
     let admin_listener = tokio::net::TcpListener::bind(args.admin_address)
         .await

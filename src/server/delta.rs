@@ -85,8 +85,8 @@ fn delta_response(response: DeltaResponse) -> DeltaDiscoveryResponse {
             .resources
             .into_iter()
             .map(|r| Resource {
-                name: r.name,
-                version: r.hash,
+                name: r.name.to_string(),
+                version: r.hash.to_string(),
                 resource: Some(Any {
                     type_url: type_url.to_string(),
                     value: r.body.to_vec(),

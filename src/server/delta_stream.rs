@@ -18,8 +18,8 @@
 //!   are sent again in the same push (Envoy keeps a modified EDS cluster
 //!   warming until it receives its endpoints).
 
-use super::stream::{held, record_answer, retain_dropped, version_of, Nack, RequestKind};
-use crate::cache::{ProxySnapshot, Resource, ResourceMap};
+use super::stream::{held, record_answer, retain_dropped, Nack, RequestKind};
+use crate::cache::{ProxySnapshot, Resource, ResourceMap, SetVersion};
 use crate::envoy::TypeUrl;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,7 +74,7 @@ pub struct DeltaTypeState {
     pub nack_count: u64,
     /// Resource name → version the proxy has, as far as we sent or it told us.
     #[serde(skip)]
-    versions: BTreeMap<String, String>,
+    versions: BTreeMap<Arc<str>, Arc<str>>,
     /// Resources we sent, by name (for the config dump).
     #[serde(skip)]
     resources: ResourceMap,
@@ -145,7 +145,9 @@ impl DeltaStream {
             // Legacy wildcard: a first LDS/CDS request that names nothing.
             state.wildcard = type_url.is_wildcard_capable() && request.subscribe.is_empty();
             for (name, version) in &request.initial_resource_versions {
-                state.versions.insert(name.clone(), version.clone());
+                state
+                    .versions
+                    .insert(Arc::from(name.as_str()), Arc::from(version.as_str()));
             }
         }
         for name in &request.subscribe {
@@ -164,14 +166,16 @@ impl DeltaStream {
             state.told_absent.remove(name);
         }
         // Forget what the proxy dropped with its subscription.
-        let subscribed: Vec<String> = state
+        let dropped: Vec<Arc<str>> = state
             .versions
             .keys()
-            .filter(|n| state.subscribed(n))
+            .filter(|n| !state.subscribed(n))
             .cloned()
             .collect();
-        state.versions.retain(|n, _| subscribed.contains(n));
-        state.resources.retain(|n, _| subscribed.contains(n));
+        for name in &dropped {
+            state.versions.remove(name);
+            state.resources.remove(name);
+        }
 
         if request.response_nonce.is_empty() {
             state.respond = true;
@@ -203,7 +207,7 @@ impl DeltaStream {
     /// sends every resource the proxy has again, changed or not.
     pub fn resend_all(&mut self) {
         for state in self.types.values_mut() {
-            let names: Vec<String> = state.versions.keys().cloned().collect();
+            let names: Vec<String> = state.versions.keys().map(|n| n.to_string()).collect();
             state.force.extend(names);
             state.respond = true;
         }
@@ -234,7 +238,7 @@ impl DeltaStream {
             let changed: Vec<Resource> = desired
                 .values()
                 .filter(|r| {
-                    state.versions.get(&r.name) != Some(&r.hash) || state.force.contains(&r.name)
+                    state.versions.get(&r.name) != Some(&r.hash) || state.force.contains(&*r.name)
                 })
                 .cloned()
                 .collect();
@@ -242,7 +246,7 @@ impl DeltaStream {
                 .versions
                 .keys()
                 .filter(|n| !desired.contains_key(*n))
-                .cloned()
+                .map(|n| n.to_string())
                 .collect();
             // Explicitly asked for, but absent: say so once.
             removed.extend(
@@ -250,8 +254,8 @@ impl DeltaStream {
                     .names
                     .iter()
                     .filter(|n| {
-                        !desired.contains_key(*n)
-                            && !state.versions.contains_key(*n)
+                        !desired.contains_key(n.as_str())
+                            && !state.versions.contains_key(n.as_str())
                             && !state.told_absent.contains(*n)
                     })
                     .cloned(),
@@ -264,7 +268,7 @@ impl DeltaStream {
             let modified: Vec<String> = changed
                 .iter()
                 .filter(|r| state.versions.get(&r.name).is_some_and(|v| *v != r.hash))
-                .map(|r| r.name.clone())
+                .map(|r| r.name.to_string())
                 .collect();
             for resource in &changed {
                 state
@@ -273,18 +277,18 @@ impl DeltaStream {
                 state
                     .resources
                     .insert(resource.name.clone(), resource.clone());
-                state.told_absent.remove(&resource.name);
+                state.told_absent.remove(&*resource.name);
             }
             for name in &removed {
-                state.versions.remove(name);
-                state.resources.remove(name);
+                state.versions.remove(name.as_str());
+                state.resources.remove(name.as_str());
                 if state.names.contains(name) {
                     state.told_absent.insert(name.clone());
                 }
             }
             self.next_nonce += 1;
             let nonce = self.next_nonce.to_string();
-            let system_version = version_of(&desired);
+            let system_version = SetVersion::of(&desired).to_hex();
             state.sent = Some(DeltaSent {
                 system_version: system_version.clone(),
                 nonce: nonce.clone(),
@@ -327,7 +331,7 @@ impl DeltaStream {
             .all(|t| match self.types.get(t) {
                 None => true,
                 Some(state) => {
-                    let desired = version_of(&select(snapshot.of(*t), state));
+                    let desired = SetVersion::of(&select(snapshot.of(*t), state)).to_hex();
                     state
                         .sent
                         .as_ref()
@@ -368,7 +372,8 @@ fn select(all: &ResourceMap, state: &DeltaTypeState) -> ResourceMap {
         state
             .names
             .iter()
-            .filter_map(|n| Some((n.clone(), all.get(n)?.clone())))
+            .filter_map(|n| all.get(n.as_str()))
+            .map(|r| (r.name.clone(), r.clone()))
             .collect()
     }
 }

@@ -6,9 +6,11 @@
 mod convergence;
 mod delta;
 pub mod delta_stream;
+mod listen;
 pub mod registry;
 mod sotw;
 pub mod stream;
+pub use listen::{bind_xds, XDS_LISTEN_BACKLOG};
 mod task;
 #[cfg(test)]
 mod test_support;

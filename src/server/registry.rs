@@ -195,7 +195,7 @@ impl TypeStatus {
             subscription,
             sent_resources: sent
                 .iter()
-                .flat_map(|x| x.resources.keys().cloned())
+                .flat_map(|x| x.resources.keys().map(|n| n.to_string()))
                 .collect(),
             sent_bytes: sent
                 .iter()

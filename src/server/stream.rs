@@ -25,8 +25,9 @@
 //!   push nobody asked for carries only the changed resources, an answer to
 //!   a request carries all subscribed ones.
 
-use crate::cache::{short_hash, ProxySnapshot, Resource, ResourceMap};
+use crate::cache::{ProxySnapshot, Resource, ResourceMap, SetVersion};
 use crate::envoy::TypeUrl;
+use imbl::ordmap::DiffItem;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -64,8 +65,11 @@ impl Subscription {
 /// One response we sent.
 #[derive(Clone, Debug, Serialize)]
 pub struct Sent {
-    /// `version_info`: hash of the names and hashes of the resources.
+    /// `version_info`: [`SetVersion`] of the resources, in hex.
     pub version: String,
+    /// The same, to update from the next push's diff.
+    #[serde(skip)]
+    set_version: SetVersion,
     /// The response's nonce.
     pub nonce: String,
     /// The resources it carried, by name.
@@ -115,6 +119,25 @@ pub struct TypeState {
     /// proxy answers the response in flight (that answer is then served).
     #[serde(skip)]
     names_pending: bool,
+    /// Counts subscription changes, so that `selection` knows when it is
+    /// out of date without comparing name sets.
+    #[serde(skip)]
+    epoch: u64,
+    /// The named resources picked from the snapshot's map at the latest
+    /// push, kept up to date from the diff of that map and the next.
+    #[serde(skip)]
+    selection: Option<Selection>,
+}
+
+/// The subscribed part of a snapshot map, for a subscription by names.
+#[derive(Clone, Debug)]
+struct Selection {
+    /// The snapshot's map it was picked from.
+    source: ResourceMap,
+    /// The subscription epoch it was picked for.
+    epoch: u64,
+    /// The subscribed resources of `source`.
+    selected: ResourceMap,
 }
 
 impl TypeState {
@@ -129,6 +152,52 @@ impl TypeState {
             respond: false,
             owed: false,
             names_pending: false,
+            epoch: 0,
+            selection: None,
+        }
+    }
+
+    /// The resources of `all` this type is subscribed to. A wildcard
+    /// subscription takes the map itself (a reference count); one by names
+    /// updates the previous pick from the diff of the previous snapshot map
+    /// and this one, so a push that changed a few resources costs a few
+    /// lookups, and the result shares its structure with what was sent.
+    fn select(&mut self, all: &ResourceMap) -> ResourceMap {
+        let Subscription::Names(names) = &self.subscription else {
+            return all.clone();
+        };
+        match &mut self.selection {
+            Some(Selection {
+                source,
+                epoch,
+                selected,
+            }) if *epoch == self.epoch => {
+                if !source.ptr_eq(all) {
+                    for item in source.diff(all) {
+                        match item {
+                            DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {
+                                if names.contains(&**name) {
+                                    selected.insert(name.clone(), r.clone());
+                                }
+                            }
+                            DiffItem::Remove(name, _) => {
+                                selected.remove(name);
+                            }
+                        }
+                    }
+                    *source = all.clone();
+                }
+                selected.clone()
+            }
+            _ => {
+                let selected = select(all, &self.subscription);
+                self.selection = Some(Selection {
+                    source: all.clone(),
+                    epoch: self.epoch,
+                    selected: selected.clone(),
+                });
+                selected
+            }
         }
     }
 
@@ -212,6 +281,7 @@ impl SotwStream {
             .or_insert_with(|| TypeState::new(subscription.clone()));
         let names_changed = state.subscription != subscription;
         state.subscription = subscription;
+        state.epoch += u64::from(names_changed);
 
         if request.response_nonce.is_empty() {
             state.respond = true;
@@ -258,24 +328,22 @@ impl SotwStream {
             if self.held(type_url) {
                 continue;
             }
+            if !self.types.contains_key(&type_url) {
+                continue;
+            }
             let resources = self.desired(type_url, snapshot);
             let Some(state) = self.types.get_mut(&type_url) else {
                 continue;
             };
-            let version = version_of(&resources);
-            let changed = state.sent.as_ref().is_none_or(|s| s.version != version);
-            if !(changed || state.respond)
+            let diff = Diff::between(state.sent.as_ref(), &resources);
+            if !(diff.any || state.respond)
                 || (state.names_pending && state.awaiting_answer() && !state.respond)
             {
                 continue;
             }
             self.next_nonce += 1;
             let nonce = self.next_nonce.to_string();
-            let modified = state.sent.as_ref().is_some_and(|old| {
-                resources
-                    .iter()
-                    .any(|(name, r)| old.resources.get(name).is_some_and(|o| o.hash != r.hash))
-            });
+            let version = diff.version.to_hex();
             let resources = Arc::new(resources);
             // EDS and RDS responses are incremental even in SotW (omitting a
             // resource says nothing about it): a push the proxy did not ask
@@ -284,20 +352,20 @@ impl SotwStream {
                 type_url,
                 TypeUrl::ClusterLoadAssignment | TypeUrl::RouteConfiguration | TypeUrl::Secret
             ) && !state.respond;
-            let wire = match &state.sent {
-                Some(old) if incremental => Arc::new(
-                    resources
-                        .iter()
-                        .filter(|(name, r)| {
-                            old.resources.get(*name).is_none_or(|o| o.hash != r.hash)
-                        })
-                        .map(|(name, r)| (name.clone(), r.clone()))
+            let wire = if incremental && state.sent.is_some() {
+                Arc::new(
+                    diff.changed
+                        .into_iter()
+                        .map(|r| (r.name.clone(), r))
                         .collect(),
-                ),
-                _ => resources.clone(),
+                )
+            } else {
+                resources.clone()
             };
+            let modified = diff.modified;
             state.sent = Some(Sent {
                 version: version.clone(),
+                set_version: diff.version,
                 nonce: nonce.clone(),
                 resources,
                 at: SystemTime::now(),
@@ -342,39 +410,97 @@ impl SotwStream {
             .all(|t| match self.types.get(t) {
                 None => true,
                 Some(state) => {
-                    let desired = version_of(&select(snapshot.of(*t), &state.subscription));
-                    state.sent.as_ref().is_some_and(|s| s.version == desired)
-                        && state.acked.as_ref().is_some_and(|a| a.version == desired)
+                    let desired = SetVersion::of(&select(snapshot.of(*t), &state.subscription));
+                    state
+                        .sent
+                        .as_ref()
+                        .is_some_and(|s| s.set_version == desired)
+                        && state
+                            .acked
+                            .as_ref()
+                            .is_some_and(|a| a.set_version == desired)
                 }
             })
     }
 
     /// The resources of `type_url` the proxy should have now.
-    fn desired(&self, type_url: TypeUrl, snapshot: &ProxySnapshot) -> ResourceMap {
-        let Some(state) = self.types.get(&type_url) else {
-            return ResourceMap::new();
-        };
-        let mut resources = select(snapshot.of(type_url), &state.subscription);
-        let previous = state
-            .sent
-            .as_ref()
-            .map(|s| s.resources.clone())
-            .unwrap_or_default();
+    fn desired(&mut self, type_url: TypeUrl, snapshot: &ProxySnapshot) -> ResourceMap {
+        let keep_clusters = type_url == TypeUrl::Cluster && !self.routes_settled(snapshot);
         let clusters_sent = self
             .types
             .get(&TypeUrl::Cluster)
             .and_then(|s| s.sent.as_ref())
-            .map(|s| &*s.resources);
-        let keep_clusters = type_url == TypeUrl::Cluster && !self.routes_settled(snapshot);
-        retain_dropped(
-            type_url,
-            &mut resources,
-            &previous,
-            keep_clusters,
-            clusters_sent,
-            |n| state.subscription.includes(n),
-        );
+            .map(|s| s.resources.clone());
+        let Some(state) = self.types.get_mut(&type_url) else {
+            return ResourceMap::new();
+        };
+        let mut resources = state.select(snapshot.of(type_url));
+        if let Some(previous) = &state.sent {
+            retain_dropped(
+                type_url,
+                &mut resources,
+                &previous.resources,
+                keep_clusters,
+                clusters_sent.as_deref(),
+                |n| state.subscription.includes(n),
+            );
+        }
         resources
+    }
+}
+
+/// How the resources to send differ from the latest response.
+struct Diff {
+    /// The version of the resources to send.
+    version: SetVersion,
+    /// The resources added or changed since the latest response, by name.
+    changed: Vec<Resource>,
+    /// Whether a resource the latest response had changed.
+    modified: bool,
+    /// Whether anything was added, changed or removed (always, with no
+    /// response sent yet).
+    any: bool,
+}
+
+impl Diff {
+    /// `resources` against the latest response `sent`. Both maps usually
+    /// share most of their structure (see [`ResourceMap`]), and only what
+    /// they do not share is visited.
+    fn between(sent: Option<&Sent>, resources: &ResourceMap) -> Diff {
+        let Some(sent) = sent else {
+            return Diff {
+                version: SetVersion::of(resources),
+                changed: resources.values().cloned().collect(),
+                modified: false,
+                any: true,
+            };
+        };
+        let mut diff = Diff {
+            version: sent.set_version,
+            changed: Vec::new(),
+            modified: false,
+            any: false,
+        };
+        for item in sent.resources.diff(resources) {
+            diff.any = true;
+            match item {
+                DiffItem::Add(_, r) => {
+                    diff.version.add(r);
+                    diff.changed.push(r.clone());
+                }
+                DiffItem::Update {
+                    old: (_, old),
+                    new: (_, r),
+                } => {
+                    diff.version.remove(old);
+                    diff.version.add(r);
+                    diff.changed.push(r.clone());
+                    diff.modified = true;
+                }
+                DiffItem::Remove(_, old) => diff.version.remove(old),
+            }
+        }
+        diff
     }
 }
 
@@ -383,7 +509,8 @@ fn select(all: &ResourceMap, subscription: &Subscription) -> ResourceMap {
         Subscription::Wildcard => all.clone(),
         Subscription::Names(names) => names
             .iter()
-            .filter_map(|n| Some((n.clone(), all.get(n)?.clone())))
+            .filter_map(|n| all.get(n.as_str()))
+            .map(|r| (r.name.clone(), r.clone()))
             .collect(),
     }
 }
@@ -406,12 +533,17 @@ pub(super) fn retain_dropped(
         TypeUrl::ClusterLoadAssignment => clusters_sent.is_some_and(|c| c.contains_key(name)),
         _ => false,
     };
-    for (name, resource) in previous {
-        if keep(name) && subscribed(name) {
-            resources
-                .entry(name.clone())
-                .or_insert_with(|| resource.clone());
-        }
+    // Only what `previous` has and `resources` lacks: the diff of two maps
+    // that share their structure visits little else.
+    let dropped: Vec<Resource> = previous
+        .diff(resources)
+        .filter_map(|item| match item {
+            DiffItem::Remove(name, r) if keep(name) && subscribed(name) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    for r in dropped {
+        resources.insert(r.name.clone(), r);
     }
 }
 
@@ -454,13 +586,10 @@ pub(super) fn record_answer(
     }
 }
 
-/// The version of a set of resources: a hash of their names and hashes.
+/// The version of a set of resources as sent in `version_info`:
+/// [`SetVersion`] in hex (streams keep it up to date from diffs instead).
 pub fn version_of(resources: &ResourceMap) -> String {
-    let parts: Vec<&[u8]> = resources
-        .values()
-        .flat_map(|r: &Resource| [r.name.as_bytes(), r.hash.as_bytes()])
-        .collect();
-    short_hash(&parts)
+    SetVersion::of(resources).to_hex()
 }
 
 /// Release Envoy prefixes some NACK messages with a dump of the rejected

@@ -60,7 +60,7 @@ fn types(responses: &[DeltaResponse]) -> Vec<TypeUrl> {
 
 /// Names of the resources a response carries (not the removed ones).
 fn sent_names(response: &DeltaResponse) -> Vec<&str> {
-    response.resources.iter().map(|r| r.name.as_str()).collect()
+    response.resources.iter().map(|r| &*r.name).collect()
 }
 
 fn removed(response: &DeltaResponse) -> Vec<&str> {
@@ -90,7 +90,7 @@ fn versions_of(response: &DeltaResponse) -> BTreeMap<String, String> {
     response
         .resources
         .iter()
-        .map(|r| (r.name.clone(), r.hash.clone()))
+        .map(|r| (r.name.to_string(), r.hash.to_string()))
         .collect()
 }
 
@@ -134,7 +134,10 @@ fn a_first_cds_or_lds_request_without_names_is_a_legacy_wildcard() {
         assert_eq!(first.resources.iter().collect::<Vec<_>>(), all);
         assert!(first.removed.is_empty());
         assert!(!first.nonce.is_empty());
-        assert_eq!(first.system_version, version_of(snap.of(type_url)));
+        assert_eq!(
+            first.system_version,
+            crate::server::stream::version_of(snap.of(type_url))
+        );
 
         // Later requests that name nothing leave it a wildcard.
         stream.on_request(&ack(&first));
@@ -220,7 +223,10 @@ fn versions_are_content_hashes_and_only_changed_resources_are_sent() {
     assert!(update.removed.is_empty());
     assert_eq!(update.resources[0], cluster("a", 2));
     assert_ne!(update.resources[0].hash, cds.resources[0].hash);
-    assert_eq!(update.system_version, version_of(next.of(CDS)));
+    assert_eq!(
+        update.system_version,
+        crate::server::stream::version_of(next.of(CDS))
+    );
     assert_ne!(update.system_version, cds.system_version);
     assert_ne!(update.nonce, cds.nonce);
 
@@ -245,12 +251,15 @@ fn resources_that_disappear_are_sent_in_removed() {
     let second = only(stream.poll(&two), CDS);
     assert!(second.resources.is_empty(), "{second:#?}");
     assert_eq!(removed(&second), ["b"]);
-    assert_eq!(second.system_version, version_of(two.of(CDS)));
+    assert_eq!(
+        second.system_version,
+        crate::server::stream::version_of(two.of(CDS))
+    );
     stream.on_request(&ack(&second));
     // Only once.
     assert!(stream.poll(&two).is_empty());
     let acked = stream.types[&CDS].acked.as_ref().unwrap();
-    assert_eq!(acked.state.keys().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(acked.state.keys().map(|n| &**n).collect::<Vec<_>>(), ["a"]);
 
     // Everything gone: every name is removed.
     let none = snapshot(&[]);
@@ -366,12 +375,18 @@ fn a_reconnect_with_initial_resource_versions_gets_only_what_differs() {
     let response = only(stream.poll(&now), CDS);
     assert_eq!(sent_names(&response), ["b", "c"]);
     assert_eq!(removed(&response), ["gone"]);
-    assert_eq!(response.system_version, version_of(now.of(CDS)));
+    assert_eq!(
+        response.system_version,
+        crate::server::stream::version_of(now.of(CDS))
+    );
     stream.on_request(&ack(&response));
     assert!(stream.poll(&now).is_empty());
     // What the proxy now has includes `a`, which was not sent on this stream.
     let acked = stream.types[&CDS].acked.as_ref().unwrap();
-    assert_eq!(acked.state.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(
+        acked.state.keys().map(|n| &**n).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
 
     // Everything matches: the first request is still answered, empty.
     let mut stream = DeltaStream::new();
@@ -671,7 +686,10 @@ fn a_dropped_cluster_stays_until_the_routes_without_it_are_acked() {
     assert_eq!(types(&last), [CDS, EDS], "{last:#?}");
     assert!(last[0].resources.is_empty());
     assert_eq!(removed(&last[0]), ["old"]);
-    assert_eq!(last[0].system_version, version_of(after.of(CDS)));
+    assert_eq!(
+        last[0].system_version,
+        crate::server::stream::version_of(after.of(CDS))
+    );
     assert!(last[1].resources.is_empty());
     assert_eq!(removed(&last[1]), ["old"]);
     stream.on_request(&ack(&last[0]));
@@ -680,7 +698,10 @@ fn a_dropped_cluster_stays_until_the_routes_without_it_are_acked() {
     stream.on_request(&ack(&last[1]));
     nothing_sent(&stream.poll(&after));
     let acked = stream.types[&CDS].acked.as_ref().unwrap();
-    assert_eq!(acked.state.keys().collect::<Vec<_>>(), ["v1", "v2"]);
+    assert_eq!(
+        acked.state.keys().map(|n| &**n).collect::<Vec<_>>(),
+        ["v1", "v2"]
+    );
 }
 
 #[test]
@@ -749,7 +770,7 @@ fn after_a_reconnect_a_dropped_cluster_still_waits_for_the_routes() {
         before
             .of(t)
             .values()
-            .map(|r| (r.name.clone(), r.hash.clone()))
+            .map(|r| (r.name.to_string(), r.hash.to_string()))
             .collect()
     };
     let reconnect = |t: TypeUrl, subscribe: &[&str]| DeltaRequest {
@@ -776,7 +797,10 @@ fn after_a_reconnect_a_dropped_cluster_still_waits_for_the_routes() {
     assert!(stream.poll(&before).is_empty());
     // What the proxy runs is known, although none of it was sent here.
     let acked = stream.types[&CDS].acked.as_ref().unwrap();
-    assert_eq!(acked.state.keys().collect::<Vec<_>>(), ["old", "v1"]);
+    assert_eq!(
+        acked.state.keys().map(|n| &**n).collect::<Vec<_>>(),
+        ["old", "v1"]
+    );
 
     let after = snapshot(&[
         (CDS, vec![cluster("v1", 1), cluster("v2", 1)]),

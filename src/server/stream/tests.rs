@@ -10,7 +10,7 @@ fn sent_names(stream: &SotwStream, type_url: TypeUrl) -> Vec<String> {
     stream.types[&type_url]
         .sent
         .as_ref()
-        .map(|s| s.resources.keys().cloned().collect())
+        .map(|s| s.resources.keys().map(|n| n.to_string()).collect())
         .unwrap_or_default()
 }
 
@@ -55,7 +55,7 @@ fn types(responses: &[Response]) -> Vec<TypeUrl> {
 }
 
 fn resource_names(response: &Response) -> Vec<&str> {
-    response.resources.keys().map(String::as_str).collect()
+    response.resources.keys().map(|n| &**n).collect()
 }
 
 /// The only response of a poll, of the given type.
@@ -714,4 +714,82 @@ fn naive_baseline_resend_all_sends_every_type_in_full_once() {
         ));
     }
     assert!(stream.poll(&snap).is_empty());
+}
+
+/// Many pushes where each snapshot is the previous one with a few
+/// endpoints added, changed or removed (as the cache derives them, sharing
+/// structure), with the EDS subscription changing now and then: after each
+/// poll and ACK, what the stream sent, and what a proxy applying the pushes
+/// holds, is exactly the subscribed part of the snapshot, and the version
+/// kept up to date from diffs equals the version of the sent set computed
+/// from scratch.
+#[test]
+fn pushes_follow_a_changing_snapshot_and_subscription_exactly() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let name = |i: u32| format!("c{i:02}");
+    let mut eds: ResourceMap = (0..40)
+        .map(|i| endpoints(&name(i), &[8000]))
+        .map(|r| (r.name.clone(), r))
+        .collect();
+    let mut subscribed: Vec<String> = (0..40).step_by(2).map(name).collect();
+    let mut stream = SotwStream::new();
+    stream.on_request(&initial(EDS, &as_strs(&subscribed)));
+    let mut proxy: BTreeMap<String, Resource> = BTreeMap::new();
+    for step in 0..300 {
+        for _ in 0..rng.usize(1..4) {
+            let n = name(rng.u32(0..50));
+            match rng.u8(0..3) {
+                0 => {
+                    eds.remove(n.as_str());
+                }
+                _ => {
+                    let r = endpoints(&n, &[rng.u16(8000..8010)]);
+                    eds.insert(r.name.clone(), r);
+                }
+            }
+        }
+        let snap = ProxySnapshot {
+            generation: step,
+            changed_at: None,
+            resources: BTreeMap::from([(EDS, Arc::new(eds.clone()))]),
+        };
+        if step % 37 == 36 {
+            subscribed = (0..50).filter(|_| rng.bool()).map(name).collect();
+            let sent = stream.types[&EDS].sent.clone().unwrap();
+            let stale_ack = Request {
+                type_url: EDS.as_str().into(),
+                version_info: sent.version.clone(),
+                resource_names: names(&as_strs(&subscribed)),
+                response_nonce: sent.nonce.clone(),
+                error_detail: None,
+            };
+            stream.on_request(&stale_ack);
+        }
+        for response in stream.poll(&snap) {
+            for (n, r) in response.resources.iter() {
+                proxy.insert(n.to_string(), r.clone());
+            }
+            stream.on_request(&ack(&response, &as_strs(&subscribed)));
+        }
+        let expected: BTreeMap<String, Resource> = subscribed
+            .iter()
+            .filter_map(|n| eds.get(n.as_str()))
+            .map(|r| (r.name.to_string(), r.clone()))
+            .collect();
+        let sent = stream.types[&EDS].sent.clone().unwrap();
+        let sent_map: BTreeMap<String, Resource> = sent
+            .resources
+            .iter()
+            .map(|(n, r)| (n.to_string(), r.clone()))
+            .collect();
+        assert_eq!(sent_map, expected, "step {step}");
+        assert_eq!(sent.version, version_of(&sent.resources), "step {step}");
+        for (n, r) in &expected {
+            assert_eq!(proxy.get(n), Some(r), "step {step}: the proxy has {n}");
+        }
+    }
+}
+
+fn as_strs(names: &[String]) -> Vec<&str> {
+    names.iter().map(String::as_str).collect()
 }
