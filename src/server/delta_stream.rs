@@ -18,9 +18,10 @@
 //!   are sent again in the same push (Envoy keeps a modified EDS cluster
 //!   warming until it receives its endpoints).
 
-use super::stream::{held, record_answer, retain_dropped, Nack, RequestKind};
+use super::stream::{held, record_answer, retain_dropped, Nack, RequestKind, Selection};
 use crate::cache::{ProxySnapshot, Resource, ResourceMap, SetVersion};
 use crate::envoy::TypeUrl;
+use imbl::ordmap::DiffItem;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -89,6 +90,18 @@ pub struct DeltaTypeState {
     /// The next poll must send a response even if it is empty.
     #[serde(skip)]
     respond: bool,
+    /// Counts subscription changes (for `selection`).
+    #[serde(skip)]
+    epoch: u64,
+    /// The subscribed part of the snapshot's map, kept between pushes.
+    #[serde(skip)]
+    selection: Selection,
+    /// What the latest poll found the proxy should have, and its version.
+    /// Until a request changes the subscription, the proxy has exactly this
+    /// (`versions` and `resources` say the same), so the next poll compares
+    /// only the diff of this map and the new one. `None`: compare all.
+    #[serde(skip)]
+    last: Option<(ResourceMap, SetVersion)>,
 }
 
 impl DeltaTypeState {
@@ -101,6 +114,88 @@ impl DeltaTypeState {
 
     fn subscribed(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
+    }
+
+    /// What to send so that the proxy has `desired`, found by comparing
+    /// every resource: the new or changed resources (sorted by name), the
+    /// names to remove (sorted), and the version of `desired`.
+    fn changes(&mut self, desired: &ResourceMap) -> (Vec<Resource>, Vec<String>, SetVersion) {
+        // What the proxy already has with this very content (from
+        // `initial_resource_versions`) counts as sent: it is kept until
+        // the routes move off it, and shown in the sent and ACKed state.
+        for r in desired.values() {
+            if self.versions.get(&r.name) == Some(&r.hash) {
+                self.resources
+                    .entry(r.name.clone())
+                    .or_insert_with(|| r.clone());
+            }
+        }
+        let changed: Vec<Resource> = desired
+            .values()
+            .filter(|r| {
+                self.versions.get(&r.name) != Some(&r.hash) || self.force.contains(&*r.name)
+            })
+            .cloned()
+            .collect();
+        let mut removed: Vec<String> = self
+            .versions
+            .keys()
+            .filter(|n| !desired.contains_key(*n))
+            .map(|n| n.to_string())
+            .collect();
+        // Explicitly asked for, but absent: say so once.
+        removed.extend(
+            self.names
+                .iter()
+                .filter(|n| {
+                    !desired.contains_key(n.as_str())
+                        && !self.versions.contains_key(n.as_str())
+                        && !self.told_absent.contains(*n)
+                })
+                .cloned(),
+        );
+        removed.sort();
+        removed.dedup();
+        (changed, removed, SetVersion::of(desired))
+    }
+
+    /// [`DeltaTypeState::changes`] when the proxy has exactly `last`
+    /// (version `version`): only the diff of `last` and `desired`, and
+    /// what is forced, is looked at.
+    fn changes_since(
+        &self,
+        last: &ResourceMap,
+        mut version: SetVersion,
+        desired: &ResourceMap,
+    ) -> (Vec<Resource>, Vec<String>, SetVersion) {
+        let mut changed = BTreeMap::new();
+        let mut removed = Vec::new();
+        for item in last.diff(desired) {
+            match item {
+                DiffItem::Add(name, r) => {
+                    version.add(r);
+                    changed.insert(name.clone(), r.clone());
+                }
+                DiffItem::Update {
+                    old: (_, old),
+                    new: (name, r),
+                } => {
+                    version.remove(old);
+                    version.add(r);
+                    changed.insert(name.clone(), r.clone());
+                }
+                DiffItem::Remove(name, old) => {
+                    version.remove(old);
+                    removed.push(name.to_string());
+                }
+            }
+        }
+        for name in &self.force {
+            if let Some(r) = desired.get(name.as_str()) {
+                changed.insert(r.name.clone(), r.clone());
+            }
+        }
+        (changed.into_values().collect(), removed, version)
     }
 }
 
@@ -165,16 +260,23 @@ impl DeltaStream {
             }
             state.told_absent.remove(name);
         }
-        // Forget what the proxy dropped with its subscription.
-        let dropped: Vec<Arc<str>> = state
-            .versions
-            .keys()
-            .filter(|n| !state.subscribed(n))
-            .cloned()
-            .collect();
-        for name in &dropped {
-            state.versions.remove(name);
-            state.resources.remove(name);
+        // Forget what the proxy dropped with its subscription, or claimed
+        // to have without subscribing to it.
+        if first || !request.unsubscribe.is_empty() {
+            let dropped: Vec<Arc<str>> = state
+                .versions
+                .keys()
+                .filter(|n| !state.subscribed(n))
+                .cloned()
+                .collect();
+            for name in &dropped {
+                state.versions.remove(name);
+                state.resources.remove(name);
+            }
+        }
+        if first || !request.subscribe.is_empty() || !request.unsubscribe.is_empty() {
+            state.epoch += 1;
+            state.last = None;
         }
 
         if request.response_nonce.is_empty() {
@@ -210,6 +312,7 @@ impl DeltaStream {
             let names: Vec<String> = state.versions.keys().map(|n| n.to_string()).collect();
             state.force.extend(names);
             state.respond = true;
+            state.last = None;
         }
     }
 
@@ -224,46 +327,18 @@ impl DeltaStream {
             let Some(state) = self.types.get_mut(&type_url) else {
                 continue;
             };
-            // What the proxy already has with this very content (from
-            // `initial_resource_versions`) counts as sent: it is kept until
-            // the routes move off it, and shown in the sent and ACKed state.
-            for r in desired.values() {
-                if state.versions.get(&r.name) == Some(&r.hash) {
-                    state
-                        .resources
-                        .entry(r.name.clone())
-                        .or_insert_with(|| r.clone());
+            let (changed, removed, version) = match state.last.take() {
+                Some((last, version)) => state.changes_since(&last, version, &desired),
+                None => state.changes(&desired),
+            };
+            state.last = Some((desired.clone(), version));
+            if changed.is_empty() && removed.is_empty() {
+                // The proxy has `desired` already; keep the map that shares
+                // its structure with the next one.
+                state.resources = desired.clone();
+                if !state.respond {
+                    continue;
                 }
-            }
-            let changed: Vec<Resource> = desired
-                .values()
-                .filter(|r| {
-                    state.versions.get(&r.name) != Some(&r.hash) || state.force.contains(&*r.name)
-                })
-                .cloned()
-                .collect();
-            let mut removed: Vec<String> = state
-                .versions
-                .keys()
-                .filter(|n| !desired.contains_key(*n))
-                .map(|n| n.to_string())
-                .collect();
-            // Explicitly asked for, but absent: say so once.
-            removed.extend(
-                state
-                    .names
-                    .iter()
-                    .filter(|n| {
-                        !desired.contains_key(n.as_str())
-                            && !state.versions.contains_key(n.as_str())
-                            && !state.told_absent.contains(*n)
-                    })
-                    .cloned(),
-            );
-            removed.sort();
-            removed.dedup();
-            if changed.is_empty() && removed.is_empty() && !state.respond {
-                continue;
             }
             let modified: Vec<String> = changed
                 .iter()
@@ -274,21 +349,20 @@ impl DeltaStream {
                 state
                     .versions
                     .insert(resource.name.clone(), resource.hash.clone());
-                state
-                    .resources
-                    .insert(resource.name.clone(), resource.clone());
                 state.told_absent.remove(&*resource.name);
             }
             for name in &removed {
                 state.versions.remove(name.as_str());
-                state.resources.remove(name.as_str());
                 if state.names.contains(name) {
                     state.told_absent.insert(name.clone());
                 }
             }
+            // The proxy now has what it should: `desired` itself, so that
+            // the next diff against it visits little.
+            state.resources = desired;
             self.next_nonce += 1;
             let nonce = self.next_nonce.to_string();
-            let system_version = SetVersion::of(&desired).to_hex();
+            let system_version = version.to_hex();
             state.sent = Some(DeltaSent {
                 system_version: system_version.clone(),
                 nonce: nonce.clone(),
@@ -346,19 +420,30 @@ impl DeltaStream {
 
     /// What the proxy should have of `type_url`, including clusters (and
     /// their endpoints) kept until the routes that used them are replaced.
-    fn desired(&self, type_url: TypeUrl, snapshot: &ProxySnapshot) -> ResourceMap {
-        let Some(state) = self.types.get(&type_url) else {
+    fn desired(&mut self, type_url: TypeUrl, snapshot: &ProxySnapshot) -> ResourceMap {
+        let keep_clusters = type_url == TypeUrl::Cluster && !self.routes_settled(snapshot);
+        let clusters_sent = self
+            .types
+            .get(&TypeUrl::Cluster)
+            .map(|c| c.resources.clone());
+        let Some(state) = self.types.get_mut(&type_url) else {
             return ResourceMap::new();
         };
-        let mut resources = select(snapshot.of(type_url), state);
-        let clusters_sent = self.types.get(&TypeUrl::Cluster).map(|c| &c.resources);
-        let keep_clusters = type_url == TypeUrl::Cluster && !self.routes_settled(snapshot);
+        let all = snapshot.of(type_url);
+        let mut resources = if state.wildcard {
+            all.clone()
+        } else {
+            let names = &state.names;
+            state
+                .selection
+                .pick(all, state.epoch, |n| names.contains(n))
+        };
         retain_dropped(
             type_url,
             &mut resources,
             &state.resources,
             keep_clusters,
-            clusters_sent,
+            clusters_sent.as_ref(),
             |n| state.subscribed(n),
         );
         resources

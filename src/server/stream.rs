@@ -126,18 +126,61 @@ pub struct TypeState {
     /// The named resources picked from the snapshot's map at the latest
     /// push, kept up to date from the diff of that map and the next.
     #[serde(skip)]
-    selection: Option<Selection>,
+    selection: Selection,
 }
 
-/// The subscribed part of a snapshot map, for a subscription by names.
-#[derive(Clone, Debug)]
-struct Selection {
-    /// The snapshot's map it was picked from.
-    source: ResourceMap,
-    /// The subscription epoch it was picked for.
-    epoch: u64,
-    /// The subscribed resources of `source`.
-    selected: ResourceMap,
+/// The subscribed part of a snapshot map, for a subscription by names,
+/// kept from one push to the next (SotW and delta).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Selection {
+    /// The snapshot's map it was picked from, the subscription epoch it
+    /// was picked for, and what it picked.
+    picked: Option<(ResourceMap, u64, ResourceMap)>,
+}
+
+impl Selection {
+    /// The resources of `all` that are `subscribed`, for the subscription
+    /// numbered `epoch` (callers count their subscription changes). The
+    /// previous pick, when it was for the same epoch, is updated from the
+    /// diff of its map and `all`, so a push that changed a few resources
+    /// costs a few lookups, and the result shares its structure with the
+    /// previous one (and so with what was sent).
+    pub(super) fn pick(
+        &mut self,
+        all: &ResourceMap,
+        epoch: u64,
+        subscribed: impl Fn(&str) -> bool,
+    ) -> ResourceMap {
+        match &mut self.picked {
+            Some((source, picked_epoch, selected)) if *picked_epoch == epoch => {
+                if !source.ptr_eq(all) {
+                    for item in source.diff(all) {
+                        match item {
+                            DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {
+                                if subscribed(name) {
+                                    selected.insert(name.clone(), r.clone());
+                                }
+                            }
+                            DiffItem::Remove(name, _) => {
+                                selected.remove(name);
+                            }
+                        }
+                    }
+                    *source = all.clone();
+                }
+                selected.clone()
+            }
+            _ => {
+                let selected: ResourceMap = all
+                    .iter()
+                    .filter(|(name, _)| subscribed(name))
+                    .map(|(name, r)| (name.clone(), r.clone()))
+                    .collect();
+                self.picked = Some((all.clone(), epoch, selected.clone()));
+                selected
+            }
+        }
+    }
 }
 
 impl TypeState {
@@ -153,50 +196,18 @@ impl TypeState {
             owed: false,
             names_pending: false,
             epoch: 0,
-            selection: None,
+            selection: Selection::default(),
         }
     }
 
-    /// The resources of `all` this type is subscribed to. A wildcard
-    /// subscription takes the map itself (a reference count); one by names
-    /// updates the previous pick from the diff of the previous snapshot map
-    /// and this one, so a push that changed a few resources costs a few
-    /// lookups, and the result shares its structure with what was sent.
+    /// The resources of `all` this type is subscribed to: the map itself
+    /// (a reference count) for a wildcard subscription, else
+    /// [`Selection::pick`].
     fn select(&mut self, all: &ResourceMap) -> ResourceMap {
-        let Subscription::Names(names) = &self.subscription else {
-            return all.clone();
-        };
-        match &mut self.selection {
-            Some(Selection {
-                source,
-                epoch,
-                selected,
-            }) if *epoch == self.epoch => {
-                if !source.ptr_eq(all) {
-                    for item in source.diff(all) {
-                        match item {
-                            DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {
-                                if names.contains(&**name) {
-                                    selected.insert(name.clone(), r.clone());
-                                }
-                            }
-                            DiffItem::Remove(name, _) => {
-                                selected.remove(name);
-                            }
-                        }
-                    }
-                    *source = all.clone();
-                }
-                selected.clone()
-            }
-            _ => {
-                let selected = select(all, &self.subscription);
-                self.selection = Some(Selection {
-                    source: all.clone(),
-                    epoch: self.epoch,
-                    selected: selected.clone(),
-                });
-                selected
+        match &self.subscription {
+            Subscription::Wildcard => all.clone(),
+            Subscription::Names(names) => {
+                self.selection.pick(all, self.epoch, |n| names.contains(n))
             }
         }
     }
