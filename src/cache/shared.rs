@@ -16,7 +16,7 @@ use crate::translate::plan::{self, ClassPlan};
 use crate::translate::{TranslateOptions, VirtualHostDomains, OUTBOUND_ROUTE_CONFIG};
 use bytes::Bytes;
 use prost::encoding::{self, WireType};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The per-IR store of shared encoded parts, filled on demand, and the
 /// domains of its virtual hosts (built with it). Every slot
@@ -33,9 +33,12 @@ pub(super) struct SharedParts {
     /// (field 3 of `VirtualHost`, every route) and its digest, for each route list (default
     /// route at 0, the VirtualService's at 1), or `None` when that list's
     /// routes differ between classes (see [`plan::routes_are_shared`]).
-    routes: Vec<[OnceLock<Option<EncodedRoutes>>; 2]>,
-    /// The domains of every virtual host, and which ones are contested.
-    domains: VirtualHostDomains,
+    /// Shared with the IRs an endpoint-only change derives from this one
+    /// (routes read no endpoints).
+    routes: Arc<Vec<[OnceLock<Option<EncodedRoutes>>; 2]>>,
+    /// The domains of every virtual host, and which ones are contested;
+    /// shared like `routes`.
+    domains: Arc<VirtualHostDomains>,
 }
 
 impl SharedParts {
@@ -44,10 +47,12 @@ impl SharedParts {
         SharedParts {
             clusters: (0..ir.clusters.len()).map(|_| Default::default()).collect(),
             endpoints: (0..ir.clusters.len()).map(|_| Default::default()).collect(),
-            routes: (0..ir.virtual_hosts.len())
-                .map(|_| Default::default())
-                .collect(),
-            domains: VirtualHostDomains::new(ir),
+            routes: Arc::new(
+                (0..ir.virtual_hosts.len())
+                    .map(|_| Default::default())
+                    .collect(),
+            ),
+            domains: Arc::new(VirtualHostDomains::new(ir)),
         }
     }
 
