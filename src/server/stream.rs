@@ -54,6 +54,31 @@ impl Subscription {
         }
     }
 
+    /// Whether a request of `type_url` naming `names` asks for exactly
+    /// this subscription. Envoy repeats every subscribed name on each ACK
+    /// (thousands for EDS), so this compares in place instead of building
+    /// a set per request.
+    fn is_requested_by(&self, type_url: TypeUrl, names: &[String]) -> bool {
+        let wildcard =
+            names.iter().any(|n| n == "*") || (names.is_empty() && type_url.is_wildcard_capable());
+        let set = match self {
+            Subscription::Wildcard => return wildcard,
+            Subscription::Names(_) if wildcard => return false,
+            Subscription::Names(set) => set,
+        };
+        if names.len() < set.len() {
+            return false;
+        }
+        let in_order = names.windows(2).all(|w| w[0] < w[1]);
+        if in_order {
+            return names.len() == set.len() && names.iter().zip(set).all(|(a, b)| a == b);
+        }
+        let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted.len() == set.len() && sorted.iter().zip(set).all(|(a, b)| *a == b)
+    }
+
     fn includes(&self, name: &str) -> bool {
         match self {
             Subscription::Wildcard => true,
@@ -285,14 +310,19 @@ impl SotwStream {
         let Some(type_url) = TypeUrl::parse(&request.type_url) else {
             return RequestKind::UnknownType;
         };
-        let subscription = Subscription::from_request(type_url, &request.resource_names);
-        let state = self
-            .types
-            .entry(type_url)
-            .or_insert_with(|| TypeState::new(subscription.clone()));
-        let names_changed = state.subscription != subscription;
-        state.subscription = subscription;
-        state.epoch += u64::from(names_changed);
+        let state = self.types.entry(type_url).or_insert_with(|| {
+            TypeState::new(Subscription::from_request(
+                type_url,
+                &request.resource_names,
+            ))
+        });
+        let names_changed = !state
+            .subscription
+            .is_requested_by(type_url, &request.resource_names);
+        if names_changed {
+            state.subscription = Subscription::from_request(type_url, &request.resource_names);
+            state.epoch += 1;
+        }
 
         if request.response_nonce.is_empty() {
             state.respond = true;

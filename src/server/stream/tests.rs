@@ -793,3 +793,34 @@ fn pushes_follow_a_changing_snapshot_and_subscription_exactly() {
 fn as_strs(names: &[String]) -> Vec<&str> {
     names.iter().map(String::as_str).collect()
 }
+
+/// A request repeats the subscription in any order (and may repeat a
+/// name): only a different set of names, or a switch to or from the
+/// wildcard, counts as a change.
+#[test]
+fn a_request_is_compared_with_the_subscription_as_a_set() {
+    let subscription = Subscription::from_request(EDS, &names(&["b", "a", "c"]));
+    for same in [
+        &["a", "b", "c"][..],
+        &["c", "a", "b"],
+        &["a", "b", "b", "c"],
+    ] {
+        assert!(subscription.is_requested_by(EDS, &names(same)), "{same:?}");
+    }
+    for other in [
+        &["a", "b"][..],
+        &["a", "b", "c", "d"],
+        &["a", "b", "d"],
+        &["*"],
+        &[],
+    ] {
+        assert!(
+            !subscription.is_requested_by(EDS, &names(other)),
+            "{other:?}"
+        );
+    }
+    let wildcard = Subscription::from_request(CDS, &[]);
+    assert!(wildcard.is_requested_by(CDS, &[]));
+    assert!(wildcard.is_requested_by(CDS, &names(&["*"])));
+    assert!(!wildcard.is_requested_by(CDS, &names(&["a"])));
+}
