@@ -196,11 +196,17 @@ impl Selection {
                 selected.clone()
             }
             _ => {
-                let selected: ResourceMap = all
-                    .iter()
-                    .filter(|(name, _)| subscribed(name))
-                    .map(|(name, r)| (name.clone(), r.clone()))
-                    .collect();
+                // Envoy subscribes to the endpoints of every EDS cluster it
+                // has, often all of them: the map itself is then shared, not
+                // copied per stream.
+                let selected: ResourceMap = if all.keys().all(|n| subscribed(n)) {
+                    all.clone()
+                } else {
+                    all.iter()
+                        .filter(|(name, _)| subscribed(name))
+                        .map(|(name, r)| (name.clone(), r.clone()))
+                        .collect()
+                };
                 self.picked = Some((all.clone(), epoch, selected.clone()));
                 selected
             }
