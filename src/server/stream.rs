@@ -500,7 +500,8 @@ impl SotwStream {
 struct Diff {
     /// The version of the resources to send.
     version: SetVersion,
-    /// The resources added or changed since the latest response, by name.
+    /// The resources added or changed since the latest response, by name
+    /// (empty before the first response, which carries everything).
     changed: Vec<Resource>,
     /// Whether a resource the latest response had changed.
     modified: bool,
@@ -517,7 +518,7 @@ impl Diff {
         let Some(sent) = sent else {
             return Diff {
                 version: SetVersion::of(resources),
-                changed: resources.values().cloned().collect(),
+                changed: Vec::new(),
                 modified: false,
                 any: true,
             };
