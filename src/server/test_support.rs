@@ -6,6 +6,7 @@ use crate::envoy::builders;
 use crate::envoy::TypeUrl;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::LbPolicy;
 use envoy_types::pb::envoy::config::core::v3::HealthStatus;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,4 +80,73 @@ pub(super) fn mesh() -> ProxySnapshot {
         (LDS, vec![listener("outbound", 15001)]),
         (RDS, vec![routes("outbound", &["a", "b"])]),
     ])
+}
+
+/// The name of the `i`th endpoint of [`ChangingEndpoints`].
+pub(super) fn endpoint_name(i: u32) -> String {
+    format!("c{i:02}")
+}
+
+/// ClusterLoadAssignments that change at random, each snapshot derived from
+/// the previous map as the cache derives them (sharing structure), for the
+/// model tests of both protocols.
+pub(super) struct ChangingEndpoints {
+    /// The current map: `c00`..`c39` to start with, names up to `c49` later.
+    pub(super) eds: ResourceMap,
+    rng: fastrand::Rng,
+}
+
+impl ChangingEndpoints {
+    pub(super) fn new(seed: u64) -> Self {
+        ChangingEndpoints {
+            eds: (0..40)
+                .map(|i| endpoints(&endpoint_name(i), &[8000]))
+                .map(|r| (r.name.clone(), r))
+                .collect(),
+            rng: fastrand::Rng::with_seed(seed),
+        }
+    }
+
+    /// The random source, for the test's own choices.
+    pub(super) fn rng(&mut self) -> &mut fastrand::Rng {
+        &mut self.rng
+    }
+
+    /// One to three endpoints added, changed or removed; the snapshot of
+    /// the result.
+    pub(super) fn step(&mut self, generation: u64) -> ProxySnapshot {
+        for _ in 0..self.rng.usize(1..4) {
+            let n = endpoint_name(self.rng.u32(0..50));
+            if self.rng.u8(0..3) == 0 {
+                self.eds.remove(n.as_str());
+            } else {
+                let r = endpoints(&n, &[self.rng.u16(8000..8010)]);
+                self.eds.insert(r.name.clone(), r);
+            }
+        }
+        ProxySnapshot {
+            generation,
+            changed_at: None,
+            resources: BTreeMap::from([(EDS, Arc::new(self.eds.clone()))]),
+        }
+    }
+
+    /// The resources of `subscribed` names that exist now.
+    pub(super) fn expected<'a>(
+        &self,
+        subscribed: impl IntoIterator<Item = &'a String>,
+    ) -> BTreeMap<String, Resource> {
+        subscribed
+            .into_iter()
+            .filter_map(|n| self.eds.get(n.as_str()))
+            .map(|r| (r.name.to_string(), r.clone()))
+            .collect()
+    }
+}
+
+/// `map` with `String` keys, to compare with [`ChangingEndpoints::expected`].
+pub(super) fn by_name(map: &ResourceMap) -> BTreeMap<String, Resource> {
+    map.iter()
+        .map(|(n, r)| (n.to_string(), r.clone()))
+        .collect()
 }

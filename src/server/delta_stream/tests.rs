@@ -855,33 +855,15 @@ fn naive_baseline_resend_all_sends_every_resource_again_once() {
 /// the version of that set computed from scratch.
 #[test]
 fn deltas_follow_a_changing_snapshot_and_subscription_exactly() {
-    let mut rng = fastrand::Rng::with_seed(11);
-    let name = |i: u32| format!("c{i:02}");
-    let mut eds: ResourceMap = (0..40)
-        .map(|i| endpoints(&name(i), &[8000]))
-        .map(|r| (r.name.clone(), r))
-        .collect();
-    let mut subscribed: BTreeSet<String> = (0..40).step_by(2).map(name).collect();
+    let mut world = ChangingEndpoints::new(11);
+    let mut subscribed: BTreeSet<String> = (0..40).step_by(2).map(endpoint_name).collect();
     let mut stream = DeltaStream::new();
     let first: Vec<&str> = subscribed.iter().map(String::as_str).collect();
     stream.on_request(&initial(EDS, &first));
     let mut proxy: BTreeMap<String, Resource> = BTreeMap::new();
     let mut pending: Option<DeltaRequest> = None;
     for step in 0..300 {
-        for _ in 0..rng.usize(1..4) {
-            let n = name(rng.u32(0..50));
-            if rng.u8(0..3) == 0 {
-                eds.remove(n.as_str());
-            } else {
-                let r = endpoints(&n, &[rng.u16(8000..8010)]);
-                eds.insert(r.name.clone(), r);
-            }
-        }
-        let snap = ProxySnapshot {
-            generation: step,
-            changed_at: None,
-            resources: BTreeMap::from([(EDS, Arc::new(eds.clone()))]),
-        };
+        let snap = world.step(step);
         if let Some(request) = pending.take() {
             stream.on_request(&request);
         }
@@ -894,19 +876,14 @@ fn deltas_follow_a_changing_snapshot_and_subscription_exactly() {
             }
             stream.on_request(&ack(&response));
         }
-        let expected: BTreeMap<String, Resource> = subscribed
-            .iter()
-            .filter_map(|n| eds.get(n.as_str()))
-            .map(|r| (r.name.to_string(), r.clone()))
-            .collect();
+        let expected = world.expected(&subscribed);
         assert_eq!(proxy, expected, "step {step}: what the proxy holds");
         let sent = stream.types[&EDS].sent.clone().unwrap();
-        let state: BTreeMap<String, Resource> = sent
-            .state
-            .iter()
-            .map(|(n, r)| (n.to_string(), r.clone()))
-            .collect();
-        assert_eq!(state, expected, "step {step}: the stream's record");
+        assert_eq!(
+            by_name(&sent.state),
+            expected,
+            "step {step}: the stream's record"
+        );
         assert_eq!(
             sent.system_version,
             crate::server::stream::version_of(&sent.state),
@@ -915,10 +892,14 @@ fn deltas_follow_a_changing_snapshot_and_subscription_exactly() {
         if step % 29 == 28 {
             // As Envoy does, a request never subscribes and unsubscribes
             // one name at once.
-            let drop: Vec<String> = subscribed.iter().filter(|_| rng.bool()).cloned().collect();
+            let drop: Vec<String> = subscribed
+                .iter()
+                .filter(|_| world.rng().bool())
+                .cloned()
+                .collect();
             let add: Vec<String> = (0..50)
-                .map(name)
-                .filter(|n| !drop.contains(n) && rng.u8(0..5) == 0)
+                .map(endpoint_name)
+                .filter(|n| !drop.contains(n) && world.rng().u8(0..5) == 0)
                 .collect();
             for n in &drop {
                 subscribed.remove(n);

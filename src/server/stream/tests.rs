@@ -725,36 +725,18 @@ fn naive_baseline_resend_all_sends_every_type_in_full_once() {
 /// from scratch.
 #[test]
 fn pushes_follow_a_changing_snapshot_and_subscription_exactly() {
-    let mut rng = fastrand::Rng::with_seed(7);
-    let name = |i: u32| format!("c{i:02}");
-    let mut eds: ResourceMap = (0..40)
-        .map(|i| endpoints(&name(i), &[8000]))
-        .map(|r| (r.name.clone(), r))
-        .collect();
-    let mut subscribed: Vec<String> = (0..40).step_by(2).map(name).collect();
+    let mut world = ChangingEndpoints::new(7);
+    let mut subscribed: Vec<String> = (0..40).step_by(2).map(endpoint_name).collect();
     let mut stream = SotwStream::new();
     stream.on_request(&initial(EDS, &as_strs(&subscribed)));
     let mut proxy: BTreeMap<String, Resource> = BTreeMap::new();
     for step in 0..300 {
-        for _ in 0..rng.usize(1..4) {
-            let n = name(rng.u32(0..50));
-            match rng.u8(0..3) {
-                0 => {
-                    eds.remove(n.as_str());
-                }
-                _ => {
-                    let r = endpoints(&n, &[rng.u16(8000..8010)]);
-                    eds.insert(r.name.clone(), r);
-                }
-            }
-        }
-        let snap = ProxySnapshot {
-            generation: step,
-            changed_at: None,
-            resources: BTreeMap::from([(EDS, Arc::new(eds.clone()))]),
-        };
+        let snap = world.step(step);
         if step % 37 == 36 {
-            subscribed = (0..50).filter(|_| rng.bool()).map(name).collect();
+            subscribed = (0..50)
+                .filter(|_| world.rng().bool())
+                .map(endpoint_name)
+                .collect();
             let sent = stream.types[&EDS].sent.clone().unwrap();
             let stale_ack = Request {
                 type_url: EDS.as_str().into(),
@@ -771,18 +753,9 @@ fn pushes_follow_a_changing_snapshot_and_subscription_exactly() {
             }
             stream.on_request(&ack(&response, &as_strs(&subscribed)));
         }
-        let expected: BTreeMap<String, Resource> = subscribed
-            .iter()
-            .filter_map(|n| eds.get(n.as_str()))
-            .map(|r| (r.name.to_string(), r.clone()))
-            .collect();
+        let expected = world.expected(&subscribed);
         let sent = stream.types[&EDS].sent.clone().unwrap();
-        let sent_map: BTreeMap<String, Resource> = sent
-            .resources
-            .iter()
-            .map(|(n, r)| (n.to_string(), r.clone()))
-            .collect();
-        assert_eq!(sent_map, expected, "step {step}");
+        assert_eq!(by_name(&sent.resources), expected, "step {step}");
         assert_eq!(sent.version, version_of(&sent.resources), "step {step}");
         for (n, r) in &expected {
             assert_eq!(proxy.get(n), Some(r), "step {step}: the proxy has {n}");
