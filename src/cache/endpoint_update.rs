@@ -95,5 +95,6 @@ fn update_class(
         diagnostics: class.diagnostics.clone(),
         planned: class.planned.clone(),
         mtls: class.mtls,
+        used: Default::default(),
     })
 }

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
@@ -223,6 +224,10 @@ struct ClassResources {
     planned: Vec<(usize, bool)>,
     /// Whether the class has a mesh certificate.
     mtls: bool,
+    /// Whether a proxy asked for this class's snapshot since the IR last
+    /// changed: an endpoint-only change carries only such classes over
+    /// (the others are translated again if a proxy of them comes back).
+    used: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -389,13 +394,20 @@ impl SnapshotCache {
                 (Some(dirty), Some(old)) => {
                     let started = Instant::now();
                     let parts = shared::SharedParts::carry_over(old, &dirty);
-                    let classes = endpoint_update::update_classes(
-                        &state.classes,
-                        &ir,
-                        &dirty,
-                        &parts,
-                        &self.options,
-                    );
+                    // Classes no proxy asked for during the last generation
+                    // (their proxies left, or were relabelled) are dropped,
+                    // not updated forever.
+                    let used: HashMap<ProxyClass, Arc<ClassResources>> = state
+                        .classes
+                        .iter()
+                        .filter(|(_, c)| c.used.load(Ordering::Relaxed))
+                        .map(|(class, c)| (class.clone(), c.clone()))
+                        .collect();
+                    let classes =
+                        endpoint_update::update_classes(&used, &ir, &dirty, &parts, &self.options);
+                    for c in classes.values() {
+                        c.used.store(false, Ordering::Relaxed);
+                    }
                     replaced.1 = std::mem::replace(&mut state.classes, classes);
                     replaced.2 =
                         std::mem::replace(&mut state.parts, Arc::new(OnceLock::from(parts)));
@@ -465,7 +477,10 @@ impl SnapshotCache {
                 .then(|| state.classes.get(&class).cloned())
                 .flatten();
             let (shared, diagnostics, inbound_index) = match cached {
-                Some(shared) => (shared, Vec::new(), state.inbound.clone()),
+                Some(shared) => {
+                    shared.used.store(true, Ordering::Relaxed);
+                    (shared, Vec::new(), state.inbound.clone())
+                }
                 // The benchmark-only naive baseline shares nothing: it
                 // translates per proxy, outside the lock, with a fresh
                 // inbound index and nothing shared with other classes.
@@ -480,6 +495,7 @@ impl SnapshotCache {
                     let parts = parts.get_or_init(|| shared::SharedParts::new(&ir));
                     let (shared, diagnostics) = self.translate_class(&ir, &class, parts);
                     let shared = Arc::new(shared);
+                    shared.used.store(true, Ordering::Relaxed);
                     state.classes.insert(class.clone(), shared.clone());
                     (shared, diagnostics, state.inbound.clone())
                 }
@@ -656,6 +672,7 @@ fn encode_class(
             .map(|c| (c.index, c.with_rule))
             .collect(),
         mtls: plan.mtls,
+        used: AtomicBool::new(false),
     };
     (resources, plan.diagnostics)
 }

@@ -525,3 +525,73 @@ fn route_configuration_hash_changes_with_every_byte() {
         );
     }
 }
+
+/// A proxy of namespace `ns` without certificates.
+fn proxy_in(ns: &str) -> crate::proxy::ProxyInfo {
+    crate::proxy::ProxyInfo {
+        node_id: format!("p.{ns}"),
+        cluster: "test".into(),
+        namespace: ns.into(),
+        labels: BTreeMap::new(),
+        service_account: "default".into(),
+        instance_ips: Vec::new(),
+        outbound: crate::proxy::DEFAULT_OUTBOUND,
+        admin_port: None,
+        inbound_port: 15006,
+        proxyless_grpc: false,
+        access_log_service: None,
+    }
+}
+
+/// An endpoint-only change carries over the classes proxies asked for
+/// since the previous change, and drops the others: a namespace whose
+/// proxies went away is not updated on every later endpoint change.
+#[test]
+fn an_endpoint_change_drops_classes_no_proxy_asked_for() {
+    let store = crate::synth::store(&crate::synth::WorldSpec::with_services(300));
+    let ir = ir::resolve(&store).0;
+    let cache = super::SnapshotCache::new(TranslateOptions::default());
+    cache.set_ir(ir.clone());
+    let (a, b) = (proxy_in("ns-0"), proxy_in("ns-1"));
+    cache.snapshot(&a);
+    cache.snapshot(&b);
+    let classes = |cache: &super::SnapshotCache| -> Vec<String> {
+        let mut namespaces: Vec<String> = cache
+            .state
+            .lock()
+            .unwrap()
+            .classes
+            .keys()
+            .map(|c| c.namespace.clone())
+            .collect();
+        namespaces.sort();
+        namespaces
+    };
+    assert_eq!(classes(&cache), ["ns-0", "ns-1"]);
+
+    let changed = with_endpoint_changes(&ir);
+    cache.set_ir(changed.clone());
+    assert_eq!(classes(&cache), ["ns-0", "ns-1"], "both were asked for");
+    // Only ns-0's proxy asks during this generation.
+    cache.snapshot(&a);
+    let again = with_endpoint_changes(&changed);
+    cache.set_ir(again.clone());
+    assert_eq!(classes(&cache), ["ns-0"], "ns-1 was not asked for");
+    // ns-1's proxy coming back gets its class translated again, as a fresh
+    // cache would.
+    let eds = crate::envoy::TypeUrl::ClusterLoadAssignment;
+    let back = cache.snapshot(&b);
+    assert_eq!(classes(&cache), ["ns-0", "ns-1"]);
+    let fresh = super::SnapshotCache::new(TranslateOptions::default());
+    fresh.set_ir(again);
+    let expected = fresh.snapshot(&b);
+    assert!(!back.of(eds).is_empty());
+    assert!(
+        back.of(eds)
+            .iter()
+            .zip(expected.of(eds).iter())
+            .all(|((n, r), (en, er))| n == en && same_bytes(r, er))
+            && back.of(eds).len() == expected.of(eds).len(),
+        "ns-1's endpoints are those of the current IR"
+    );
+}
