@@ -18,7 +18,7 @@
 //!   are sent again in the same push (Envoy keeps a modified EDS cluster
 //!   warming until it receives its endpoints).
 
-use super::stream::{held, record_answer, retain_dropped, Nack, RequestKind, Selection};
+use super::stream::{held, named, record_answer, retain_dropped, Nack, RequestKind, Selection};
 use crate::cache::{ProxySnapshot, Resource, ResourceMap, SetVersion};
 use crate::envoy::TypeUrl;
 use imbl::ordmap::DiffItem;
@@ -454,12 +454,7 @@ fn select(all: &ResourceMap, state: &DeltaTypeState) -> ResourceMap {
     if state.wildcard {
         all.clone()
     } else {
-        state
-            .names
-            .iter()
-            .filter_map(|n| all.get(n.as_str()))
-            .map(|r| (r.name.clone(), r.clone()))
-            .collect()
+        named(all, &state.names)
     }
 }
 

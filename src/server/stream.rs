@@ -555,12 +555,17 @@ impl Diff {
 fn select(all: &ResourceMap, subscription: &Subscription) -> ResourceMap {
     match subscription {
         Subscription::Wildcard => all.clone(),
-        Subscription::Names(names) => names
-            .iter()
-            .filter_map(|n| all.get(n.as_str()))
-            .map(|r| (r.name.clone(), r.clone()))
-            .collect(),
+        Subscription::Names(names) => named(all, names),
     }
+}
+
+/// The resources of `all` named in `names`, for both protocols.
+pub(super) fn named(all: &ResourceMap, names: &BTreeSet<String>) -> ResourceMap {
+    names
+        .iter()
+        .filter_map(|n| all.get(n.as_str()))
+        .map(|r| (r.name.clone(), r.clone()))
+        .collect()
 }
 
 /// Make before break, for both protocols: adds to `resources` (what the
@@ -632,12 +637,6 @@ pub(super) fn record_answer(
             RequestKind::Ack
         }
     }
-}
-
-/// The version of a set of resources as sent in `version_info`:
-/// [`SetVersion`] in hex (streams keep it up to date from diffs instead).
-pub fn version_of(resources: &ResourceMap) -> String {
-    SetVersion::of(resources).to_hex()
 }
 
 /// Release Envoy prefixes some NACK messages with a dump of the rejected

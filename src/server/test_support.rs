@@ -150,3 +150,9 @@ pub(super) fn by_name(map: &ResourceMap) -> BTreeMap<String, Resource> {
         .map(|(n, r)| (n.to_string(), r.clone()))
         .collect()
 }
+
+/// The version of a set of resources as sent in `version_info`, computed
+/// from scratch (the streams keep it up to date from diffs).
+pub(super) fn version_of(resources: &ResourceMap) -> String {
+    crate::cache::SetVersion::of(resources).to_hex()
+}

@@ -134,10 +134,7 @@ fn a_first_cds_or_lds_request_without_names_is_a_legacy_wildcard() {
         assert_eq!(first.resources.iter().collect::<Vec<_>>(), all);
         assert!(first.removed.is_empty());
         assert!(!first.nonce.is_empty());
-        assert_eq!(
-            first.system_version,
-            crate::server::stream::version_of(snap.of(type_url))
-        );
+        assert_eq!(first.system_version, version_of(snap.of(type_url)));
 
         // Later requests that name nothing leave it a wildcard.
         stream.on_request(&ack(&first));
@@ -223,10 +220,7 @@ fn versions_are_content_hashes_and_only_changed_resources_are_sent() {
     assert!(update.removed.is_empty());
     assert_eq!(update.resources[0], cluster("a", 2));
     assert_ne!(update.resources[0].hash, cds.resources[0].hash);
-    assert_eq!(
-        update.system_version,
-        crate::server::stream::version_of(next.of(CDS))
-    );
+    assert_eq!(update.system_version, version_of(next.of(CDS)));
     assert_ne!(update.system_version, cds.system_version);
     assert_ne!(update.nonce, cds.nonce);
 
@@ -251,10 +245,7 @@ fn resources_that_disappear_are_sent_in_removed() {
     let second = only(stream.poll(&two), CDS);
     assert!(second.resources.is_empty(), "{second:#?}");
     assert_eq!(removed(&second), ["b"]);
-    assert_eq!(
-        second.system_version,
-        crate::server::stream::version_of(two.of(CDS))
-    );
+    assert_eq!(second.system_version, version_of(two.of(CDS)));
     stream.on_request(&ack(&second));
     // Only once.
     assert!(stream.poll(&two).is_empty());
@@ -375,10 +366,7 @@ fn a_reconnect_with_initial_resource_versions_gets_only_what_differs() {
     let response = only(stream.poll(&now), CDS);
     assert_eq!(sent_names(&response), ["b", "c"]);
     assert_eq!(removed(&response), ["gone"]);
-    assert_eq!(
-        response.system_version,
-        crate::server::stream::version_of(now.of(CDS))
-    );
+    assert_eq!(response.system_version, version_of(now.of(CDS)));
     stream.on_request(&ack(&response));
     assert!(stream.poll(&now).is_empty());
     // What the proxy now has includes `a`, which was not sent on this stream.
@@ -686,10 +674,7 @@ fn a_dropped_cluster_stays_until_the_routes_without_it_are_acked() {
     assert_eq!(types(&last), [CDS, EDS], "{last:#?}");
     assert!(last[0].resources.is_empty());
     assert_eq!(removed(&last[0]), ["old"]);
-    assert_eq!(
-        last[0].system_version,
-        crate::server::stream::version_of(after.of(CDS))
-    );
+    assert_eq!(last[0].system_version, version_of(after.of(CDS)));
     assert!(last[1].resources.is_empty());
     assert_eq!(removed(&last[1]), ["old"]);
     stream.on_request(&ack(&last[0]));
@@ -884,11 +869,7 @@ fn deltas_follow_a_changing_snapshot_and_subscription_exactly() {
             expected,
             "step {step}: the stream's record"
         );
-        assert_eq!(
-            sent.system_version,
-            crate::server::stream::version_of(&sent.state),
-            "step {step}"
-        );
+        assert_eq!(sent.system_version, version_of(&sent.state), "step {step}");
         if step % 29 == 28 {
             // As Envoy does, a request never subscribes and unsubscribes
             // one name at once.
