@@ -1,17 +1,16 @@
-//! Delta (incremental) ADS: the [`Protocol`] glue between tonic messages and
-//! the [`DeltaStream`] state machine.
+//! Delta (incremental) ADS: the [`Protocol`] glue between the protocol's
+//! messages and the [`DeltaStream`] state machine.
 
 use super::delta_stream::{DeltaRequest, DeltaResponse, DeltaStream};
 use super::registry::StreamState;
 use super::task::{Protocol, Seen, IDENTIFIER};
+use super::wire::WireResponse;
 use crate::cache::ProxySnapshot;
-use crate::envoy::TypeUrl;
 use crate::metrics::XdsProtocol;
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
-use envoy_types::pb::google::protobuf::Any;
 
 pub(super) struct Delta;
 
@@ -24,7 +23,6 @@ fn machine(state: &mut StreamState) -> &mut DeltaStream {
 
 impl Protocol for Delta {
     type Request = DeltaDiscoveryRequest;
-    type Response = DeltaDiscoveryResponse;
     const NAME: &'static str = "delta";
     const PROTOCOL: XdsProtocol = XdsProtocol::Delta;
 
@@ -54,17 +52,7 @@ impl Protocol for Delta {
         }
     }
 
-    fn measure(response: &DeltaDiscoveryResponse) -> Option<(TypeUrl, usize)> {
-        let bytes = response
-            .resources
-            .iter()
-            .filter_map(|r| r.resource.as_ref())
-            .map(|a| a.value.len())
-            .sum();
-        Some((TypeUrl::parse(&response.type_url)?, bytes))
-    }
-
-    fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<DeltaDiscoveryResponse> {
+    fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<WireResponse> {
         machine(state)
             .poll(snapshot)
             .into_iter()
@@ -77,29 +65,18 @@ impl Protocol for Delta {
     }
 }
 
-fn delta_response(response: DeltaResponse) -> DeltaDiscoveryResponse {
-    let type_url = response.type_url.as_str();
-    DeltaDiscoveryResponse {
+/// A `DeltaDiscoveryResponse`; its resources are shared with the snapshot,
+/// each with its hash as its version.
+fn delta_response(response: DeltaResponse) -> WireResponse {
+    let fields = DeltaDiscoveryResponse {
         system_version_info: response.system_version,
-        resources: response
-            .resources
-            .into_iter()
-            .map(|r| Resource {
-                name: r.name.to_string(),
-                version: r.hash.to_string(),
-                resource: Some(Any {
-                    type_url: type_url.to_string(),
-                    value: r.body.to_vec(),
-                }),
-                ..Default::default()
-            })
-            .collect(),
-        type_url: type_url.to_string(),
+        type_url: response.type_url.as_str().to_string(),
         removed_resources: response.removed,
         nonce: response.nonce,
         control_plane: Some(ControlPlane {
             identifier: IDENTIFIER.to_string(),
         }),
         ..Default::default()
-    }
+    };
+    WireResponse::delta(response.type_url, fields, response.resources)
 }

@@ -1,11 +1,13 @@
-//! The ADS gRPC server: tonic wiring ([`AdsService`]), the per-stream state
-//! machines for SotW ([`stream`]) and delta ([`delta_stream`]), the stream
-//! task they share, and the registry of connected proxies ([`registry`])
-//! that the admin endpoint reads.
+//! The ADS gRPC server: the service ([`AdsService`]) and its HTTP/2 gRPC
+//! endpoint ([`AdsEndpoint`]; responses share the snapshot's bytes, see
+//! [`wire`]), the per-stream state machines for SotW ([`stream`]) and delta
+//! ([`delta_stream`]), the stream task they share, and the registry of
+//! connected proxies ([`registry`]) that the admin endpoint reads.
 
 mod convergence;
 mod delta;
 pub mod delta_stream;
+mod grpc;
 mod listen;
 pub mod registry;
 mod sotw;
@@ -14,23 +16,16 @@ pub use listen::{bind_xds, XDS_LISTEN_BACKLOG};
 mod task;
 #[cfg(test)]
 mod test_support;
+mod wire;
+pub use grpc::AdsEndpoint;
 
 use crate::cache::SnapshotCache;
 use crate::metrics::Metrics;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
 use registry::Registry;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::transport::server::TcpConnectInfo;
 
 /// Largest request we accept (Envoy's requests are small): 4 MiB.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -101,11 +96,11 @@ impl AdsService {
         self
     }
 
-    /// The tonic service with Sextant's explicit message size limits.
-    pub fn into_server(self) -> AggregatedDiscoveryServiceServer<Self> {
-        AggregatedDiscoveryServiceServer::new(self)
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    /// The gRPC endpoint of this service, for tonic's router. Requests over
+    /// [`MAX_REQUEST_BYTES`] and responses over [`MAX_RESPONSE_BYTES`] end
+    /// their stream with `RESOURCE_EXHAUSTED`.
+    pub fn into_endpoint(self) -> AdsEndpoint {
+        AdsEndpoint { service: self }
     }
 
     /// Serves ADS on `listener` until `shutdown` resolves.
@@ -135,7 +130,7 @@ impl AdsService {
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(self.into_server())
+            .add_service(self.into_endpoint())
             .add_optional_service(
                 sinks
                     .access_logs
@@ -167,17 +162,20 @@ impl AdsService {
     /// channel, so a proxy that does not read holds up only its own stream.
     fn spawn<P: task::Protocol>(
         &self,
-        request: Request<Streaming<P::Request>>,
-    ) -> Response<ResponseStream<P::Response>> {
+        request: http::Request<tonic::body::Body>,
+    ) -> http::Response<tonic::body::Body> {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        let peer: Option<SocketAddr> = request.remote_addr();
+        let peer: Option<SocketAddr> = request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr);
         let authorization = request
-            .metadata()
-            .get("authorization")
+            .headers()
+            .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let task = task::run::<P>(
-            request.into_inner(),
+            grpc::RequestStream::new(request.into_body()),
             tx,
             self.shared.clone(),
             task::Peer {
@@ -186,28 +184,6 @@ impl AdsService {
             },
         );
         tokio::spawn(task);
-        Response::new(Box::pin(ReceiverStream::new(rx)))
-    }
-}
-
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(self.spawn::<sotw::Sotw>(request))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(self.spawn::<delta::Delta>(request))
+        grpc::response(rx)
     }
 }

@@ -1,15 +1,14 @@
-//! State-of-the-world ADS: the [`Protocol`] glue between tonic messages and
-//! the [`SotwStream`] state machine.
+//! State-of-the-world ADS: the [`Protocol`] glue between the protocol's
+//! messages and the [`SotwStream`] state machine.
 
 use super::registry::StreamState;
 use super::stream::{Request, Response, SotwStream};
 use super::task::{Protocol, Seen, IDENTIFIER};
+use super::wire::WireResponse;
 use crate::cache::ProxySnapshot;
-use crate::envoy::TypeUrl;
 use crate::metrics::XdsProtocol;
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use envoy_types::pb::google::protobuf::Any;
 
 pub(super) struct Sotw;
 
@@ -22,7 +21,6 @@ fn machine(state: &mut StreamState) -> &mut SotwStream {
 
 impl Protocol for Sotw {
     type Request = DiscoveryRequest;
-    type Response = DiscoveryResponse;
     const NAME: &'static str = "SotW";
     const PROTOCOL: XdsProtocol = XdsProtocol::Sotw;
 
@@ -51,12 +49,7 @@ impl Protocol for Sotw {
         }
     }
 
-    fn measure(response: &DiscoveryResponse) -> Option<(TypeUrl, usize)> {
-        let bytes = response.resources.iter().map(|a| a.value.len()).sum();
-        Some((TypeUrl::parse(&response.type_url)?, bytes))
-    }
-
-    fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<DiscoveryResponse> {
+    fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<WireResponse> {
         machine(state)
             .poll(snapshot)
             .into_iter()
@@ -69,23 +62,16 @@ impl Protocol for Sotw {
     }
 }
 
-fn discovery_response(response: Response) -> DiscoveryResponse {
-    let type_url = response.type_url.as_str();
-    DiscoveryResponse {
+/// A `DiscoveryResponse`; its resources are shared with the snapshot.
+fn discovery_response(response: Response) -> WireResponse {
+    let fields = DiscoveryResponse {
         version_info: response.version,
-        resources: response
-            .resources
-            .values()
-            .map(|r| Any {
-                type_url: type_url.to_string(),
-                value: r.body.to_vec(),
-            })
-            .collect(),
-        type_url: type_url.to_string(),
+        type_url: response.type_url.as_str().to_string(),
         nonce: response.nonce,
         control_plane: Some(ControlPlane {
             identifier: IDENTIFIER.to_string(),
         }),
         ..Default::default()
-    }
+    };
+    WireResponse::sotw(response.type_url, fields, response.resources)
 }

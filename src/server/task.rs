@@ -4,8 +4,10 @@
 //! sending what the protocol's state machine says.
 
 use super::convergence::Convergence;
+use super::grpc::RequestStream;
 use super::registry::StreamState;
 use super::stream::RequestKind;
+use super::wire::WireResponse;
 use super::Shared;
 use crate::cache::ProxySnapshot;
 use crate::envoy::TypeUrl;
@@ -16,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 /// `control_plane.identifier` of every response.
 pub(super) const IDENTIFIER: &str = concat!("sextant/", env!("CARGO_PKG_VERSION"));
@@ -24,9 +26,7 @@ pub(super) const IDENTIFIER: &str = concat!("sextant/", env!("CARGO_PKG_VERSION"
 /// What differs between SotW and delta streams.
 pub(super) trait Protocol: Send + 'static {
     /// The request message.
-    type Request: Send + 'static;
-    /// The response message.
-    type Response: Send + 'static;
+    type Request: prost::Message + Default + Send + 'static;
     /// Name in logs: "SotW" or "delta".
     const NAME: &'static str;
     /// The `protocol` label of the metrics.
@@ -38,11 +38,8 @@ pub(super) trait Protocol: Send + 'static {
     fn new_state() -> StreamState;
     /// Applies a request to the state machine; returns what it was (for logs).
     fn on_request(state: &mut StreamState, request: Self::Request) -> Seen;
-    /// The type of a response and the encoded size of the resources it
-    /// carries, in bytes (for the metrics).
-    fn measure(response: &Self::Response) -> Option<(TypeUrl, usize)>;
     /// Responses to send now.
-    fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<Self::Response>;
+    fn poll(state: &mut StreamState, snapshot: &ProxySnapshot) -> Vec<WireResponse>;
     /// BENCHMARK ONLY (the naive baseline): makes the next poll send every
     /// subscribed type in full, changed or not.
     fn resend_all(state: &mut StreamState);
@@ -68,8 +65,8 @@ pub(super) struct Peer {
 
 /// Runs one stream until the proxy goes away or the response channel closes.
 pub(super) async fn run<P: Protocol>(
-    mut inbound: Streaming<P::Request>,
-    out: mpsc::Sender<Result<P::Response, Status>>,
+    mut inbound: RequestStream<P::Request>,
+    out: mpsc::Sender<Result<WireResponse, Status>>,
     shared: Arc<Shared>,
     Peer {
         addr: peer,
@@ -158,9 +155,9 @@ pub(super) async fn run<P: Protocol>(
             shared.metrics.observe_convergence(took);
         }
         for response in responses {
-            if let Some((type_url, bytes)) = P::measure(&response) {
-                shared.metrics.pushed(P::PROTOCOL, type_url, bytes);
-            }
+            shared
+                .metrics
+                .pushed(P::PROTOCOL, response.type_url(), response.resource_bytes());
             if out.send(Ok(response)).await.is_err() {
                 tracing::info!(node = proxy.node_id, "proxy disconnected");
                 return;

@@ -1,0 +1,407 @@
+//! The ADS methods as an HTTP/2 service: the gRPC framing of requests and
+//! responses (see gRPC's PROTOCOL-HTTP2.md) around the stream task.
+//!
+//! tonic's generated server would do this with its message codec, which
+//! encodes each response into one buffer per stream and keeps that buffer
+//! at its largest size for the stream's life (a whole CDS or EDS response,
+//! megabytes, per connected proxy), and keeps its decode buffer the same
+//! way. Here responses go out as chunks that share the snapshot's encoded
+//! resources ([`super::wire`]), and a request buffer larger than
+//! [`KEPT_REQUEST_BUFFER_BYTES`] is freed once its message is decoded.
+
+use super::wire::{Chunks, WireResponse, GRPC_PREFIX_BYTES};
+use super::{AdsService, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+use tonic::body::Body;
+use tonic::Status;
+
+/// The gRPC service name of ADS.
+const SERVICE: &str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
+/// The path of the SotW method.
+const SOTW_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+/// The path of the delta method.
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
+/// A request buffer up to this size (bytes) is kept for the next request;
+/// a larger one (a SotW ACK naming thousands of clusters) is freed.
+pub(crate) const KEPT_REQUEST_BUFFER_BYTES: usize = 16 * 1024;
+
+/// `AggregatedDiscoveryService` as a tower service for tonic's router.
+#[derive(Clone, Debug)]
+pub struct AdsEndpoint {
+    pub(super) service: AdsService,
+}
+
+impl tonic::server::NamedService for AdsEndpoint {
+    const NAME: &'static str = SERVICE;
+}
+
+impl tower_service::Service<http::Request<Body>> for AdsEndpoint {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let response = match request.uri().path() {
+            SOTW_PATH => self.service.spawn::<super::sotw::Sotw>(request),
+            DELTA_PATH => self.service.spawn::<super::delta::Delta>(request),
+            path => Status::unimplemented(format!("Sextant does not serve the gRPC method {path}"))
+                .into_http(),
+        };
+        std::future::ready(Ok(response))
+    }
+}
+
+/// The response of a stream: HTTP 200 with the gRPC content type, whose
+/// body is `responses` and ends with the status they end with.
+pub(super) fn response(
+    responses: mpsc::Receiver<Result<WireResponse, Status>>,
+) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::new(ResponseBody {
+        responses,
+        current: None,
+        ended: false,
+    }));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        tonic::metadata::GRPC_CONTENT_TYPE,
+    );
+    response
+}
+
+/// The body of a stream's response: each response as gRPC message chunks,
+/// then trailers with the stream's status (`OK` when the stream task ends
+/// without an error).
+struct ResponseBody {
+    responses: mpsc::Receiver<Result<WireResponse, Status>>,
+    current: Option<Chunks>,
+    ended: bool,
+}
+
+impl ResponseBody {
+    fn trailers(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.ended = true;
+        let mut trailers = http::HeaderMap::new();
+        if let Err(status) = status.add_header(&mut trailers) {
+            return Poll::Ready(Some(Err(status)));
+        }
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        loop {
+            if let Some(chunk) = self.current.as_mut().and_then(Iterator::next) {
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            self.current = None;
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match self.responses.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(response))) => match response.into_chunks(MAX_RESPONSE_BYTES) {
+                    Ok(chunks) => self.current = Some(chunks),
+                    Err(len) => {
+                        tracing::error!(
+                            len,
+                            limit = MAX_RESPONSE_BYTES,
+                            "ending an ADS stream: a response is larger than the limit"
+                        );
+                        return self.trailers(&Status::resource_exhausted(format!(
+                            "a response of {len} bytes is over Sextant's limit of {MAX_RESPONSE_BYTES} bytes"
+                        )));
+                    }
+                },
+                Poll::Ready(Some(Err(status))) => return self.trailers(&status),
+                Poll::Ready(None) => return self.trailers(&Status::ok("")),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.current.is_none()
+    }
+}
+
+/// The requests of a stream, decoded from its gRPC messages.
+pub(super) struct RequestStream<T> {
+    body: Body,
+    buf: BytesMut,
+    ended: bool,
+    message: PhantomData<fn() -> T>,
+}
+
+impl<T: prost::Message + Default> RequestStream<T> {
+    /// Reads the messages of `body`.
+    pub(super) fn new(body: Body) -> Self {
+        RequestStream {
+            body,
+            buf: BytesMut::new(),
+            ended: false,
+            message: PhantomData,
+        }
+    }
+
+    /// The next request, or `None` once the proxy ended its half of the
+    /// stream. Cancel-safe: dropping the future loses no bytes.
+    ///
+    /// # Errors
+    /// The transport failed (the proxy reset the stream, or went away); a
+    /// message is compressed (Sextant offers no compression), longer than
+    /// [`MAX_REQUEST_BYTES`], cut short by the end of the stream, or not a
+    /// valid request.
+    pub(super) async fn message(&mut self) -> Result<Option<T>, Status> {
+        loop {
+            if let Some(message) = self.decode_buffered()? {
+                return Ok(Some(message));
+            }
+            if self.ended {
+                return match self.buf.len() {
+                    0 => Ok(None),
+                    left => Err(Status::invalid_argument(format!(
+                        "the request stream ended inside a gRPC message ({left} bytes of it arrived)"
+                    ))),
+                };
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(status)) => return Err(status),
+                None => self.ended = true,
+            }
+        }
+    }
+
+    /// The first whole message in the buffer, if there is one.
+    fn decode_buffered(&mut self) -> Result<Option<T>, Status> {
+        let Some(prefix) = self.buf.get(..GRPC_PREFIX_BYTES) else {
+            return Ok(None);
+        };
+        let compressed = prefix[0] != 0;
+        let len = u32::from_be_bytes(prefix[1..].try_into().expect("4 bytes")) as usize;
+        if compressed {
+            return Err(Status::unimplemented(
+                "a compressed gRPC message: Sextant accepts no grpc-encoding",
+            ));
+        }
+        if len > MAX_REQUEST_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "a request of {len} bytes is over Sextant's limit of {MAX_REQUEST_BYTES} bytes"
+            )));
+        }
+        let Some(body) = self.buf.get(GRPC_PREFIX_BYTES..GRPC_PREFIX_BYTES + len) else {
+            self.buf.reserve(GRPC_PREFIX_BYTES + len - self.buf.len());
+            return Ok(None);
+        };
+        let message = T::decode(body)
+            .map_err(|e| Status::invalid_argument(format!("not a valid request: {e}")))?;
+        // Measured before the advance, which shrinks the capacity of the
+        // view but not the allocation behind it.
+        let large = self.buf.capacity() > KEPT_REQUEST_BUFFER_BYTES;
+        self.buf.advance(GRPC_PREFIX_BYTES + len);
+        if self.buf.is_empty() && large {
+            self.buf = BytesMut::new();
+        }
+        Ok(Some(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+    use prost::Message;
+
+    /// A request body that arrives as `frames` of bytes.
+    fn body(frames: Vec<Vec<u8>>) -> Body {
+        let frames = frames
+            .into_iter()
+            .map(|f| Ok::<_, Status>(Frame::data(Bytes::from(f))));
+        Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+            frames,
+        )))
+    }
+
+    /// `message` as a gRPC message: flag, length, bytes.
+    fn framed(message: &impl Message) -> Vec<u8> {
+        let bytes = message.encode_to_vec();
+        let mut out = vec![0];
+        out.extend((bytes.len() as u32).to_be_bytes());
+        out.extend(bytes);
+        out
+    }
+
+    fn request(names: usize) -> DiscoveryRequest {
+        DiscoveryRequest {
+            type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment".into(),
+            resource_names: (0..names)
+                .map(|i| format!("outbound|80||svc-{i}.ns"))
+                .collect(),
+            response_nonce: names.to_string(),
+            ..Default::default()
+        }
+    }
+
+    async fn all(
+        mut stream: RequestStream<DiscoveryRequest>,
+    ) -> Result<Vec<DiscoveryRequest>, Status> {
+        let mut out = Vec::new();
+        while let Some(message) = stream.message().await? {
+            out.push(message);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn requests_are_read_across_and_within_frames() {
+        let (a, b, c) = (request(1), request(3_000), request(2));
+        let mut bytes = framed(&a);
+        bytes.extend(framed(&b));
+        bytes.extend(framed(&c));
+        // Frames cut at every awkward place: inside a prefix, inside a
+        // message, and several messages in one frame.
+        let cuts = [2, 7, 100, bytes.len() - 3];
+        let mut frames = Vec::new();
+        let mut from = 0;
+        for cut in cuts {
+            frames.push(bytes[from..cut].to_vec());
+            from = cut;
+        }
+        frames.push(bytes[from..].to_vec());
+        let got = all(RequestStream::new(body(frames))).await.unwrap();
+        assert_eq!(got, vec![a, b, c]);
+    }
+
+    #[tokio::test]
+    async fn a_large_request_does_not_keep_its_buffer() {
+        let large = framed(&request(3_000));
+        let small = framed(&request(1));
+        assert!(large.len() > 4 * KEPT_REQUEST_BUFFER_BYTES);
+        let mut stream = RequestStream::<DiscoveryRequest>::new(body(vec![large, small.clone()]));
+        stream.message().await.unwrap().unwrap();
+        assert!(
+            stream.buf.capacity() <= KEPT_REQUEST_BUFFER_BYTES,
+            "{} bytes kept after a large request",
+            stream.buf.capacity()
+        );
+        stream.message().await.unwrap().unwrap();
+        assert!(stream.buf.capacity() <= KEPT_REQUEST_BUFFER_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_compressed_message_is_refused() {
+        let mut bytes = framed(&request(1));
+        bytes[0] = 1;
+        let err = all(RequestStream::new(body(vec![bytes])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unimplemented);
+        assert!(err.message().contains("compressed"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_limit_is_refused_before_it_arrives() {
+        let mut prefix = vec![0];
+        prefix.extend((MAX_REQUEST_BYTES as u32 + 1).to_be_bytes());
+        let err = all(RequestStream::new(body(vec![prefix])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            err.message().contains(&MAX_REQUEST_BYTES.to_string()),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_inside_a_message_is_an_error_and_garbage_is_invalid() {
+        let mut bytes = framed(&request(10));
+        bytes.truncate(bytes.len() - 1);
+        let err = all(RequestStream::new(body(vec![bytes])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("ended inside"), "{err:?}");
+
+        let garbage = vec![0, 0, 0, 0, 2, 0xff, 0xff];
+        let err = all(RequestStream::new(body(vec![garbage])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("not a valid request"), "{err:?}");
+    }
+
+    /// Collects a response body: the data bytes and the trailers.
+    async fn collect(mut body: Body) -> (Vec<u8>, http::HeaderMap) {
+        let (mut data, mut trailers) = (Vec::new(), http::HeaderMap::new());
+        while let Some(frame) = body.frame().await {
+            let frame = frame.unwrap();
+            match frame.into_data() {
+                Ok(bytes) => data.extend_from_slice(&bytes),
+                Err(frame) => trailers = frame.into_trailers().unwrap(),
+            }
+        }
+        (data, trailers)
+    }
+
+    fn small_response() -> WireResponse {
+        WireResponse::sotw(
+            crate::envoy::TypeUrl::Cluster,
+            Default::default(),
+            Default::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_response_body_carries_its_messages_then_the_status() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(small_response())).await.unwrap();
+        tx.send(Ok(small_response())).await.unwrap();
+        drop(tx);
+        let http = response(rx);
+        assert_eq!(
+            http.headers()[http::header::CONTENT_TYPE],
+            "application/grpc"
+        );
+        let (data, trailers) = collect(http.into_body()).await;
+        let one: Vec<u8> = small_response()
+            .into_chunks(usize::MAX)
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(data, [one.clone(), one].concat());
+        assert_eq!(trailers["grpc-status"], "0");
+
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Err(Status::unauthenticated("no token")))
+            .await
+            .unwrap();
+        let (data, trailers) = collect(response(rx).into_body()).await;
+        assert!(data.is_empty());
+        assert_eq!(trailers["grpc-status"], "16");
+        assert_eq!(trailers["grpc-message"], "no%20token");
+    }
+}

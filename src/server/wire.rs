@@ -1,0 +1,484 @@
+//! Responses on the wire. A `DiscoveryResponse` or `DeltaDiscoveryResponse`
+//! is written as one gRPC message (a 5-byte prefix: compressed flag, then the
+//! big-endian length in bytes) made of chunks produced while the stream
+//! sends: the encoded resources of the snapshot, which every stream shares,
+//! go out as chunks of their own instead of being copied into a buffer per
+//! stream (what tonic's message encoder does, and keeps at its largest size
+//! for the life of the stream).
+//!
+//! The fields other than `resources` are encoded by prost from the message
+//! types of `envoy/service/discovery/v3/discovery.proto`; each resource is
+//! appended as one more `resources` field. Protobuf parsers merge fields in
+//! any order and append repeated ones, so the message is the same one prost
+//! would encode (see <https://protobuf.dev/programming-guides/encoding/>).
+
+use crate::cache::{Resource, ResourceMap};
+use crate::envoy::TypeUrl;
+use bytes::{BufMut, Bytes, BytesMut};
+use envoy_types::pb::envoy::service::discovery::v3 as discovery;
+use envoy_types::pb::google::protobuf::Any;
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::Message;
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Bytes of the gRPC message prefix: the compressed flag and the length.
+pub(crate) const GRPC_PREFIX_BYTES: usize = 5;
+/// The `resources` field of both response messages.
+const RESOURCES_FIELD: u32 = 2;
+/// `google.protobuf.Any.value`.
+const ANY_VALUE_FIELD: u32 = 2;
+/// `envoy.service.discovery.v3.Resource.resource`.
+const RESOURCE_ANY_FIELD: u32 = 2;
+/// Resource bodies shorter than this (bytes) are copied into the chunk being
+/// built; longer ones are sent as chunks of their own, shared, not copied.
+const SHARE_FROM_BYTES: usize = 1024;
+/// A chunk being built is sent once it holds this many bytes.
+const CHUNK_BYTES: usize = 16 * 1024;
+/// Resources read from the response at a time.
+const BATCH: usize = 64;
+
+/// Which response message, with what the resources field needs per resource.
+#[derive(Debug)]
+enum Layout {
+    /// `DiscoveryResponse.resources`: `Any` messages.
+    Sotw,
+    /// `DeltaDiscoveryResponse.resources`: `Resource` messages carrying the
+    /// resource's name and version ([`Resource::hash`]) and its `Any`.
+    Delta,
+}
+
+/// The resources of a response, in name order.
+#[derive(Debug)]
+enum Items {
+    /// A SotW response's map (shared with the stream's state).
+    Map(Arc<ResourceMap>),
+    /// A delta response's changed resources.
+    List(Vec<Resource>),
+}
+
+/// One response, ready to be written as a gRPC message.
+#[derive(Debug)]
+pub(crate) struct WireResponse {
+    type_url: TypeUrl,
+    layout: Layout,
+    /// The message's fields other than `resources`, encoded.
+    head: Bytes,
+    /// `Any.type_url` of every resource, encoded as a field (the same for all).
+    any_type_url: Bytes,
+    items: Items,
+    /// Length of the whole message in bytes (without the gRPC prefix).
+    len: usize,
+}
+
+impl WireResponse {
+    /// A `DiscoveryResponse` of `resources` with the other fields of `fields`
+    /// (whose own `resources` must be empty).
+    pub(crate) fn sotw(
+        type_url: TypeUrl,
+        fields: discovery::DiscoveryResponse,
+        resources: Arc<ResourceMap>,
+    ) -> Self {
+        debug_assert!(fields.resources.is_empty());
+        Self::new(
+            type_url,
+            Layout::Sotw,
+            fields.encode_to_vec(),
+            Items::Map(resources),
+        )
+    }
+
+    /// A `DeltaDiscoveryResponse` of `resources` with the other fields of
+    /// `fields` (whose own `resources` must be empty).
+    pub(crate) fn delta(
+        type_url: TypeUrl,
+        fields: discovery::DeltaDiscoveryResponse,
+        resources: Vec<Resource>,
+    ) -> Self {
+        debug_assert!(fields.resources.is_empty());
+        Self::new(
+            type_url,
+            Layout::Delta,
+            fields.encode_to_vec(),
+            Items::List(resources),
+        )
+    }
+
+    fn new(type_url: TypeUrl, layout: Layout, head: Vec<u8>, items: Items) -> Self {
+        let any_type_url = Any {
+            type_url: type_url.as_str().to_string(),
+            value: Vec::new(),
+        }
+        .encode_to_vec();
+        let mut response = WireResponse {
+            type_url,
+            layout,
+            head: head.into(),
+            any_type_url: any_type_url.into(),
+            items,
+            len: 0,
+        };
+        let mut len = response.head.len();
+        response.for_each(|r| len += field_len(response.resource_len(r)));
+        response.len = len;
+        response
+    }
+
+    /// The type of the resources.
+    pub(crate) fn type_url(&self) -> TypeUrl {
+        self.type_url
+    }
+
+    /// Length of the encoded message in bytes, without the gRPC prefix.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes of the resources' own encodings (the `Any` values), for the metrics.
+    pub(crate) fn resource_bytes(&self) -> usize {
+        let mut bytes = 0;
+        self.for_each(|r| bytes += r.body.len());
+        bytes
+    }
+
+    /// How many resources the response carries.
+    #[cfg(test)]
+    pub(crate) fn resource_count(&self) -> usize {
+        match &self.items {
+            Items::Map(map) => map.len(),
+            Items::List(list) => list.len(),
+        }
+    }
+
+    fn for_each(&self, mut f: impl FnMut(&Resource)) {
+        match &self.items {
+            Items::Map(map) => map.values().for_each(&mut f),
+            Items::List(list) => list.iter().for_each(f),
+        }
+    }
+
+    /// Length of a resource's `Any` message. An empty value is left out,
+    /// as proto3 leaves out every field at its default.
+    fn any_len(&self, resource: &Resource) -> usize {
+        match resource.body.len() {
+            0 => self.any_type_url.len(),
+            len => self.any_type_url.len() + field_len(len),
+        }
+    }
+
+    /// Length of the message that one entry of `resources` holds.
+    fn resource_len(&self, resource: &Resource) -> usize {
+        match self.layout {
+            Layout::Sotw => self.any_len(resource),
+            Layout::Delta => {
+                delta_resource_head(resource).encoded_len() + field_len(self.any_len(resource))
+            }
+        }
+    }
+
+    /// Writes a resource's entry up to its body into `buf`.
+    fn put_entry_head(&self, resource: &Resource, buf: &mut BytesMut) {
+        put_field_head(RESOURCES_FIELD, self.resource_len(resource), buf);
+        if let Layout::Delta = self.layout {
+            delta_resource_head(resource)
+                .encode(buf)
+                .expect("a BytesMut grows as needed");
+            put_field_head(RESOURCE_ANY_FIELD, self.any_len(resource), buf);
+        }
+        buf.put_slice(&self.any_type_url);
+        if !resource.body.is_empty() {
+            put_field_head(ANY_VALUE_FIELD, resource.body.len(), buf);
+        }
+    }
+
+    /// The gRPC message as chunks, produced as they are asked for.
+    ///
+    /// # Errors
+    /// The message is longer than `max_bytes`: the length in bytes.
+    pub(crate) fn into_chunks(self, max_bytes: usize) -> Result<Chunks, usize> {
+        if self.len > max_bytes || u32::try_from(self.len).is_err() {
+            return Err(self.len);
+        }
+        Ok(Chunks {
+            response: self,
+            queue: VecDeque::new(),
+            started: false,
+            cursor: Cursor::Start,
+        })
+    }
+}
+
+/// The fields of a delta `Resource` other than its `Any`.
+fn delta_resource_head(resource: &Resource) -> discovery::Resource {
+    discovery::Resource {
+        name: resource.name.to_string(),
+        version: resource.hash.to_string(),
+        ..Default::default()
+    }
+}
+
+/// Length of a length-delimited field of `len` bytes with its key (field
+/// numbers below 16 have one-byte keys).
+fn field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+fn put_field_head(field: u32, len: usize, buf: &mut BytesMut) {
+    debug_assert!(field < 16, "field_len counts a one-byte key");
+    encode_key(field, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+}
+
+/// Where a response's resources have been read up to.
+#[derive(Debug)]
+enum Cursor {
+    /// Nothing read yet.
+    Start,
+    /// A map's resources up to this name are read.
+    AfterName(Arc<str>),
+    /// This many of a list's resources are read.
+    AfterIndex(usize),
+    /// All are read.
+    Done,
+}
+
+/// A response's gRPC message as chunks of bytes (see the module doc).
+#[derive(Debug)]
+pub(crate) struct Chunks {
+    response: WireResponse,
+    queue: VecDeque<Bytes>,
+    started: bool,
+    cursor: Cursor,
+}
+
+impl Chunks {
+    /// Resources after the cursor, at most [`BATCH`], and moves the cursor.
+    fn next_batch(&mut self) -> Vec<Resource> {
+        let batch: Vec<Resource> = match (&self.response.items, &self.cursor) {
+            (_, Cursor::Done) => Vec::new(),
+            (Items::Map(map), Cursor::AfterName(last)) => map
+                .range::<_, str>((Bound::Excluded(&**last), Bound::Unbounded))
+                .take(BATCH)
+                .map(|(_, r)| r.clone())
+                .collect(),
+            (Items::Map(map), _) => map.values().take(BATCH).cloned().collect(),
+            (Items::List(list), cursor) => {
+                let from = match cursor {
+                    Cursor::AfterIndex(i) => *i,
+                    _ => 0,
+                };
+                list[from.min(list.len())..]
+                    .iter()
+                    .take(BATCH)
+                    .cloned()
+                    .collect()
+            }
+        };
+        self.cursor = match (batch.last(), &self.cursor) {
+            (None, _) => Cursor::Done,
+            (Some(last), _) if matches!(self.response.items, Items::Map(_)) => {
+                Cursor::AfterName(last.name.clone())
+            }
+            (Some(_), Cursor::AfterIndex(i)) => Cursor::AfterIndex(i + batch.len()),
+            (Some(_), _) => Cursor::AfterIndex(batch.len()),
+        };
+        batch
+    }
+
+    /// Fills the queue with the next chunks; leaves it empty at the end.
+    fn refill(&mut self) {
+        let mut buf = BytesMut::new();
+        if !self.started {
+            self.started = true;
+            buf.reserve(GRPC_PREFIX_BYTES + self.response.head.len());
+            buf.put_u8(0);
+            buf.put_u32(self.response.len as u32);
+            buf.put_slice(&self.response.head);
+        }
+        while self.queue.is_empty() && buf.len() < CHUNK_BYTES {
+            let batch = self.next_batch();
+            if batch.is_empty() {
+                break;
+            }
+            for resource in &batch {
+                self.response.put_entry_head(resource, &mut buf);
+                if resource.body.len() < SHARE_FROM_BYTES {
+                    buf.put_slice(&resource.body);
+                } else {
+                    self.queue.push_back(buf.split().freeze());
+                    self.queue.push_back(resource.body.clone());
+                }
+            }
+        }
+        if !buf.is_empty() {
+            self.queue.push_back(buf.freeze());
+        }
+        self.queue.retain(|chunk| !chunk.is_empty());
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.queue.is_empty() {
+            self.refill();
+        }
+        self.queue.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::ControlPlane;
+
+    /// Resources named `r000`.. whose bodies have the given lengths, so
+    /// that some are copied and some are shared.
+    fn resources(lengths: &[usize]) -> Vec<Resource> {
+        lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let body: Vec<u8> = (0..len).map(|b| (b * 7 + i) as u8).collect();
+                Resource::new(format!("r{i:03}"), body.into(), format!("h{i}"))
+            })
+            .collect()
+    }
+
+    /// Lengths around the sharing threshold and the chunk size, and enough
+    /// of them for several batches.
+    fn lengths() -> Vec<usize> {
+        let mut lengths = vec![0, 1, 127, 128, SHARE_FROM_BYTES - 1, SHARE_FROM_BYTES];
+        lengths.extend([CHUNK_BYTES - 1, CHUNK_BYTES, 70_000]);
+        lengths.extend((0..200).map(|i| (i * 37) % 900));
+        lengths
+    }
+
+    /// The gRPC message of a response: checks the prefix, returns the body.
+    fn message(response: WireResponse) -> Vec<u8> {
+        let bytes: Vec<u8> = response
+            .into_chunks(usize::MAX)
+            .expect("no limit")
+            .flat_map(|chunk| chunk.to_vec())
+            .collect();
+        assert_eq!(bytes[0], 0, "uncompressed");
+        let len = u32::from_be_bytes(bytes[1..5].try_into().unwrap()) as usize;
+        assert_eq!(
+            len,
+            bytes.len() - GRPC_PREFIX_BYTES,
+            "the prefix gives the length"
+        );
+        bytes[GRPC_PREFIX_BYTES..].to_vec()
+    }
+
+    fn control_plane() -> Option<ControlPlane> {
+        Some(ControlPlane {
+            identifier: "sextant/test".into(),
+        })
+    }
+
+    #[test]
+    fn a_sotw_response_decodes_to_the_message_prost_would_build() {
+        let list = resources(&lengths());
+        let map: ResourceMap = list.iter().map(|r| (r.name.clone(), r.clone())).collect();
+        let fields = discovery::DiscoveryResponse {
+            version_info: "v-42".into(),
+            type_url: TypeUrl::Cluster.as_str().into(),
+            nonce: "7".into(),
+            control_plane: control_plane(),
+            ..Default::default()
+        };
+        let expected = discovery::DiscoveryResponse {
+            resources: list
+                .iter()
+                .map(|r| Any {
+                    type_url: TypeUrl::Cluster.as_str().into(),
+                    value: r.body.to_vec(),
+                })
+                .collect(),
+            ..fields.clone()
+        };
+        let wire = WireResponse::sotw(TypeUrl::Cluster, fields, Arc::new(map));
+        assert_eq!(wire.len(), expected.encoded_len());
+        assert_eq!(wire.resource_count(), list.len());
+        assert_eq!(
+            wire.resource_bytes(),
+            list.iter().map(|r| r.body.len()).sum::<usize>()
+        );
+        let decoded = discovery::DiscoveryResponse::decode(&message(wire)[..]).unwrap();
+        assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn a_delta_response_decodes_to_the_message_prost_would_build() {
+        let list = resources(&lengths());
+        let fields = discovery::DeltaDiscoveryResponse {
+            system_version_info: "v-1".into(),
+            type_url: TypeUrl::ClusterLoadAssignment.as_str().into(),
+            removed_resources: vec!["gone-a".into(), "gone-b".into()],
+            nonce: "3".into(),
+            control_plane: control_plane(),
+            ..Default::default()
+        };
+        let expected = discovery::DeltaDiscoveryResponse {
+            resources: list
+                .iter()
+                .map(|r| discovery::Resource {
+                    name: r.name.to_string(),
+                    version: r.hash.to_string(),
+                    resource: Some(Any {
+                        type_url: TypeUrl::ClusterLoadAssignment.as_str().into(),
+                        value: r.body.to_vec(),
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..fields.clone()
+        };
+        let wire = WireResponse::delta(TypeUrl::ClusterLoadAssignment, fields, list);
+        assert_eq!(wire.len(), expected.encoded_len());
+        let decoded = discovery::DeltaDiscoveryResponse::decode(&message(wire)[..]).unwrap();
+        assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn an_empty_response_is_its_fields_alone() {
+        let fields = discovery::DiscoveryResponse {
+            version_info: "v".into(),
+            type_url: TypeUrl::Listener.as_str().into(),
+            nonce: "1".into(),
+            ..Default::default()
+        };
+        let wire = WireResponse::sotw(TypeUrl::Listener, fields.clone(), Default::default());
+        assert_eq!(message(wire), fields.encode_to_vec());
+    }
+
+    #[test]
+    fn large_bodies_are_shared_not_copied() {
+        let list = resources(&[10, 70_000, 20]);
+        let big = list[1].body.clone();
+        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), list);
+        let chunks: Vec<Bytes> = wire.into_chunks(usize::MAX).unwrap().collect();
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c.as_ptr() == big.as_ptr() && c.len() == big.len()),
+            "the 70,000-byte body is sent from the snapshot's own buffer"
+        );
+        assert!(
+            chunks.iter().all(|c| !c.is_empty()),
+            "no empty chunk is sent"
+        );
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_with_its_length() {
+        let list = resources(&[5_000]);
+        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), list);
+        let len = wire.len();
+        assert_eq!(wire.into_chunks(len - 1).err(), Some(len));
+    }
+}
