@@ -18,6 +18,7 @@
 //!   are sent again in the same push (Envoy keeps a modified EDS cluster
 //!   warming until it receives its endpoints).
 
+use super::names::NameSet;
 use super::stream::{held, named, record_answer, retain_dropped, Nack, RequestKind, Selection};
 use crate::cache::{ProxySnapshot, Resource, ResourceMap, SetVersion};
 use crate::envoy::TypeUrl;
@@ -63,8 +64,8 @@ pub struct DeltaSent {
 pub struct DeltaTypeState {
     /// Subscribed to every resource of the type.
     pub wildcard: bool,
-    /// Explicitly subscribed names.
-    pub names: BTreeSet<String>,
+    /// Explicitly subscribed names (shared by the streams subscribed to them).
+    pub names: NameSet,
     /// The latest response sent.
     pub sent: Option<DeltaSent>,
     /// The latest response the proxy ACKed.
@@ -245,18 +246,23 @@ impl DeltaStream {
                     .insert(Arc::from(name.as_str()), Arc::from(version.as_str()));
             }
         }
+        let named = |names: &[String]| names.iter().any(|n| n != "*");
+        if named(&request.subscribe) || named(&request.unsubscribe) {
+            state.names = state.names.changed(|names| {
+                names.extend(request.subscribe.iter().filter(|n| *n != "*").cloned());
+                for name in request.unsubscribe.iter().filter(|n| *n != "*") {
+                    names.remove(name);
+                }
+            });
+        }
         for name in &request.subscribe {
             if name == "*" {
                 state.wildcard = true;
-            } else {
-                state.names.insert(name.clone());
             }
         }
         for name in &request.unsubscribe {
             if name == "*" {
                 state.wildcard = false;
-            } else {
-                state.names.remove(name);
             }
             state.told_absent.remove(name);
         }

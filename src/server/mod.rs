@@ -9,6 +9,7 @@ mod delta;
 pub mod delta_stream;
 mod grpc;
 mod listen;
+pub mod names;
 pub mod registry;
 mod sotw;
 pub mod stream;

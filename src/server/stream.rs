@@ -25,6 +25,7 @@
 //!   push nobody asked for carries only the changed resources, an answer to
 //!   a request carries all subscribed ones.
 
+use super::names::NameSet;
 use crate::cache::{ProxySnapshot, Resource, ResourceMap, SetVersion};
 use crate::envoy::TypeUrl;
 use imbl::ordmap::DiffItem;
@@ -39,8 +40,8 @@ use std::time::SystemTime;
 pub enum Subscription {
     /// Every resource of the type (LDS/CDS with no names, or `*`).
     Wildcard,
-    /// These resource names.
-    Names(BTreeSet<String>),
+    /// These resource names (shared by the streams subscribed to them).
+    Names(NameSet),
 }
 
 impl Subscription {
@@ -169,7 +170,8 @@ impl Selection {
     /// previous pick, when it was for the same epoch, is updated from the
     /// diff of its map and `all`, so a push that changed a few resources
     /// costs a few lookups, and the result shares its structure with the
-    /// previous one (and so with what was sent).
+    /// previous one (and so with what was sent). A pick of the whole map
+    /// stays the whole (shared) map while everything added is subscribed.
     pub(super) fn pick(
         &mut self,
         all: &ResourceMap,
@@ -178,7 +180,15 @@ impl Selection {
     ) -> ResourceMap {
         match &mut self.picked {
             Some((source, picked_epoch, selected)) if *picked_epoch == epoch => {
-                if !source.ptr_eq(all) {
+                let whole = selected.ptr_eq(source)
+                    && source.diff(all).all(|item| match item {
+                        DiffItem::Add(name, _) => subscribed(name),
+                        DiffItem::Update { .. } | DiffItem::Remove(..) => true,
+                    });
+                if whole {
+                    *selected = all.clone();
+                    *source = all.clone();
+                } else if !source.ptr_eq(all) {
                     for item in source.diff(all) {
                         match item {
                             DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {

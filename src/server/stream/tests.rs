@@ -226,7 +226,7 @@ fn a_stale_nonce_applies_resource_names_but_is_not_answered() {
     assert_eq!(stream.on_request(&stale), RequestKind::Stale);
     assert_eq!(
         stream.types[&EDS].subscription,
-        Subscription::Names(["a".to_string(), "b".to_string()].into())
+        Subscription::Names(NameSet::new(["a".to_string(), "b".to_string()].into()))
     );
     assert!(
         stream.poll(&v2).is_empty(),
@@ -796,4 +796,61 @@ fn a_request_is_compared_with_the_subscription_as_a_set() {
     assert!(wildcard.is_requested_by(CDS, &[]));
     assert!(wildcard.is_requested_by(CDS, &names(&["*"])));
     assert!(!wildcard.is_requested_by(CDS, &names(&["a"])));
+}
+
+/// Streams that subscribe to the same names hold one set of them, and
+/// their selection stays the snapshot's own map as endpoints change and
+/// clusters are added: per-stream memory does not grow with the mesh.
+#[test]
+fn streams_of_one_class_share_their_subscription_and_the_snapshot_map() {
+    let mut world = ChangingEndpoints::new(7);
+    let mut snap = snapshot(&[(EDS, world.eds.values().cloned().collect())]);
+    snap.resources.insert(EDS, Arc::new(world.eds.clone()));
+    let eds: Vec<String> = (0..60).map(endpoint_name).collect();
+    let eds: Vec<&str> = eds.iter().map(String::as_str).collect();
+    let mut streams = [SotwStream::new(), SotwStream::new()];
+    for stream in &mut streams {
+        stream.on_request(&initial(EDS, &eds));
+        let response = only(stream.poll(&snap), EDS);
+        stream.on_request(&ack(&response, &eds));
+    }
+    let subscription = |s: &SotwStream| match &s.types[&EDS].subscription {
+        Subscription::Names(names) => names.clone(),
+        Subscription::Wildcard => panic!("EDS was asked for by name"),
+    };
+    assert!(subscription(&streams[0]).is_shared_with(&subscription(&streams[1])));
+
+    let mut pushes = 0;
+    for generation in 1..=30 {
+        // Endpoints change, and names up to c49 (all subscribed) come and go.
+        snap = world.step(generation);
+        for stream in &mut streams {
+            let Some(response) = stream.poll(&snap).into_iter().next() else {
+                continue;
+            };
+            pushes += 1;
+            stream.on_request(&ack(&response, &eds));
+            let sent = &stream.types[&EDS].sent.as_ref().unwrap().resources;
+            assert!(
+                sent.ptr_eq(snap.of(EDS)),
+                "generation {generation}: the stream holds a copy of the snapshot's map"
+            );
+        }
+    }
+    assert!(pushes > 40, "{pushes} pushes");
+    assert!(subscription(&streams[0]).is_shared_with(&subscription(&streams[1])));
+
+    // A name the proxy did not ask for: the selection is a map of its own
+    // without it.
+    let mut extra = snap.of(EDS).clone();
+    for r in [endpoints("not-asked", &[80]), endpoints("c00", &[9999])] {
+        extra.insert(r.name.clone(), r);
+    }
+    let mut snap = snap;
+    snap.resources.insert(EDS, Arc::new(extra));
+    let stream = &mut streams[0];
+    let response = only(stream.poll(&snap), EDS);
+    assert_eq!(resource_names(&response), ["c00"]);
+    let sent = &stream.types[&EDS].sent.as_ref().unwrap().resources;
+    assert!(!sent.contains_key("not-asked") && !sent.ptr_eq(snap.of(EDS)));
 }
