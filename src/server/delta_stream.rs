@@ -74,10 +74,14 @@ pub struct DeltaTypeState {
     pub nack: Option<Nack>,
     /// NACKs received on this stream.
     pub nack_count: u64,
-    /// Resource name → version the proxy has, as far as we sent or it told us.
+    /// Name → version of what the proxy said it has in the
+    /// `initial_resource_versions` of its first request, until the next
+    /// poll compares them with the snapshot (then empty).
     #[serde(skip)]
-    versions: BTreeMap<Arc<str>, Arc<str>>,
-    /// Resources we sent, by name (for the config dump).
+    claimed: BTreeMap<Arc<str>, Arc<str>>,
+    /// What the proxy has from us, by name (each resource's version is its
+    /// hash). With `claimed`, the version of every resource the proxy has;
+    /// usually the snapshot's own map (shared, not a copy per stream).
     #[serde(skip)]
     resources: ResourceMap,
     /// Names we told the proxy do not exist.
@@ -117,6 +121,19 @@ impl DeltaTypeState {
         self.wildcard || self.names.contains(name)
     }
 
+    /// The version of `name` the proxy has, as far as we sent or it told us.
+    fn version_of(&self, name: &str) -> Option<&Arc<str>> {
+        self.claimed
+            .get(name)
+            .or_else(|| self.resources.get(name).map(|r| &r.hash))
+    }
+
+    /// The names of everything the proxy has, as far as we sent or it told
+    /// us (sorted; a name may come twice).
+    fn held_names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.resources.keys().chain(self.claimed.keys())
+    }
+
     /// What to send so that the proxy has `desired`, found by comparing
     /// every resource: the new or changed resources (sorted by name), the
     /// names to remove (sorted), and the version of `desired`.
@@ -125,7 +142,7 @@ impl DeltaTypeState {
         // `initial_resource_versions`) counts as sent: it is kept until
         // the routes move off it, and shown in the sent and ACKed state.
         for r in desired.values() {
-            if self.versions.get(&r.name) == Some(&r.hash) {
+            if self.claimed.get(&r.name) == Some(&r.hash) {
                 self.resources
                     .entry(r.name.clone())
                     .or_insert_with(|| r.clone());
@@ -133,14 +150,11 @@ impl DeltaTypeState {
         }
         let changed: Vec<Resource> = desired
             .values()
-            .filter(|r| {
-                self.versions.get(&r.name) != Some(&r.hash) || self.force.contains(&*r.name)
-            })
+            .filter(|r| self.version_of(&r.name) != Some(&r.hash) || self.force.contains(&*r.name))
             .cloned()
             .collect();
         let mut removed: Vec<String> = self
-            .versions
-            .keys()
+            .held_names()
             .filter(|n| !desired.contains_key(*n))
             .map(|n| n.to_string())
             .collect();
@@ -150,7 +164,7 @@ impl DeltaTypeState {
                 .iter()
                 .filter(|n| {
                     !desired.contains_key(n.as_str())
-                        && !self.versions.contains_key(n.as_str())
+                        && self.version_of(n).is_none()
                         && !self.told_absent.contains(*n)
                 })
                 .cloned(),
@@ -242,7 +256,7 @@ impl DeltaStream {
             state.wildcard = type_url.is_wildcard_capable() && request.subscribe.is_empty();
             for (name, version) in &request.initial_resource_versions {
                 state
-                    .versions
+                    .claimed
                     .insert(Arc::from(name.as_str()), Arc::from(version.as_str()));
             }
         }
@@ -270,13 +284,12 @@ impl DeltaStream {
         // to have without subscribing to it.
         if first || !request.unsubscribe.is_empty() {
             let dropped: Vec<Arc<str>> = state
-                .versions
-                .keys()
+                .held_names()
                 .filter(|n| !state.subscribed(n))
                 .cloned()
                 .collect();
             for name in &dropped {
-                state.versions.remove(name);
+                state.claimed.remove(name);
                 state.resources.remove(name);
             }
         }
@@ -315,7 +328,7 @@ impl DeltaStream {
     /// sends every resource the proxy has again, changed or not.
     pub fn resend_all(&mut self) {
         for state in self.types.values_mut() {
-            let names: Vec<String> = state.versions.keys().map(|n| n.to_string()).collect();
+            let names: Vec<String> = state.held_names().map(|n| n.to_string()).collect();
             state.force.extend(names);
             state.respond = true;
             state.last = None;
@@ -339,33 +352,32 @@ impl DeltaStream {
             };
             state.last = Some((desired.clone(), version));
             if changed.is_empty() && removed.is_empty() {
-                // The proxy has `desired` already; keep the map that shares
-                // its structure with the next one.
+                // The proxy has `desired` already (every claim matched);
+                // keep the map that shares its structure with the next one.
                 state.resources = desired.clone();
+                state.claimed.clear();
                 if !state.respond {
                     continue;
                 }
             }
             let modified: Vec<String> = changed
                 .iter()
-                .filter(|r| state.versions.get(&r.name).is_some_and(|v| *v != r.hash))
+                .filter(|r| state.version_of(&r.name).is_some_and(|v| *v != r.hash))
                 .map(|r| r.name.to_string())
                 .collect();
             for resource in &changed {
-                state
-                    .versions
-                    .insert(resource.name.clone(), resource.hash.clone());
                 state.told_absent.remove(&*resource.name);
             }
             for name in &removed {
-                state.versions.remove(name.as_str());
                 if state.names.contains(name) {
                     state.told_absent.insert(name.clone());
                 }
             }
             // The proxy now has what it should: `desired` itself, so that
-            // the next diff against it visits little.
+            // the next diff against it visits little. What it claimed was
+            // either in `desired` or removed.
             state.resources = desired;
+            state.claimed.clear();
             self.next_nonce += 1;
             let nonce = self.next_nonce.to_string();
             let system_version = version.to_hex();
