@@ -893,3 +893,39 @@ fn deltas_follow_a_changing_snapshot_and_subscription_exactly() {
         }
     }
 }
+
+/// What a delta stream knows the proxy has is the snapshot's own map, not
+/// a copy (nor a name → version map) per stream, and streams with the same
+/// names share one set of them.
+#[test]
+fn delta_streams_share_their_subscription_and_the_snapshot_map() {
+    let mut world = ChangingEndpoints::new(11);
+    let mut snap = world.step(0);
+    let eds: Vec<String> = (0..60).map(endpoint_name).collect();
+    let eds: Vec<&str> = eds.iter().map(String::as_str).collect();
+    let mut streams = [DeltaStream::new(), DeltaStream::new()];
+    for stream in &mut streams {
+        stream.on_request(&initial(EDS, &eds));
+        let response = only(stream.poll(&snap), EDS);
+        stream.on_request(&ack(&response));
+    }
+    assert!(streams[0].types[&EDS]
+        .names
+        .is_shared_with(&streams[1].types[&EDS].names));
+    let mut pushes = 0;
+    for generation in 1..=30 {
+        snap = world.step(generation);
+        for stream in &mut streams {
+            let Some(response) = stream.poll(&snap).into_iter().next() else {
+                continue;
+            };
+            pushes += 1;
+            stream.on_request(&ack(&response));
+            assert!(
+                stream.types[&EDS].resources.ptr_eq(snap.of(EDS)),
+                "generation {generation}: the stream holds a copy of the snapshot's map"
+            );
+        }
+    }
+    assert!(pushes > 40, "{pushes} pushes");
+}
