@@ -7,6 +7,7 @@
 
 mod endpoint_update;
 mod per_proxy;
+mod rebase;
 mod route_version;
 mod shared;
 
@@ -230,6 +231,21 @@ struct ClassResources {
     used: AtomicBool,
 }
 
+impl ClassResources {
+    /// Rebuilds this class's maps on those of `old`, its translation for an
+    /// earlier IR (see [`rebase`]).
+    fn rebase_on(&mut self, old: &ClassResources) {
+        for (map, old) in [
+            (&mut self.clusters, &old.clusters),
+            (&mut self.endpoints, &old.endpoints),
+            (&mut self.routes, &old.routes),
+        ] {
+            let fresh = std::mem::take(Arc::make_mut(map));
+            *map = Arc::new(rebase::rebase(old, fresh));
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     ir: Arc<Ir>,
@@ -242,6 +258,10 @@ struct State {
     generation: u64,
     changed_at: Option<Instant>,
     classes: HashMap<ProxyClass, Arc<ClassResources>>,
+    /// The classes translated before the latest change that was not
+    /// endpoint-only: a class translated again is built on its maps
+    /// ([`rebase`]), so streams diff only what changed.
+    previous: HashMap<ProxyClass, Arc<ClassResources>>,
 }
 
 /// What a new IR generation replaces: the old IR, classes and shared parts.
@@ -281,6 +301,7 @@ impl SnapshotCache {
                 generation: 0,
                 changed_at: None,
                 classes: HashMap::new(),
+                previous: HashMap::new(),
             }),
             generation: watch::channel(0).0,
             metrics: None,
@@ -417,7 +438,8 @@ impl SnapshotCache {
                 }
                 _ => {
                     replaced.2 = std::mem::take(&mut state.parts);
-                    replaced.1 = std::mem::take(&mut state.classes);
+                    let classes = std::mem::take(&mut state.classes);
+                    replaced.1 = std::mem::replace(&mut state.previous, classes);
                 }
             }
             replaced.0 = std::mem::replace(&mut state.ir, ir);
@@ -493,7 +515,10 @@ impl SnapshotCache {
                 None => {
                     let parts = state.parts.clone();
                     let parts = parts.get_or_init(|| shared::SharedParts::new(&ir));
-                    let (shared, diagnostics) = self.translate_class(&ir, &class, parts);
+                    let (mut shared, diagnostics) = self.translate_class(&ir, &class, parts);
+                    if let Some(old) = state.previous.get(&class) {
+                        shared.rebase_on(old);
+                    }
                     let shared = Arc::new(shared);
                     shared.used.store(true, Ordering::Relaxed);
                     state.classes.insert(class.clone(), shared.clone());

@@ -595,3 +595,46 @@ fn an_endpoint_change_drops_classes_no_proxy_asked_for() {
         "ns-1's endpoints are those of the current IR"
     );
 }
+
+/// A class translated again after a change that is not endpoint-only is
+/// built on its previous maps: what did not change is the very resource
+/// streams were sent (so their diffs skip it), what changed is new, and
+/// the content is what a fresh cache would give.
+#[test]
+fn a_class_translated_again_reuses_what_did_not_change() {
+    let cache = super::SnapshotCache::new(TranslateOptions::default());
+    cache.set_ir(weighted(90));
+    let proxy = proxy_in("shop");
+    let before = cache.snapshot(&proxy);
+    cache.set_ir(weighted(70));
+    let after = cache.snapshot(&proxy);
+    let fresh = super::SnapshotCache::new(TranslateOptions::default());
+    fresh.set_ir(weighted(70));
+    let expected = fresh.snapshot(&proxy);
+    use crate::envoy::TypeUrl::{Cluster, ClusterLoadAssignment, RouteConfiguration};
+    for t in [Cluster, ClusterLoadAssignment, RouteConfiguration] {
+        let (got, want) = (after.of(t), expected.of(t));
+        assert!(
+            got.len() == want.len()
+                && got
+                    .iter()
+                    .zip(want.iter())
+                    .all(|((n, r), (wn, wr))| n == wn && same_bytes(r, wr)),
+            "{t:?}: the content of a fresh translation"
+        );
+    }
+    let same_buffer = |a: &super::Resource, b: &super::Resource| a.body.as_ptr() == b.body.as_ptr();
+    assert!(!after.of(Cluster).is_empty());
+    for (name, r) in after.of(Cluster).iter() {
+        assert!(
+            same_buffer(r, &before.of(Cluster)[name]),
+            "{name} did not change"
+        );
+    }
+    let routes =
+        |s: &super::ProxySnapshot| s.of(RouteConfiguration).values().next().unwrap().clone();
+    assert!(
+        !same_buffer(&routes(&after), &routes(&before)),
+        "the weights changed"
+    );
+}
