@@ -20,7 +20,7 @@
 
 use super::names::NameSet;
 use super::stream::{held, named, record_answer, retain_dropped, Nack, RequestKind, Selection};
-use crate::cache::{ProxySnapshot, Resource, ResourceMap, SetVersion};
+use crate::cache::{ProxySnapshot, ResourceMap, SetVersion};
 use crate::envoy::TypeUrl;
 use imbl::ordmap::DiffItem;
 use serde::Serialize;
@@ -135,9 +135,9 @@ impl DeltaTypeState {
     }
 
     /// What to send so that the proxy has `desired`, found by comparing
-    /// every resource: the new or changed resources (sorted by name), the
-    /// names to remove (sorted), and the version of `desired`.
-    fn changes(&mut self, desired: &ResourceMap) -> (Vec<Resource>, Vec<String>, SetVersion) {
+    /// every resource: the new or changed resources, the names to remove
+    /// (sorted), and the version of `desired`.
+    fn changes(&mut self, desired: &ResourceMap) -> (ResourceMap, Vec<String>, SetVersion) {
         // What the proxy already has with this very content (from
         // `initial_resource_versions`) counts as sent: it is kept until
         // the routes move off it, and shown in the sent and ACKed state.
@@ -148,11 +148,19 @@ impl DeltaTypeState {
                     .or_insert_with(|| r.clone());
             }
         }
-        let changed: Vec<Resource> = desired
-            .values()
-            .filter(|r| self.version_of(&r.name) != Some(&r.hash) || self.force.contains(&*r.name))
-            .cloned()
-            .collect();
+        let changed: ResourceMap = if self.resources.is_empty() && self.claimed.is_empty() {
+            // The proxy has nothing of the type: all of it, the snapshot's
+            // map itself (not a list of thousands of resources per stream).
+            desired.clone()
+        } else {
+            desired
+                .values()
+                .filter(|r| {
+                    self.version_of(&r.name) != Some(&r.hash) || self.force.contains(&*r.name)
+                })
+                .map(|r| (r.name.clone(), r.clone()))
+                .collect()
+        };
         let mut removed: Vec<String> = self
             .held_names()
             .filter(|n| !desired.contains_key(*n))
@@ -182,8 +190,8 @@ impl DeltaTypeState {
         last: &ResourceMap,
         mut version: SetVersion,
         desired: &ResourceMap,
-    ) -> (Vec<Resource>, Vec<String>, SetVersion) {
-        let mut changed = BTreeMap::new();
+    ) -> (ResourceMap, Vec<String>, SetVersion) {
+        let mut changed = ResourceMap::new();
         let mut removed = Vec::new();
         for item in last.diff(desired) {
             match item {
@@ -210,7 +218,7 @@ impl DeltaTypeState {
                 changed.insert(r.name.clone(), r.clone());
             }
         }
-        (changed.into_values().collect(), removed, version)
+        (changed, removed, version)
     }
 }
 
@@ -223,8 +231,9 @@ pub struct DeltaResponse {
     pub system_version: String,
     /// `nonce`.
     pub nonce: String,
-    /// New or changed resources, sorted by name; each resource's version is its hash.
-    pub resources: Vec<Resource>,
+    /// New or changed resources, by name (the snapshot's own map when the
+    /// proxy had nothing of the type); each resource's version is its hash.
+    pub resources: ResourceMap,
     /// `removed_resources`, sorted.
     pub removed: Vec<String>,
 }
@@ -361,12 +370,14 @@ impl DeltaStream {
                 }
             }
             let modified: Vec<String> = changed
-                .iter()
+                .values()
                 .filter(|r| state.version_of(&r.name).is_some_and(|v| *v != r.hash))
                 .map(|r| r.name.to_string())
                 .collect();
-            for resource in &changed {
-                state.told_absent.remove(&*resource.name);
+            if !state.told_absent.is_empty() {
+                for name in changed.keys() {
+                    state.told_absent.remove(&**name);
+                }
             }
             for name in &removed {
                 if state.names.contains(name) {

@@ -9,6 +9,7 @@ use crate::cache::ProxySnapshot;
 use crate::metrics::XdsProtocol;
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use std::sync::Arc;
 
 pub(super) struct Sotw;
 
@@ -73,5 +74,9 @@ fn discovery_response(response: Response) -> WireResponse {
         }),
         ..Default::default()
     };
-    WireResponse::sotw(response.type_url, fields, response.resources)
+    WireResponse::sotw(
+        response.type_url,
+        fields,
+        Arc::unwrap_or_clone(response.resources),
+    )
 }

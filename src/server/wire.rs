@@ -49,15 +49,6 @@ enum Layout {
     Delta,
 }
 
-/// The resources of a response, in name order.
-#[derive(Debug)]
-enum Items {
-    /// A SotW response's map (shared with the stream's state).
-    Map(Arc<ResourceMap>),
-    /// A delta response's changed resources.
-    List(Vec<Resource>),
-}
-
 /// One response, ready to be written as a gRPC message.
 #[derive(Debug)]
 pub(crate) struct WireResponse {
@@ -67,7 +58,8 @@ pub(crate) struct WireResponse {
     head: Bytes,
     /// `Any.type_url` of every resource, encoded as a field (the same for all).
     any_type_url: Bytes,
-    items: Items,
+    /// The resources, in name order (usually sharing the snapshot's map).
+    resources: ResourceMap,
     /// Length of the whole message in bytes (without the gRPC prefix).
     len: usize,
 }
@@ -78,15 +70,10 @@ impl WireResponse {
     pub(crate) fn sotw(
         type_url: TypeUrl,
         fields: discovery::DiscoveryResponse,
-        resources: Arc<ResourceMap>,
+        resources: ResourceMap,
     ) -> Self {
         debug_assert!(fields.resources.is_empty());
-        Self::new(
-            type_url,
-            Layout::Sotw,
-            fields.encode_to_vec(),
-            Items::Map(resources),
-        )
+        Self::new(type_url, Layout::Sotw, fields.encode_to_vec(), resources)
     }
 
     /// A `DeltaDiscoveryResponse` of `resources` with the other fields of
@@ -94,18 +81,13 @@ impl WireResponse {
     pub(crate) fn delta(
         type_url: TypeUrl,
         fields: discovery::DeltaDiscoveryResponse,
-        resources: Vec<Resource>,
+        resources: ResourceMap,
     ) -> Self {
         debug_assert!(fields.resources.is_empty());
-        Self::new(
-            type_url,
-            Layout::Delta,
-            fields.encode_to_vec(),
-            Items::List(resources),
-        )
+        Self::new(type_url, Layout::Delta, fields.encode_to_vec(), resources)
     }
 
-    fn new(type_url: TypeUrl, layout: Layout, head: Vec<u8>, items: Items) -> Self {
+    fn new(type_url: TypeUrl, layout: Layout, head: Vec<u8>, resources: ResourceMap) -> Self {
         let any_type_url = Any {
             type_url: type_url.as_str().to_string(),
             value: Vec::new(),
@@ -116,11 +98,13 @@ impl WireResponse {
             layout,
             head: head.into(),
             any_type_url: any_type_url.into(),
-            items,
+            resources,
             len: 0,
         };
         let mut len = response.head.len();
-        response.for_each(|r| len += field_len(response.resource_len(r)));
+        for r in response.resources.values() {
+            len += field_len(response.resource_len(r));
+        }
         response.len = len;
         response
     }
@@ -138,25 +122,13 @@ impl WireResponse {
 
     /// Bytes of the resources' own encodings (the `Any` values), for the metrics.
     pub(crate) fn resource_bytes(&self) -> usize {
-        let mut bytes = 0;
-        self.for_each(|r| bytes += r.body.len());
-        bytes
+        self.resources.values().map(|r| r.body.len()).sum()
     }
 
     /// How many resources the response carries.
     #[cfg(test)]
     pub(crate) fn resource_count(&self) -> usize {
-        match &self.items {
-            Items::Map(map) => map.len(),
-            Items::List(list) => list.len(),
-        }
-    }
-
-    fn for_each(&self, mut f: impl FnMut(&Resource)) {
-        match &self.items {
-            Items::Map(map) => map.values().for_each(&mut f),
-            Items::List(list) => list.iter().for_each(f),
-        }
+        self.resources.len()
     }
 
     /// Length of a resource's `Any` message. An empty value is left out,
@@ -236,10 +208,8 @@ fn put_field_head(field: u32, len: usize, buf: &mut BytesMut) {
 enum Cursor {
     /// Nothing read yet.
     Start,
-    /// A map's resources up to this name are read.
-    AfterName(Arc<str>),
-    /// This many of a list's resources are read.
-    AfterIndex(usize),
+    /// The resources up to this name are read.
+    After(Arc<str>),
     /// All are read.
     Done,
 }
@@ -256,33 +226,19 @@ pub(crate) struct Chunks {
 impl Chunks {
     /// Resources after the cursor, at most [`BATCH`], and moves the cursor.
     fn next_batch(&mut self) -> Vec<Resource> {
-        let batch: Vec<Resource> = match (&self.response.items, &self.cursor) {
-            (_, Cursor::Done) => Vec::new(),
-            (Items::Map(map), Cursor::AfterName(last)) => map
+        let map = &self.response.resources;
+        let batch: Vec<Resource> = match &self.cursor {
+            Cursor::Done => Vec::new(),
+            Cursor::After(last) => map
                 .range::<_, str>((Bound::Excluded(&**last), Bound::Unbounded))
                 .take(BATCH)
                 .map(|(_, r)| r.clone())
                 .collect(),
-            (Items::Map(map), _) => map.values().take(BATCH).cloned().collect(),
-            (Items::List(list), cursor) => {
-                let from = match cursor {
-                    Cursor::AfterIndex(i) => *i,
-                    _ => 0,
-                };
-                list[from.min(list.len())..]
-                    .iter()
-                    .take(BATCH)
-                    .cloned()
-                    .collect()
-            }
+            Cursor::Start => map.values().take(BATCH).cloned().collect(),
         };
-        self.cursor = match (batch.last(), &self.cursor) {
-            (None, _) => Cursor::Done,
-            (Some(last), _) if matches!(self.response.items, Items::Map(_)) => {
-                Cursor::AfterName(last.name.clone())
-            }
-            (Some(_), Cursor::AfterIndex(i)) => Cursor::AfterIndex(i + batch.len()),
-            (Some(_), _) => Cursor::AfterIndex(batch.len()),
+        self.cursor = match batch.last() {
+            None => Cursor::Done,
+            Some(last) => Cursor::After(last.name.clone()),
         };
         batch
     }
@@ -348,6 +304,10 @@ mod tests {
             .collect()
     }
 
+    fn by_name(list: Vec<Resource>) -> ResourceMap {
+        list.into_iter().map(|r| (r.name.clone(), r)).collect()
+    }
+
     /// Lengths around the sharing threshold and the chunk size, and enough
     /// of them for several batches.
     fn lengths() -> Vec<usize> {
@@ -383,7 +343,7 @@ mod tests {
     #[test]
     fn a_sotw_response_decodes_to_the_message_prost_would_build() {
         let list = resources(&lengths());
-        let map: ResourceMap = list.iter().map(|r| (r.name.clone(), r.clone())).collect();
+        let map = by_name(list.clone());
         let fields = discovery::DiscoveryResponse {
             version_info: "v-42".into(),
             type_url: TypeUrl::Cluster.as_str().into(),
@@ -401,7 +361,7 @@ mod tests {
                 .collect(),
             ..fields.clone()
         };
-        let wire = WireResponse::sotw(TypeUrl::Cluster, fields, Arc::new(map));
+        let wire = WireResponse::sotw(TypeUrl::Cluster, fields, map);
         assert_eq!(wire.len(), expected.encoded_len());
         assert_eq!(wire.resource_count(), list.len());
         assert_eq!(
@@ -438,7 +398,7 @@ mod tests {
                 .collect(),
             ..fields.clone()
         };
-        let wire = WireResponse::delta(TypeUrl::ClusterLoadAssignment, fields, list);
+        let wire = WireResponse::delta(TypeUrl::ClusterLoadAssignment, fields, by_name(list));
         assert_eq!(wire.len(), expected.encoded_len());
         let decoded = discovery::DeltaDiscoveryResponse::decode(&message(wire)[..]).unwrap();
         assert_eq!(decoded, expected);
@@ -460,7 +420,7 @@ mod tests {
     fn large_bodies_are_shared_not_copied() {
         let list = resources(&[10, 70_000, 20]);
         let big = list[1].body.clone();
-        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), list);
+        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), by_name(list));
         let chunks: Vec<Bytes> = wire.into_chunks(usize::MAX).unwrap().collect();
         assert!(
             chunks
@@ -477,7 +437,7 @@ mod tests {
     #[test]
     fn a_message_over_the_limit_is_refused_with_its_length() {
         let list = resources(&[5_000]);
-        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), list);
+        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), by_name(list));
         let len = wire.len();
         assert_eq!(wire.into_chunks(len - 1).err(), Some(len));
     }

@@ -2,6 +2,7 @@
 //! requests Envoy would send and checks what comes out of `poll`.
 
 use super::*;
+use crate::cache::Resource;
 use crate::server::test_support::*;
 
 fn names(names: &[&str]) -> Vec<String> {
@@ -59,8 +60,17 @@ fn types(responses: &[DeltaResponse]) -> Vec<TypeUrl> {
 }
 
 /// Names of the resources a response carries (not the removed ones).
+/// The `i`-th resource of a response, in name order.
+fn nth(response: &DeltaResponse, i: usize) -> &Resource {
+    response
+        .resources
+        .values()
+        .nth(i)
+        .expect("a resource at that position")
+}
+
 fn sent_names(response: &DeltaResponse) -> Vec<&str> {
-    response.resources.iter().map(|r| &*r.name).collect()
+    response.resources.values().map(|r| &*r.name).collect()
 }
 
 fn removed(response: &DeltaResponse) -> Vec<&str> {
@@ -89,7 +99,7 @@ fn nothing_sent(responses: &[DeltaResponse]) {
 fn versions_of(response: &DeltaResponse) -> BTreeMap<String, String> {
     response
         .resources
-        .iter()
+        .values()
         .map(|r| (r.name.to_string(), r.hash.to_string()))
         .collect()
 }
@@ -131,7 +141,7 @@ fn a_first_cds_or_lds_request_without_names_is_a_legacy_wildcard() {
         assert!(stream.types[&type_url].names.is_empty(), "{type_url}");
         let first = only(stream.poll(&snap), type_url);
         let all: Vec<&Resource> = snap.of(type_url).values().collect();
-        assert_eq!(first.resources.iter().collect::<Vec<_>>(), all);
+        assert_eq!(first.resources.values().collect::<Vec<_>>(), all);
         assert!(first.removed.is_empty());
         assert!(!first.nonce.is_empty());
         assert_eq!(first.system_version, version_of(snap.of(type_url)));
@@ -201,7 +211,7 @@ fn an_explicit_star_is_a_wildcard_for_any_type_and_can_be_added_later() {
 fn versions_are_content_hashes_and_only_changed_resources_are_sent() {
     let mut stream = DeltaStream::new();
     let [cds, ..] = connect(&mut stream, &mesh(), &["a", "b"]);
-    for resource in &cds.resources {
+    for resource in cds.resources.values() {
         assert_eq!(resource.hash, mesh().of(CDS)[&resource.name].hash);
         assert_eq!(resource.body, mesh().of(CDS)[&resource.name].body);
     }
@@ -218,8 +228,8 @@ fn versions_are_content_hashes_and_only_changed_resources_are_sent() {
     assert_eq!(update.type_url, CDS);
     assert_eq!(sent_names(update), ["a", "c"]);
     assert!(update.removed.is_empty());
-    assert_eq!(update.resources[0], cluster("a", 2));
-    assert_ne!(update.resources[0].hash, cds.resources[0].hash);
+    assert_eq!(*nth(update, 0), cluster("a", 2));
+    assert_ne!(nth(update, 0).hash, nth(&cds, 0).hash);
     assert_eq!(update.system_version, version_of(next.of(CDS)));
     assert_ne!(update.system_version, cds.system_version);
     assert_ne!(update.nonce, cds.nonce);
@@ -286,7 +296,7 @@ fn unsubscribing_stops_updates_and_removals_of_that_resource() {
     stream.on_request(&change(EDS, &["b"], &[]));
     let again = only(stream.poll(&b_changed), EDS);
     assert_eq!(sent_names(&again), ["a", "b"]);
-    assert_eq!(again.resources[1], endpoints("b", &[1]));
+    assert_eq!(*nth(&again, 1), endpoints("b", &[1]));
 }
 
 #[test]
@@ -383,7 +393,7 @@ fn a_reconnect_with_initial_resource_versions_gets_only_what_differs() {
         type_url: EDS,
         system_version: String::new(),
         nonce: String::new(),
-        resources: mesh().of(EDS).values().cloned().collect(),
+        resources: mesh().of(EDS).clone(),
         removed: vec![],
     });
     stream.on_request(&request);
@@ -454,8 +464,8 @@ fn a_nack_keeps_the_acked_state_and_the_rejected_content_is_not_resent() {
     let rolled_back = snapshot(&[(CDS, vec![cluster("a", 1), cluster("b", 1), cluster("c", 1)])]);
     let fix = only(stream.poll(&rolled_back), CDS);
     assert_eq!(sent_names(&fix), ["a"]);
-    assert_eq!(fix.resources[0], cluster("a", 1));
-    assert_eq!(fix.resources[0].hash, first.resources[0].hash);
+    assert_eq!(*nth(&fix, 0), cluster("a", 1));
+    assert_eq!(nth(&fix, 0).hash, nth(&first, 0).hash);
     assert_eq!(stream.on_request(&ack(&fix)), RequestKind::Ack);
     let state = &stream.types[&CDS];
     assert!(state.nack.is_none());
@@ -600,11 +610,8 @@ fn after_a_cds_response_that_modified_a_cluster_its_endpoints_are_resent_in_the_
     // Only a's endpoints: b was not modified, c was added (not modified).
     let again = &responses[1];
     assert_eq!(sent_names(again), ["a"]);
-    assert_eq!(again.resources[0], eds.resources[0], "same content");
-    assert_eq!(
-        again.resources[0].hash, eds.resources[0].hash,
-        "same version"
-    );
+    assert_eq!(nth(again, 0), nth(&eds, 0), "same content");
+    assert_eq!(nth(again, 0).hash, nth(&eds, 0).hash, "same version");
     assert!(again.removed.is_empty());
     assert_ne!(again.nonce, eds.nonce);
     // Only once.
@@ -659,7 +666,10 @@ fn a_dropped_cluster_stays_until_the_routes_without_it_are_acked() {
 
     // Clusters and endpoints are settled: the new routes go out; old stays.
     let rds = only(stream.poll(&after), RDS);
-    assert_eq!(rds.resources, [routes("outbound", &["v1", "v2"])]);
+    assert_eq!(
+        rds.resources.values().cloned().collect::<Vec<_>>(),
+        [routes("outbound", &["v1", "v2"])]
+    );
     assert!(stream.types[&CDS]
         .sent
         .as_ref()
@@ -853,7 +863,7 @@ fn deltas_follow_a_changing_snapshot_and_subscription_exactly() {
             stream.on_request(&request);
         }
         for response in stream.poll(&snap) {
-            for r in &response.resources {
+            for r in response.resources.values() {
                 proxy.insert(r.name.to_string(), r.clone());
             }
             for n in &response.removed {
@@ -907,6 +917,10 @@ fn delta_streams_share_their_subscription_and_the_snapshot_map() {
     for stream in &mut streams {
         stream.on_request(&initial(EDS, &eds));
         let response = only(stream.poll(&snap), EDS);
+        assert!(
+            response.resources.ptr_eq(snap.of(EDS)),
+            "the first response is the snapshot's map, not a list per stream"
+        );
         stream.on_request(&ack(&response));
     }
     assert!(streams[0].types[&EDS]
