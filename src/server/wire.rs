@@ -29,8 +29,12 @@ pub(crate) const GRPC_PREFIX_BYTES: usize = 5;
 const RESOURCES_FIELD: u32 = 2;
 /// `google.protobuf.Any.value`.
 const ANY_VALUE_FIELD: u32 = 2;
+/// `envoy.service.discovery.v3.Resource.version`.
+const RESOURCE_VERSION_FIELD: u32 = 1;
 /// `envoy.service.discovery.v3.Resource.resource`.
 const RESOURCE_ANY_FIELD: u32 = 2;
+/// `envoy.service.discovery.v3.Resource.name`.
+const RESOURCE_NAME_FIELD: u32 = 3;
 /// Resource bodies shorter than this (bytes) are copied into the chunk being
 /// built; longer ones are sent as chunks of their own, shared, not copied.
 const SHARE_FROM_BYTES: usize = 1024;
@@ -145,7 +149,9 @@ impl WireResponse {
         match self.layout {
             Layout::Sotw => self.any_len(resource),
             Layout::Delta => {
-                delta_resource_head(resource).encoded_len() + field_len(self.any_len(resource))
+                string_field_len(&resource.hash)
+                    + string_field_len(&resource.name)
+                    + field_len(self.any_len(resource))
             }
         }
     }
@@ -154,9 +160,8 @@ impl WireResponse {
     fn put_entry_head(&self, resource: &Resource, buf: &mut BytesMut) {
         put_field_head(RESOURCES_FIELD, self.resource_len(resource), buf);
         if let Layout::Delta = self.layout {
-            delta_resource_head(resource)
-                .encode(buf)
-                .expect("a BytesMut grows as needed");
+            put_string_field(RESOURCE_VERSION_FIELD, &resource.hash, buf);
+            put_string_field(RESOURCE_NAME_FIELD, &resource.name, buf);
             put_field_head(RESOURCE_ANY_FIELD, self.any_len(resource), buf);
         }
         buf.put_slice(&self.any_type_url);
@@ -182,19 +187,25 @@ impl WireResponse {
     }
 }
 
-/// The fields of a delta `Resource` other than its `Any`.
-fn delta_resource_head(resource: &Resource) -> discovery::Resource {
-    discovery::Resource {
-        name: resource.name.to_string(),
-        version: resource.hash.to_string(),
-        ..Default::default()
-    }
-}
-
 /// Length of a length-delimited field of `len` bytes with its key (field
 /// numbers below 16 have one-byte keys).
 fn field_len(len: usize) -> usize {
     1 + encoded_len_varint(len as u64) + len
+}
+
+/// Length of a string field: nothing when empty (proto3 leaves defaults out).
+fn string_field_len(value: &str) -> usize {
+    match value.len() {
+        0 => 0,
+        len => field_len(len),
+    }
+}
+
+fn put_string_field(field: u32, value: &str, buf: &mut BytesMut) {
+    if !value.is_empty() {
+        put_field_head(field, value.len(), buf);
+        buf.put_slice(value.as_bytes());
+    }
 }
 
 fn put_field_head(field: u32, len: usize, buf: &mut BytesMut) {
