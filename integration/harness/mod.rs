@@ -501,9 +501,14 @@ impl Envoy {
             command,
             workdir.join(format!("envoy-{}.log", workload.node_id)),
         );
+        // Every request on a connection of its own: a kept-alive one that
+        // Envoy closes while it drains a replaced listener fails the next
+        // request sent on it (a real client retries that; the tests check
+        // routing, and must not depend on that race).
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap();
