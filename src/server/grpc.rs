@@ -54,6 +54,9 @@ impl tower_service::Service<http::Request<Body>> for AdsEndpoint {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if let Some(refusal) = not_grpc(&request) {
+            return std::future::ready(Ok(refusal));
+        }
         let response = match request.uri().path() {
             SOTW_PATH => self.service.spawn::<super::sotw::Sotw>(request),
             DELTA_PATH => self.service.spawn::<super::delta::Delta>(request),
@@ -62,6 +65,33 @@ impl tower_service::Service<http::Request<Body>> for AdsEndpoint {
         };
         std::future::ready(Ok(response))
     }
+}
+
+/// The HTTP answer to a request that is not a gRPC call, following gRPC's
+/// PROTOCOL-HTTP2.md: 415 for a content type that is not
+/// `application/grpc[+proto]`, 405 for a method other than POST.
+fn not_grpc(request: &http::Request<Body>) -> Option<http::Response<Body>> {
+    let content_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let grpc = content_type == "application/grpc"
+        || content_type.starts_with("application/grpc+proto")
+        || content_type.starts_with("application/grpc;");
+    let (status, why) = if request.method() != http::Method::POST {
+        (http::StatusCode::METHOD_NOT_ALLOWED, "gRPC calls are POSTs")
+    } else if !grpc {
+        (
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "gRPC calls have content-type application/grpc",
+        )
+    } else {
+        return None;
+    };
+    let mut response = http::Response::new(Body::new(http_body_util::Full::new(Bytes::from(why))));
+    *response.status_mut() = status;
+    Some(response)
 }
 
 /// The response of a stream: HTTP 200 with the gRPC content type, whose
@@ -77,6 +107,10 @@ pub(super) fn response(
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         tonic::metadata::GRPC_CONTENT_TYPE,
+    );
+    response.headers_mut().insert(
+        "grpc-accept-encoding",
+        http::HeaderValue::from_static("identity"),
     );
     response
 }
@@ -143,6 +177,16 @@ impl http_body::Body for ResponseBody {
     }
 }
 
+/// Why a stream's next request could not be read.
+#[derive(Debug)]
+pub(super) enum RequestError {
+    /// The transport failed: the proxy reset the stream or went away.
+    Transport(Status),
+    /// A message Sextant refuses (compressed, too long, cut short, not a
+    /// request): the stream ends with this status.
+    Refused(Status),
+}
+
 /// The requests of a stream, decoded from its gRPC messages.
 pub(super) struct RequestStream<T> {
     body: Body,
@@ -166,21 +210,27 @@ impl<T: prost::Message + Default> RequestStream<T> {
     /// stream. Cancel-safe: dropping the future loses no bytes.
     ///
     /// # Errors
-    /// The transport failed (the proxy reset the stream, or went away); a
-    /// message is compressed (Sextant offers no compression), longer than
-    /// [`MAX_REQUEST_BYTES`], cut short by the end of the stream, or not a
-    /// valid request.
-    pub(super) async fn message(&mut self) -> Result<Option<T>, Status> {
+    /// [`RequestError::Transport`]: the proxy reset the stream, or went away.
+    /// [`RequestError::Refused`]: a message is compressed (Sextant offers
+    /// no compression), longer than [`MAX_REQUEST_BYTES`], cut short by the
+    /// end of the stream, or not a valid request.
+    pub(super) async fn message(&mut self) -> Result<Option<T>, RequestError> {
         loop {
-            if let Some(message) = self.decode_buffered()? {
+            if let Some(message) = self.decode_buffered().map_err(RequestError::Refused)? {
                 return Ok(Some(message));
             }
             if self.ended {
-                return match self.buf.len() {
-                    0 => Ok(None),
-                    left => Err(Status::invalid_argument(format!(
-                        "the request stream ended inside a gRPC message ({left} bytes of it arrived)"
-                    ))),
+                return match self.buf.get(..GRPC_PREFIX_BYTES) {
+                    None if self.buf.is_empty() => Ok(None),
+                    None => Err(RequestError::Refused(Status::invalid_argument(format!(
+                        "the request stream ended inside a gRPC message prefix ({} of its 5 bytes arrived)",
+                        self.buf.len()
+                    )))),
+                    Some(prefix) => Err(RequestError::Refused(Status::invalid_argument(format!(
+                        "the request stream ended inside a gRPC message: {} of its {} bytes arrived",
+                        self.buf.len() - GRPC_PREFIX_BYTES,
+                        u32::from_be_bytes(prefix[1..].try_into().expect("4 bytes"))
+                    )))),
                 };
             }
             match self.body.frame().await {
@@ -189,7 +239,7 @@ impl<T: prost::Message + Default> RequestStream<T> {
                         self.buf.extend_from_slice(&data);
                     }
                 }
-                Some(Err(status)) => return Err(status),
+                Some(Err(status)) => return Err(RequestError::Transport(status)),
                 None => self.ended = true,
             }
         }
@@ -200,20 +250,28 @@ impl<T: prost::Message + Default> RequestStream<T> {
         let Some(prefix) = self.buf.get(..GRPC_PREFIX_BYTES) else {
             return Ok(None);
         };
-        let compressed = prefix[0] != 0;
         let len = u32::from_be_bytes(prefix[1..].try_into().expect("4 bytes")) as usize;
-        if compressed {
-            return Err(Status::unimplemented(
-                "a compressed gRPC message: Sextant accepts no grpc-encoding",
-            ));
+        match prefix[0] {
+            0 => {}
+            1 => {
+                return Err(Status::unimplemented(
+                    "a compressed gRPC message: Sextant accepts only uncompressed ones (grpc-accept-encoding: identity)",
+                ))
+            }
+            flag => {
+                return Err(Status::invalid_argument(format!(
+                    "a gRPC message prefix whose compressed flag is {flag} (only 0 and 1 exist)"
+                )))
+            }
         }
         if len > MAX_REQUEST_BYTES {
             return Err(Status::resource_exhausted(format!(
                 "a request of {len} bytes is over Sextant's limit of {MAX_REQUEST_BYTES} bytes"
             )));
         }
+        // No room is reserved for the claimed length: the buffer grows as
+        // bytes arrive, so a prefix alone costs nothing.
         let Some(body) = self.buf.get(GRPC_PREFIX_BYTES..GRPC_PREFIX_BYTES + len) else {
-            self.buf.reserve(GRPC_PREFIX_BYTES + len - self.buf.len());
             return Ok(None);
         };
         let message = T::decode(body)
@@ -269,10 +327,14 @@ mod tests {
         mut stream: RequestStream<DiscoveryRequest>,
     ) -> Result<Vec<DiscoveryRequest>, Status> {
         let mut out = Vec::new();
-        while let Some(message) = stream.message().await? {
-            out.push(message);
+        loop {
+            match stream.message().await {
+                Ok(Some(message)) => out.push(message),
+                Ok(None) => return Ok(out),
+                Err(RequestError::Refused(status)) => return Err(status),
+                Err(RequestError::Transport(status)) => panic!("no transport here: {status:?}"),
+            }
         }
-        Ok(out)
     }
 
     #[tokio::test]
@@ -320,6 +382,14 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unimplemented);
         assert!(err.message().contains("compressed"), "{err:?}");
+
+        let mut bytes = framed(&request(1));
+        bytes[0] = 2;
+        let err = all(RequestStream::new(body(vec![bytes])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("flag is 2"), "{err:?}");
     }
 
     #[tokio::test]
@@ -339,12 +409,14 @@ mod tests {
     #[tokio::test]
     async fn a_stream_cut_inside_a_message_is_an_error_and_garbage_is_invalid() {
         let mut bytes = framed(&request(10));
+        let len = bytes.len() - 5;
         bytes.truncate(bytes.len() - 1);
         let err = all(RequestStream::new(body(vec![bytes])))
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        assert!(err.message().contains("ended inside"), "{err:?}");
+        let said = format!("{} of its {len} bytes arrived", len - 1);
+        assert!(err.message().contains(&said), "{err:?}");
 
         let garbage = vec![0, 0, 0, 0, 2, 0xff, 0xff];
         let err = all(RequestStream::new(body(vec![garbage])))
@@ -403,5 +475,103 @@ mod tests {
         assert!(data.is_empty());
         assert_eq!(trailers["grpc-status"], "16");
         assert_eq!(trailers["grpc-message"], "no%20token");
+    }
+}
+
+/// The endpoint as tonic's router calls it: HTTP requests in, HTTP
+/// responses (with their trailers) out, a stream task behind each.
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+    use crate::cache::SnapshotCache;
+    use crate::server::registry::Registry;
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+    use prost::Message;
+    use std::sync::Arc;
+    use tower_service::Service;
+
+    fn endpoint() -> AdsEndpoint {
+        AdsService::new(
+            Arc::new(SnapshotCache::new(Default::default())),
+            Arc::new(Registry::default()),
+        )
+        .into_endpoint()
+    }
+
+    fn call(content_type: &str, bytes: Vec<u8>) -> http::Response<Body> {
+        let body = Body::new(http_body_util::Full::new(Bytes::from(bytes)));
+        let request = http::Request::post(SOTW_PATH)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .unwrap();
+        let mut endpoint = endpoint();
+        futures::executor::block_on(endpoint.call(request)).unwrap()
+    }
+
+    /// A first request with a node, as the load tool's proxies send it.
+    fn first_request() -> Vec<u8> {
+        let bytes = DiscoveryRequest {
+            node: Some(crate::load::proxy::node(0, "default")),
+            type_url: crate::envoy::TypeUrl::Cluster.as_str().into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut out = vec![0];
+        out.extend((bytes.len() as u32).to_be_bytes());
+        out.extend(bytes);
+        out
+    }
+
+    async fn trailers(response: http::Response<Body>) -> http::HeaderMap {
+        let mut body = response.into_body();
+        let mut trailers = http::HeaderMap::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(t) = frame.unwrap().into_trailers() {
+                trailers = t;
+            }
+        }
+        trailers
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_ends_the_stream_with_its_status_first_or_later() {
+        let compressed = [1, 0, 0, 0, 1, 0];
+        let over_limit = [0, 0xff, 0xff, 0xff, 0xff];
+        let bad_flag = [7, 0, 0, 0, 0];
+        for (bad, code) in [
+            (&compressed[..], "12"),
+            (&over_limit[..], "8"),
+            (&bad_flag[..], "3"),
+        ] {
+            for after_a_good_one in [false, true] {
+                let mut bytes = if after_a_good_one {
+                    first_request()
+                } else {
+                    Vec::new()
+                };
+                bytes.extend_from_slice(bad);
+                let trailers = trailers(call("application/grpc", bytes)).await;
+                assert_eq!(
+                    trailers["grpc-status"], code,
+                    "{bad:?} (after a good request: {after_a_good_one}): {trailers:?}"
+                );
+                assert!(trailers.contains_key("grpc-message"), "{trailers:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn what_is_not_a_grpc_call_gets_an_http_error() {
+        let response = call("application/json", first_request());
+        assert_eq!(response.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let request = http::Request::get(SOTW_PATH)
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let response = endpoint().call(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        let ok = call("application/grpc+proto", first_request());
+        assert_eq!(ok.status(), http::StatusCode::OK);
+        assert_eq!(ok.headers()["grpc-accept-encoding"], "identity");
     }
 }

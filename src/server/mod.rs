@@ -33,6 +33,11 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest response we send: 64 MiB. Envoy's own gRPC client has no default
 /// receive limit for `envoy_grpc`, so large configs are not cut at 4 MiB.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Streams one HTTP/2 connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+/// An Envoy opens one ADS stream per connection, and a few access log and
+/// metrics streams; the limit bounds what one connection can make the server
+/// buffer (each stream up to [`MAX_REQUEST_BYTES`] of a request).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 /// Responses buffered per stream before the stream task waits for the proxy to read.
 const STREAM_BUFFER: usize = 16;
 
@@ -129,6 +134,7 @@ impl AdsService {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         tonic::transport::Server::builder()
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.into_endpoint())

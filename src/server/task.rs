@@ -4,7 +4,7 @@
 //! sending what the protocol's state machine says.
 
 use super::convergence::Convergence;
-use super::grpc::RequestStream;
+use super::grpc::{RequestError, RequestStream};
 use super::registry::StreamState;
 use super::stream::RequestKind;
 use super::wire::WireResponse;
@@ -77,19 +77,24 @@ pub(super) async fn run<P: Protocol>(
     let first = match inbound.message().await {
         Ok(Some(first)) => first,
         Ok(None) => return,
-        Err(status) => {
+        Err(RequestError::Transport(status)) => {
             tracing::debug!(peer = %PeerAddr(peer), %status, "ADS stream failed before its first request");
+            return;
+        }
+        Err(RequestError::Refused(status)) => {
+            tracing::warn!(peer = %PeerAddr(peer), "refusing {} ADS stream: {}", P::NAME, status.message());
+            shared.metrics.stream_refused();
+            let _ = out.send(Err(status)).await;
             return;
         }
     };
     let proxy = match ProxyInfo::from_node(P::node(&first)) {
         Ok(proxy) => proxy,
         Err(err) => {
-            tracing::warn!(peer = %PeerAddr(peer), "refusing {} ADS stream: {err}", P::NAME);
+            let reason = clip(err.to_string());
+            tracing::warn!(peer = %PeerAddr(peer), "refusing {} ADS stream: {reason}", P::NAME);
             shared.metrics.stream_refused();
-            let _ = out
-                .send(Err(Status::invalid_argument(err.to_string())))
-                .await;
+            let _ = out.send(Err(Status::invalid_argument(reason))).await;
             return;
         }
     };
@@ -99,16 +104,15 @@ pub(super) async fn run<P: Protocol>(
             &proxy.namespace,
             &proxy.service_account,
         ) {
+            let reason = clip(err.to_string());
             tracing::warn!(
                 node = proxy.node_id,
                 peer = %PeerAddr(peer),
-                "refusing {} ADS stream: {err}",
+                "refusing {} ADS stream: {reason}",
                 P::NAME
             );
             shared.metrics.stream_refused();
-            let _ = out
-                .send(Err(Status::unauthenticated(err.to_string())))
-                .await;
+            let _ = out.send(Err(Status::unauthenticated(reason))).await;
             return;
         }
     }
@@ -170,7 +174,17 @@ pub(super) async fn run<P: Protocol>(
                     tracing::info!(node = proxy.node_id, "proxy disconnected");
                     return;
                 }
-                Err(status) => {
+                Err(RequestError::Refused(status)) => {
+                    tracing::warn!(
+                        node = proxy.node_id,
+                        code = ?status.code(),
+                        "ending the ADS stream: {}",
+                        status.message()
+                    );
+                    let _ = out.send(Err(status)).await;
+                    return;
+                }
+                Err(RequestError::Transport(status)) => {
                     // An Envoy that exits resets the stream (h2 "broken
                     // pipe" or "connection reset"): a disconnect, not a fault.
                     tracing::info!(
@@ -235,6 +249,24 @@ fn log_request(proxy: &ProxyInfo, shared: &Shared, seen: Seen) {
     }
 }
 
+/// Longest reason (bytes) a refusal quotes in its status and log line: a
+/// refusal may quote the proxy's own input (its node metadata), which must
+/// not make a megabyte trailer or log line.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason`, cut to [`MAX_REASON_BYTES`] (at a character boundary) with a
+/// note of its full length.
+fn clip(reason: String) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &reason[..end], reason.len())
+}
+
 /// Renders an optional peer address as the address or `unknown`.
 struct PeerAddr(Option<SocketAddr>);
 
@@ -244,5 +276,20 @@ impl std::fmt::Display for PeerAddr {
             Some(addr) => write!(f, "{addr}"),
             None => f.write_str("unknown"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_reason_is_clipped_at_a_character_with_its_length() {
+        let long = "é".repeat(2_000);
+        let clipped = clip(long.clone());
+        assert!(clipped.len() < MAX_REASON_BYTES + 40, "{}", clipped.len());
+        assert!(clipped.ends_with("… (4000 bytes in all)"), "{clipped}");
+        assert!(long.starts_with(clipped.trim_end_matches("… (4000 bytes in all)")));
+        assert_eq!(clip("short".into()), "short");
     }
 }
