@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn restart_under_traffic(workload: Workload<'_>) {
+/// `ip` is the test's own loopback address for Sextant: while it is down,
+/// no other test's free port can be one of its ports there.
+async fn restart_under_traffic(workload: Workload<'_>, ip: &str) {
     let work = tempfile::tempdir().unwrap();
     let upstream = Upstream::start(work.path(), "127.0.1.61", "inventory", "v1");
     let config = ConfigDir::new();
@@ -21,7 +23,8 @@ async fn restart_under_traffic(workload: Workload<'_>) {
         .join("---\n"),
     );
     let node_id = workload.node_id.to_string();
-    let mut sextant = Sextant::start(work.path(), config.path()).await;
+    let (xds, admin) = (free_port_on(ip), free_port_on(ip));
+    let mut sextant = Sextant::start_at(work.path(), config.path(), xds, admin, "sextant").await;
     let envoy = Arc::new(Envoy::start(work.path(), &sextant, workload).await);
     envoy.wait_until_serving("inventory").await;
     let before = envoy.dump_section("ClustersConfigDump").await["version_info"].clone();
@@ -100,12 +103,16 @@ async fn restart_under_traffic(workload: Workload<'_>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_restart_loses_no_request_sotw() {
-    restart_under_traffic(Workload::client("restart-sotw.default")).await;
+    restart_under_traffic(Workload::client("restart-sotw.default"), "127.0.3.1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_restart_loses_no_request_delta() {
-    restart_under_traffic(Workload::client("restart-delta.default").delta()).await;
+    restart_under_traffic(
+        Workload::client("restart-delta.default").delta(),
+        "127.0.3.2",
+    )
+    .await;
 }
 
 /// 2,000 services (each with its own cluster, endpoints and virtual host of

@@ -32,6 +32,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An address on loopback address `ip` whose port the OS says is free.
+pub fn free_port_on(ip: &str) -> SocketAddr {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap()
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

@@ -222,10 +222,10 @@ fn log_request(proxy: &ProxyInfo, shared: &Shared, seen: Seen) {
     let node = &proxy.node_id;
     match kind {
         RequestKind::UnknownType => {
-            tracing::debug!(
+            tracing::warn!(
                 node,
                 type_url,
-                "ignoring a request for a type Sextant does not serve"
+                "ignoring a request for a type Sextant does not serve (the proxy waits for it until its initial_fetch_timeout)"
             )
         }
         RequestKind::Nack(message) => {
