@@ -103,7 +103,7 @@ async fn restart_under_traffic(workload: Workload<'_>, ip: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_restart_loses_no_request_sotw() {
-    restart_under_traffic(Workload::client("restart-sotw.default"), "127.0.3.1").await;
+    restart_under_traffic(Workload::client("restart-sotw.default"), "127.0.11.1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
