@@ -110,7 +110,7 @@ async fn control_plane_restart_loses_no_request_sotw() {
 async fn control_plane_restart_loses_no_request_delta() {
     restart_under_traffic(
         Workload::client("restart-delta.default").delta(),
-        "127.0.3.2",
+        "127.0.11.2",
     )
     .await;
 }
