@@ -141,8 +141,9 @@ impl DeltaTypeState {
         // What the proxy already has with this very content (from
         // `initial_resource_versions`) counts as sent: it is kept until
         // the routes move off it, and shown in the sent and ACKed state.
-        for r in desired.values() {
-            if self.claimed.get(&r.name) == Some(&r.hash) {
+        // (Claims are few, usually none: they are looked up, not `desired`.)
+        for (name, version) in &self.claimed {
+            if let Some(r) = desired.get(name).filter(|r| r.hash == *version) {
                 self.resources
                     .entry(r.name.clone())
                     .or_insert_with(|| r.clone());

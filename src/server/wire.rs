@@ -66,6 +66,8 @@ pub(crate) struct WireResponse {
     resources: ResourceMap,
     /// Length of the whole message in bytes (without the gRPC prefix).
     len: usize,
+    /// Bytes of the resources' own encodings.
+    resource_bytes: usize,
 }
 
 impl WireResponse {
@@ -104,12 +106,16 @@ impl WireResponse {
             any_type_url: any_type_url.into(),
             resources,
             len: 0,
+            resource_bytes: 0,
         };
-        let mut len = response.head.len();
+        // One pass for both lengths: a full response holds thousands.
+        let (mut len, mut resource_bytes) = (response.head.len(), 0);
         for r in response.resources.values() {
             len += field_len(response.resource_len(r));
+            resource_bytes += r.body.len();
         }
         response.len = len;
+        response.resource_bytes = resource_bytes;
         response
     }
 
@@ -126,7 +132,7 @@ impl WireResponse {
 
     /// Bytes of the resources' own encodings (the `Any` values), for the metrics.
     pub(crate) fn resource_bytes(&self) -> usize {
-        self.resources.values().map(|r| r.body.len()).sum()
+        self.resource_bytes
     }
 
     /// How many resources the response carries.
