@@ -4,7 +4,9 @@
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*profile::measured*'`,
 //! which counts the instructions of the stage only (not the world's set-up).
 //!
-//! STAGE is `ir_build`, `translate`, `encode`, `snapshot`, `next_class`
+//! STAGE is `world` (the store's view of every object), `ir_build`,
+//! `resolve` (both, plus diagnostics: what the server does per config
+//! event), `ir_clone`, `translate`, `encode`, `snapshot`, `next_class`
 //! (a snapshot for a proxy of a second class, `ns-1`, once the class of
 //! `ns-0` is translated: what each further class of the same IR costs),
 //! `endpoint_change` (one endpoint of one cluster moves while a proxy of
@@ -51,6 +53,9 @@ fn main() {
     let started = Instant::now();
     match stage {
         "ir_build" => drop(measured(|| ir::build(black_box(&world)))),
+        "world" => drop(measured(|| black_box(&store).world())),
+        "resolve" => drop(measured(|| ir::resolve(black_box(&store)))),
+        "ir_clone" => drop(measured(|| black_box(&ir).clone())),
         "translate" => drop(measured(|| translate::translate(&ir, &class, &options))),
         "encode" => {
             let t = translate::translate(&ir, &class, &options);

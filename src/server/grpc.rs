@@ -9,9 +9,10 @@
 //! resources ([`super::wire`]), and a request buffer larger than
 //! [`KEPT_REQUEST_BUFFER_BYTES`] is freed once its message is decoded.
 
+use super::sotw_request::RequestMessage;
 use super::wire::{Chunks, WireResponse, GRPC_PREFIX_BYTES};
 use super::{AdsService, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use std::convert::Infallible;
@@ -195,7 +196,7 @@ pub(super) struct RequestStream<T> {
     message: PhantomData<fn() -> T>,
 }
 
-impl<T: prost::Message + Default> RequestStream<T> {
+impl<T: RequestMessage> RequestStream<T> {
     /// Reads the messages of `body`.
     pub(super) fn new(body: Body) -> Self {
         RequestStream {
@@ -271,18 +272,24 @@ impl<T: prost::Message + Default> RequestStream<T> {
         }
         // No room is reserved for the claimed length: the buffer grows as
         // bytes arrive, so a prefix alone costs nothing.
-        let Some(body) = self.buf.get(GRPC_PREFIX_BYTES..GRPC_PREFIX_BYTES + len) else {
+        if self.buf.len() < GRPC_PREFIX_BYTES + len {
             return Ok(None);
-        };
-        let message = T::decode(body)
-            .map_err(|e| Status::invalid_argument(format!("not a valid request: {e}")))?;
-        // Measured before the advance, which shrinks the capacity of the
+        }
+        // Measured before the split, which shrinks the capacity of the
         // view but not the allocation behind it.
         let large = self.buf.capacity() > KEPT_REQUEST_BUFFER_BYTES;
-        self.buf.advance(GRPC_PREFIX_BYTES + len);
+        // The message's bytes are handed over, not copied (they stay
+        // alive until the request is dropped).
+        let body = self
+            .buf
+            .split_to(GRPC_PREFIX_BYTES + len)
+            .freeze()
+            .slice(GRPC_PREFIX_BYTES..);
         if self.buf.is_empty() && large {
             self.buf = BytesMut::new();
         }
+        let message = T::decode_message(body)
+            .map_err(|e| Status::invalid_argument(format!("not a valid request: {e}")))?;
         Ok(Some(message))
     }
 }

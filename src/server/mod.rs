@@ -12,6 +12,7 @@ mod listen;
 pub mod names;
 pub mod registry;
 mod sotw;
+pub mod sotw_request;
 pub mod stream;
 pub use listen::{bind_xds, XDS_LISTEN_BACKLOG};
 mod task;

@@ -2,13 +2,14 @@
 //! messages and the [`SotwStream`] state machine.
 
 use super::registry::StreamState;
+use super::sotw_request::SotwRequest;
 use super::stream::{Request, Response, SotwStream};
 use super::task::{Protocol, Seen, IDENTIFIER};
 use super::wire::WireResponse;
 use crate::cache::ProxySnapshot;
 use crate::metrics::XdsProtocol;
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use std::sync::Arc;
 
 pub(super) struct Sotw;
@@ -21,25 +22,29 @@ fn machine(state: &mut StreamState) -> &mut SotwStream {
 }
 
 impl Protocol for Sotw {
-    type Request = DiscoveryRequest;
+    type Request = SotwRequest;
     const NAME: &'static str = "SotW";
     const PROTOCOL: XdsProtocol = XdsProtocol::Sotw;
 
-    fn node(request: &DiscoveryRequest) -> Option<&Node> {
-        request.node.as_ref()
+    fn node(request: &SotwRequest) -> Option<&Node> {
+        request.head.node.as_ref()
     }
 
     fn new_state() -> StreamState {
         StreamState::Sotw(SotwStream::new())
     }
 
-    fn on_request(state: &mut StreamState, request: DiscoveryRequest) -> Seen {
+    fn on_request(state: &mut StreamState, request: SotwRequest) -> Seen {
+        let SotwRequest {
+            head,
+            resource_names,
+        } = request;
         let request = Request {
-            type_url: request.type_url,
-            version_info: request.version_info,
-            resource_names: request.resource_names,
-            response_nonce: request.response_nonce,
-            error_detail: request.error_detail.map(|e| e.message),
+            type_url: head.type_url,
+            version_info: head.version_info,
+            resource_names,
+            response_nonce: head.response_nonce,
+            error_detail: head.error_detail.map(|e| e.message),
         };
         let kind = machine(state).on_request(&request);
         Seen {

@@ -26,6 +26,7 @@
 //!   a request carries all subscribed ones.
 
 use super::names::NameSet;
+pub use super::sotw_request::RequestNames;
 use crate::cache::{ProxySnapshot, Resource, ResourceMap, SetVersion};
 use crate::envoy::TypeUrl;
 use imbl::ordmap::DiffItem;
@@ -45,13 +46,13 @@ pub enum Subscription {
 }
 
 impl Subscription {
-    fn from_request(type_url: TypeUrl, names: &[String]) -> Self {
+    fn from_request(type_url: TypeUrl, names: &RequestNames) -> Self {
         let wildcard =
             names.iter().any(|n| n == "*") || (names.is_empty() && type_url.is_wildcard_capable());
         if wildcard {
             Subscription::Wildcard
         } else {
-            Subscription::Names(names.iter().cloned().collect())
+            Subscription::Names(names.iter().map(str::to_string).collect())
         }
     }
 
@@ -59,7 +60,7 @@ impl Subscription {
     /// this subscription. Envoy repeats every subscribed name on each ACK
     /// (thousands for EDS), so this compares in place instead of building
     /// a set per request.
-    fn is_requested_by(&self, type_url: TypeUrl, names: &[String]) -> bool {
+    fn is_requested_by(&self, type_url: TypeUrl, names: &RequestNames) -> bool {
         let wildcard =
             names.iter().any(|n| n == "*") || (names.is_empty() && type_url.is_wildcard_capable());
         let set = match self {
@@ -70,11 +71,10 @@ impl Subscription {
         if names.len() < set.len() {
             return false;
         }
-        let in_order = names.windows(2).all(|w| w[0] < w[1]);
-        if in_order {
-            return names.len() == set.len() && names.iter().zip(set).all(|(a, b)| a == b);
+        let mut sorted: Vec<&str> = names.iter().collect();
+        if sorted.windows(2).all(|w| w[0] < w[1]) {
+            return sorted.len() == set.len() && sorted.iter().zip(set).all(|(a, b)| *a == b);
         }
-        let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
         sorted.sort_unstable();
         sorted.dedup();
         sorted.len() == set.len() && sorted.iter().zip(set).all(|(a, b)| *a == b)
@@ -149,6 +149,11 @@ pub struct TypeState {
     /// out of date without comparing name sets.
     #[serde(skip)]
     epoch: u64,
+    /// [`RequestNames::digest`] of the latest request's names, all of
+    /// which `subscription` holds: a request with this digest names
+    /// exactly the subscription (no need to read its thousands of names).
+    #[serde(skip)]
+    names_digest: Option<u128>,
     /// The named resources picked from the snapshot's map at the latest
     /// push, kept up to date from the diff of that map and the next.
     #[serde(skip)]
@@ -237,6 +242,7 @@ impl TypeState {
             owed: false,
             names_pending: false,
             epoch: 0,
+            names_digest: None,
             selection: Selection::default(),
         }
     }
@@ -268,8 +274,8 @@ pub struct Request {
     pub type_url: String,
     /// `version_info`.
     pub version_info: String,
-    /// `resource_names`.
-    pub resource_names: Vec<String>,
+    /// `resource_names`, in their wire form (see [`RequestNames`]).
+    pub resource_names: RequestNames,
     /// `response_nonce` (empty on a first request).
     pub response_nonce: String,
     /// `error_detail.message`, when present: the request is a NACK.
@@ -332,13 +338,17 @@ impl SotwStream {
                 &request.resource_names,
             ))
         });
-        let names_changed = !state
-            .subscription
-            .is_requested_by(type_url, &request.resource_names);
+        // Most requests (every ACK) repeat the previous one's names.
+        let digest = request.resource_names.digest();
+        let names_changed = state.names_digest != Some(digest)
+            && !state
+                .subscription
+                .is_requested_by(type_url, &request.resource_names);
         if names_changed {
             state.subscription = Subscription::from_request(type_url, &request.resource_names);
             state.epoch += 1;
         }
+        state.names_digest = Some(digest);
 
         if request.response_nonce.is_empty() {
             state.respond = true;

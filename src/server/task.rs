@@ -6,6 +6,7 @@
 use super::convergence::Convergence;
 use super::grpc::{RequestError, RequestStream};
 use super::registry::StreamState;
+use super::sotw_request::RequestMessage;
 use super::stream::RequestKind;
 use super::wire::WireResponse;
 use super::Shared;
@@ -26,7 +27,7 @@ pub(super) const IDENTIFIER: &str = concat!("sextant/", env!("CARGO_PKG_VERSION"
 /// What differs between SotW and delta streams.
 pub(super) trait Protocol: Send + 'static {
     /// The request message.
-    type Request: prost::Message + Default + Send + 'static;
+    type Request: RequestMessage + Send + 'static;
     /// Name in logs: "SotW" or "delta".
     const NAME: &'static str;
     /// The `protocol` label of the metrics.

@@ -14,8 +14,8 @@ fn sent_names(stream: &SotwStream, type_url: TypeUrl) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn names(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| n.to_string()).collect()
+fn names(names: &[&str]) -> RequestNames {
+    names.iter().copied().collect()
 }
 
 /// A first request (empty nonce).
@@ -792,8 +792,8 @@ fn a_request_is_compared_with_the_subscription_as_a_set() {
             "{other:?}"
         );
     }
-    let wildcard = Subscription::from_request(CDS, &[]);
-    assert!(wildcard.is_requested_by(CDS, &[]));
+    let wildcard = Subscription::from_request(CDS, &names(&[]));
+    assert!(wildcard.is_requested_by(CDS, &names(&[])));
     assert!(wildcard.is_requested_by(CDS, &names(&["*"])));
     assert!(!wildcard.is_requested_by(CDS, &names(&["a"])));
 }
@@ -853,4 +853,42 @@ fn streams_of_one_class_share_their_subscription_and_the_snapshot_map() {
     assert_eq!(resource_names(&response), ["c00"]);
     let sent = &stream.types[&EDS].sent.as_ref().unwrap().resources;
     assert!(!sent.contains_key("not-asked") && !sent.ptr_eq(snap.of(EDS)));
+}
+
+/// Requests that repeat the previous names are recognized without reading
+/// them; a list that differs from the latest one (back to an earlier list,
+/// or the same names in another order) is still compared with the
+/// subscription.
+#[test]
+fn a_subscription_follows_every_change_of_names_back_and_forth() {
+    let snap = snapshot(&[(
+        EDS,
+        vec![
+            endpoints("a", &[1]),
+            endpoints("b", &[2]),
+            endpoints("c", &[3]),
+        ],
+    )]);
+    let mut stream = SotwStream::new();
+    let subscribed = |s: &SotwStream| match &s.types[&EDS].subscription {
+        Subscription::Names(names) => names.iter().cloned().collect::<Vec<_>>(),
+        Subscription::Wildcard => panic!("EDS was asked for by name"),
+    };
+    stream.on_request(&initial(EDS, &["a", "b"]));
+    let mut response = only(stream.poll(&snap), EDS);
+    for (names, expected) in [
+        (&["a", "b"][..], &["a", "b"][..]),
+        (&["c"], &["c"]),
+        (&["a", "b"], &["a", "b"]),
+        (&["b", "a"], &["a", "b"]),
+        (&["a", "b"], &["a", "b"]),
+        (&["b", "c"], &["b", "c"]),
+    ] {
+        stream.on_request(&ack(&response, names));
+        assert_eq!(subscribed(&stream), expected, "after {names:?}");
+        if let Some(next) = stream.poll(&snap).into_iter().next() {
+            assert_eq!(resource_names(&next), expected, "answer to {names:?}");
+            response = next;
+        }
+    }
 }
