@@ -23,6 +23,9 @@ use std::sync::LazyLock;
 /// `DiscoveryRequest.resource_names`' field number.
 const RESOURCE_NAMES: u32 = 3;
 
+/// The key byte of a `resource_names` field (number 3, length-delimited).
+const NAME_KEY: u8 = (RESOURCE_NAMES as u8) << 3 | 2;
+
 /// A request message of an ADS stream, decoded from the bytes of one gRPC
 /// message (shared with the stream's read buffer, not copied).
 pub(super) trait RequestMessage: Sized {
@@ -250,6 +253,18 @@ fn fields(message: &[u8]) -> impl Iterator<Item = Result<NameField, ()>> + '_ {
             return None;
         }
         let start = at(rest);
+        // The common case, a name field with a one-byte length, without
+        // the general decoding below (thousands per request).
+        if let [NAME_KEY, len @ 0..=0x7f, tail @ ..] = rest {
+            let len = usize::from(*len);
+            if tail.len() >= len {
+                rest = &tail[len..];
+                return Some(Ok(NameField {
+                    whole: start..start + 2 + len,
+                    name: start + 2..start + 2 + len,
+                }));
+            }
+        }
         let next = (|| {
             let (tag, wire_type) = encoding::decode_key(&mut rest).map_err(drop)?;
             if tag != RESOURCE_NAMES {
