@@ -6,8 +6,8 @@
 //! at its largest size for the stream's life (a whole CDS or EDS response,
 //! megabytes, per connected proxy), and keeps its decode buffer the same
 //! way. Here responses go out as chunks that share the snapshot's encoded
-//! resources ([`super::wire`]), and a request buffer larger than
-//! [`KEPT_REQUEST_BUFFER_BYTES`] is freed once its message is decoded.
+//! resources ([`super::wire`]), and requests are read from the received
+//! frames' own buffers, nothing of which is kept once a message is decoded.
 
 use super::sotw_request::RequestMessage;
 use super::wire::{Chunks, WireResponse, GRPC_PREFIX_BYTES};
@@ -15,6 +15,7 @@ use super::{AdsService, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use http_body_util::BodyExt;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -31,9 +32,6 @@ const SOTW_PATH: &str =
 /// The path of the delta method.
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
-/// A request buffer up to this size (bytes) is kept for the next request;
-/// a larger one (a SotW ACK naming thousands of clusters) is freed.
-pub(crate) const KEPT_REQUEST_BUFFER_BYTES: usize = 16 * 1024;
 
 /// `AggregatedDiscoveryService` as a tower service for tonic's router.
 #[derive(Clone, Debug)]
@@ -191,7 +189,13 @@ pub(super) enum RequestError {
 /// The requests of a stream, decoded from its gRPC messages.
 pub(super) struct RequestStream<T> {
     body: Body,
-    buf: BytesMut,
+    /// Received bytes not yet part of a decoded message: the DATA frames'
+    /// own buffers, oldest first, not copied (a message within one frame
+    /// is a slice of it; one spread over frames is copied once, into a
+    /// buffer of its exact length, when its last byte arrives).
+    frames: VecDeque<Bytes>,
+    /// Their total length, bytes.
+    buffered: usize,
     ended: bool,
     message: PhantomData<fn() -> T>,
 }
@@ -201,7 +205,8 @@ impl<T: RequestMessage> RequestStream<T> {
     pub(super) fn new(body: Body) -> Self {
         RequestStream {
             body,
-            buf: BytesMut::new(),
+            frames: VecDeque::new(),
+            buffered: 0,
             ended: false,
             message: PhantomData,
         }
@@ -221,15 +226,15 @@ impl<T: RequestMessage> RequestStream<T> {
                 return Ok(Some(message));
             }
             if self.ended {
-                return match self.buf.get(..GRPC_PREFIX_BYTES) {
-                    None if self.buf.is_empty() => Ok(None),
+                return match self.prefix() {
+                    None if self.buffered == 0 => Ok(None),
                     None => Err(RequestError::Refused(Status::invalid_argument(format!(
                         "the request stream ended inside a gRPC message prefix ({} of its 5 bytes arrived)",
-                        self.buf.len()
+                        self.buffered
                     )))),
                     Some(prefix) => Err(RequestError::Refused(Status::invalid_argument(format!(
                         "the request stream ended inside a gRPC message: {} of its {} bytes arrived",
-                        self.buf.len() - GRPC_PREFIX_BYTES,
+                        self.buffered - GRPC_PREFIX_BYTES,
                         u32::from_be_bytes(prefix[1..].try_into().expect("4 bytes"))
                     )))),
                 };
@@ -237,7 +242,10 @@ impl<T: RequestMessage> RequestStream<T> {
             match self.body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        self.buf.extend_from_slice(&data);
+                        if !data.is_empty() {
+                            self.buffered += data.len();
+                            self.frames.push_back(data);
+                        }
                     }
                 }
                 Some(Err(status)) => return Err(RequestError::Transport(status)),
@@ -246,9 +254,51 @@ impl<T: RequestMessage> RequestStream<T> {
         }
     }
 
+    /// The first 5 buffered bytes (a message prefix), if they arrived.
+    fn prefix(&self) -> Option<[u8; GRPC_PREFIX_BYTES]> {
+        if self.buffered < GRPC_PREFIX_BYTES {
+            return None;
+        }
+        let mut prefix = [0; GRPC_PREFIX_BYTES];
+        let mut filled = 0;
+        for frame in &self.frames {
+            let n = frame.len().min(GRPC_PREFIX_BYTES - filled);
+            prefix[filled..filled + n].copy_from_slice(&frame[..n]);
+            filled += n;
+            if filled == GRPC_PREFIX_BYTES {
+                break;
+            }
+        }
+        Some(prefix)
+    }
+
+    /// Removes the first `n` buffered bytes (at most `buffered`): a slice of
+    /// the first frame if it holds them all, else one copy.
+    fn take(&mut self, n: usize) -> Bytes {
+        self.buffered -= n;
+        let front = self.frames.front_mut().expect("n bytes are buffered");
+        if front.len() >= n {
+            let taken = front.split_to(n);
+            if front.is_empty() {
+                self.frames.pop_front();
+            }
+            return taken;
+        }
+        let mut out = BytesMut::with_capacity(n);
+        while out.len() < n {
+            let front = self.frames.front_mut().expect("n bytes are buffered");
+            let k = front.len().min(n - out.len());
+            out.extend_from_slice(&front.split_to(k));
+            if front.is_empty() {
+                self.frames.pop_front();
+            }
+        }
+        out.freeze()
+    }
+
     /// The first whole message in the buffer, if there is one.
     fn decode_buffered(&mut self) -> Result<Option<T>, Status> {
-        let Some(prefix) = self.buf.get(..GRPC_PREFIX_BYTES) else {
+        let Some(prefix) = self.prefix() else {
             return Ok(None);
         };
         let len = u32::from_be_bytes(prefix[1..].try_into().expect("4 bytes")) as usize;
@@ -270,24 +320,14 @@ impl<T: RequestMessage> RequestStream<T> {
                 "a request of {len} bytes is over Sextant's limit of {MAX_REQUEST_BYTES} bytes"
             )));
         }
-        // No room is reserved for the claimed length: the buffer grows as
-        // bytes arrive, so a prefix alone costs nothing.
-        if self.buf.len() < GRPC_PREFIX_BYTES + len {
+        // Nothing is reserved for the claimed length: a prefix alone costs
+        // nothing, and the message is assembled once all of it is here.
+        if self.buffered < GRPC_PREFIX_BYTES + len {
             return Ok(None);
         }
-        // Measured before the split, which shrinks the capacity of the
-        // view but not the allocation behind it.
-        let large = self.buf.capacity() > KEPT_REQUEST_BUFFER_BYTES;
-        // The message's bytes are handed over, not copied (they stay
-        // alive until the request is dropped).
         let body = self
-            .buf
-            .split_to(GRPC_PREFIX_BYTES + len)
-            .freeze()
+            .take(GRPC_PREFIX_BYTES + len)
             .slice(GRPC_PREFIX_BYTES..);
-        if self.buf.is_empty() && large {
-            self.buf = BytesMut::new();
-        }
         let message = T::decode_message(body)
             .map_err(|e| Status::invalid_argument(format!("not a valid request: {e}")))?;
         Ok(Some(message))
@@ -365,19 +405,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_large_request_does_not_keep_its_buffer() {
+    async fn nothing_of_a_request_is_kept_once_it_is_read() {
+        // A large request over many frames, and a small one in the same
+        // frame as the large one's end.
         let large = framed(&request(3_000));
         let small = framed(&request(1));
-        assert!(large.len() > 4 * KEPT_REQUEST_BUFFER_BYTES);
-        let mut stream = RequestStream::<DiscoveryRequest>::new(body(vec![large, small.clone()]));
-        stream.message().await.unwrap().unwrap();
-        assert!(
-            stream.buf.capacity() <= KEPT_REQUEST_BUFFER_BYTES,
-            "{} bytes kept after a large request",
-            stream.buf.capacity()
+        let mut bytes = large.clone();
+        bytes.extend(&small);
+        let frames: Vec<Vec<u8>> = bytes.chunks(16 * 1024).map(<[u8]>::to_vec).collect();
+        assert!(frames.len() > 4);
+        let mut stream = RequestStream::<DiscoveryRequest>::new(body(frames));
+        assert_eq!(stream.message().await.unwrap().unwrap(), request(3_000));
+        assert_eq!(
+            stream.buffered,
+            small.len(),
+            "only the next request is held"
         );
-        stream.message().await.unwrap().unwrap();
-        assert!(stream.buf.capacity() <= KEPT_REQUEST_BUFFER_BYTES);
+        let held: usize = stream.frames.iter().map(Bytes::len).sum();
+        assert_eq!(held, small.len());
+        assert_eq!(stream.message().await.unwrap().unwrap(), request(1));
+        assert_eq!((stream.buffered, stream.frames.len()), (0, 0));
+    }
+
+    #[test]
+    fn bytes_within_one_frame_are_a_slice_of_it_and_bytes_over_frames_one_copy() {
+        let mut stream = RequestStream::<DiscoveryRequest>::new(body(vec![]));
+        let first = Bytes::from(vec![1u8; 100]);
+        stream
+            .frames
+            .extend([first.clone(), Bytes::from(vec![2u8; 50])]);
+        stream.buffered = 150;
+        let within = stream.take(60);
+        assert_eq!(within.as_ptr(), first.as_ptr(), "not copied");
+        assert_eq!(within.len(), 60);
+        let over = stream.take(80);
+        assert_eq!(&over[..], [[1u8; 40].as_slice(), &[2u8; 40]].concat());
+        assert_eq!((stream.buffered, stream.frames.len()), (10, 1));
+        assert_eq!(&stream.take(10)[..], [2u8; 10]);
+        assert!(stream.frames.is_empty());
     }
 
     #[tokio::test]
