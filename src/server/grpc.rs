@@ -9,12 +9,13 @@
 //! resources ([`super::wire`]), and requests are read from the received
 //! frames' own buffers, nothing of which is kept once a message is decoded.
 
-use super::sotw_request::RequestMessage;
 use super::wire::{Chunks, WireResponse, GRPC_PREFIX_BYTES};
 use super::{AdsService, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 use bytes::{Bytes, BytesMut};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use http_body::Frame;
 use http_body_util::BodyExt;
+use prost::{DecodeError, Message};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -184,6 +185,28 @@ pub(super) enum RequestError {
     /// A message Sextant refuses (compressed, too long, cut short, not a
     /// request): the stream ends with this status.
     Refused(Status),
+}
+
+/// A request message of an ADS stream, decoded from the bytes of one gRPC
+/// message (a slice of the frame it arrived in, when it arrived in one).
+pub(super) trait RequestMessage: Sized {
+    /// Decodes `message`.
+    ///
+    /// # Errors
+    /// Whatever prost's decoding of the protocol's message type returns.
+    fn decode_message(message: Bytes) -> Result<Self, DecodeError>;
+}
+
+impl RequestMessage for DiscoveryRequest {
+    fn decode_message(message: Bytes) -> Result<Self, DecodeError> {
+        Self::decode(message)
+    }
+}
+
+impl RequestMessage for DeltaDiscoveryRequest {
+    fn decode_message(message: Bytes) -> Result<Self, DecodeError> {
+        Self::decode(message)
+    }
 }
 
 /// The requests of a stream, decoded from its gRPC messages.

@@ -10,6 +10,7 @@
 //! them with the subscription. A repeated list is now recognized by its
 //! digest ([`RequestNames::digest`]); names are read only when it differs.
 
+use super::grpc::RequestMessage;
 use bytes::{Buf, Bytes};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, ResourceLocator};
@@ -25,28 +26,6 @@ const RESOURCE_NAMES: u32 = 3;
 
 /// The key byte of a `resource_names` field (number 3, length-delimited).
 const NAME_KEY: u8 = (RESOURCE_NAMES as u8) << 3 | 2;
-
-/// A request message of an ADS stream, decoded from the bytes of one gRPC
-/// message (shared with the stream's read buffer, not copied).
-pub(super) trait RequestMessage: Sized {
-    /// Decodes `message`.
-    ///
-    /// # Errors
-    /// Whatever prost's decoding of the protocol's message type returns.
-    fn decode_message(message: Bytes) -> Result<Self, DecodeError>;
-}
-
-impl RequestMessage for DiscoveryRequest {
-    fn decode_message(message: Bytes) -> Result<Self, DecodeError> {
-        Self::decode(message)
-    }
-}
-
-impl RequestMessage for envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest {
-    fn decode_message(message: Bytes) -> Result<Self, DecodeError> {
-        Self::decode(message)
-    }
-}
 
 /// The fields of a `DiscoveryRequest` other than `resource_names` (same
 /// field numbers; `resource_names` is skipped as unknown).

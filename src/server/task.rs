@@ -4,9 +4,8 @@
 //! sending what the protocol's state machine says.
 
 use super::convergence::Convergence;
-use super::grpc::{RequestError, RequestStream};
+use super::grpc::{RequestError, RequestMessage, RequestStream};
 use super::registry::StreamState;
-use super::sotw_request::RequestMessage;
 use super::stream::RequestKind;
 use super::wire::WireResponse;
 use super::Shared;
