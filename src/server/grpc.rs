@@ -16,7 +16,6 @@ use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, Disc
 use http_body::Frame;
 use http_body_util::BodyExt;
 use prost::{DecodeError, Message};
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -210,15 +209,20 @@ impl RequestMessage for DeltaDiscoveryRequest {
 }
 
 /// The requests of a stream, decoded from its gRPC messages.
+///
+/// A message that arrives whole inside one DATA frame is a slice of that
+/// frame's buffer (no copy). The start of a message that does not is
+/// copied out of its frames into a buffer of the stream's own, so that the
+/// memory a stream holds is the bytes it received, whatever the sizes of
+/// the frames they came in: a frame's buffer is a chunk of h2's receive
+/// buffer, and holding many small frames would hold many whole chunks.
 pub(super) struct RequestStream<T> {
     body: Body,
-    /// Received bytes not yet part of a decoded message: the DATA frames'
-    /// own buffers, oldest first, not copied (a message within one frame
-    /// is a slice of it; one spread over frames is copied once, into a
-    /// buffer of its exact length, when its last byte arrives).
-    frames: VecDeque<Bytes>,
-    /// Their total length, bytes.
-    buffered: usize,
+    /// The unread rest of the latest DATA frame; held only while it starts
+    /// with a whole message.
+    frame: Bytes,
+    /// The received start of an unfinished message (prefix included).
+    partial: BytesMut,
     ended: bool,
     message: PhantomData<fn() -> T>,
 }
@@ -228,8 +232,8 @@ impl<T: RequestMessage> RequestStream<T> {
     pub(super) fn new(body: Body) -> Self {
         RequestStream {
             body,
-            frames: VecDeque::new(),
-            buffered: 0,
+            frame: Bytes::new(),
+            partial: BytesMut::new(),
             ended: false,
             message: PhantomData,
         }
@@ -249,15 +253,15 @@ impl<T: RequestMessage> RequestStream<T> {
                 return Ok(Some(message));
             }
             if self.ended {
-                return match self.prefix() {
-                    None if self.buffered == 0 => Ok(None),
+                let received = self.partial.len();
+                return match self.partial.get(..GRPC_PREFIX_BYTES) {
+                    None if received == 0 => Ok(None),
                     None => Err(RequestError::Refused(Status::invalid_argument(format!(
-                        "the request stream ended inside a gRPC message prefix ({} of its 5 bytes arrived)",
-                        self.buffered
+                        "the request stream ended inside a gRPC message prefix ({received} of its 5 bytes arrived)"
                     )))),
                     Some(prefix) => Err(RequestError::Refused(Status::invalid_argument(format!(
                         "the request stream ended inside a gRPC message: {} of its {} bytes arrived",
-                        self.buffered - GRPC_PREFIX_BYTES,
+                        received - GRPC_PREFIX_BYTES,
                         u32::from_be_bytes(prefix[1..].try_into().expect("4 bytes"))
                     )))),
                 };
@@ -265,10 +269,8 @@ impl<T: RequestMessage> RequestStream<T> {
             match self.body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        if !data.is_empty() {
-                            self.buffered += data.len();
-                            self.frames.push_back(data);
-                        }
+                        // `decode_buffered` read the previous frame to its end.
+                        self.frame = data;
                     }
                 }
                 Some(Err(status)) => return Err(RequestError::Transport(status)),
@@ -277,84 +279,76 @@ impl<T: RequestMessage> RequestStream<T> {
         }
     }
 
-    /// The first 5 buffered bytes (a message prefix), if they arrived.
-    fn prefix(&self) -> Option<[u8; GRPC_PREFIX_BYTES]> {
-        if self.buffered < GRPC_PREFIX_BYTES {
-            return None;
-        }
-        let mut prefix = [0; GRPC_PREFIX_BYTES];
-        let mut filled = 0;
-        for frame in &self.frames {
-            let n = frame.len().min(GRPC_PREFIX_BYTES - filled);
-            prefix[filled..filled + n].copy_from_slice(&frame[..n]);
-            filled += n;
-            if filled == GRPC_PREFIX_BYTES {
-                break;
-            }
-        }
-        Some(prefix)
-    }
-
-    /// Removes the first `n` buffered bytes (at most `buffered`): a slice of
-    /// the first frame if it holds them all, else one copy.
-    fn take(&mut self, n: usize) -> Bytes {
-        self.buffered -= n;
-        let front = self.frames.front_mut().expect("n bytes are buffered");
-        if front.len() >= n {
-            let taken = front.split_to(n);
-            if front.is_empty() {
-                self.frames.pop_front();
-            }
-            return taken;
-        }
-        let mut out = BytesMut::with_capacity(n);
-        while out.len() < n {
-            let front = self.frames.front_mut().expect("n bytes are buffered");
-            let k = front.len().min(n - out.len());
-            out.extend_from_slice(&front.split_to(k));
-            if front.is_empty() {
-                self.frames.pop_front();
-            }
-        }
-        out.freeze()
-    }
-
-    /// The first whole message in the buffer, if there is one.
+    /// The next whole message, from the frame or from the frame and the
+    /// unfinished message before it; `None` once the frame is used up (its
+    /// bytes of an unfinished message copied into `partial`).
     fn decode_buffered(&mut self) -> Result<Option<T>, Status> {
-        let Some(prefix) = self.prefix() else {
-            return Ok(None);
-        };
-        let len = u32::from_be_bytes(prefix[1..].try_into().expect("4 bytes")) as usize;
-        match prefix[0] {
-            0 => {}
-            1 => {
-                return Err(Status::unimplemented(
-                    "a compressed gRPC message: Sextant accepts only uncompressed ones (grpc-accept-encoding: identity)",
-                ))
+        if self.partial.is_empty() {
+            if let Some(prefix) = self.frame.get(..GRPC_PREFIX_BYTES) {
+                let len = message_len(prefix)?;
+                if self.frame.len() >= GRPC_PREFIX_BYTES + len {
+                    let message = self.frame.split_to(GRPC_PREFIX_BYTES + len);
+                    return decode(message.slice(GRPC_PREFIX_BYTES..)).map(Some);
+                }
             }
-            flag => {
-                return Err(Status::invalid_argument(format!(
-                    "a gRPC message prefix whose compressed flag is {flag} (only 0 and 1 exist)"
-                )))
+            self.partial.extend_from_slice(&self.frame);
+            self.frame.clear();
+        } else {
+            // Complete the prefix, then the message, from the frame.
+            let missing = GRPC_PREFIX_BYTES.saturating_sub(self.partial.len());
+            let take = missing.min(self.frame.len());
+            self.partial.extend_from_slice(&self.frame.split_to(take));
+            if self.partial.len() >= GRPC_PREFIX_BYTES {
+                let total = GRPC_PREFIX_BYTES + message_len(&self.partial[..GRPC_PREFIX_BYTES])?;
+                let take = (total - self.partial.len()).min(self.frame.len());
+                self.partial.extend_from_slice(&self.frame.split_to(take));
+                if self.partial.len() == total {
+                    let message = std::mem::take(&mut self.partial).freeze();
+                    return decode(message.slice(GRPC_PREFIX_BYTES..)).map(Some);
+                }
             }
         }
-        if len > MAX_REQUEST_BYTES {
-            return Err(Status::resource_exhausted(format!(
-                "a request of {len} bytes is over Sextant's limit of {MAX_REQUEST_BYTES} bytes"
-            )));
+        // A prefix alone reserves nothing: `partial` grows as bytes arrive.
+        if self.partial.len() >= GRPC_PREFIX_BYTES {
+            message_len(&self.partial[..GRPC_PREFIX_BYTES])?;
         }
-        // Nothing is reserved for the claimed length: a prefix alone costs
-        // nothing, and the message is assembled once all of it is here.
-        if self.buffered < GRPC_PREFIX_BYTES + len {
-            return Ok(None);
-        }
-        let body = self
-            .take(GRPC_PREFIX_BYTES + len)
-            .slice(GRPC_PREFIX_BYTES..);
-        let message = T::decode_message(body)
-            .map_err(|e| Status::invalid_argument(format!("not a valid request: {e}")))?;
-        Ok(Some(message))
+        Ok(None)
     }
+}
+
+/// The length a gRPC message prefix (5 bytes) announces.
+///
+/// # Errors
+/// `UNIMPLEMENTED` for a compressed message, `INVALID_ARGUMENT` for a flag
+/// other than 0 and 1, `RESOURCE_EXHAUSTED` over [`MAX_REQUEST_BYTES`].
+fn message_len(prefix: &[u8]) -> Result<usize, Status> {
+    let len =
+        u32::from_be_bytes(prefix[1..GRPC_PREFIX_BYTES].try_into().expect("4 bytes")) as usize;
+    match prefix[0] {
+        0 => {}
+        1 => {
+            return Err(Status::unimplemented(
+                "a compressed gRPC message: Sextant accepts only uncompressed ones (grpc-accept-encoding: identity)",
+            ))
+        }
+        flag => {
+            return Err(Status::invalid_argument(format!(
+                "a gRPC message prefix whose compressed flag is {flag} (only 0 and 1 exist)"
+            )))
+        }
+    }
+    if len > MAX_REQUEST_BYTES {
+        return Err(Status::resource_exhausted(format!(
+            "a request of {len} bytes is over Sextant's limit of {MAX_REQUEST_BYTES} bytes"
+        )));
+    }
+    Ok(len)
+}
+
+/// Decodes one request message.
+fn decode<T: RequestMessage>(message: Bytes) -> Result<T, Status> {
+    T::decode_message(message)
+        .map_err(|e| Status::invalid_argument(format!("not a valid request: {e}")))
 }
 
 #[cfg(test)]
@@ -427,6 +421,71 @@ mod tests {
         assert_eq!(got, vec![a, b, c]);
     }
 
+    /// A request type that is its message's bytes, to see where they are.
+    struct Raw(Bytes);
+
+    impl RequestMessage for Raw {
+        fn decode_message(message: Bytes) -> Result<Self, DecodeError> {
+            Ok(Raw(message))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_within_one_frame_is_a_slice_of_it_and_one_over_frames_is_copied() {
+        let one = framed(&request(2));
+        let mut bytes = one.clone();
+        bytes.extend(&one);
+        let frame = Bytes::from(bytes);
+        // Frame 1: a whole message and the start of the next; frame 2: its end.
+        let frames = [frame.slice(..one.len() + 3), frame.slice(one.len() + 3..)];
+        let body = Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+            frames.map(|f| Ok::<_, Status>(Frame::data(f))),
+        )));
+        let mut stream = RequestStream::<Raw>::new(body);
+        let Raw(first) = stream.message().await.unwrap().unwrap();
+        assert_eq!(
+            first.as_ptr(),
+            frame[GRPC_PREFIX_BYTES..].as_ptr(),
+            "a slice"
+        );
+        let Raw(second) = stream.message().await.unwrap().unwrap();
+        assert_eq!(second, frame.slice(one.len() + GRPC_PREFIX_BYTES..));
+        assert_ne!(
+            second.as_ptr(),
+            frame[one.len() + GRPC_PREFIX_BYTES..].as_ptr()
+        );
+        assert!(stream.message().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_message_holds_the_bytes_received_not_its_frames() {
+        // 20,000 one-byte frames of a message that never ends, each a slice
+        // of one large buffer (as h2's frames are of its receive buffer).
+        let mut bytes = vec![0];
+        bytes.extend(1_000_000u32.to_be_bytes());
+        bytes.resize(20_000, b'x');
+        let buffer = Bytes::from(bytes);
+        let frames: Vec<_> = (0..buffer.len())
+            .map(|i| Ok::<_, Status>(Frame::data(buffer.slice(i..i + 1))))
+            .collect();
+        let body = Body::new(http_body_util::StreamBody::new(futures::StreamExt::chain(
+            futures::stream::iter(frames),
+            futures::stream::pending(),
+        )));
+        let mut stream = RequestStream::<Raw>::new(body);
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(200), stream.message()).await;
+        assert!(waiting.is_err(), "the message is not complete");
+        assert!(buffer.is_unique(), "no frame is held");
+        assert!(stream.frame.is_empty());
+        assert_eq!(stream.partial.len(), 20_000);
+        assert!(
+            stream.partial.capacity() <= 2 * 20_000,
+            "{}",
+            stream.partial.capacity()
+        );
+    }
+
     #[tokio::test]
     async fn nothing_of_a_request_is_kept_once_it_is_read() {
         // A large request over many frames, and a small one in the same
@@ -439,33 +498,14 @@ mod tests {
         assert!(frames.len() > 4);
         let mut stream = RequestStream::<DiscoveryRequest>::new(body(frames));
         assert_eq!(stream.message().await.unwrap().unwrap(), request(3_000));
+        assert!(stream.partial.is_empty() && stream.partial.capacity() == 0);
         assert_eq!(
-            stream.buffered,
+            stream.frame.len(),
             small.len(),
             "only the next request is held"
         );
-        let held: usize = stream.frames.iter().map(Bytes::len).sum();
-        assert_eq!(held, small.len());
         assert_eq!(stream.message().await.unwrap().unwrap(), request(1));
-        assert_eq!((stream.buffered, stream.frames.len()), (0, 0));
-    }
-
-    #[test]
-    fn bytes_within_one_frame_are_a_slice_of_it_and_bytes_over_frames_one_copy() {
-        let mut stream = RequestStream::<DiscoveryRequest>::new(body(vec![]));
-        let first = Bytes::from(vec![1u8; 100]);
-        stream
-            .frames
-            .extend([first.clone(), Bytes::from(vec![2u8; 50])]);
-        stream.buffered = 150;
-        let within = stream.take(60);
-        assert_eq!(within.as_ptr(), first.as_ptr(), "not copied");
-        assert_eq!(within.len(), 60);
-        let over = stream.take(80);
-        assert_eq!(&over[..], [[1u8; 40].as_slice(), &[2u8; 40]].concat());
-        assert_eq!((stream.buffered, stream.frames.len()), (10, 1));
-        assert_eq!(&stream.take(10)[..], [2u8; 10]);
-        assert!(stream.frames.is_empty());
+        assert!(stream.frame.is_empty() && stream.partial.is_empty());
     }
 
     #[tokio::test]
