@@ -6,8 +6,9 @@
 //! at its largest size for the stream's life (a whole CDS or EDS response,
 //! megabytes, per connected proxy), and keeps its decode buffer the same
 //! way. Here responses go out as chunks that share the snapshot's encoded
-//! resources ([`super::wire`]), and requests are read from the received
-//! frames' own buffers, nothing of which is kept once a message is decoded.
+//! resources ([`super::wire`]); a request is read in place when it arrives
+//! whole inside one DATA frame, and otherwise assembled in a buffer of the
+//! stream's own that is released once the message is decoded.
 
 use super::wire::{Chunks, WireResponse, GRPC_PREFIX_BYTES};
 use super::{AdsService, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
