@@ -160,15 +160,13 @@ impl RequestNames {
                 Some((names, Some(run)))
             }
             _ => {
-                if !all_utf8(message) {
-                    return None;
-                }
+                // Names among other fields: checked and digested one by one.
                 let (mut a, mut b) = (keys[2].build_hasher(), keys[3].build_hasher());
-                for name in fields(message) {
-                    let name = &message[name.ok()?.name];
+                for field in fields(message) {
+                    let name = std::str::from_utf8(&message[field.ok()?.name]).ok()?;
                     for h in [&mut a, &mut b] {
                         h.write_usize(name.len());
-                        h.write(name);
+                        h.write(name.as_bytes());
                     }
                 }
                 let names = RequestNames {
