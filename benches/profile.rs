@@ -119,6 +119,7 @@ fn main() {
                 .clusters
                 .values_mut()
                 .find(|c| c.dns.is_none() && !c.endpoints.is_empty())
+                .map(std::sync::Arc::make_mut)
                 .expect("an EDS cluster with endpoints");
             if stage == "endpoint_change" {
                 cluster.endpoints[0].port = cluster.endpoints[0].port.wrapping_add(1).max(1);

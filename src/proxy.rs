@@ -245,7 +245,7 @@ impl ProxyClass {
         proxy
             .instance_ips
             .iter()
-            .filter_map(|ip| ir.workloads.get(ip))
+            .filter_map(|ip| ir.workloads.get(ip).map(|w| &**w))
             .find(|w| w.namespace == proxy.namespace && w.service_account == proxy.service_account)
     }
 

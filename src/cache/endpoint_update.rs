@@ -23,7 +23,7 @@ pub(super) fn update_classes(
     parts: &SharedParts,
     options: &TranslateOptions,
 ) -> HashMap<ProxyClass, Arc<ClassResources>> {
-    let by_index: Vec<&Cluster> = ir.clusters.values().collect();
+    let by_index: Vec<&Cluster> = ir.clusters.values().map(|c| &**c).collect();
     classes
         .iter()
         .map(|(class, resources)| {

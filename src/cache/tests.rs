@@ -12,6 +12,7 @@ use crate::store::Store;
 use crate::translate::{self, TranslateOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 fn load(name: &str, text: &str) -> Ir {
     let mut store = Store::new();
@@ -237,7 +238,8 @@ fn with_endpoint_changes(ir: &Ir) -> Ir {
     let mut eds = new
         .clusters
         .values_mut()
-        .filter(|c| c.dns.is_none() && !c.endpoints.is_empty());
+        .filter(|c| c.dns.is_none() && !c.endpoints.is_empty())
+        .map(Arc::make_mut);
     if let Some(c) = eds.next() {
         c.endpoints.remove(0);
     }
@@ -255,7 +257,10 @@ fn with_endpoint_changes(ir: &Ir) -> Ir {
         .flat_map(|c| &c.endpoints)
         .find(|e| e.mesh.is_some())
         .map(|e| e.address);
-    if let Some(w) = meshed.and_then(|ip| new.workloads.get_mut(&ip)) {
+    if let Some(w) = meshed
+        .and_then(|ip| new.workloads.get_mut(&ip))
+        .map(Arc::make_mut)
+    {
         w.labels.insert("rollout".into(), "2".into());
     }
     new
@@ -332,13 +337,13 @@ fn only_endpoint_changes_take_the_endpoint_path() {
     assert_eq!(dirty.iter().filter(|d| **d).count(), 3, "{dirty:?}");
     // A cluster's policy, a virtual host, a cluster more: a full translation.
     let mut policy = ir.clone();
-    policy.clusters.values_mut().next().unwrap().port += 1;
+    Arc::make_mut(policy.clusters.values_mut().next().unwrap()).port += 1;
     assert_eq!(
         ir::endpoint_change::endpoint_only_change(&ir, &policy),
         None
     );
     let mut routes = ir.clone();
-    routes.virtual_hosts.pop();
+    Arc::make_mut(&mut routes.virtual_hosts).pop();
     assert_eq!(
         ir::endpoint_change::endpoint_only_change(&ir, &routes),
         None

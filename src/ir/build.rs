@@ -10,6 +10,7 @@ use crate::diagnostic::Diagnostic;
 use crate::model::{DestinationRule, Object, ObjectKey};
 use crate::store::World;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Resolves the world into the IR. Never fails: problems become
 /// [`Ir::diagnostics`] and the affected part is left out or answered with a
@@ -171,7 +172,7 @@ pub fn build(world: &World) -> Ir {
                     protocol: port.protocol,
                     origins: origins.clone(),
                 };
-                clusters.insert(name, cluster);
+                clusters.insert(name, Arc::new(cluster));
             };
             for subset in &subsets {
                 let resolved =
@@ -239,7 +240,7 @@ pub fn build(world: &World) -> Ir {
     diagnostics.dedup();
     Ir {
         clusters,
-        virtual_hosts,
+        virtual_hosts: Arc::new(virtual_hosts),
         tcp_routes,
         source_label_keys,
         peer_authentications: super::mesh::peer_authentications(&peer_authentications),

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Label that marks a workload with a sidecar that speaks mutual TLS
 /// (Istio's: its injector sets `security.istio.io/tlsMode: istio`).
@@ -154,7 +155,7 @@ pub(super) fn workloads(
     pods: &BTreeMap<(String, String), &Pod>,
     entries: &[(&ObjectKey, &WorkloadEntry)],
     diagnostics: &mut Vec<crate::diagnostic::Diagnostic>,
-) -> BTreeMap<IpAddr, Workload> {
+) -> BTreeMap<IpAddr, Arc<Workload>> {
     let sidecar = |labels: &Labels, annotations: Option<&BTreeMap<String, String>>| {
         (labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")).then(|| {
             annotations
@@ -177,7 +178,7 @@ pub(super) fn workloads(
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         out.insert(
             address,
-            Workload {
+            Arc::new(Workload {
                 origin: ObjectKey {
                     kind: crate::model::Kind::Pod,
                     namespace: namespace.clone(),
@@ -192,7 +193,7 @@ pub(super) fn workloads(
                 address,
                 sidecar_port: sidecar(&labels, pod.metadata.annotations.as_ref()),
                 labels,
-            },
+            }),
         );
     }
     for (key, entry) in entries {
@@ -213,7 +214,7 @@ pub(super) fn workloads(
         };
         match out.get(&address) {
             None => {
-                out.insert(address, workload);
+                out.insert(address, Arc::new(workload));
             }
             Some(existing) => {
                 diagnostics.push(crate::diagnostic::Diagnostic::error(
@@ -225,7 +226,7 @@ pub(super) fn workloads(
                     ),
                 ));
                 if existing.sidecar_port.is_none() && workload.sidecar_port.is_some() {
-                    out.insert(address, workload);
+                    out.insert(address, Arc::new(workload));
                 }
             }
         }
@@ -235,7 +236,10 @@ pub(super) fn workloads(
 
 /// Points an endpoint of a workload with a sidecar at the sidecar's
 /// inbound port, remembering the application port and the identity.
-pub(super) fn through_sidecar(endpoint: &mut Endpoint, workloads: &BTreeMap<IpAddr, Workload>) {
+pub(super) fn through_sidecar(
+    endpoint: &mut Endpoint,
+    workloads: &BTreeMap<IpAddr, Arc<Workload>>,
+) {
     let Some(w) = workloads.get(&endpoint.address) else {
         return;
     };

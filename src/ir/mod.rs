@@ -82,6 +82,7 @@ use crate::diagnostic::Diagnostic;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Label that ties an EndpointSlice to its Service (Kubernetes' own).
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -89,10 +90,12 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The resolved mesh.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Ir {
-    /// Outbound clusters keyed by name (`outbound|<port>|<subset>|<fqdn>`).
-    pub clusters: BTreeMap<String, Cluster>,
-    /// Virtual hosts of the outbound route configuration, ordered by name.
-    pub virtual_hosts: Vec<VirtualHost>,
+    /// Outbound clusters keyed by name (`outbound|<port>|<subset>|<fqdn>`),
+    /// each shared with the IRs of later changes that leave it as it is.
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
+    /// Virtual hosts of the outbound route configuration, ordered by name
+    /// (shared between IRs that differ only in workloads).
+    pub virtual_hosts: Arc<Vec<VirtualHost>>,
     /// TCP ports of services, in precedence order for a listener port two
     /// of them share: the older service first (creation time, then host).
     pub tcp_routes: Vec<TcpRoute>,
@@ -102,7 +105,7 @@ pub struct Ir {
     pub source_label_keys: std::collections::BTreeSet<String>,
     /// Pods and WorkloadEntries by address: who may get a certificate, and
     /// whose sidecar an inbound listener serves.
-    pub workloads: BTreeMap<IpAddr, mesh::Workload>,
+    pub workloads: BTreeMap<IpAddr, Arc<mesh::Workload>>,
     /// PeerAuthentications, oldest first.
     pub peer_authentications: Vec<mesh::PeerAuthn>,
     /// Sidecars that scope proxies, ordered by name.
