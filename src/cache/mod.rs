@@ -396,7 +396,8 @@ impl SnapshotCache {
     /// translated classes and rebuilds just the load assignments (and
     /// clusters) it touches; any other change drops them, and each class is
     /// translated again when a proxy of it next asks.
-    pub fn set_ir_changed_at(&self, ir: Ir, changed_at: Instant) {
+    pub fn set_ir_changed_at(&self, ir: impl Into<Arc<Ir>>, changed_at: Instant) {
+        let ir: Arc<Ir> = ir.into();
         let (generation, old) = {
             let mut state = self.state.lock().expect("cache lock");
             // One comparison of the two IRs tells an unchanged one (no
@@ -408,7 +409,6 @@ impl SnapshotCache {
             {
                 return;
             }
-            let ir = Arc::new(ir);
             let mut replaced: Replaced = Default::default();
             let dirty = dirty.filter(|_| !self.naive_baseline);
             match (dirty, state.parts.get()) {

@@ -149,6 +149,8 @@ impl Source {
 struct Pipeline {
     source: Source,
     store: Store,
+    /// Builds the IR per change, patching it when only workloads changed.
+    resolver: ir::Resolver,
     cache: Arc<SnapshotCache>,
     diagnostics: Arc<RwLock<Vec<Diagnostic>>>,
     metrics: Arc<Metrics>,
@@ -169,7 +171,7 @@ impl Pipeline {
             tracing::info!(file, "read config");
         }
         let started = std::time::Instant::now();
-        let (ir, all) = ir::resolve(&self.store);
+        let (ir, all) = self.resolver.resolve(&self.store);
         {
             let mut current = self.diagnostics.write().expect("diagnostics lock");
             let old: BTreeSet<&Diagnostic> = current.iter().collect();
@@ -407,6 +409,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut pipeline = Pipeline {
         source,
         store: Store::new(),
+        resolver: ir::Resolver::default(),
         cache: cache.clone(),
         diagnostics,
         metrics: metrics.clone(),

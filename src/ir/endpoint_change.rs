@@ -11,6 +11,7 @@
 use super::{Cluster, Ir};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// When `old` and `new` differ only in clusters' endpoints and in the
 /// workloads (Pods, WorkloadEntries) behind them: per cluster of `new`
@@ -33,7 +34,9 @@ pub fn endpoint_only_change(old: &Ir, new: &Ir) -> Option<Vec<bool>> {
         slos,
         diagnostics,
     } = new;
-    let same = *virtual_hosts == old.virtual_hosts
+    // A patched IR shares what it kept with the previous one.
+    let same = (Arc::ptr_eq(virtual_hosts, &old.virtual_hosts)
+        || *virtual_hosts == old.virtual_hosts)
         && *tcp_routes == old.tcp_routes
         && *source_label_keys == old.source_label_keys
         && *peer_authentications == old.peer_authentications
@@ -49,7 +52,11 @@ pub fn endpoint_only_change(old: &Ir, new: &Ir) -> Option<Vec<bool>> {
     // Addresses whose workload appeared, went or changed.
     let changed_workloads: BTreeSet<IpAddr> = workloads
         .iter()
-        .filter(|(ip, w)| old.workloads.get(ip) != Some(w))
+        .filter(|(ip, w)| {
+            old.workloads
+                .get(ip)
+                .is_none_or(|o| !Arc::ptr_eq(o, w) && o != *w)
+        })
         .map(|(ip, _)| *ip)
         .chain(
             old.workloads
@@ -68,6 +75,9 @@ pub fn endpoint_only_change(old: &Ir, new: &Ir) -> Option<Vec<bool>> {
         .iter()
         .zip(&old.clusters)
         .map(|((name, new), (old_name, old))| {
+            if Arc::ptr_eq(new, old) {
+                return Some(touches(new));
+            }
             (name == old_name && same_but_endpoints(old, new))
                 .then(|| new.endpoints != old.endpoints || touches(new) || touches(old))
         })
@@ -75,7 +85,7 @@ pub fn endpoint_only_change(old: &Ir, new: &Ir) -> Option<Vec<bool>> {
 }
 
 /// Whether two clusters agree in everything but their endpoints.
-fn same_but_endpoints(old: &Cluster, new: &Cluster) -> bool {
+pub(super) fn same_but_endpoints(old: &Cluster, new: &Cluster) -> bool {
     let Cluster {
         name,
         service,

@@ -14,6 +14,7 @@ pub mod endpoint_change;
 mod endpoints;
 pub mod mesh;
 mod names;
+pub mod patch;
 pub mod policy;
 mod protocol;
 mod route_parts;
@@ -74,6 +75,38 @@ pub fn resolve(store: &crate::store::Store) -> (Ir, Vec<Diagnostic>) {
     all.extend(ir.diagnostics.iter().cloned());
     (ir, all)
 }
+/// Resolves successive states of one store, as the server does per config
+/// event: a change of workloads only (Pods, EndpointSlices,
+/// WorkloadEntries) is patched into the previous IR ([`patch::patch`]),
+/// which rebuilds just the namespaces it touches; any other change, and the
+/// first, builds in full. Both give the IR and diagnostics [`resolve`]
+/// gives.
+#[derive(Default)]
+pub struct Resolver {
+    /// The last world and its IR.
+    last: Option<(crate::store::World, Arc<Ir>)>,
+}
+
+impl Resolver {
+    /// The IR of `store` with every current diagnostic, as [`resolve`].
+    pub fn resolve(&mut self, store: &crate::store::Store) -> (Arc<Ir>, Vec<Diagnostic>) {
+        let (world, world_diagnostics) = store.world();
+        let patched = self
+            .last
+            .as_ref()
+            .and_then(|(last_world, last)| patch::patch(last, last_world, &world));
+        tracing::debug!(patched = patched.is_some(), "resolved the IR");
+        let mut ir = patched.unwrap_or_else(|| build(&world));
+        store.locate(&mut ir.diagnostics);
+        let mut all = store.diagnostics();
+        all.extend(world_diagnostics);
+        all.extend(ir.diagnostics.iter().cloned());
+        let ir = Arc::new(ir);
+        self.last = Some((world, ir.clone()));
+        (ir, all)
+    }
+}
+
 pub use names::{cluster_name, resolve_host, DOMAIN_SUFFIX};
 pub use protocol::Protocol;
 pub use scope::{ExportTo, SidecarScope};

@@ -1,0 +1,259 @@
+//! A change of workloads only (Pods, EndpointSlices, WorkloadEntries)
+//! applied to the previous IR instead of a full build: only the namespaces
+//! where such objects changed are built again, from the objects that decide
+//! their clusters, and the result is merged into the previous IR.
+//!
+//! A workload decides nothing but the endpoints of clusters (a selector or
+//! an EndpointSlice picks workloads of its own namespace), the IR's
+//! workloads by address, and diagnostics of workload objects; routes,
+//! policies and every other field stay as they were. The patch proves what
+//! it relies on and gives up (`None`: build in full) when it cannot:
+//! clusters of the rebuilt namespaces must agree with the previous IR in
+//! everything but their endpoints, and no workload outside those namespaces
+//! may share an address with one inside them (that decides which one the
+//! IR keeps, and an endpoint's `tlsMode`). `patched_ir_equals_a_full_build`
+//! holds it to the full build on randomized changes.
+
+use super::endpoint_change::same_but_endpoints;
+use super::Ir;
+use crate::diagnostic::Diagnostic;
+use crate::model::{Kind, Object, ObjectKey};
+use crate::store::World;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Whether objects of `kind` only ever decide endpoints and workloads.
+fn is_workload(kind: Kind) -> bool {
+    matches!(kind, Kind::Pod | Kind::EndpointSlice | Kind::WorkloadEntry)
+}
+
+/// Whether objects of `kind` take part in building clusters.
+fn shapes_clusters(kind: Kind) -> bool {
+    is_workload(kind) || matches!(kind, Kind::Service | Kind::ServiceEntry | Kind::DestinationRule)
+}
+
+/// The keys of objects that differ between `old` and `new` (added, removed
+/// or changed), in key order.
+pub fn changed_keys<'a>(old: &'a World, new: &'a World) -> Vec<&'a ObjectKey> {
+    let mut out = Vec::new();
+    let mut a = old.iter().peekable();
+    let mut b = new.iter().peekable();
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => return out,
+            (Some((k, _)), None) => {
+                out.push(*k);
+                a.next();
+            }
+            (None, Some((k, _))) => {
+                out.push(*k);
+                b.next();
+            }
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => {
+                    out.push(*ka);
+                    a.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(*kb);
+                    b.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if !Arc::ptr_eq(va, vb) && va != vb {
+                        out.push(*ka);
+                    }
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
+}
+
+/// The IR of `world`, given `previous`, the IR of `previous_world`; `None`
+/// when something other than workloads changed, or when the patch cannot
+/// show that it equals [`super::build`] of `world` (see the module docs).
+/// Diagnostics that name an object come without their file, as from
+/// [`super::build`].
+pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir> {
+    let changed = changed_keys(previous_world, world);
+    if changed.iter().any(|k| !is_workload(k.kind)) {
+        return None;
+    }
+    let namespaces: BTreeSet<&str> = changed.iter().map(|k| k.namespace.as_str()).collect();
+    let inside = |namespace: &str| namespaces.contains(namespace);
+
+    // The objects that decide the clusters of those namespaces: theirs, and
+    // the objects (a DestinationRule, a ServiceEntry) elsewhere that their
+    // clusters came from.
+    let mut part = World::new();
+    for (key, object) in world {
+        let mut pods_elsewhere = pod_namespaces_elsewhere(key, object);
+        if inside(&key.namespace) {
+            if pods_elsewhere.next().is_some() {
+                return None;
+            }
+            if shapes_clusters(key.kind) {
+                part.insert(key.clone(), object.clone());
+            }
+        } else if pods_elsewhere.any(inside) {
+            return None;
+        }
+    }
+    for cluster in previous.clusters.values() {
+        if inside(&cluster.namespace) {
+            for origin in &cluster.origins {
+                if let Some(object) = world.get(origin) {
+                    part.insert(origin.clone(), object.clone());
+                }
+            }
+        }
+    }
+    let rebuilt = super::build(&part);
+
+    // Workloads by address: the previous ones outside, the rebuilt inside,
+    // provided no workload outside has the address of one inside, before or
+    // after the change (which of two workloads with one address the IR
+    // keeps depends on both, even on one it does not keep).
+    let inside_addresses: BTreeSet<IpAddr> = workload_addresses(previous_world, &inside)
+        .chain(workload_addresses(world, &inside))
+        .collect();
+    let outside = |namespace: &str| !inside(namespace);
+    if workload_addresses(world, &outside).any(|ip| inside_addresses.contains(&ip)) {
+        return None;
+    }
+    let workloads: BTreeMap<IpAddr, Arc<super::mesh::Workload>> = previous
+        .workloads
+        .iter()
+        .filter(|(_, w)| !inside(&w.origin.namespace))
+        .chain(&rebuilt.workloads)
+        .map(|(ip, w)| (*ip, w.clone()))
+        .collect();
+    let moved: BTreeSet<IpAddr> = inside_addresses
+        .into_iter()
+        .filter(|ip| previous.workloads.get(ip) != workloads.get(ip))
+        .collect();
+
+    // Clusters: the rebuilt ones inside, which must match the previous ones
+    // in all but endpoints; the previous ones outside, which must have no
+    // endpoint at an address whose workload changed.
+    let mut clusters = BTreeMap::new();
+    for (name, cluster) in &previous.clusters {
+        if inside(&cluster.namespace) {
+            let new = rebuilt.clusters.get(name)?;
+            if !same_but_endpoints(cluster, new) {
+                return None;
+            }
+            let endpoint_workloads_agree = new
+                .endpoints
+                .iter()
+                .all(|e| rebuilt.workloads.get(&e.address) == workloads.get(&e.address));
+            if !endpoint_workloads_agree {
+                return None;
+            }
+            let kept = if new.endpoints == cluster.endpoints {
+                cluster.clone()
+            } else {
+                new.clone()
+            };
+            clusters.insert(name.clone(), kept);
+        } else {
+            if cluster.endpoints.iter().any(|e| moved.contains(&e.address)) {
+                return None;
+            }
+            clusters.insert(name.clone(), cluster.clone());
+        }
+    }
+    // Clusters the rebuild has and the previous IR has not (a ServiceEntry
+    // whose host a Service elsewhere owns) are the rebuild's own: which
+    // clusters exist never depends on workloads, so the full build has the
+    // previous IR's.
+
+    // Diagnostics: those of workload objects inside come from the rebuild;
+    // every other one stays (no other object's diagnostics depend on
+    // workloads). Sorted as the full build sorts them, without files.
+    let of_workload_inside = |d: &Diagnostic| {
+        d.object
+            .as_ref()
+            .is_some_and(|k| is_workload(k.kind) && inside(&k.namespace))
+    };
+    let mut diagnostics: Vec<Diagnostic> = previous
+        .diagnostics
+        .iter()
+        .filter(|d| !of_workload_inside(d))
+        .chain(rebuilt.diagnostics.iter().filter(|d| of_workload_inside(d)))
+        .map(|d| Diagnostic {
+            file: None,
+            ..d.clone()
+        })
+        .collect();
+    diagnostics.sort();
+    diagnostics.dedup();
+
+    // Every other field follows from objects that did not change. Listed
+    // without `..`: a field added to the IR must be sorted here.
+    let Ir {
+        clusters: _,
+        workloads: _,
+        diagnostics: _,
+        virtual_hosts,
+        tcp_routes,
+        source_label_keys,
+        peer_authentications,
+        sidecars,
+        authorization_policies,
+        telemetries,
+        slos,
+    } = previous;
+    Some(Ir {
+        clusters,
+        workloads,
+        diagnostics,
+        virtual_hosts: virtual_hosts.clone(),
+        tcp_routes: tcp_routes.clone(),
+        source_label_keys: source_label_keys.clone(),
+        peer_authentications: peer_authentications.clone(),
+        sidecars: sidecars.clone(),
+        authorization_policies: authorization_policies.clone(),
+        telemetries: telemetries.clone(),
+        slos: slos.clone(),
+    })
+}
+
+/// The namespaces other than its own of the Pods an EndpointSlice's
+/// endpoints name (their labels decide its subsets): the patch does not
+/// follow such a slice. Empty for any other object.
+fn pod_namespaces_elsewhere<'a>(
+    key: &'a ObjectKey,
+    object: &'a Object,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let slice = match object {
+        Object::EndpointSlice(slice) => Some(slice),
+        _ => None,
+    };
+    slice
+        .into_iter()
+        .flat_map(|s| s.endpoints.iter().flatten())
+        .filter_map(|e| e.target_ref.as_ref()?.namespace.as_deref())
+        .filter(move |namespace| *namespace != key.namespace)
+}
+
+/// Addresses of the Pods and WorkloadEntries of `world` in the namespaces
+/// `namespaces` accepts.
+fn workload_addresses<'a>(
+    world: &'a World,
+    namespaces: &'a dyn Fn(&str) -> bool,
+) -> impl Iterator<Item = IpAddr> + 'a {
+    world
+        .iter()
+        .filter(move |(key, _)| is_workload(key.kind) && namespaces(&key.namespace))
+        .filter_map(|(_, object)| match object.as_ref() {
+            Object::Pod(pod) => pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok(),
+            Object::WorkloadEntry(entry) => entry.spec.address.parse().ok(),
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests;
