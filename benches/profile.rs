@@ -6,7 +6,8 @@
 //!
 //! STAGE is `world` (the store's view of every object), `ir_build`,
 //! `resolve` (both, plus diagnostics: what the server does per config
-//! event), `ir_clone`, `translate`, `encode`, `snapshot`, `next_class`
+//! event), `patch` (what replaces `ir_build` when one WorkloadEntry
+//! moves), `ir_clone`, `translate`, `encode`, `snapshot`, `next_class`
 //! (a snapshot for a proxy of a second class, `ns-1`, once the class of
 //! `ns-0` is translated: what each further class of the same IR costs),
 //! `endpoint_change` (one endpoint of one cluster moves while a proxy of
@@ -24,6 +25,7 @@ mod common;
 
 use sextant::cache::{Resource, SnapshotCache};
 use sextant::ir;
+use sextant::model::Object;
 use sextant::proxy::ProxyClass;
 use sextant::synth::{self, WorldSpec};
 use sextant::translate::{self, TranslateOptions};
@@ -56,6 +58,24 @@ fn main() {
         "world" => drop(measured(|| black_box(&store).world())),
         "resolve" => drop(measured(|| ir::resolve(black_box(&store)))),
         "ir_clone" => drop(measured(|| black_box(&ir).clone())),
+        "patch" => {
+            // One WorkloadEntry moves: what the server does for it instead
+            // of `ir_build`.
+            let mut moved = world.clone();
+            let entry = moved
+                .values_mut()
+                .find(|o| matches!(o.as_ref(), Object::WorkloadEntry(_)))
+                .expect("a WorkloadEntry");
+            if let Object::WorkloadEntry(e) = std::sync::Arc::make_mut(entry) {
+                e.spec.address = "11.0.0.1".into();
+            }
+            let started = Instant::now();
+            let patched = measured(|| ir::patch::patch(&ir, &world, black_box(&moved)));
+            let elapsed = started.elapsed();
+            assert!(patched.is_some(), "a move of one workload is patched");
+            eprintln!("{stage} at {services} services: {elapsed:.1?}");
+            return;
+        }
         "translate" => drop(measured(|| translate::translate(&ir, &class, &options))),
         "encode" => {
             let t = translate::translate(&ir, &class, &options);

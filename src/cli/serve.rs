@@ -197,7 +197,8 @@ impl Pipeline {
         self.metrics
             .observe_translation(TranslationStage::Resolve, started.elapsed());
         if report.changed {
-            tracing::info!(clusters, virtual_hosts, "configuration changed");
+            let patched = self.resolver.patched();
+            tracing::info!(clusters, virtual_hosts, patched, "configuration changed");
         }
         Ok(())
     }

@@ -85,6 +85,8 @@ pub fn resolve(store: &crate::store::Store) -> (Ir, Vec<Diagnostic>) {
 pub struct Resolver {
     /// The last world and its IR.
     last: Option<(crate::store::World, Arc<Ir>)>,
+    /// Whether the last IR was patched rather than built.
+    patched: bool,
 }
 
 impl Resolver {
@@ -95,7 +97,7 @@ impl Resolver {
             .last
             .as_ref()
             .and_then(|(last_world, last)| patch::patch(last, last_world, &world));
-        tracing::debug!(patched = patched.is_some(), "resolved the IR");
+        self.patched = patched.is_some();
         let mut ir = patched.unwrap_or_else(|| build(&world));
         store.locate(&mut ir.diagnostics);
         let mut all = store.diagnostics();
@@ -104,6 +106,12 @@ impl Resolver {
         let ir = Arc::new(ir);
         self.last = Some((world, ir.clone()));
         (ir, all)
+    }
+
+    /// Whether the last [`Resolver::resolve`] patched the IR before it
+    /// (rather than building it in full).
+    pub fn patched(&self) -> bool {
+        self.patched
     }
 }
 

@@ -28,11 +28,6 @@ fn is_workload(kind: Kind) -> bool {
     matches!(kind, Kind::Pod | Kind::EndpointSlice | Kind::WorkloadEntry)
 }
 
-/// Whether objects of `kind` take part in building clusters.
-fn shapes_clusters(kind: Kind) -> bool {
-    is_workload(kind) || matches!(kind, Kind::Service | Kind::ServiceEntry | Kind::DestinationRule)
-}
-
 /// The keys of objects that differ between `old` and `new` (added, removed
 /// or changed), in key order.
 pub fn changed_keys<'a>(old: &'a World, new: &'a World) -> Vec<&'a ObjectKey> {
@@ -84,9 +79,12 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     let namespaces: BTreeSet<&str> = changed.iter().map(|k| k.namespace.as_str()).collect();
     let inside = |namespace: &str| namespaces.contains(namespace);
 
-    // The objects that decide the clusters of those namespaces: theirs, and
-    // the objects (a DestinationRule, a ServiceEntry) elsewhere that their
-    // clusters came from.
+    // The objects that decide the clusters of the services the change may
+    // reach: those services, every workload of their namespaces (a
+    // selector's choice depends on all of them), and the objects (a
+    // DestinationRule, maybe elsewhere) their clusters came from.
+    let rebuild = services_to_rebuild(&changed, previous_world, world, &inside);
+    let rebuilt_here = |c: &super::Cluster| c.origins.first().is_some_and(|o| rebuild.contains(o));
     let mut part = World::new();
     for (key, object) in world {
         let mut pods_elsewhere = pod_namespaces_elsewhere(key, object);
@@ -94,19 +92,17 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
             if pods_elsewhere.next().is_some() {
                 return None;
             }
-            if shapes_clusters(key.kind) {
+            if is_workload(key.kind) || rebuild.contains(key) {
                 part.insert(key.clone(), object.clone());
             }
         } else if pods_elsewhere.any(inside) {
             return None;
         }
     }
-    for cluster in previous.clusters.values() {
-        if inside(&cluster.namespace) {
-            for origin in &cluster.origins {
-                if let Some(object) = world.get(origin) {
-                    part.insert(origin.clone(), object.clone());
-                }
+    for cluster in previous.clusters.values().filter(|c| rebuilt_here(c)) {
+        for origin in &cluster.origins {
+            if let Some(object) = world.get(origin) {
+                part.insert(origin.clone(), object.clone());
             }
         }
     }
@@ -123,13 +119,9 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     if workload_addresses(world, &outside).any(|ip| inside_addresses.contains(&ip)) {
         return None;
     }
-    let workloads: BTreeMap<IpAddr, Arc<super::mesh::Workload>> = previous
-        .workloads
-        .iter()
-        .filter(|(_, w)| !inside(&w.origin.namespace))
-        .chain(&rebuilt.workloads)
-        .map(|(ip, w)| (*ip, w.clone()))
-        .collect();
+    let mut workloads = previous.workloads.clone();
+    workloads.retain(|_, w| !inside(&w.origin.namespace));
+    workloads.extend(rebuilt.workloads.iter().map(|(ip, w)| (*ip, w.clone())));
     let moved: BTreeSet<IpAddr> = inside_addresses
         .into_iter()
         .filter(|ip| previous.workloads.get(ip) != workloads.get(ip))
@@ -138,9 +130,9 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     // Clusters: the rebuilt ones inside, which must match the previous ones
     // in all but endpoints; the previous ones outside, which must have no
     // endpoint at an address whose workload changed.
-    let mut clusters = BTreeMap::new();
+    let mut replaced = Vec::new();
     for (name, cluster) in &previous.clusters {
-        if inside(&cluster.namespace) {
+        if rebuilt_here(cluster) {
             let new = rebuilt.clusters.get(name)?;
             if !same_but_endpoints(cluster, new) {
                 return None;
@@ -152,17 +144,18 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
             if !endpoint_workloads_agree {
                 return None;
             }
-            let kept = if new.endpoints == cluster.endpoints {
-                cluster.clone()
-            } else {
-                new.clone()
-            };
-            clusters.insert(name.clone(), kept);
-        } else {
-            if cluster.endpoints.iter().any(|e| moved.contains(&e.address)) {
-                return None;
+            if new.endpoints != cluster.endpoints {
+                replaced.push((name, new));
             }
-            clusters.insert(name.clone(), cluster.clone());
+        } else if cluster.endpoints.iter().any(|e| moved.contains(&e.address)) {
+            return None;
+        }
+    }
+    // A copy of the map shares every cluster; the changed ones are replaced.
+    let mut clusters = previous.clusters.clone();
+    for (name, new) in replaced {
+        if let Some(slot) = clusters.get_mut(name) {
+            *slot = new.clone();
         }
     }
     // Clusters the rebuild has and the previous IR has not (a ServiceEntry
@@ -170,13 +163,20 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     // clusters exist never depends on workloads, so the full build has the
     // previous IR's.
 
-    // Diagnostics: those of workload objects inside come from the rebuild;
-    // every other one stays (no other object's diagnostics depend on
-    // workloads). Sorted as the full build sorts them, without files.
+    // Diagnostics: those of the workloads inside (and of the EndpointSlices
+    // of rebuilt services) come from the rebuild; every other one stays (no
+    // other object's diagnostics depend on workloads). Sorted as the full
+    // build sorts them, without files.
     let of_workload_inside = |d: &Diagnostic| {
-        d.object
-            .as_ref()
-            .is_some_and(|k| is_workload(k.kind) && inside(&k.namespace))
+        d.object.as_ref().is_some_and(|k| match k.kind {
+            Kind::Pod | Kind::WorkloadEntry => inside(&k.namespace),
+            Kind::EndpointSlice => world
+                .get(k)
+                .or_else(|| previous_world.get(k))
+                .and_then(|o| slice_owner(k, o))
+                .is_some_and(|owner| rebuild.contains(&owner)),
+            _ => false,
+        })
     };
     let mut diagnostics: Vec<Diagnostic> = previous
         .diagnostics
@@ -218,6 +218,103 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
         authorization_policies: authorization_policies.clone(),
         telemetries: telemetries.clone(),
         slos: slos.clone(),
+    })
+}
+
+/// The Services and ServiceEntries whose endpoints the `changed` workload
+/// objects (all in namespaces `inside` accepts) may decide, before or after
+/// the change: those whose selector matches a changed Pod's or
+/// WorkloadEntry's labels, old or new; those a changed EndpointSlice
+/// belongs to; and those with an EndpointSlice that names a changed Pod
+/// (its labels pick subsets).
+fn services_to_rebuild(
+    changed: &[&ObjectKey],
+    previous_world: &World,
+    world: &World,
+    inside: &dyn Fn(&str) -> bool,
+) -> BTreeSet<ObjectKey> {
+    let mut labels: Vec<(&str, &BTreeMap<String, String>)> = Vec::new();
+    let mut pods: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut out = BTreeSet::new();
+    for key in changed {
+        for object in [previous_world.get(*key), world.get(*key)]
+            .into_iter()
+            .flatten()
+        {
+            match object.as_ref() {
+                Object::Pod(pod) => {
+                    labels.push((
+                        &key.namespace,
+                        pod.metadata.labels.as_ref().unwrap_or(&NONE),
+                    ));
+                    pods.insert((&key.namespace, &key.name));
+                }
+                Object::WorkloadEntry(entry) => labels.push((&key.namespace, &entry.spec.labels)),
+                _ => out.extend(slice_owner(key, object)),
+            }
+        }
+    }
+    let selected = |namespace: &str, selector: &BTreeMap<String, String>| {
+        labels
+            .iter()
+            .any(|(n, l)| *n == namespace && selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+    };
+    for (key, object) in world.iter().filter(|(k, _)| inside(&k.namespace)) {
+        let picked = match object.as_ref() {
+            Object::Service(svc) => svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|s| selected(&key.namespace, s)),
+            Object::ServiceEntry(entry) => entry
+                .spec
+                .workload_selector
+                .as_ref()
+                .is_some_and(|s| selected(&key.namespace, &s.labels)),
+            Object::EndpointSlice(slice) => slice
+                .endpoints
+                .iter()
+                .flatten()
+                .filter_map(|e| e.target_ref.as_ref())
+                .filter(|r| r.kind.as_deref() == Some("Pod"))
+                .any(|r| {
+                    let namespace = r.namespace.as_deref().unwrap_or(&key.namespace);
+                    r.name
+                        .as_deref()
+                        .is_some_and(|name| pods.contains(&(namespace, name)))
+                }),
+            _ => false,
+        };
+        if picked {
+            match object.as_ref() {
+                Object::EndpointSlice(_) => out.extend(slice_owner(key, object)),
+                _ => {
+                    out.insert(key.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// No labels.
+static NONE: BTreeMap<String, String> = BTreeMap::new();
+
+/// The key of the Service an EndpointSlice belongs to (by Kubernetes'
+/// `kubernetes.io/service-name` label); `None` for any other object.
+fn slice_owner(key: &ObjectKey, object: &Object) -> Option<ObjectKey> {
+    let Object::EndpointSlice(slice) = object else {
+        return None;
+    };
+    let name = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(super::SERVICE_NAME_LABEL)?;
+    Some(ObjectKey {
+        kind: Kind::Service,
+        namespace: key.namespace.clone(),
+        name: name.clone(),
     })
 }
 

@@ -206,14 +206,20 @@ fn patched_ir_equals_a_full_build() {
             // The server's path: each IR patched from the one before, files located.
             let (served, diagnostics) = resolver.resolve(&store);
             let (expected, expected_diagnostics) = resolve(&store);
-            assert!(*served == expected, "seed {seed} step {step}: served IR differs");
+            assert!(
+                *served == expected,
+                "seed {seed} step {step}: served IR differs"
+            );
             assert_eq!(diagnostics, expected_diagnostics, "seed {seed} step {step}");
             last = full;
             last_world = world;
         }
     }
     // The comparison above means something only if most changes are patched.
-    assert!(patched * 2 > steps, "only {patched} of {steps} changes were patched");
+    assert!(
+        patched * 2 > steps,
+        "only {patched} of {steps} changes were patched"
+    );
 }
 
 #[test]
