@@ -135,12 +135,13 @@ fn main() {
                 drop(cache.snapshot(p));
             }
             let mut next = ir.clone();
-            let cluster = next
+            let name = next
                 .clusters
-                .values_mut()
+                .values()
                 .find(|c| c.dns.is_none() && !c.endpoints.is_empty())
-                .map(std::sync::Arc::make_mut)
+                .map(|c| c.name.clone())
                 .expect("an EDS cluster with endpoints");
+            let cluster = std::sync::Arc::make_mut(next.clusters.get_mut(&name).unwrap());
             if stage == "endpoint_change" {
                 cluster.endpoints[0].port = cluster.endpoints[0].port.wrapping_add(1).max(1);
             } else {

@@ -235,22 +235,27 @@ fn short_hash_is_lower_hex_of_the_sha256_prefix() {
 /// one mesh endpoint changes its labels (which decide its `tlsMode`).
 fn with_endpoint_changes(ir: &Ir) -> Ir {
     let mut new = ir.clone();
-    let mut eds = new
+    let names: Vec<String> = new
         .clusters
-        .values_mut()
+        .values()
         .filter(|c| c.dns.is_none() && !c.endpoints.is_empty())
-        .map(Arc::make_mut);
-    if let Some(c) = eds.next() {
+        .map(|c| c.name.clone())
+        .collect();
+    let mut eds = names.iter();
+    let mut edit = |change: &dyn Fn(&mut ir::Cluster)| {
+        if let Some(name) = eds.next() {
+            change(Arc::make_mut(new.clusters.get_mut(name).unwrap()));
+        }
+    };
+    edit(&|c| {
         c.endpoints.remove(0);
-    }
-    if let Some(c) = eds.next() {
-        c.endpoints[0].port = c.endpoints[0].port.wrapping_add(1).max(1);
-    }
-    if let Some(c) = eds.next() {
+    });
+    edit(&|c| c.endpoints[0].port = c.endpoints[0].port.wrapping_add(1).max(1));
+    edit(&|c| {
         let mut added = c.endpoints[0].clone();
         added.address = "10.99.0.1".parse().unwrap();
         c.endpoints.push(added);
-    }
+    });
     let meshed = new
         .clusters
         .values()
@@ -337,7 +342,8 @@ fn only_endpoint_changes_take_the_endpoint_path() {
     assert_eq!(dirty.iter().filter(|d| **d).count(), 3, "{dirty:?}");
     // A cluster's policy, a virtual host, a cluster more: a full translation.
     let mut policy = ir.clone();
-    Arc::make_mut(policy.clusters.values_mut().next().unwrap()).port += 1;
+    let first = policy.clusters.keys().next().unwrap().clone();
+    Arc::make_mut(policy.clusters.get_mut(&first).unwrap()).port += 1;
     assert_eq!(
         ir::endpoint_change::endpoint_only_change(&ir, &policy),
         None

@@ -97,7 +97,7 @@ pub fn build(world: &World) -> Ir {
         .collect();
     let rules = destination_rules_by_host(&destination_rules, &is_service, &mut diagnostics);
 
-    let mut clusters = BTreeMap::new();
+    let mut clusters = imbl::OrdMap::new();
     let mut infos = BTreeMap::new();
     for (fqdn, service) in &registry {
         let key = service.key;

@@ -54,14 +54,14 @@ pub fn endpoint_only_change(old: &Ir, new: &Ir) -> Option<Vec<bool>> {
         .iter()
         .filter(|(ip, w)| {
             old.workloads
-                .get(ip)
+                .get(*ip)
                 .is_none_or(|o| !Arc::ptr_eq(o, w) && o != *w)
         })
         .map(|(ip, _)| *ip)
         .chain(
             old.workloads
                 .keys()
-                .filter(|ip| !workloads.contains_key(ip))
+                .filter(|ip| !workloads.contains_key(*ip))
                 .copied(),
         )
         .collect();

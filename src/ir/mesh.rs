@@ -148,6 +148,10 @@ pub fn peer_mode(
         .unwrap_or(PeerMode::Permissive)
 }
 
+/// Workloads by address, in a persistent map (an IR patched for a change
+/// of workloads shares the unchanged part with the IR before).
+pub type ByAddress = imbl::OrdMap<IpAddr, Arc<Workload>>;
+
 /// Every Pod (with an IP) and WorkloadEntry, by address. Two workloads with
 /// one address are an error on the later one; the one with a sidecar is kept
 /// (so a second entry can never route traffic around a sidecar).
@@ -155,7 +159,7 @@ pub(super) fn workloads(
     pods: &BTreeMap<(String, String), &Pod>,
     entries: &[(&ObjectKey, &WorkloadEntry)],
     diagnostics: &mut Vec<crate::diagnostic::Diagnostic>,
-) -> BTreeMap<IpAddr, Arc<Workload>> {
+) -> ByAddress {
     let sidecar = |labels: &Labels, annotations: Option<&BTreeMap<String, String>>| {
         (labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")).then(|| {
             annotations
@@ -165,7 +169,7 @@ pub(super) fn workloads(
                 .unwrap_or(DEFAULT_INBOUND_PORT)
         })
     };
-    let mut out = BTreeMap::new();
+    let mut out = ByAddress::new();
     for ((namespace, name), pod) in pods {
         let Some(address) = pod
             .status
@@ -236,10 +240,7 @@ pub(super) fn workloads(
 
 /// Points an endpoint of a workload with a sidecar at the sidecar's
 /// inbound port, remembering the application port and the identity.
-pub(super) fn through_sidecar(
-    endpoint: &mut Endpoint,
-    workloads: &BTreeMap<IpAddr, Arc<Workload>>,
-) {
+pub(super) fn through_sidecar(endpoint: &mut Endpoint, workloads: &ByAddress) {
     let Some(w) = workloads.get(&endpoint.address) else {
         return;
     };

@@ -132,8 +132,9 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Ir {
     /// Outbound clusters keyed by name (`outbound|<port>|<subset>|<fqdn>`),
-    /// each shared with the IRs of later changes that leave it as it is.
-    pub clusters: BTreeMap<String, Arc<Cluster>>,
+    /// in a persistent map: the IR of a later change shares the map's
+    /// unchanged parts and every cluster it leaves as it is.
+    pub clusters: imbl::OrdMap<String, Arc<Cluster>>,
     /// Virtual hosts of the outbound route configuration, ordered by name
     /// (shared between IRs that differ only in workloads).
     pub virtual_hosts: Arc<Vec<VirtualHost>>,
@@ -146,7 +147,7 @@ pub struct Ir {
     pub source_label_keys: std::collections::BTreeSet<String>,
     /// Pods and WorkloadEntries by address: who may get a certificate, and
     /// whose sidecar an inbound listener serves.
-    pub workloads: BTreeMap<IpAddr, Arc<mesh::Workload>>,
+    pub workloads: mesh::ByAddress,
     /// PeerAuthentications, oldest first.
     pub peer_authentications: Vec<mesh::PeerAuthn>,
     /// Sidecars that scope proxies, ordered by name.

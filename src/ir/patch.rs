@@ -84,7 +84,9 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     // selector's choice depends on all of them), and the objects (a
     // DestinationRule, maybe elsewhere) their clusters came from.
     let rebuild = services_to_rebuild(&changed, previous_world, world, &inside);
-    let rebuilt_here = |c: &super::Cluster| c.origins.first().is_some_and(|o| rebuild.contains(o));
+    let rebuilt_here = |c: &super::Cluster| {
+        inside(&c.namespace) && c.origins.first().is_some_and(|o| rebuild.contains(o))
+    };
     let mut part = World::new();
     for (key, object) in world {
         let mut pods_elsewhere = pod_namespaces_elsewhere(key, object);
@@ -119,10 +121,16 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     if workload_addresses(world, &outside).any(|ip| inside_addresses.contains(&ip)) {
         return None;
     }
+    // Only addresses of workloads inside can change hands: the previous
+    // holder of each goes, the rebuilt one comes.
     let mut workloads = previous.workloads.clone();
-    workloads.retain(|_, w| !inside(&w.origin.namespace));
-    workloads.extend(rebuilt.workloads.iter().map(|(ip, w)| (*ip, w.clone())));
-    let moved: BTreeSet<IpAddr> = inside_addresses
+    for ip in &inside_addresses {
+        workloads.remove(ip);
+    }
+    for (ip, w) in &rebuilt.workloads {
+        workloads.insert(*ip, w.clone());
+    }
+    let moved: Vec<IpAddr> = inside_addresses
         .into_iter()
         .filter(|ip| previous.workloads.get(ip) != workloads.get(ip))
         .collect();
@@ -147,7 +155,8 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
             if new.endpoints != cluster.endpoints {
                 replaced.push((name, new));
             }
-        } else if cluster.endpoints.iter().any(|e| moved.contains(&e.address)) {
+        } else if !moved.is_empty() && cluster.endpoints.iter().any(|e| moved.contains(&e.address))
+        {
             return None;
         }
     }
