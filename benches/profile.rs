@@ -62,18 +62,24 @@ fn main() {
             // One WorkloadEntry moves: what the server does for it instead
             // of `ir_build`.
             let mut moved = world.clone();
-            let entry = moved
-                .values_mut()
-                .find(|o| matches!(o.as_ref(), Object::WorkloadEntry(_)))
+            let (key, entry) = world
+                .iter()
+                .find(|(_, o)| matches!(o.as_ref(), Object::WorkloadEntry(_)))
                 .expect("a WorkloadEntry");
-            if let Object::WorkloadEntry(e) = std::sync::Arc::make_mut(entry) {
+            let mut entry = entry.as_ref().clone();
+            if let Object::WorkloadEntry(e) = &mut entry {
                 e.spec.address = "11.0.0.1".into();
             }
-            let started = Instant::now();
-            let patched = measured(|| ir::patch::patch(&ir, &world, black_box(&moved)));
-            let elapsed = started.elapsed();
-            assert!(patched.is_some(), "a move of one workload is patched");
-            eprintln!("{stage} at {services} services: {elapsed:.1?}");
+            moved.insert(key.clone(), std::sync::Arc::new(entry));
+            // The server's caches are warm: the fastest of five.
+            let mut fastest = std::time::Duration::MAX;
+            for _ in 0..5 {
+                let started = Instant::now();
+                let patched = measured(|| ir::patch::patch(&ir, &world, black_box(&moved)));
+                fastest = fastest.min(started.elapsed());
+                assert!(patched.is_some(), "a move of one workload is patched");
+            }
+            eprintln!("{stage} at {services} services: {fastest:.1?} (fastest of 5)");
             return;
         }
         "translate" => drop(measured(|| translate::translate(&ir, &class, &options))),

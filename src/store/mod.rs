@@ -17,7 +17,7 @@ mod validate_telemetry;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Object, ObjectKey};
 use crate::source::parse::ParsedFile;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Objects and diagnostics of one origin (a file path).
@@ -29,13 +29,23 @@ struct Origin {
 
 /// All input objects, keyed by origin. Origins are ordered by name; when two
 /// origins define the same object, the first one wins and a warning says so.
+///
+/// The served view ([`Store::world`]) is kept up to date as origins change,
+/// in a persistent map: reading it is a cheap copy, and a change of one
+/// origin costs its own objects (times the number of origins), not the
+/// whole store.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     origins: BTreeMap<String, Origin>,
+    /// Every served object: the first origin's version of each key.
+    world: World,
+    /// Keys that more than one origin defines.
+    shared: BTreeSet<ObjectKey>,
 }
 
-/// A consistent view of every object, keyed by [`ObjectKey`].
-pub type World = BTreeMap<ObjectKey, Arc<Object>>;
+/// A consistent view of every object, keyed by [`ObjectKey`] (a persistent
+/// map: copies share their unchanged parts).
+pub type World = imbl::OrdMap<ObjectKey, Arc<Object>>;
 
 impl Store {
     /// An empty store.
@@ -87,6 +97,19 @@ impl Store {
             objects
         };
         let changed = objects != previous.objects;
+        let touched: Vec<ObjectKey> = if changed {
+            let mut keys: Vec<ObjectKey> = previous
+                .objects
+                .keys()
+                .chain(objects.keys())
+                .cloned()
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        } else {
+            Vec::new()
+        };
         self.origins.insert(
             origin.to_string(),
             Origin {
@@ -94,7 +117,31 @@ impl Store {
                 diagnostics: parsed.diagnostics,
             },
         );
+        for key in &touched {
+            self.refresh(key);
+        }
         changed
+    }
+
+    /// Serves the first origin's version of `key` (or nothing), after an
+    /// origin that defines or defined it changed.
+    fn refresh(&mut self, key: &ObjectKey) {
+        let mut holders = self.origins.values().filter_map(|o| o.objects.get(key));
+        match holders.next() {
+            Some(first) => {
+                if self.world.get(key).is_none_or(|o| !Arc::ptr_eq(o, first)) {
+                    self.world.insert(key.clone(), first.clone());
+                }
+            }
+            None => {
+                self.world.remove(key);
+            }
+        }
+        if holders.next().is_some() {
+            self.shared.insert(key.clone());
+        } else {
+            self.shared.remove(key);
+        }
     }
 
     /// Keeps an origin's objects but replaces its diagnostics (its file could
@@ -126,9 +173,13 @@ impl Store {
 
     /// Forgets an origin (its file was deleted). Returns true if it served objects.
     pub fn remove(&mut self, origin: &str) -> bool {
-        self.origins
-            .remove(origin)
-            .is_some_and(|o| !o.objects.is_empty())
+        let Some(removed) = self.origins.remove(origin) else {
+            return false;
+        };
+        for key in removed.objects.keys() {
+            self.refresh(key);
+        }
+        !removed.objects.is_empty()
     }
 
     /// Names of the known origins.
@@ -137,29 +188,31 @@ impl Store {
     }
 
     /// Every served object, plus a warning for each object defined by more
-    /// than one origin.
+    /// than one origin (in origin order, then key order).
     pub fn world(&self) -> (World, Vec<Diagnostic>) {
-        let mut world = World::new();
-        let mut first_origin: BTreeMap<&ObjectKey, &str> = BTreeMap::new();
-        let mut diagnostics = Vec::new();
-        for (name, origin) in &self.origins {
-            for (key, object) in &origin.objects {
-                if let Some(first) = first_origin.get(key) {
-                    diagnostics.push(
-                        Diagnostic::warning(
-                            key,
-                            "",
-                            format!("also defined in {first}; that definition is served"),
-                        )
-                        .in_file(name.clone()),
-                    );
-                    continue;
-                }
-                first_origin.insert(key, name);
-                world.insert(key.clone(), object.clone());
-            }
+        let mut later: Vec<(&str, &ObjectKey, &str)> = Vec::new();
+        for key in &self.shared {
+            let mut holders = self
+                .origins
+                .iter()
+                .filter(|(_, o)| o.objects.contains_key(key))
+                .map(|(name, _)| name.as_str());
+            let first = holders.next().unwrap_or_default();
+            later.extend(holders.map(|name| (name, key, first)));
         }
-        (world, diagnostics)
+        later.sort();
+        let diagnostics = later
+            .into_iter()
+            .map(|(name, key, first)| {
+                Diagnostic::warning(
+                    key,
+                    "",
+                    format!("also defined in {first}; that definition is served"),
+                )
+                .in_file(name.to_string())
+            })
+            .collect();
+        (self.world.clone(), diagnostics)
     }
 
     /// Diagnostics of the latest parse of every origin, in origin order.

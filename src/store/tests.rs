@@ -54,7 +54,7 @@ fn apply(store: &mut Store, file: &str, text: &str) -> bool {
 }
 
 fn served(store: &Store) -> Vec<ObjectKey> {
-    store.world().0.into_keys().collect()
+    store.world().0.keys().cloned().collect()
 }
 
 fn served_port(store: &Store, name: &str) -> i32 {
@@ -306,4 +306,66 @@ fn an_invalid_edit_of_a_peer_authentication_keeps_its_last_good_mode() {
         served_peer_mode(&store),
         Some((crate::model::MtlsMode::DISABLE, None))
     );
+}
+
+/// The served view and its duplicate warnings, computed from every origin
+/// from scratch (what the store kept up to date must equal).
+fn world_from_scratch(store: &Store) -> (Vec<(ObjectKey, Arc<Object>)>, Vec<Diagnostic>) {
+    let mut world: BTreeMap<ObjectKey, Arc<Object>> = BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    let mut first: BTreeMap<&ObjectKey, &str> = BTreeMap::new();
+    for (name, origin) in &store.origins {
+        for (key, object) in &origin.objects {
+            match first.get(key) {
+                Some(owner) => diagnostics.push(
+                    Diagnostic::warning(
+                        key,
+                        "",
+                        format!("also defined in {owner}; that definition is served"),
+                    )
+                    .in_file(name.clone()),
+                ),
+                None => {
+                    first.insert(key, name);
+                    world.insert(key.clone(), object.clone());
+                }
+            }
+        }
+    }
+    (world.into_iter().collect(), diagnostics)
+}
+
+#[test]
+fn the_served_view_follows_every_change_of_every_file() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut store = Store::new();
+    let files = ["a.yaml", "b.yaml", "c.yaml", "d.yaml"];
+    for step in 0..2_000 {
+        let file = files[rng.usize(..files.len())];
+        match rng.u8(..10) {
+            0 => {
+                store.remove(file);
+            }
+            1 => {
+                apply(&mut store, file, "kind: [broken");
+            }
+            2 => {
+                apply(&mut store, file, "");
+            }
+            _ => {
+                // A few of six services, each with one of two ports.
+                let text = docs(
+                    &(0..rng.usize(..4))
+                        .map(|_| service(&format!("s{}", rng.u8(..6)), [80, 81][rng.usize(..2)]))
+                        .collect::<Vec<_>>(),
+                );
+                apply(&mut store, file, &text);
+            }
+        }
+        let (world, diagnostics) = store.world();
+        let (expected, expected_diagnostics) = world_from_scratch(&store);
+        let served: Vec<(ObjectKey, Arc<Object>)> = world.into_iter().collect();
+        assert_eq!(served, expected, "step {step}");
+        assert_eq!(diagnostics, expected_diagnostics, "step {step}");
+    }
 }
