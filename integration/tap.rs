@@ -196,21 +196,36 @@ async fn tap_filter_shows_only_the_requests_it_selects() {
             .map_or("200", |(_, v)| v);
         assert_eq!(status.to_string(), expected, "{path}: {body}");
     }
-    // One sidecar's entries arrive in order: once the last request's line
-    // is there, every earlier line the filter let through is too. The tap
-    // first replays the kept entries (the warm-up's requests to `/`, some
-    // of them 503 while Envoy was still warming): the filter holds for
-    // those too.
-    let mut shown = Vec::new();
-    while !shown.iter().any(|p| p == "/failed-last") {
-        let (_, line) = lines
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no more tap lines ({e}) after {shown:?}; tap log:\n{}",
-                    tap.log()
-                )
-            });
+    // Each of Envoy's worker threads buffers its own access log entries and
+    // flushes them on its own (every second at most), so lines of requests
+    // served by different workers may come out of order: read until every
+    // expected line is there, then a while longer (past one flush) to see
+    // that no other request shows up. The tap first replays the kept
+    // entries (the warm-up's requests to `/`, some of them 503 while Envoy
+    // was still warming): the filter holds for those too.
+    let expected: Vec<&str> = requests
+        .iter()
+        .filter(|(_, _, shown)| *shown)
+        .map(|(path, _, _)| *path)
+        .collect();
+    let mut shown: Vec<String> = Vec::new();
+    let mut settle_until: Option<Instant> = None;
+    loop {
+        let wait = match settle_until {
+            None => Duration::from_secs(10),
+            Some(until) => match until.checked_duration_since(Instant::now()) {
+                Some(left) => left,
+                None => break,
+            },
+        };
+        let line = match lines.recv_timeout(wait) {
+            Ok((_, line)) => line,
+            Err(_) if settle_until.is_some() => break,
+            Err(e) => panic!(
+                "no more tap lines ({e}) after {shown:?}; tap log:\n{}",
+                tap.log()
+            ),
+        };
         // `<start> <cluster> <method> <path> <status> <duration>ms ...`
         let fields: Vec<&str> = line.split(' ').collect();
         let status: u32 = fields[4].parse().unwrap_or(0);
@@ -222,11 +237,11 @@ async fn tap_filter_shows_only_the_requests_it_selects() {
         if requests.iter().any(|(path, _, _)| *path == fields[3]) {
             shown.push(fields[3].to_string());
         }
+        if settle_until.is_none() && expected.iter().all(|p| shown.iter().any(|s| s == p)) {
+            settle_until = Some(Instant::now() + Duration::from_millis(1_500));
+        }
     }
-    let expected: Vec<&str> = requests
-        .iter()
-        .filter(|(_, _, shown)| *shown)
-        .map(|(path, _, _)| *path)
-        .collect();
+    // In the order the requests were sent.
+    shown.sort_by_key(|path| requests.iter().position(|(p, _, _)| p == path));
     assert_eq!(shown, expected, "tap log:\n{}", tap.log());
 }
