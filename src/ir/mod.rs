@@ -75,12 +75,13 @@ pub fn resolve(store: &crate::store::Store) -> (Ir, Vec<Diagnostic>) {
     all.extend(ir.diagnostics.iter().cloned());
     (ir, all)
 }
+
 /// Resolves successive states of one store, as the server does per config
 /// event: a change of workloads only (Pods, EndpointSlices,
 /// WorkloadEntries) is patched into the previous IR ([`patch::patch`]),
-/// which rebuilds just the namespaces it touches; any other change, and the
-/// first, builds in full. Both give the IR and diagnostics [`resolve`]
-/// gives.
+/// which rebuilds just the services it can reach; any other change, the
+/// first, and a change the patch cannot prove equal build in full. Both
+/// give the IR and diagnostics [`resolve`] gives.
 #[derive(Default)]
 pub struct Resolver {
     /// The last world and its IR.

@@ -1,18 +1,21 @@
 //! A change of workloads only (Pods, EndpointSlices, WorkloadEntries)
-//! applied to the previous IR instead of a full build: only the namespaces
-//! where such objects changed are built again, from the objects that decide
-//! their clusters, and the result is merged into the previous IR.
+//! applied to the previous IR instead of a full build: only the Services
+//! and ServiceEntries the change can reach are built again, with every
+//! workload of their namespaces and the objects their clusters came from,
+//! and the result is merged into the previous IR.
 //!
 //! A workload decides nothing but the endpoints of clusters (a selector or
 //! an EndpointSlice picks workloads of its own namespace), the IR's
 //! workloads by address, and diagnostics of workload objects; routes,
 //! policies and every other field stay as they were. The patch proves what
-//! it relies on and gives up (`None`: build in full) when it cannot:
-//! clusters of the rebuilt namespaces must agree with the previous IR in
-//! everything but their endpoints, and no workload outside those namespaces
-//! may share an address with one inside them (that decides which one the
-//! IR keeps, and an endpoint's `tlsMode`). `patched_ir_equals_a_full_build`
-//! holds it to the full build on randomized changes.
+//! it relies on and gives up (`None`: build in full) when it cannot: a
+//! slice naming a Pod of another namespace, a workload outside the changed
+//! namespaces sharing an address with one inside them (that decides which
+//! one the IR keeps, and an endpoint's `tlsMode`), a kept cluster with an
+//! endpoint at an address whose workload changed, or a rebuilt cluster that
+//! differs from the previous one in anything but its endpoints.
+//! `patched_ir_equals_a_full_build` holds it to the full build on
+//! randomized changes.
 
 use super::endpoint_change::same_but_endpoints;
 use super::Ir;
