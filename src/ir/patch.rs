@@ -182,11 +182,13 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     let of_workload_inside = |d: &Diagnostic| {
         d.object.as_ref().is_some_and(|k| match k.kind {
             Kind::Pod | Kind::WorkloadEntry => inside(&k.namespace),
-            Kind::EndpointSlice => world
-                .get(k)
-                .or_else(|| previous_world.get(k))
-                .and_then(|o| slice_owner(k, o))
-                .is_some_and(|owner| rebuild.contains(&owner)),
+            // Its owner before or after: a slice that left its Service
+            // takes its diagnostics along.
+            Kind::EndpointSlice => [previous_world.get(k), world.get(k)]
+                .into_iter()
+                .flatten()
+                .filter_map(|o| slice_owner(k, o))
+                .any(|owner| rebuild.contains(&owner)),
             _ => false,
         })
     };

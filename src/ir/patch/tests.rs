@@ -34,8 +34,11 @@ fn pod(rng: &mut fastrand::Rng, ns: usize, i: usize) -> Value {
         "spec": {"containers": [{"name": "app", "ports": [{"name": "http", "containerPort": 8080}]}]},
         "status": {"podIP": address(rng, ns)},
     });
-    if rng.u8(..5) == 0 {
-        pod["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
+    match rng.u8(..10) {
+        0 | 1 => pod["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]),
+        2 => pod["status"] = json!({}),
+        3 => pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z"),
+        _ => {}
     }
     pod
 }
@@ -44,7 +47,8 @@ fn workload_entry(rng: &mut fastrand::Rng, ns: usize, i: usize) -> Value {
     json!({
         "apiVersion": "networking.sextant.dev/v1alpha1", "kind": "WorkloadEntry",
         "metadata": {"name": format!("we-{i}"), "namespace": NAMESPACES[ns]},
-        "spec": {"address": address(rng, ns), "labels": labels(rng), "serviceAccount": "sa"},
+        "spec": {"address": address(rng, ns), "labels": labels(rng), "serviceAccount": "sa",
+                 "ports": if rng.bool() { json!({"http": 9090}) } else { json!({}) }},
     })
 }
 
@@ -62,16 +66,22 @@ fn slice(rng: &mut fastrand::Rng, ns: usize) -> Value {
             });
             match rng.u8(..25) {
                 0 => endpoint["targetRef"]["namespace"] = json!(NAMESPACES[(ns + 1) % 3]),
-                1 => endpoint["addresses"] = json!(["not-an-ip"]),
+                1 | 2 => endpoint["addresses"] = json!(["not-an-ip"]),
+                3 | 4 => drop(endpoint.as_object_mut().unwrap().remove("targetRef")),
                 _ => {}
             }
             endpoint
         })
         .collect();
+    // Mostly svc-1's; now and then the selectorless svc-3's, or nobody's.
+    let labels = match rng.u8(..8) {
+        0 => json!({}),
+        1 | 2 => json!({"kubernetes.io/service-name": "svc-3"}),
+        _ => json!({"kubernetes.io/service-name": "svc-1"}),
+    };
     json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "svc-1-x", "namespace": NAMESPACES[ns],
-                     "labels": {"kubernetes.io/service-name": "svc-1"}},
+        "metadata": {"name": "svc-1-x", "namespace": NAMESPACES[ns], "labels": labels},
         "addressType": "IPv4",
         "ports": [{"name": "http", "port": 8080}],
         "endpoints": endpoints,
@@ -94,6 +104,24 @@ fn config(ns: usize, port: u16) -> Vec<Value> {
     vec![
         service("svc-0"),
         service("svc-1"),
+        // No selector: its endpoints come from slices only.
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "svc-3", "namespace": n},
+            "spec": {"ports": [{"name": "http", "port": port}]},
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "external", "namespace": n},
+            "spec": {"type": "ExternalName", "externalName": "example.com",
+                     "ports": [{"name": "http", "port": 80}]},
+        }),
+        json!({
+            "apiVersion": "networking.sextant.dev/v1alpha1", "kind": "ServiceEntry",
+            "metadata": {"name": "dns", "namespace": n},
+            "spec": {"hosts": [format!("dns.{n}.example")], "resolution": "DNS",
+                     "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}]},
+        }),
         json!({
             "apiVersion": "networking.sextant.dev/v1alpha1", "kind": "ServiceEntry",
             "metadata": {"name": "svc-2", "namespace": n},
