@@ -177,10 +177,7 @@ async fn cluster_objects_route_traffic_endpoint_changes_touch_only_eds_and_410_k
     .await;
     // The IR was patched for the slice, not built again in full.
     let log = sextant.process.log();
-    let last_change = log
-        .lines()
-        .filter(|l| l.contains("configuration changed"))
-        .last();
+    let last_change = log.lines().rfind(|l| l.contains("configuration changed"));
     assert!(
         last_change.is_some_and(|l| l.contains("patched=true")),
         "the slice change was not patched: {last_change:?}\n{log}"
