@@ -133,7 +133,7 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     for (ip, w) in &rebuilt.workloads {
         workloads.insert(*ip, w.clone());
     }
-    let moved: Vec<IpAddr> = inside_addresses
+    let moved: BTreeSet<IpAddr> = inside_addresses
         .into_iter()
         .filter(|ip| previous.workloads.get(ip) != workloads.get(ip))
         .collect();
@@ -334,7 +334,8 @@ fn slice_owner(key: &ObjectKey, object: &Object) -> Option<ObjectKey> {
 
 /// The namespaces other than its own of the Pods an EndpointSlice's
 /// endpoints name (their labels decide its subsets): the patch does not
-/// follow such a slice. Empty for any other object.
+/// follow such a slice. A reference of another kind is ignored, as
+/// [`super::build`] ignores it. Empty for any other object.
 fn pod_namespaces_elsewhere<'a>(
     key: &'a ObjectKey,
     object: &'a Object,
@@ -346,7 +347,9 @@ fn pod_namespaces_elsewhere<'a>(
     slice
         .into_iter()
         .flat_map(|s| s.endpoints.iter().flatten())
-        .filter_map(|e| e.target_ref.as_ref()?.namespace.as_deref())
+        .filter_map(|e| e.target_ref.as_ref())
+        .filter(|r| r.kind.as_deref() == Some("Pod"))
+        .filter_map(|r| r.namespace.as_deref())
         .filter(move |namespace| *namespace != key.namespace)
 }
 

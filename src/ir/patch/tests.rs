@@ -66,6 +66,12 @@ fn slice(rng: &mut fastrand::Rng, ns: usize) -> Value {
             });
             match rng.u8(..25) {
                 0 => endpoint["targetRef"]["namespace"] = json!(NAMESPACES[(ns + 1) % 3]),
+                // A reference to something other than a Pod elsewhere: the
+                // build ignores it, so the patch may not give up for it.
+                5 => {
+                    endpoint["targetRef"] =
+                        json!({"kind": "Node", "name": "pod-0", "namespace": NAMESPACES[(ns + 1) % 3]})
+                }
                 1 | 2 => endpoint["addresses"] = json!(["not-an-ip"]),
                 3 | 4 => drop(endpoint.as_object_mut().unwrap().remove("targetRef")),
                 _ => {}
@@ -266,4 +272,24 @@ fn a_change_of_anything_but_workloads_is_not_patched() {
     put(&mut store, pod(&mut rng, 0, 1));
     let (only_workloads, _) = store.world();
     assert!(patch(&build(&after), &after, &only_workloads).is_some());
+}
+
+#[test]
+fn a_slice_naming_something_other_than_a_pod_elsewhere_is_patched() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut store = Store::new();
+    for object in config(0, 80).into_iter().chain(config(1, 80)) {
+        put(&mut store, object);
+    }
+    let mut slice = slice(&mut rng, 0);
+    slice["metadata"]["labels"] = json!({"kubernetes.io/service-name": "svc-1"});
+    slice["endpoints"][0]["targetRef"] = json!({"kind": "Node", "name": "pod-0", "namespace": "b"});
+    put(&mut store, slice.clone());
+    let (before, _) = store.world();
+    let previous = build(&before);
+    slice["endpoints"][0]["addresses"] = json!(["10.0.0.77"]);
+    put(&mut store, slice);
+    let (after, _) = store.world();
+    let patched = patch(&previous, &before, &after).expect("a Node reference is no Pod elsewhere");
+    assert!(patched == build(&after));
 }
