@@ -14,7 +14,9 @@
 //! every namespace is served: the new IR set and a snapshot for each),
 //! `policy_change` (its baseline: the same, for a change of one cluster's
 //! connect timeout, which retranslates every class, as every change did
-//! before endpoint-only changes were told apart) or `validate` (what
+//! before endpoint-only changes were told apart), `route_change` (the same
+//! for a VirtualService weight change: the IR built again from the changed
+//! world, set, and a snapshot for every class) or `validate` (what
 //! `sextant validate` adds to the IR build: a translation per namespace
 //! for the diagnostics only a proxy class shows). SERVICES is a
 //! size for [`sextant::synth::WorldSpec::with_services`]. The wall time of
@@ -124,7 +126,7 @@ fn main() {
             eprintln!("{stage} at {services} services: {:.1?}", started.elapsed());
             return;
         }
-        "endpoint_change" | "policy_change" => {
+        "endpoint_change" | "policy_change" | "route_change" => {
             let cache = SnapshotCache::new(options.clone());
             cache.set_ir(ir.clone());
             let namespaces: std::collections::BTreeSet<&str> =
@@ -140,6 +142,33 @@ fn main() {
             for p in &proxies {
                 drop(cache.snapshot(p));
             }
+            // A weight change: the IR is built again from a world whose one
+            // VirtualService moved weight, as the server builds it.
+            let rebuilt = (stage == "route_change").then(|| {
+                let mut changed = world.clone();
+                let (key, object, http) = world
+                    .iter()
+                    .find_map(|(k, o)| match o.as_ref() {
+                        Object::VirtualService(vs) => vs
+                            .spec
+                            .http
+                            .iter()
+                            .position(|h| h.route.len() > 1)
+                            .map(|i| (k.clone(), vs.clone(), i)),
+                        _ => None,
+                    })
+                    .expect("a VirtualService that splits traffic");
+                let mut vs = object.as_ref().clone();
+                let routes = &mut vs.spec.http[http].route;
+                let first = routes[0].weight.unwrap_or(0);
+                routes[0].weight = Some(first - 1);
+                routes[1].weight = Some(routes[1].weight.unwrap_or(0) + 1);
+                changed.insert(
+                    key,
+                    std::sync::Arc::new(Object::VirtualService(Box::new(vs))),
+                );
+                ir::build(&changed)
+            });
             let mut next = ir.clone();
             let name = next
                 .clusters
@@ -153,6 +182,7 @@ fn main() {
             } else {
                 cluster.policy.connect_timeout = Some(std::time::Duration::from_millis(1234));
             }
+            let next = rebuilt.unwrap_or(next);
             let started = Instant::now();
             measured(|| {
                 cache.set_ir(black_box(next));

@@ -232,17 +232,9 @@ struct ClassResources {
 }
 
 impl ClassResources {
-    /// Rebuilds this class's maps on those of `old`, its translation for an
-    /// earlier IR (see [`rebase`]).
-    fn rebase_on(&mut self, old: &ClassResources) {
-        for (map, old) in [
-            (&mut self.clusters, &old.clusters),
-            (&mut self.endpoints, &old.endpoints),
-            (&mut self.routes, &old.routes),
-        ] {
-            let fresh = std::mem::take(Arc::make_mut(map));
-            *map = Arc::new(rebase::rebase(old, fresh));
-        }
+    /// Its CDS, EDS and RDS maps, for a later translation to build on.
+    fn maps(&self) -> [&ResourceMap; 3] {
+        [&self.clusters, &self.endpoints, &self.routes]
     }
 }
 
@@ -395,7 +387,8 @@ impl SnapshotCache {
     /// A change of endpoints only ([`crate::ir::endpoint_change`]) keeps the
     /// translated classes and rebuilds just the load assignments (and
     /// clusters) it touches; any other change drops them, and each class is
-    /// translated again when a proxy of it next asks.
+    /// translated again when a proxy of it next asks, reusing the encoded
+    /// clusters and load assignments the change left equal.
     pub fn set_ir_changed_at(&self, ir: impl Into<Arc<Ir>>, changed_at: Instant) {
         let ir: Arc<Ir> = ir.into();
         let (generation, old) = {
@@ -435,6 +428,15 @@ impl SnapshotCache {
                     if let Some(metrics) = &self.metrics {
                         metrics.observe_translation(TranslationStage::Endpoints, started.elapsed());
                     }
+                }
+                (None, Some(old)) if !self.naive_baseline => {
+                    // Any other change: what it left equal is carried over,
+                    // every class is translated again when a proxy asks.
+                    let parts = shared::SharedParts::carry_over_unchanged(old, &state.ir, &ir);
+                    replaced.2 =
+                        std::mem::replace(&mut state.parts, Arc::new(OnceLock::from(parts)));
+                    let classes = std::mem::take(&mut state.classes);
+                    replaced.1 = std::mem::replace(&mut state.previous, classes);
                 }
                 _ => {
                     replaced.2 = std::mem::take(&mut state.parts);
@@ -509,16 +511,14 @@ impl SnapshotCache {
                 None if self.naive_baseline => {
                     drop(state);
                     let parts = shared::SharedParts::new(&ir);
-                    let (shared, diagnostics) = self.translate_class(&ir, &class, &parts);
+                    let (shared, diagnostics) = self.translate_class(&ir, &class, &parts, None);
                     (Arc::new(shared), diagnostics, Arc::default())
                 }
                 None => {
                     let parts = state.parts.clone();
                     let parts = parts.get_or_init(|| shared::SharedParts::new(&ir));
-                    let (mut shared, diagnostics) = self.translate_class(&ir, &class, parts);
-                    if let Some(old) = state.previous.get(&class) {
-                        shared.rebase_on(old);
-                    }
+                    let previous = state.previous.get(&class).map(|c| c.maps());
+                    let (shared, diagnostics) = self.translate_class(&ir, &class, parts, previous);
                     let shared = Arc::new(shared);
                     shared.used.store(true, Ordering::Relaxed);
                     state.classes.insert(class.clone(), shared.clone());
@@ -656,15 +656,17 @@ impl SnapshotCache {
     }
 
     /// Translates and encodes `class` (timed in the metrics), with the test
-    /// injections, reusing and filling `parts`.
+    /// injections, reusing and filling `parts`, its maps built on
+    /// `previous` (the class's maps for an earlier IR), if any.
     fn translate_class(
         &self,
         ir: &Ir,
         class: &ProxyClass,
         parts: &shared::SharedParts,
+        previous: Option<[&ResourceMap; 3]>,
     ) -> (ClassResources, Vec<Diagnostic>) {
         let started = Instant::now();
-        let (mut shared, diagnostics) = encode_class(ir, class, &self.options, parts);
+        let (mut shared, diagnostics) = encode_class(ir, class, &self.options, parts, previous);
         if let Some(metrics) = &self.metrics {
             metrics.observe_translation(TranslationStage::Translate, started.elapsed());
         }
@@ -675,15 +677,16 @@ impl SnapshotCache {
 
 /// The encoded resources of `class`: the same bytes as encoding
 /// [`translate::translate`]'s output, with what other classes of the IR
-/// already built taken from `parts`.
+/// already built taken from `parts`, and the maps built on `previous`.
 fn encode_class(
     ir: &Ir,
     class: &ProxyClass,
     options: &TranslateOptions,
     parts: &shared::SharedParts,
+    previous: Option<[&ResourceMap; 3]>,
 ) -> (ClassResources, Vec<Diagnostic>) {
     let plan = translate::plan::plan(ir, parts.domains(), class, options);
-    let [clusters, endpoints, routes] = parts.encode(ir, &plan, options);
+    let [clusters, endpoints, routes] = parts.encode(ir, &plan, options, previous);
     let resources = ClassResources {
         clusters: Arc::new(clusters),
         endpoints: Arc::new(endpoints),

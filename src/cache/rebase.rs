@@ -1,46 +1,58 @@
 //! Building a class translated again on the maps of its previous
 //! translation, so that the two share structure.
 //!
-//! A change other than an endpoint change translates each class from
-//! scratch, and the fresh maps share no node with the ones every stream
+//! A change other than an endpoint change translates each class again, and
+//! maps built from scratch would share no node with the ones every stream
 //! was sent: each stream's diff (one per type per push) would then compare
-//! every resource, thousands of names per stream. Rebuilt on the previous
+//! every resource, thousands of names per stream. Built on the previous
 //! maps, the new ones differ from them only along the paths of what
-//! changed, and those diffs visit little else. The rebuild is one diff per
-//! class and type.
+//! changed, and those diffs visit little else. Building on the previous
+//! map also costs a walk of it plus one insertion per change, where a map
+//! from scratch costs one insertion per resource.
 
-use super::ResourceMap;
-use imbl::ordmap::DiffItem;
+use super::{Resource, ResourceMap};
 
-/// Above this share of changed resources a rebuild is not worth it: the
-/// fresh map is kept as it is.
-const MOST_CHANGED: f64 = 0.25;
-
-/// `fresh` as a copy of `old` with the changes from `old` to `fresh`
-/// applied: the same content as `fresh`, sharing `old`'s nodes (and its
-/// resources, where they are equal) wherever nothing changed. `fresh`
-/// itself when more than a quarter of it changed.
-pub(super) fn rebase(old: &ResourceMap, fresh: ResourceMap) -> ResourceMap {
-    let limit = (fresh.len().max(old.len()) as f64 * MOST_CHANGED) as usize;
-    let mut changes = Vec::new();
-    for item in old.diff(&fresh) {
-        changes.push(item);
-        if changes.len() > limit {
-            return fresh;
-        }
-    }
-    let mut rebased = old.clone();
-    for item in changes {
-        match item {
-            DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {
-                rebased.insert(name.clone(), r.clone());
-            }
-            DiffItem::Remove(name, _) => {
-                rebased.remove(name);
+/// The map of `fresh` (by name; of two resources with one name the later
+/// wins, as when collecting them), built as a copy of `old` with the
+/// differences applied when there is an `old`: the same content, sharing
+/// `old`'s nodes and its resources wherever they are equal (a resource
+/// equal to the old one is not inserted). `fresh` is expected in name
+/// order, as classes list their clusters; it is sorted otherwise.
+pub(super) fn build_on(old: Option<&ResourceMap>, mut fresh: Vec<Resource>) -> ResourceMap {
+    if !fresh.is_sorted_by(|a, b| a.name < b.name) {
+        // Stable: of equal names the later stays later, and wins below.
+        fresh.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut rest = fresh.into_iter().peekable();
+        let mut kept = Vec::new();
+        while let Some(r) = rest.next() {
+            if rest.peek().is_none_or(|next| next.name != r.name) {
+                kept.push(r);
             }
         }
+        fresh = kept;
     }
-    rebased
+    let Some(old) = old else {
+        return fresh.into_iter().map(|r| (r.name.clone(), r)).collect();
+    };
+    let mut out = old.clone();
+    let mut previous = old.iter().peekable();
+    let mut gone = Vec::new();
+    for r in fresh {
+        while let Some((name, _)) = previous.next_if(|(n, _)| **n < r.name) {
+            gone.push(name.clone());
+        }
+        match previous.next_if(|(n, _)| **n == r.name) {
+            Some((_, kept)) if *kept == r => {}
+            _ => {
+                out.insert(r.name.clone(), r);
+            }
+        }
+    }
+    gone.extend(previous.map(|(name, _)| name.clone()));
+    for name in &gone {
+        out.remove(name);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -67,8 +79,12 @@ mod tests {
             .collect()
     }
 
+    fn resources(entries: &[(&str, &str)]) -> Vec<Resource> {
+        entries.iter().map(|(n, c)| resource(n, c)).collect()
+    }
+
     #[test]
-    fn a_rebased_map_has_the_fresh_content_and_the_old_resources() {
+    fn a_map_built_on_the_old_one_has_the_fresh_content_and_the_old_resources() {
         let names: Vec<String> = (0..100).map(|i| format!("c{i:03}")).collect();
         let old: ResourceMap = map(&names.iter().map(|n| (n.as_str(), "v1")).collect::<Vec<_>>());
         let mut fresh_entries: Vec<(&str, &str)> =
@@ -76,31 +92,53 @@ mod tests {
         fresh_entries[10].1 = "v2";
         fresh_entries.remove(20);
         fresh_entries.push(("d-new", "v1"));
-        let fresh = map(&fresh_entries);
-        let rebased = rebase(&old, fresh.clone());
-        assert_eq!(contents(&rebased), contents(&fresh));
+        fresh_entries.insert(0, ("a-new", "v1"));
+        let fresh = resources(&fresh_entries);
+        let built = build_on(Some(&old), fresh.clone());
+        assert_eq!(contents(&built), contents(&build_on(None, fresh.clone())));
+        assert_eq!(built.len(), 101);
         // Unchanged resources are the old ones (the same buffers); changed
-        // and added ones come from the fresh map.
-        let same_buffer = |a: &ResourceMap, b: &ResourceMap, name: &str| {
-            a[name].body.as_ptr() == b[name].body.as_ptr()
+        // and added ones are the fresh ones.
+        let buffer = |map: &ResourceMap, name: &str| map[name].body.as_ptr();
+        let fresh_buffer = |name: &str| {
+            fresh
+                .iter()
+                .find(|r| &*r.name == name)
+                .unwrap()
+                .body
+                .as_ptr()
         };
-        assert!(same_buffer(&rebased, &old, "c000"));
-        assert!(!same_buffer(&rebased, &fresh, "c000"));
-        assert!(same_buffer(&rebased, &fresh, "c010"));
-        assert!(same_buffer(&rebased, &fresh, "d-new"));
-        assert!(!rebased.contains_key("c020"));
+        assert_eq!(buffer(&built, "c000"), buffer(&old, "c000"));
+        assert_ne!(buffer(&built, "c000"), fresh_buffer("c000"));
+        assert_eq!(buffer(&built, "c010"), fresh_buffer("c010"));
+        assert_eq!(buffer(&built, "d-new"), fresh_buffer("d-new"));
+        assert_eq!(buffer(&built, "a-new"), fresh_buffer("a-new"));
+        assert!(!built.contains_key("c020"));
+        // Everything after the last fresh name goes too.
+        let shorter = build_on(Some(&old), resources(&[("c000", "v1"), ("c001", "v1")]));
+        assert_eq!(
+            shorter.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+            ["c000", "c001"]
+        );
     }
 
     #[test]
-    fn a_mostly_changed_map_is_kept_fresh() {
-        let old = map(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")]);
-        let fresh = map(&[("a", "2"), ("b", "2"), ("c", "1"), ("d", "1")]);
-        let rebased = rebase(&old, fresh.clone());
-        assert!(rebased.ptr_eq(&fresh));
-        let unchanged = rebase(&old, map(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")]));
-        assert!(
-            unchanged.ptr_eq(&old),
-            "nothing changed: the old map itself"
-        );
+    fn nothing_changed_gives_the_old_map_itself() {
+        let old = map(&[("a", "1"), ("b", "1"), ("c", "1")]);
+        let built = build_on(Some(&old), resources(&[("a", "1"), ("b", "1"), ("c", "1")]));
+        assert!(built.ptr_eq(&old));
+    }
+
+    #[test]
+    fn out_of_order_names_are_sorted_and_the_later_of_two_wins() {
+        let fresh = resources(&[("b", "1"), ("a", "1"), ("b", "2"), ("c", "1")]);
+        for old in [None, Some(map(&[("a", "0"), ("b", "0")]))] {
+            let built = build_on(old.as_ref(), fresh.clone());
+            let got: Vec<(String, Bytes)> = contents(&built);
+            assert_eq!(
+                got,
+                [("a", "1"), ("b", "2"), ("c", "1")].map(|(n, c)| (n.to_string(), Bytes::from(c)))
+            );
+        }
     }
 }

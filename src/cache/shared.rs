@@ -9,6 +9,7 @@
 //! [`translate::translate`]'s output: a test compares them for every golden
 //! input and several classes.
 
+use super::rebase;
 use super::route_version::{self, RouteVersion};
 use super::{Resource, ResourceMap};
 use crate::ir::{Cluster, Ir};
@@ -47,6 +48,16 @@ impl SharedParts {
         SharedParts {
             clusters: (0..ir.clusters.len()).map(|_| Default::default()).collect(),
             endpoints: (0..ir.clusters.len()).map(|_| Default::default()).collect(),
+            ..SharedParts::new_routes(ir)
+        }
+    }
+
+    /// Empty route slots and the domains of `ir`'s virtual hosts; no
+    /// cluster slots.
+    fn new_routes(ir: &Ir) -> Self {
+        SharedParts {
+            clusters: Vec::new(),
+            endpoints: Vec::new(),
             routes: Arc::new(
                 (0..ir.virtual_hosts.len())
                     .map(|_| Default::default())
@@ -81,6 +92,58 @@ impl SharedParts {
             endpoints: kept(&old.endpoints, dirty),
             routes: old.routes.clone(),
             domains: old.domains.clone(),
+        }
+    }
+
+    /// The parts of `old` (built for `old_ir`) that any other change from
+    /// `old_ir` to `ir` leaves right, re-indexed for `ir`: the CDS resources
+    /// of every cluster equal in both (matched by name; they follow from the
+    /// cluster and the options alone), and its load assignment too when the
+    /// workload at each of its endpoints and the PeerAuthentications are
+    /// unchanged (the load assignment's `tlsMode` reads them). Routes and
+    /// domains start empty: virtual hosts may have changed, and routes read
+    /// other clusters. A VirtualService weight change thus encodes its route
+    /// configuration again and no cluster or load assignment.
+    pub(super) fn carry_over_unchanged(old: &SharedParts, old_ir: &Ir, ir: &Ir) -> Self {
+        let same_peer_authentications = old_ir.peer_authentications == ir.peer_authentications;
+        let same_workload =
+            |address| match (old_ir.workloads.get(address), ir.workloads.get(address)) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (None, None) => true,
+                _ => false,
+            };
+        let mut clusters = Vec::with_capacity(ir.clusters.len());
+        let mut endpoints = Vec::with_capacity(ir.clusters.len());
+        // Both maps are in name order: one walk matches them.
+        let mut previous = old_ir.clusters.iter().enumerate().peekable();
+        for (name, cluster) in &ir.clusters {
+            while previous.next_if(|(_, (n, _))| *n < name).is_some() {}
+            let kept = previous
+                .peek()
+                .filter(|(_, (n, c))| *n == name && (Arc::ptr_eq(c, cluster) || c == &cluster))
+                .map(|(i, _)| *i)
+                .filter(|i| *i < old.clusters.len());
+            match kept {
+                Some(i) => {
+                    clusters.push(old.clusters[i].clone());
+                    let load_assignment_kept = same_peer_authentications
+                        && cluster.endpoints.iter().all(|e| same_workload(&e.address));
+                    endpoints.push(if load_assignment_kept {
+                        old.endpoints[i].clone()
+                    } else {
+                        OnceLock::new()
+                    });
+                }
+                None => {
+                    clusters.push(Default::default());
+                    endpoints.push(OnceLock::new());
+                }
+            }
+        }
+        SharedParts {
+            clusters,
+            endpoints,
+            ..SharedParts::new_routes(ir)
         }
     }
 
@@ -131,40 +194,37 @@ impl SharedParts {
 
     /// The encoded CDS, EDS and RDS resources of a planned class, by name,
     /// as [`super::Resource::encode`] of [`crate::translate::translate`]'s
-    /// output would give them.
+    /// output would give them; each map built on the class's map of the
+    /// same type in `previous` (its translation for an earlier IR), if any,
+    /// so that they share what did not change (see [`rebase`]).
     pub(super) fn encode(
         &self,
         ir: &Ir,
         plan: &ClassPlan<'_>,
         options: &TranslateOptions,
+        previous: Option<[&ResourceMap; 3]>,
     ) -> [ResourceMap; 3] {
-        let mut clusters: ResourceMap = plan
+        let [old_clusters, old_endpoints, old_routes] = previous.map_or([None; 3], |p| p.map(Some));
+        let mut clusters: Vec<Resource> = plan
             .clusters
             .iter()
-            .map(|c| {
-                let r = self.cluster(c.index, c.cluster, c.with_rule, plan.mtls, options);
-                (r.name.clone(), r)
-            })
+            .map(|c| self.cluster(c.index, c.cluster, c.with_rule, plan.mtls, options))
             .collect();
         // Last, as in `translate`: the collector wins a name clash.
         if let Some(collector) = plan.collector_cluster(options) {
-            let r = Resource::encode(collector.name.as_str(), &collector);
-            clusters.insert(r.name.clone(), r);
+            clusters.push(Resource::encode(collector.name.as_str(), &collector));
         }
-        let endpoints: ResourceMap = plan
+        let endpoints: Vec<Resource> = plan
             .clusters
             .iter()
             .filter(|c| c.cluster.dns.is_none())
-            .map(|c| {
-                let r = self.load_assignment(c.index, c.cluster, ir, options);
-                (r.name.clone(), r)
-            })
+            .map(|c| self.load_assignment(c.index, c.cluster, ir, options))
             .collect();
         let routes = self.route_configuration(ir, plan);
         [
-            clusters,
-            endpoints,
-            ResourceMap::unit(routes.name.clone(), routes),
+            rebase::build_on(old_clusters, clusters),
+            rebase::build_on(old_endpoints, endpoints),
+            rebase::build_on(old_routes, vec![routes]),
         ]
     }
 
