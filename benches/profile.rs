@@ -10,6 +10,7 @@
 //! moves), `ir_clone`, `translate`, `encode`, `snapshot`, `next_class`
 //! (a snapshot for a proxy of a second class, `ns-1`, once the class of
 //! `ns-0` is translated: what each further class of the same IR costs),
+//! `proxy_snapshot` (300 snapshots for further proxies of that class),
 //! `endpoint_change` (one endpoint of one cluster moves while a proxy of
 //! every namespace is served: the new IR set and a snapshot for each),
 //! `policy_change` (its baseline: the same, for a change of one cluster's
@@ -193,6 +194,30 @@ fn main() {
             eprintln!(
                 "{stage} at {services} services, {} classes: {:.1?}",
                 proxies.len(),
+                started.elapsed()
+            );
+            return;
+        }
+        "proxy_snapshot" => {
+            // What each further proxy of a translated class costs: 300
+            // snapshots of one class (the per-proxy listeners and maps).
+            let cache = SnapshotCache::new(options.clone());
+            cache.set_ir(ir.clone());
+            drop(cache.snapshot(&p));
+            let proxies: Vec<sextant::proxy::ProxyInfo> = (0..300)
+                .map(|i| sextant::proxy::ProxyInfo {
+                    node_id: format!("bench-{i}.ns-0"),
+                    ..common::proxy()
+                })
+                .collect();
+            let started = Instant::now();
+            measured(|| {
+                for p in &proxies {
+                    drop(cache.snapshot(black_box(p)));
+                }
+            });
+            eprintln!(
+                "{stage} at {services} services, 300 proxies: {:.1?}",
                 started.elapsed()
             );
             return;
