@@ -251,9 +251,25 @@ struct State {
     changed_at: Option<Instant>,
     classes: HashMap<ProxyClass, Arc<ClassResources>>,
     /// The classes translated before the latest change that was not
-    /// endpoint-only: a class translated again is built on its maps
-    /// ([`rebase`]), so streams diff only what changed.
+    /// endpoint-only (or before an earlier one, when no class was
+    /// translated in between): a class translated again is built on its
+    /// maps ([`rebase`]), so streams diff only what changed.
     previous: HashMap<ProxyClass, Arc<ClassResources>>,
+}
+
+impl State {
+    /// For a change that is not endpoint-only: the translated classes
+    /// become `previous` and what that held is returned, to be freed. When
+    /// no class was translated since the last such change (two changes
+    /// within one push), `previous` stays: the maps streams hold are still
+    /// those.
+    fn retire_classes(&mut self) -> HashMap<ProxyClass, Arc<ClassResources>> {
+        let classes = std::mem::take(&mut self.classes);
+        if classes.is_empty() {
+            return classes;
+        }
+        std::mem::replace(&mut self.previous, classes)
+    }
 }
 
 /// What a new IR generation replaces: the old IR, classes and shared parts.
@@ -435,13 +451,11 @@ impl SnapshotCache {
                     let parts = shared::SharedParts::carry_over_unchanged(old, &state.ir, &ir);
                     replaced.2 =
                         std::mem::replace(&mut state.parts, Arc::new(OnceLock::from(parts)));
-                    let classes = std::mem::take(&mut state.classes);
-                    replaced.1 = std::mem::replace(&mut state.previous, classes);
+                    replaced.1 = state.retire_classes();
                 }
                 _ => {
                     replaced.2 = std::mem::take(&mut state.parts);
-                    let classes = std::mem::take(&mut state.classes);
-                    replaced.1 = std::mem::replace(&mut state.previous, classes);
+                    replaced.1 = state.retire_classes();
                 }
             }
             replaced.0 = std::mem::replace(&mut state.ir, ir);

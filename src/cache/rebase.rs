@@ -6,9 +6,10 @@
 //! was sent: each stream's diff (one per type per push) would then compare
 //! every resource, thousands of names per stream. Built on the previous
 //! maps, the new ones differ from them only along the paths of what
-//! changed, and those diffs visit little else. Building on the previous
-//! map also costs a walk of it plus one insertion per change, where a map
-//! from scratch costs one insertion per resource.
+//! changed, and those diffs visit little else. Given the class's list of
+//! resources (in name order, as classes list them), building on the
+//! previous map costs a walk of it plus one insertion or removal per
+//! difference, where a map from scratch costs one insertion per resource.
 
 use super::{Resource, ResourceMap};
 

@@ -1,7 +1,10 @@
 //! What the proxy classes of one IR share: the encoded clusters, load
 //! assignments and virtual-host routes that come out the same for every
-//! class, each built and encoded once per IR by the first class that needs
-//! it, then reused (the bytes are reference-counted).
+//! class, each built and encoded at most once per IR by the first class
+//! that needs it, then reused (the bytes are reference-counted). The parts
+//! a change leaves equal are carried into the next IR's store
+//! ([`SharedParts::carry_over`] for an endpoint-only change,
+//! [`SharedParts::carry_over_unchanged`] for any other).
 //!
 //! A class is still planned on its own ([`translate::plan`]: which clusters
 //! and virtual hosts it sees, the domains each claims); only building and
@@ -20,9 +23,10 @@ use prost::encoding::{self, WireType};
 use std::sync::{Arc, OnceLock};
 
 /// The per-IR store of shared encoded parts, filled on demand, and the
-/// domains of its virtual hosts (built with it). Every slot
-/// is keyed by position in the IR, so it belongs to one IR (and one set of
-/// [`TranslateOptions`]) only.
+/// domains of its virtual hosts (built with it). Every slot is keyed by
+/// position in the IR, so it belongs to one IR (and one set of
+/// [`TranslateOptions`]); slots carried into a later IR's store are put at
+/// that IR's positions.
 #[derive(Debug, Default)]
 pub(super) struct SharedParts {
     /// Per cluster of `ir.clusters` (name order): its CDS resource for each
@@ -102,8 +106,9 @@ impl SharedParts {
     /// workload at each of its endpoints and the PeerAuthentications are
     /// unchanged (the load assignment's `tlsMode` reads them). Routes and
     /// domains start empty: virtual hosts may have changed, and routes read
-    /// other clusters. A VirtualService weight change thus encodes its route
-    /// configuration again and no cluster or load assignment.
+    /// other clusters. After a VirtualService weight change, classes thus
+    /// encode their route configurations again, and only the clusters and
+    /// load assignments no class had encoded before.
     pub(super) fn carry_over_unchanged(old: &SharedParts, old_ir: &Ir, ir: &Ir) -> Self {
         let same_peer_authentications = old_ir.peer_authentications == ir.peer_authentications;
         let same_workload =

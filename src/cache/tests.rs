@@ -342,11 +342,12 @@ fn other_changes(ir: &Ir) -> Vec<(&'static str, Ir)> {
     }
     let mut peer = ir.clone();
     peer.peer_authentications.clear();
+    // The last cluster goes and one comes first: every index shifts.
     let mut shifted = ir.clone();
-    if let Some((first, cluster)) = ir.clusters.iter().next() {
-        shifted.clusters.remove(first);
+    if let Some((last, cluster)) = ir.clusters.iter().next_back() {
+        shifted.clusters.remove(last);
         let mut added = (**cluster).clone();
-        added.name = format!("{first}-added");
+        added.name = format!("0-added-{last}");
         shifted.clusters.insert(added.name.clone(), Arc::new(added));
     }
     // Workloads leaving a PeerAuthentication's selector change the
@@ -354,10 +355,14 @@ fn other_changes(ir: &Ir) -> Vec<(&'static str, Ir)> {
     // change, so that the change is not endpoint-only).
     let mut unlabelled = ir.clone();
     let addresses: Vec<_> = unlabelled.workloads.keys().copied().collect();
-    for address in addresses {
-        if let Some(w) = unlabelled.workloads.get_mut(&address) {
+    for address in &addresses {
+        if let Some(w) = unlabelled.workloads.get_mut(address) {
             Arc::make_mut(w).labels.clear();
         }
+    }
+    // And one workload goes (its endpoints lose their `tlsMode`).
+    if let Some(address) = addresses.first() {
+        unlabelled.workloads.remove(address);
     }
     if let Some(last) = unlabelled.clusters.keys().next_back().cloned() {
         let c = unlabelled
@@ -377,10 +382,30 @@ fn other_changes(ir: &Ir) -> Vec<(&'static str, Ir)> {
     ]
 }
 
+/// Asserts that `actual` holds the bytes of a fresh translation of `ir`
+/// for `class`.
+fn assert_fresh(what: &str, ir: &Ir, class: &ProxyClass, actual: [&ResourceMap; 3]) {
+    let expected = encoded_translation(ir, class, &TranslateOptions::default());
+    for (kind, (e, a)) in ["clusters", "endpoints", "routes"]
+        .iter()
+        .zip(expected.iter().zip(actual))
+    {
+        assert!(
+            e.len() == a.len()
+                && e.iter()
+                    .zip(a.iter())
+                    .all(|((en, er), (an, ar))| en == an && same_bytes(er, ar)),
+            "{what}: {kind} differ from a fresh translation for {class:?}"
+        );
+    }
+}
+
 /// After any change that is not endpoint-only, the parts carried over
 /// from the previous IR give every class the bytes a fresh translation of
-/// the new IR gives; and where the change left clusters alone, their
-/// encoded resources are the old ones.
+/// the new IR gives, its maps built on the class's previous ones as the
+/// cache builds them; so do the parts carried back again (the change
+/// undone, over parts that were themselves carried); and where the change
+/// left clusters alone, their encoded resources are the old ones.
 fn assert_carried_over_parts_match(case: &str, ir: &Ir) {
     let options = TranslateOptions::default();
     let classes = classes(ir, &options);
@@ -395,25 +420,16 @@ fn assert_carried_over_parts_match(case: &str, ir: &Ir) {
             continue;
         }
         let carried = SharedParts::carry_over_unchanged(&parts, ir, &new);
+        let carried_back = SharedParts::carry_over_unchanged(&carried, &new, ir);
         let mut reused = 0;
         let mut resources = 0;
         for class in &classes {
-            let expected = encoded_translation(&new, class, &options);
-            let (actual, _) = encode_class(&new, class, &options, &carried, None);
-            let actual = [&actual.clusters, &actual.endpoints, &actual.routes];
-            for (kind, (e, a)) in ["clusters", "endpoints", "routes"]
-                .iter()
-                .zip(expected.iter().zip(actual))
-            {
-                assert!(
-                    e.len() == a.len()
-                        && e.iter()
-                            .zip(a.iter())
-                            .all(|((en, er), (an, ar))| en == an && same_bytes(er, ar)),
-                    "{case}, after {what}: {kind} differ from a fresh translation for {class:?}"
-                );
-            }
             let (before, _) = encode_class(ir, class, &options, &parts, None);
+            let (after, _) = encode_class(&new, class, &options, &carried, Some(before.maps()));
+            let actual = after.maps();
+            assert_fresh(&format!("{case}, after {what}"), &new, class, actual);
+            let (back, _) = encode_class(ir, class, &options, &carried_back, Some(actual));
+            assert_fresh(&format!("{case}, {what} undone"), ir, class, back.maps());
             for (old, now) in [
                 (&before.clusters, actual[0]),
                 (&before.endpoints, actual[1]),
@@ -774,4 +790,25 @@ fn a_class_translated_again_reuses_what_did_not_change() {
         !same_buffer(&routes(&after), &routes(&before)),
         "the weights changed"
     );
+}
+
+/// Two changes in a row with no snapshot between them (one push): the
+/// class translated after both is still built on the maps its proxies
+/// hold, so with its clusters unchanged its cluster map is that very map.
+#[test]
+fn two_changes_within_one_push_keep_the_maps_proxies_hold() {
+    use crate::envoy::TypeUrl::{Cluster, ClusterLoadAssignment};
+    let cache = super::SnapshotCache::new(TranslateOptions::default());
+    cache.set_ir(weighted(90));
+    let proxy = proxy_in("shop");
+    let before = cache.snapshot(&proxy);
+    cache.set_ir(weighted(70));
+    cache.set_ir(weighted(60));
+    let after = cache.snapshot(&proxy);
+    for t in [Cluster, ClusterLoadAssignment] {
+        assert!(
+            before.resources[&t].ptr_eq(&after.resources[&t]),
+            "{t:?}: the map proxies were sent"
+        );
+    }
 }
