@@ -12,6 +12,7 @@
 //! difference, where a map from scratch costs one insertion per resource.
 
 use super::{Resource, ResourceMap};
+use std::sync::Arc;
 
 /// The map of `fresh` (by name; of two resources with one name the later
 /// wins, as when collecting them), built as a copy of `old` with the
@@ -39,6 +40,14 @@ pub(super) fn build_on(old: Option<&ResourceMap>, mut fresh: Vec<Resource>) -> R
     let mut previous = old.iter().peekable();
     let mut gone = Vec::new();
     for r in fresh {
+        // A resource carried over unchanged is the old one, name and all:
+        // one pointer comparison instead of comparing names.
+        if previous
+            .next_if(|(n, kept)| Arc::ptr_eq(n, &r.name) && **kept == r)
+            .is_some()
+        {
+            continue;
+        }
         while let Some((name, _)) = previous.next_if(|(n, _)| **n < r.name) {
             gone.push(name.clone());
         }

@@ -210,11 +210,12 @@ impl SharedParts {
         previous: Option<[&ResourceMap; 3]>,
     ) -> [ResourceMap; 3] {
         let [old_clusters, old_endpoints, old_routes] = previous.map_or([None; 3], |p| p.map(Some));
-        let mut clusters: Vec<Resource> = plan
-            .clusters
-            .iter()
-            .map(|c| self.cluster(c.index, c.cluster, c.with_rule, plan.mtls, options))
-            .collect();
+        let mut clusters = Vec::with_capacity(plan.clusters.len() + 1);
+        clusters.extend(
+            plan.clusters
+                .iter()
+                .map(|c| self.cluster(c.index, c.cluster, c.with_rule, plan.mtls, options)),
+        );
         // Last, as in `translate`: the collector wins a name clash.
         if let Some(collector) = plan.collector_cluster(options) {
             clusters.push(Resource::encode(collector.name.as_str(), &collector));
