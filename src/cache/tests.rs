@@ -292,20 +292,12 @@ fn assert_endpoint_update_matches(case: &str, ir: &Ir) {
     let updated =
         super::endpoint_update::update_classes(&classes, &new, &dirty, &new_parts, &options);
     for (class, resources) in &updated {
-        let expected = encoded_translation(&new, class, &options);
-        let actual = [&resources.clusters, &resources.endpoints, &resources.routes];
-        for (kind, (e, a)) in ["clusters", "endpoints", "routes"]
-            .iter()
-            .zip(expected.iter().zip(actual))
-        {
-            assert!(
-                e.len() == a.len()
-                    && e.iter()
-                        .zip(a.iter())
-                        .all(|((en, er), (an, ar))| en == an && same_bytes(er, ar)),
-                "{case}: {kind} after an endpoint change differ from a fresh translation for {class:?}"
-            );
-        }
+        assert_fresh(
+            &format!("{case}, after an endpoint change"),
+            &new,
+            class,
+            resources.maps(),
+        );
         assert!(
             std::sync::Arc::ptr_eq(&resources.routes, &classes[class].routes),
             "{case}: the route configuration was rebuilt"
@@ -313,8 +305,9 @@ fn assert_endpoint_update_matches(case: &str, ir: &Ir) {
     }
 }
 
-#[test]
-fn an_endpoint_change_updates_classes_to_what_translation_gives() {
+/// Runs `check` on the IR of every golden input, then on a synthetic mesh
+/// of 300 services (named `synthetic`).
+fn for_every_golden_input_and_a_mesh(check: impl Fn(&str, &Ir)) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/translate/testdata/in");
     for entry in std::fs::read_dir(&dir).expect("golden inputs") {
         let path = entry.expect("entry").path();
@@ -323,10 +316,15 @@ fn an_endpoint_change_updates_classes_to_what_translation_gives() {
         }
         let text = std::fs::read_to_string(&path).expect("readable input");
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        assert_endpoint_update_matches(&name, &load(&name, &text));
+        check(&name, &load(&name, &text));
     }
     let store = crate::synth::store(&crate::synth::WorldSpec::with_services(300));
-    assert_endpoint_update_matches("synthetic", &ir::resolve(&store).0);
+    check("synthetic", &ir::resolve(&store).0);
+}
+
+#[test]
+fn an_endpoint_change_updates_classes_to_what_translation_gives() {
+    for_every_golden_input_and_a_mesh(assert_endpoint_update_matches);
 }
 
 /// Changes that are not endpoint-only, each alone: one cluster's policy
@@ -457,18 +455,7 @@ fn assert_carried_over_parts_match(case: &str, ir: &Ir) {
 
 #[test]
 fn any_other_change_reuses_only_what_it_left_equal() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/translate/testdata/in");
-    for entry in std::fs::read_dir(&dir).expect("golden inputs") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_none_or(|e| e != "yaml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).expect("readable input");
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        assert_carried_over_parts_match(&name, &load(&name, &text));
-    }
-    let store = crate::synth::store(&crate::synth::WorldSpec::with_services(300));
-    assert_carried_over_parts_match("synthetic", &ir::resolve(&store).0);
+    for_every_golden_input_and_a_mesh(assert_carried_over_parts_match);
 }
 
 #[test]
