@@ -198,10 +198,7 @@ fn from_slices<'a>(
             continue;
         };
         for (i, endpoint) in slice.endpoints.iter().flatten().enumerate() {
-            let labels = endpoint
-                .target_ref
-                .as_ref()
-                .filter(|r| r.kind.as_deref() == Some("Pod"))
+            let labels = pod_reference(endpoint)
                 .and_then(|r| {
                     let ns = r
                         .namespace
@@ -233,6 +230,18 @@ fn from_slices<'a>(
         }
     }
     out
+}
+
+/// The Pod an EndpointSlice endpoint names, if its `targetRef` is a Pod
+/// (a reference of any other kind decides nothing: its labels are not
+/// read).
+pub(super) fn pod_reference(
+    endpoint: &k8s_openapi::api::discovery::v1::Endpoint,
+) -> Option<&k8s_openapi::api::core::v1::ObjectReference> {
+    endpoint
+        .target_ref
+        .as_ref()
+        .filter(|r| r.kind.as_deref() == Some("Pod"))
 }
 
 /// Kubernetes' EndpointSlice conditions: `ready` absent means ready;

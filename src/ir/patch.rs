@@ -289,8 +289,7 @@ fn services_to_rebuild(
                 .endpoints
                 .iter()
                 .flatten()
-                .filter_map(|e| e.target_ref.as_ref())
-                .filter(|r| r.kind.as_deref() == Some("Pod"))
+                .filter_map(super::endpoints::pod_reference)
                 .any(|r| {
                     let namespace = r.namespace.as_deref().unwrap_or(&key.namespace);
                     r.name
@@ -334,8 +333,9 @@ fn slice_owner(key: &ObjectKey, object: &Object) -> Option<ObjectKey> {
 
 /// The namespaces other than its own of the Pods an EndpointSlice's
 /// endpoints name (their labels decide its subsets): the patch does not
-/// follow such a slice. A reference of another kind is ignored, as
-/// [`super::build`] ignores it. Empty for any other object.
+/// follow such a slice. A reference of another kind is ignored
+/// ([`super::endpoints::pod_reference`], as the build reads them). Empty
+/// for any other object.
 fn pod_namespaces_elsewhere<'a>(
     key: &'a ObjectKey,
     object: &'a Object,
@@ -347,8 +347,7 @@ fn pod_namespaces_elsewhere<'a>(
     slice
         .into_iter()
         .flat_map(|s| s.endpoints.iter().flatten())
-        .filter_map(|e| e.target_ref.as_ref())
-        .filter(|r| r.kind.as_deref() == Some("Pod"))
+        .filter_map(super::endpoints::pod_reference)
         .filter_map(|r| r.namespace.as_deref())
         .filter(move |namespace| *namespace != key.namespace)
 }
