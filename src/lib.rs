@@ -14,7 +14,8 @@
 //! measures ServiceLevelObjectives on those signals.
 //! [`metrics`] holds the Prometheus metrics
 //! that the cache, the server and `sextant serve` update and the admin
-//! endpoint renders. [`synth`] generates synthetic meshes for benchmarks
+//! endpoint renders, with the process's own CPU, memory and descriptors
+//! read by [`procfs`]. [`synth`] generates synthetic meshes for benchmarks
 //! and load tests; [`load`] is the load tool (`sextant-load`) that runs
 //! many simulated proxies against a server. [`crds`] generates the
 //! CustomResourceDefinitions of our kinds from the [`model`] types.
@@ -31,6 +32,7 @@ pub mod ir;
 pub mod load;
 pub mod metrics;
 pub mod model;
+pub mod procfs;
 pub mod proxy;
 pub mod server;
 pub mod slo;

@@ -11,6 +11,8 @@
 //! The metric list, with what each one measures, is in the table of
 //! [`crate::admin`] and in the README.
 
+mod process;
+
 use crate::envoy::TypeUrl;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -160,7 +162,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every family registered and every series at 0.
+    /// A registry with every family registered and every series at 0, and
+    /// the `process_*` metrics of this process (read at each scrape).
     pub fn new() -> Self {
         let mut registry = Registry::default();
 
@@ -267,6 +270,8 @@ impl Metrics {
             Unit::Seconds,
             convergence.clone(),
         );
+
+        registry.register_collector(Box::new(process::ProcessCollector));
 
         Metrics {
             registry,

@@ -6,14 +6,14 @@
 //! directory, [`server`] starts the server under test, [`proxy`] is one
 //! simulated proxy's stream, [`watch`] records when each proxy saw a
 //! change, [`run`] drives cold sync and the scenarios, [`report`] prints
-//! and serializes the results, [`procfs`] and [`stats`] measure.
+//! and serializes the results, [`stats`] summarizes samples; the server's
+//! CPU and memory come from [`crate::procfs`].
 //!
 //! The numbers are for benchmarks (see `BENCHMARKS.md`), not tests: the
 //! tool and the server share the machine, so the tool's own CPU use is part
 //! of every figure.
 
 mod error;
-pub mod procfs;
 pub mod proxy;
 pub mod report;
 pub mod run;

@@ -1,8 +1,8 @@
 //! The server under test: a `sextant serve` child process the tool starts
 //! on free loopback ports (killed when dropped), or an address given.
 
-use super::procfs::{self, ProcSample};
 use super::LoadError;
+use crate::procfs::{self, ProcSample};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

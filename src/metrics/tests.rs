@@ -55,6 +55,33 @@ fn every_family_is_exposed_from_the_start_with_its_type() {
 }
 
 #[test]
+fn the_process_metrics_are_this_process() {
+    let text = Metrics::new().render();
+    for (name, kind) in [
+        ("process_cpu_seconds", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_peak_resident_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} {kind}:\n{text}"
+        );
+    }
+    let pid = std::process::id();
+    let after = crate::procfs::sample(pid).unwrap();
+    let cpu = sample(&text, "process_cpu_seconds_total").unwrap();
+    assert!(
+        cpu >= 0.0 && cpu <= after.cpu.as_secs_f64(),
+        "{cpu}:\n{text}"
+    );
+    let rss = sample(&text, "process_resident_memory_bytes").unwrap();
+    let peak = sample(&text, "process_peak_resident_memory_bytes").unwrap();
+    assert!(rss > 0.0 && peak >= rss && peak <= after.peak_rss_bytes as f64);
+    assert!(sample(&text, "process_open_fds").unwrap() >= 3.0, "{text}");
+}
+
+#[test]
 fn updates_land_on_their_series() {
     let metrics = Metrics::new();
     let sotw = metrics.proxy_connected(XdsProtocol::Sotw);

@@ -1,4 +1,6 @@
-//! CPU time and memory of a process, from `/proc/<pid>` (Linux only).
+//! CPU time, memory and open file descriptors of a process, from
+//! `/proc/<pid>` (Linux only): the load tool reads the server's, `/metrics`
+//! reads its own (the `process_*` metrics).
 
 use std::time::Duration;
 
@@ -25,6 +27,16 @@ pub fn sample(pid: u32) -> std::io::Result<ProcSample> {
     parse(&stat, &status, clock_ticks_per_second()).ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected /proc format")
     })
+}
+
+/// The number of open file descriptors of `pid` (entries of `/proc/<pid>/fd`),
+/// sockets of connected proxies included.
+///
+/// # Errors
+/// The I/O error when the process is gone, `/proc` is missing or the
+/// directory may not be read.
+pub fn open_fds(pid: u32) -> std::io::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }
 
 /// `sysconf(_SC_CLK_TCK)`: the unit of `utime` and `stime`.
@@ -84,5 +96,43 @@ mod tests {
     fn reads_this_process() {
         let s = sample(std::process::id()).unwrap();
         assert!(s.rss_bytes > 0 && s.peak_rss_bytes >= s.rss_bytes);
+    }
+
+    /// A `sleep 30` started by `sh -c SCRIPT`, once `sleep` runs.
+    fn sleeper(script: &str) -> std::process::Child {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let comm = format!("/proc/{}/comm", child.id());
+        for _ in 0..500 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+                return child;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("{script}: sleep never started");
+    }
+
+    #[test]
+    fn counts_the_descriptors_of_a_process() {
+        // Both children inherit the same descriptors from the test runner
+        // (e.g. cargo's jobserver pipe); one opens three more.
+        let mut plain = sleeper("exec sleep 30");
+        let mut three_more = sleeper("exec 5</dev/null 6</dev/null 7</dev/null; exec sleep 30");
+        let counted = (open_fds(plain.id()), open_fds(three_more.id()));
+        for child in [&mut plain, &mut three_more] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let (plain, three_more) = (counted.0.unwrap(), counted.1.unwrap());
+        assert!(plain >= 3, "stdin, stdout, stderr at least: {plain}");
+        assert_eq!(three_more, plain + 3);
     }
 }

@@ -1,0 +1,64 @@
+//! The standard `process_*` metrics of Prometheus client libraries, read
+//! from `/proc/self` at each scrape: what the server costs, to set against
+//! `sextant_connected_proxies` (memory per connected proxy).
+
+use crate::procfs;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Unit;
+
+/// Renders `process_cpu_seconds_total` (user plus system CPU time, seconds),
+/// `process_resident_memory_bytes` (`VmRSS`), `process_peak_resident_memory_bytes`
+/// (`VmHWM`) and `process_open_fds` for this process, with the names and
+/// meanings of the Prometheus client libraries' process collectors (the
+/// peak is ours). A series whose source cannot be read (no `/proc`) is left
+/// out of that scrape rather than shown as 0.
+#[derive(Debug, Default)]
+pub struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let pid = std::process::id();
+        if let Ok(sample) = procfs::sample(pid) {
+            let cpu = ConstCounter::new(sample.cpu.as_secs_f64());
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu",
+                "Total user and system CPU time spent, in seconds",
+                Some(&Unit::Seconds),
+                cpu.metric_type(),
+            )?)?;
+            for (name, help, bytes) in [
+                (
+                    "process_resident_memory",
+                    "Resident memory size, in bytes",
+                    sample.rss_bytes,
+                ),
+                (
+                    "process_peak_resident_memory",
+                    "Peak resident memory size since the process started, in bytes",
+                    sample.peak_rss_bytes,
+                ),
+            ] {
+                let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
+                gauge.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    Some(&Unit::Bytes),
+                    gauge.metric_type(),
+                )?)?;
+            }
+        }
+        if let Ok(open) = procfs::open_fds(pid) {
+            let gauge = ConstGauge::new(i64::try_from(open).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(
+                "process_open_fds",
+                "Number of open file descriptors",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
