@@ -2,7 +2,8 @@
 //! `sextant_connected_proxies`, the responses it got in the push and byte
 //! counters, its convergence to an edit of the config directory, a broken
 //! file in `sextant_config_errors`, and a real NACK (the test-only hook that
-//! makes Envoy reject a cluster) in `sextant_xds_nacks_total`.
+//! makes Envoy reject a cluster) in `sextant_xds_nacks_total`, and the
+//! server's own CPU, memory and descriptors in the `process_*` metrics.
 
 use crate::harness;
 
@@ -145,6 +146,42 @@ async fn metrics_follow_envoy(delta: bool) {
             &format!("sextant_connected_proxies{{protocol=\"{other}\"}}")
         ),
         0.0
+    );
+    // The server's own cost, under the Prometheus clients' process metric
+    // names: the figures of its pid, as the test reads them from /proc
+    // right after the scrape (memory and descriptors may move a little in
+    // between; CPU time only grows).
+    let pid = sextant.process.pid();
+    let measured = sextant::procfs::sample(pid).unwrap();
+    let rss = measured.rss_bytes as f64;
+    let exposed = value(&text, "process_resident_memory_bytes");
+    assert!(
+        (exposed - rss).abs() <= rss / 4.0,
+        "resident {exposed} B against {rss} B in /proc/{pid}/status:\n{text}"
+    );
+    assert!(value(&text, "process_peak_resident_memory_bytes") >= exposed);
+    let cpu = value(&text, "process_cpu_seconds_total");
+    assert!(
+        cpu > 0.0 && cpu <= measured.cpu.as_secs_f64(),
+        "CPU {cpu} s against {:?} in /proc/{pid}/stat:\n{text}",
+        measured.cpu
+    );
+    let fds = value(&text, "process_open_fds");
+    let open = sextant::procfs::open_fds(pid).unwrap() as f64;
+    assert!(
+        fds >= 4.0 && (fds - open).abs() <= 4.0,
+        "{fds} open descriptors against {open} in /proc/{pid}/fd:\n{text}"
+    );
+    // The allocator's settings (src/allocator.rs) are in effect: jemalloc's
+    // purging thread runs in the server.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|c| c == "jemalloc_bg_thd"),
+        "no jemalloc background thread among {threads:?}"
     );
     for t in ["cds", "eds", "lds", "rds"] {
         let labels = format!("{{type=\"{t}\",protocol=\"{protocol}\"}}");

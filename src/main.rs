@@ -1,5 +1,6 @@
 //! The `sextant` command line.
 
+mod allocator;
 mod cli;
 
 use clap::Parser;

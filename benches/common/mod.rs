@@ -1,5 +1,9 @@
 //! What the benches share.
 
+// The server's allocator, so that the figures are the server's.
+#[path = "../../src/allocator.rs"]
+mod allocator;
+
 use sextant::proxy::{ProxyInfo, DEFAULT_OUTBOUND};
 use std::collections::BTreeMap;
 
