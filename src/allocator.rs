@@ -1,17 +1,18 @@
 //! The allocator of the `sextant` binary (and of the benches, so that their
 //! figures are the server's): jemalloc, with a background thread that returns
-//! pages freed for one second to the system.
+//! pages left unused to the system within about a second.
 //!
 //! Why: the server's heap churns in bursts. A SotW ACK naming every cluster
 //! (about 360 KB at 6,000 clusters) is read into a buffer and freed; a push
 //! encodes response frames and frees them once written. With glibc's malloc
 //! those freed pages mostly stay resident (its heap only shrinks from the top,
 //! and its `mmap` threshold grows to the largest buffer freed), so resident
-//! memory per connected proxy was about 120-170 KB beyond the shared
+//! memory per connected proxy was about 100-155 KB beyond the shared
 //! snapshot, of which heaptrack found about 50 KB live (h2's two 16 KiB
 //! connection buffers, the codec's read buffer, the stream task). jemalloc
 //! with `dirty_decay_ms:1000` and `muzzy_decay_ms:0` purges what stays
-//! unused for a second, from its own thread, off the serving path; it also
+//! unused, gradually over about a second, from its own thread, off the
+//! serving path; it also
 //! allocates the IR's many small strings faster. Figures: BENCHMARKS.md,
 //! "The allocator".
 //!

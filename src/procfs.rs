@@ -120,19 +120,35 @@ mod tests {
         panic!("{script}: sleep never started");
     }
 
+    /// The descriptor numbers open in `pid`, read here independently of
+    /// [`open_fds`].
+    fn descriptors(pid: u32) -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    }
+
     #[test]
     fn counts_the_descriptors_of_a_process() {
         // Both children inherit the same descriptors from the test runner
-        // (e.g. cargo's jobserver pipe); one opens three more.
+        // (e.g. cargo's jobserver pipe); one also opens 5, 6 and 7, which
+        // replace any it inherited under those numbers.
         let mut plain = sleeper("exec sleep 30");
-        let mut three_more = sleeper("exec 5</dev/null 6</dev/null 7</dev/null; exec sleep 30");
-        let counted = (open_fds(plain.id()), open_fds(three_more.id()));
-        for child in [&mut plain, &mut three_more] {
+        let mut more = sleeper("exec 5</dev/null 6</dev/null 7</dev/null; exec sleep 30");
+        let inherited = descriptors(plain.id());
+        let counted = (open_fds(plain.id()), open_fds(more.id()));
+        for child in [&mut plain, &mut more] {
             child.kill().unwrap();
             child.wait().unwrap();
         }
-        let (plain, three_more) = (counted.0.unwrap(), counted.1.unwrap());
-        assert!(plain >= 3, "stdin, stdout, stderr at least: {plain}");
-        assert_eq!(three_more, plain + 3);
+        let mut expected = inherited.clone();
+        expected.extend(["5", "6", "7"].map(String::from));
+        assert!(
+            inherited.len() >= 3,
+            "stdin, stdout, stderr at least: {inherited:?}"
+        );
+        assert_eq!(counted.0.unwrap(), inherited.len(), "{inherited:?}");
+        assert_eq!(counted.1.unwrap(), expected.len(), "{expected:?}");
     }
 }

@@ -1,6 +1,8 @@
-//! The standard `process_*` metrics of Prometheus client libraries, read
-//! from `/proc/self` at each scrape: what the server costs, to set against
-//! `sextant_connected_proxies` (memory per connected proxy).
+//! Some of the `process_*` metrics of the Prometheus client libraries, read
+//! from `/proc/<this pid>` at each scrape: what the server costs. Set
+//! against `sextant_connected_proxies`, the growth of resident memory
+//! between two proxy counts divided by the growth in proxies is the memory
+//! per connected proxy (the shared snapshots are in both readings).
 
 use crate::procfs;
 use prometheus_client::collector::Collector;

@@ -77,7 +77,10 @@ fn the_process_metrics_are_this_process() {
     );
     let rss = sample(&text, "process_resident_memory_bytes").unwrap();
     let peak = sample(&text, "process_peak_resident_memory_bytes").unwrap();
-    assert!(rss > 0.0 && peak >= rss && peak <= after.peak_rss_bytes as f64);
+    assert!(
+        rss > 0.0 && peak >= rss && peak <= after.peak_rss_bytes as f64,
+        "{text}"
+    );
     assert!(sample(&text, "process_open_fds").unwrap() >= 3.0, "{text}");
 }
 
