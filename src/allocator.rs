@@ -12,9 +12,8 @@
 //! connection buffers, the codec's read buffer, the stream task). jemalloc
 //! with `dirty_decay_ms:1000` and `muzzy_decay_ms:0` purges what stays
 //! unused, gradually over about a second, from its own thread, off the
-//! serving path; it also
-//! allocates the IR's many small strings faster. Figures: BENCHMARKS.md,
-//! "The allocator".
+//! serving path; it also allocates the IR's many small strings faster.
+//! Figures: BENCHMARKS.md, "The allocator".
 //!
 //! `_RJEM_MALLOC_CONF` in the environment still overrides these settings
 //! (jemalloc reads it after this string).
@@ -24,8 +23,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read once at its initialization through the C symbol
 /// `const char *malloc_conf` (prefixed `_rjem_` in `tikv-jemalloc-sys`'s
-/// build): purging on a background thread, dirty pages purged after
-/// 1,000 ms unused, no lazy (muzzy) stage.
+/// build): purging on a background thread, unused dirty pages purged
+/// gradually over 1,000 ms, no lazy (muzzy) stage.
 #[unsafe(export_name = "_rjem_malloc_conf")]
 #[allow(non_upper_case_globals)]
 static malloc_conf: Conf =
