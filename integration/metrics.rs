@@ -172,6 +172,9 @@ async fn metrics_follow_envoy(delta: bool) {
         fds >= 4.0 && (fds - open).abs() <= 4.0,
         "{fds} open descriptors against {open} in /proc/{pid}/fd:\n{text}"
     );
+    if let Some(max) = sample(&text, "process_max_fds") {
+        assert!(max >= fds, "{max} allowed, {fds} open:\n{text}");
+    }
     // The allocator's settings (src/allocator.rs) are in effect: jemalloc's
     // purging thread runs in the server.
     let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))

@@ -36,7 +36,7 @@
 //! | `sextant_edge_requests_total`, `sextant_edge_request_duration_milliseconds`, `sextant_edge_active_connections`, `sextant_edge_dropped_samples_total` | | | per edge, see [`crate::edges::EdgeCollector`] |
 //! | `sextant_slo_target_ratio`, `sextant_slo_observed_ratio`, `sextant_slo_burn_rate`, `sextant_slo_window_seconds` | gauge | `slo`, `service`, `objective` | per ServiceLevelObjective, see [`crate::slo::SloCollector`] |
 //! | `sextant_proxy_convergence_seconds` | histogram | | per proxy and config change that sent it something: from the first file event of the change's burst to the proxy's ACK of the last response the change caused; not observed for a change the proxy NACKs; a change made while an earlier one is still unACKed folds into it (measured from the earlier) |
-//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_peak_resident_memory_bytes`, `process_open_fds` | counter, gauges | | this process's CPU time, resident memory now and at peak, and open descriptors, read from `/proc` at each scrape (see `metrics::process`) |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_peak_resident_memory_bytes`, `process_open_fds`, `process_max_fds` | counter, gauges | | this process's CPU time, resident memory now and at peak, open descriptors and their soft limit, read from `/proc` at each scrape (see `metrics::process`) |
 
 mod config_dump;
 mod tap;

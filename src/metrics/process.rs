@@ -13,7 +13,8 @@ use prometheus_client::registry::Unit;
 
 /// Renders `process_cpu_seconds_total` (user plus system CPU time, seconds),
 /// `process_resident_memory_bytes` (`VmRSS`), `process_peak_resident_memory_bytes`
-/// (`VmHWM`) and `process_open_fds` for this process, with the names and
+/// (`VmHWM`), `process_open_fds` and `process_max_fds` (the soft
+/// `RLIMIT_NOFILE`) for this process, with the names and
 /// meanings of the Prometheus client libraries' process collectors (the
 /// peak is ours). A series whose source cannot be read (no `/proc`) is left
 /// out of that scrape rather than shown as 0.
@@ -61,6 +62,28 @@ impl Collector for ProcessCollector {
                 gauge.metric_type(),
             )?)?;
         }
+        if let Some(max) = max_fds() {
+            let gauge = ConstGauge::new(i64::try_from(max).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(
+                "process_max_fds",
+                "Maximum number of open file descriptors (the soft limit)",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
         Ok(())
     }
+}
+
+/// The soft limit on this process's open descriptors (`RLIMIT_NOFILE`), or
+/// `None` when unlimited or unreadable: each connected proxy holds one.
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every target
+fn max_fds() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the value we own.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    (read && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
 }

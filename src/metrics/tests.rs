@@ -62,6 +62,7 @@ fn the_process_metrics_are_this_process() {
         ("process_resident_memory_bytes", "gauge"),
         ("process_peak_resident_memory_bytes", "gauge"),
         ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
     ] {
         assert!(
             text.contains(&format!("# TYPE {name} {kind}\n")),
@@ -81,7 +82,19 @@ fn the_process_metrics_are_this_process() {
         rss > 0.0 && peak >= rss && peak <= after.peak_rss_bytes as f64,
         "{text}"
     );
-    assert!(sample(&text, "process_open_fds").unwrap() >= 3.0, "{text}");
+    let open = sample(&text, "process_open_fds").unwrap();
+    assert!(open >= 3.0, "{text}");
+    // The soft limit, as /proc/self/limits shows it ("Max open files  SOFT  HARD  files").
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap();
+    match sample(&text, "process_max_fds") {
+        Some(max) => assert_eq!(max.to_string(), soft, "{text}"),
+        None => assert_eq!(soft, "unlimited", "{text}"),
+    }
 }
 
 #[test]
