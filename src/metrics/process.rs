@@ -44,35 +44,31 @@ impl Collector for ProcessCollector {
                     sample.peak_rss_bytes,
                 ),
             ] {
-                let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
-                gauge.encode(encoder.encode_descriptor(
-                    name,
-                    help,
-                    Some(&Unit::Bytes),
-                    gauge.metric_type(),
-                )?)?;
+                gauge(&mut encoder, name, help, Some(&Unit::Bytes), bytes)?;
             }
         }
         if let Ok(open) = procfs::open_fds(pid) {
-            let gauge = ConstGauge::new(i64::try_from(open).unwrap_or(i64::MAX));
-            gauge.encode(encoder.encode_descriptor(
-                "process_open_fds",
-                "Number of open file descriptors",
-                None,
-                gauge.metric_type(),
-            )?)?;
+            let help = "Number of open file descriptors";
+            gauge(&mut encoder, "process_open_fds", help, None, open as u64)?;
         }
         if let Some(max) = max_fds() {
-            let gauge = ConstGauge::new(i64::try_from(max).unwrap_or(i64::MAX));
-            gauge.encode(encoder.encode_descriptor(
-                "process_max_fds",
-                "Maximum number of open file descriptors (the soft limit)",
-                None,
-                gauge.metric_type(),
-            )?)?;
+            let help = "Maximum number of open file descriptors (the soft limit)";
+            gauge(&mut encoder, "process_max_fds", help, None, max)?;
         }
         Ok(())
     }
+}
+
+/// Encodes one gauge `name` (with `unit`'s suffix) of value `value`.
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    gauge.encode(encoder.encode_descriptor(name, help, unit, gauge.metric_type())?)
 }
 
 /// The soft limit on this process's open descriptors (`RLIMIT_NOFILE`), or
