@@ -3,9 +3,11 @@
 //! route configuration and untouched clusters and load assignments (the
 //! same `Arc`s, so streams see the same hashes and send nothing for them),
 //! and gets the touched ones rebuilt from the new IR. The bytes are the
-//! same as a fresh translation's (a test compares them).
+//! same as a fresh translation's (a test compares them). Classes that
+//! shared CDS and EDS maps (one [`ClusterPlan`]) share the updated ones:
+//! the update runs once per plan, not once per class.
 
-use super::shared::SharedParts;
+use super::shared::{ClusterMaps, ClusterPlan, SharedParts};
 use super::{ClassResources, ResourceMap};
 use crate::ir::{Cluster, Ir};
 use crate::proxy::ProxyClass;
@@ -15,7 +17,8 @@ use std::sync::Arc;
 
 /// Every class of `classes` for `ir`, whose clusters `dirty` marks (by
 /// index in `ir.clusters`) as touched by the change; `parts` holds what
-/// the change left and receives what is rebuilt, for all classes to share.
+/// the change left and receives what is rebuilt (resources and each cluster
+/// plan's maps), for all classes to share.
 pub(super) fn update_classes(
     classes: &HashMap<ProxyClass, Arc<ClassResources>>,
     ir: &Ir,
@@ -27,33 +30,53 @@ pub(super) fn update_classes(
     classes
         .iter()
         .map(|(class, resources)| {
-            let updated = update_class(resources, ir, &by_index, dirty, parts, options);
-            (
-                class.clone(),
-                updated.map_or_else(|| resources.clone(), Arc::new),
-            )
+            let maps = parts.cluster_maps(&resources.cluster_plan, || {
+                update_maps(resources, ir, &by_index, dirty, parts, options)
+            });
+            let updated = !Arc::ptr_eq(&maps.clusters, &resources.clusters)
+                || !Arc::ptr_eq(&maps.endpoints, &resources.endpoints);
+            let resources = if updated {
+                Arc::new(ClassResources {
+                    clusters: maps.clusters,
+                    endpoints: maps.endpoints,
+                    routes: resources.routes.clone(),
+                    tcp: resources.tcp.clone(),
+                    telemetry: resources.telemetry.clone(),
+                    diagnostics: resources.diagnostics.clone(),
+                    cluster_plan: resources.cluster_plan.clone(),
+                    used: Default::default(),
+                })
+            } else {
+                resources.clone()
+            };
+            (class.clone(), resources)
         })
         .collect()
 }
 
-/// `class` with its touched clusters and load assignments rebuilt; `None`
-/// when the change touches none of its clusters.
-fn update_class(
+/// The CDS and EDS maps of `class` with its touched clusters and load
+/// assignments rebuilt: its own maps when the change touches none of its
+/// clusters.
+fn update_maps(
     class: &ClassResources,
     ir: &Ir,
     by_index: &[&Cluster],
     dirty: &[bool],
     parts: &SharedParts,
     options: &TranslateOptions,
-) -> Option<ClassResources> {
-    let touched: Vec<(usize, bool)> = class
-        .planned
+) -> ClusterMaps {
+    let plan: &ClusterPlan = &class.cluster_plan;
+    let touched: Vec<(usize, bool)> = plan
+        .clusters
         .iter()
         .copied()
         .filter(|(index, _)| dirty[*index])
         .collect();
     if touched.is_empty() {
-        return None;
+        return ClusterMaps {
+            clusters: class.clusters.clone(),
+            endpoints: class.endpoints.clone(),
+        };
     }
     // Most endpoint changes leave the clusters' bytes as they were (only
     // the peer identities of mutual TLS come from endpoints): then the map
@@ -61,7 +84,7 @@ fn update_class(
     let rebuilt: Vec<_> = touched
         .iter()
         .map(|&(index, with_rule)| {
-            parts.cluster(index, by_index[index], with_rule, class.mtls, options)
+            parts.cluster(index, by_index[index], with_rule, plan.mtls, options)
         })
         .collect();
     let clusters = if rebuilt
@@ -86,15 +109,8 @@ fn update_class(
             endpoints.insert(r.name.clone(), r);
         }
     }
-    Some(ClassResources {
+    ClusterMaps {
         clusters,
         endpoints: Arc::new(endpoints),
-        routes: class.routes.clone(),
-        tcp: class.tcp.clone(),
-        telemetry: class.telemetry.clone(),
-        diagnostics: class.diagnostics.clone(),
-        planned: class.planned.clone(),
-        mtls: class.mtls,
-        used: Default::default(),
-    })
+    }
 }

@@ -220,11 +220,10 @@ struct ClassResources {
     telemetry: crate::ir::telemetry::ProxyTelemetry,
     /// Problems found while translating for this class.
     diagnostics: Vec<Diagnostic>,
-    /// The IR clusters the class sees: (index in the IR's clusters, whether
-    /// their DestinationRule applies), for endpoint-only updates.
-    planned: Vec<(usize, bool)>,
-    /// Whether the class has a mesh certificate.
-    mtls: bool,
+    /// What decided `clusters` and `endpoints` (the IR clusters the class
+    /// sees, whether it has a mesh certificate), for endpoint-only updates;
+    /// classes with equal plans share the maps.
+    cluster_plan: Arc<shared::ClusterPlan>,
     /// Whether a proxy asked for this class's snapshot since the IR last
     /// changed: an endpoint-only change carries only such classes over
     /// (the others are translated again if a proxy of them comes back).
@@ -700,20 +699,15 @@ fn encode_class(
     previous: Option<[&ResourceMap; 3]>,
 ) -> (ClassResources, Vec<Diagnostic>) {
     let plan = translate::plan::plan(ir, parts.domains(), class, options);
-    let [clusters, endpoints, routes] = parts.encode(ir, &plan, options, previous);
+    let (cluster_plan, maps, routes) = parts.encode(ir, &plan, options, previous);
     let resources = ClassResources {
-        clusters: Arc::new(clusters),
-        endpoints: Arc::new(endpoints),
+        clusters: maps.clusters,
+        endpoints: maps.endpoints,
         routes: Arc::new(routes),
         tcp: plan.tcp_proxies,
         telemetry: plan.telemetry,
         diagnostics: plan.diagnostics.clone(),
-        planned: plan
-            .clusters
-            .iter()
-            .map(|c| (c.index, c.with_rule))
-            .collect(),
-        mtls: plan.mtls,
+        cluster_plan,
         used: AtomicBool::new(false),
     };
     (resources, plan.diagnostics)

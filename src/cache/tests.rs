@@ -799,3 +799,95 @@ fn two_changes_within_one_push_keep_the_maps_proxies_hold() {
         );
     }
 }
+
+/// Classes that see the same clusters (here: namespaces that differ only
+/// in name) share one CDS and one EDS map, the same `Arc`s, while each
+/// keeps its own route configuration (short names answer in their own
+/// namespace only); a class that sees another set of clusters (a service
+/// exported to its own namespace only) or has a mesh certificate gets its
+/// own maps. After an endpoint-only change the sharing classes still share,
+/// and their maps hold the new load assignments.
+#[test]
+fn classes_that_see_the_same_clusters_share_their_maps() {
+    use crate::envoy::TypeUrl::{Cluster, ClusterLoadAssignment, RouteConfiguration};
+    let mut text = WEIGHTED.replace("WEIGHT", "90").replace("REST", "10");
+    text.push_str(
+        r#"---
+apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: shop, annotations: {networking.istio.io/exportTo: "."}}
+spec:
+  selector: {app: local}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: local-1, namespace: shop}
+spec: {address: 127.0.10.3, labels: {app: local}}
+"#,
+    );
+    let ir = load("shared-maps.yaml", &text);
+    assert!(
+        !ir.diagnostics.iter().any(|d| d.is_error()),
+        "{:?}",
+        ir.diagnostics
+    );
+    let cache = super::SnapshotCache::new(TranslateOptions::default());
+    cache.set_ir(ir.clone());
+    let [shop, a, b] = ["shop", "a", "b"].map(|ns| cache.snapshot(&proxy_in(ns)));
+    let shared = |x: &super::ProxySnapshot, y: &super::ProxySnapshot, t| {
+        Arc::ptr_eq(&x.resources[&t], &y.resources[&t])
+    };
+    for t in [Cluster, ClusterLoadAssignment] {
+        assert!(shared(&a, &b, t), "{t:?}: a and b see the same clusters");
+        assert!(
+            !shared(&a, &shop, t),
+            "{t:?}: shop sees its local service too"
+        );
+    }
+    assert!(shop.of(Cluster).keys().any(|n| n.contains("|local.shop")));
+    assert!(!a.of(Cluster).keys().any(|n| n.contains("|local.shop")));
+    assert!(!shared(&a, &b, RouteConfiguration), "short names differ");
+
+    // A class with a mesh certificate originates mutual TLS: other clusters.
+    let plain = super::encode_class(
+        &ir,
+        &class(&ir, "a", false),
+        &TranslateOptions::default(),
+        &SharedParts::new(&ir),
+        None,
+    )
+    .0;
+    let parts = SharedParts::new(&ir);
+    let options = TranslateOptions::default();
+    let [x, y, z] = [("a", false), ("b", false), ("a", true)]
+        .map(|(ns, mtls)| encode_class(&ir, &class(&ir, ns, mtls), &options, &parts, None).0);
+    assert!(Arc::ptr_eq(&x.clusters, &y.clusters));
+    assert!(!Arc::ptr_eq(&x.clusters, &z.clusters), "mutual TLS differs");
+    assert_eq!(*x.clusters, *plain.clusters);
+
+    // An endpoint-only change: a and b still share, with the new bytes.
+    let changed = with_endpoint_changes(&ir);
+    assert!(ir::endpoint_change::endpoint_only_change(&ir, &changed).is_some());
+    cache.set_ir(changed.clone());
+    let [a2, b2] = ["a", "b"].map(|ns| cache.snapshot(&proxy_in(ns)));
+    let fresh = super::SnapshotCache::new(TranslateOptions::default());
+    fresh.set_ir(changed);
+    let expected = fresh.snapshot(&proxy_in("a"));
+    for t in [Cluster, ClusterLoadAssignment] {
+        assert!(shared(&a2, &b2, t), "{t:?}: still shared after the update");
+        let (got, want) = (a2.of(t), expected.of(t));
+        assert!(
+            got.len() == want.len()
+                && got
+                    .iter()
+                    .zip(want.iter())
+                    .all(|((n, r), (wn, wr))| n == wn && same_bytes(r, wr)),
+            "{t:?}: the content of a fresh translation"
+        );
+    }
+    assert!(
+        !shared(&a, &a2, ClusterLoadAssignment),
+        "the change reached EDS"
+    );
+}

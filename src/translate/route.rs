@@ -184,8 +184,15 @@ impl VirtualHostDomains {
         if self.namespaces[index].as_deref() == Some(class.namespace.as_str()) {
             domains
         } else {
-            &domains[..self.everywhere[index]]
+            self.everywhere(index)
         }
+    }
+
+    /// The domains of the virtual host at `index` that every class gets
+    /// (those of [`VirtualHostDomains::of`] for a class outside its
+    /// service's namespace, before claims).
+    pub fn everywhere(&self, index: usize) -> &[String] {
+        &self.domains[index][..self.everywhere[index]]
     }
 
     /// Whether the virtual host at `index` may have a domain claimed by
