@@ -221,7 +221,8 @@ struct ClassResources {
     /// Problems found while translating for this class.
     diagnostics: Vec<Diagnostic>,
     /// What decided `clusters` and `endpoints` (the IR clusters the class
-    /// sees, whether it has a mesh certificate), for endpoint-only updates;
+    /// sees and whether their DestinationRules apply, whether it has a mesh
+    /// certificate, its tracing collector), for endpoint-only updates;
     /// classes with equal plans share the maps.
     cluster_plan: Arc<shared::ClusterPlan>,
     /// Whether a proxy asked for this class's snapshot since the IR last
@@ -670,7 +671,8 @@ impl SnapshotCache {
 
     /// Translates and encodes `class` (timed in the metrics), with the test
     /// injections, reusing and filling `parts`, its maps built on
-    /// `previous` (the class's maps for an earlier IR), if any.
+    /// `previous` (the class's maps for an earlier IR), if any, or taken
+    /// from an earlier class of this IR with the same cluster plan.
     fn translate_class(
         &self,
         ir: &Ir,

@@ -10,9 +10,10 @@
 //! and virtual hosts it sees, the domains each claims); only building and
 //! encoding the resources is shared, and the CDS and EDS maps themselves
 //! when two classes plan the same clusters ([`ClusterPlan`]): classes that
-//! differ only by namespace (no Sidecar, every service exported) see the
-//! same clusters, so at 10,000 services and 100 namespaces one pair of
-//! maps of 60,000 resources serves every class instead of 100 pairs. The bytes are those of encoding
+//! differ only by namespace (no Sidecar, every service and DestinationRule
+//! exported to both, the same tracing collector) see the same clusters, so
+//! at 10,000 services and 100 namespaces one pair of maps of 60,000
+//! resources serves every class instead of 100 pairs. The bytes are those of encoding
 //! [`translate::translate`]'s output: a test compares them for every golden
 //! input and several classes.
 
@@ -236,7 +237,10 @@ impl SharedParts {
     /// built on the class's map of the same type in `previous` (its
     /// translation for an earlier IR), if any, so that they share what did
     /// not change (see [`rebase`]); the CDS and EDS maps are those of an
-    /// earlier class of this IR with the same plan, if there is one.
+    /// earlier class of this IR with the same plan, if there is one (built
+    /// on that class's previous maps: a class whose plan changed with the
+    /// IR then gets maps that share less with the ones its streams hold,
+    /// and its streams diff more).
     pub(super) fn encode(
         &self,
         ir: &Ir,
@@ -306,13 +310,16 @@ impl SharedParts {
     /// `RouteConfiguration { name, virtual_hosts }` (fields 1 and 2, the
     /// only ones `translate` sets) whose `VirtualHost`s set `name`,
     /// `domains` and `routes` (fields 1, 2, 3) only: each field in that
-    /// order. A virtual host whose routes and domains are the same for
-    /// every class that sees it (the class is not in its service's
-    /// namespace, and no other virtual host contests its domains) is
-    /// encoded once per IR and copied; the others are encoded for the
-    /// class, with their routes' bytes shared where they can be. Its
+    /// order. A virtual host whose routes are shared between classes
+    /// ([`ClassPlan::shared_routes`], [`plan::routes_are_shared`]) is
+    /// encoded once per IR with the domains every class gets, and copied
+    /// when the class claims exactly those (it is not in the service's
+    /// namespace, or the service has no short names, and no domain was
+    /// left out for another virtual host); the others are encoded for the
+    /// class, with the shared routes' bytes where there are some. Its
     /// version is computed alongside (see [`route_version`]) from digests
-    /// also kept per IR, not from hashing the bytes per class.
+    /// kept per IR for shared routes (per class for the others), not from
+    /// hashing the whole configuration per class.
     fn route_configuration(&self, ir: &Ir, plan: &ClassPlan<'_>) -> Resource {
         let name = OUTBOUND_ROUTE_CONFIG.to_string();
         let mut version = RouteVersion::new();

@@ -801,11 +801,12 @@ fn two_changes_within_one_push_keep_the_maps_proxies_hold() {
 }
 
 /// Classes that see the same clusters (here: namespaces that differ only
-/// in name) share one CDS and one EDS map, the same `Arc`s, while each
-/// keeps its own route configuration (short names answer in their own
-/// namespace only); a class that sees another set of clusters (a service
-/// exported to its own namespace only) or has a mesh certificate gets its
-/// own maps. After an endpoint-only change the sharing classes still share,
+/// in name) share one CDS and one EDS map, the same `Arc`s; a class that
+/// sees another set of clusters (a service exported to its own namespace
+/// only), applies a DestinationRule others do not (one exported to it
+/// alone, with no subsets, so the set of clusters is the same) or has a
+/// mesh certificate gets its own maps, with the bytes a fresh translation
+/// gives. After an endpoint-only change the sharing classes still share,
 /// and their maps hold the new load assignments.
 #[test]
 fn classes_that_see_the_same_clusters_share_their_maps() {
@@ -824,6 +825,14 @@ apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: local-1, namespace: shop}
 spec: {address: 127.0.10.3, labels: {app: local}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: web
+  exportTo: [c]
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
 "#,
     );
     let ir = load("shared-maps.yaml", &text);
@@ -834,7 +843,7 @@ spec: {address: 127.0.10.3, labels: {app: local}}
     );
     let cache = super::SnapshotCache::new(TranslateOptions::default());
     cache.set_ir(ir.clone());
-    let [shop, a, b] = ["shop", "a", "b"].map(|ns| cache.snapshot(&proxy_in(ns)));
+    let [shop, a, b, c] = ["shop", "a", "b", "c"].map(|ns| cache.snapshot(&proxy_in(ns)));
     let shared = |x: &super::ProxySnapshot, y: &super::ProxySnapshot, t| {
         Arc::ptr_eq(&x.resources[&t], &y.resources[&t])
     };
@@ -845,9 +854,36 @@ spec: {address: 127.0.10.3, labels: {app: local}}
             "{t:?}: shop sees its local service too"
         );
     }
+    assert!(!shared(&a, &c, Cluster), "c applies web's DestinationRule");
+    assert_eq!(a.of(Cluster).len(), c.of(Cluster).len());
     assert!(shop.of(Cluster).keys().any(|n| n.contains("|local.shop")));
     assert!(!a.of(Cluster).keys().any(|n| n.contains("|local.shop")));
-    assert!(!shared(&a, &b, RouteConfiguration), "short names differ");
+    let route_bytes =
+        |s: &super::ProxySnapshot| s.of(RouteConfiguration).values().next().unwrap().clone();
+    assert!(
+        same_bytes(&route_bytes(&a), &route_bytes(&b)),
+        "a and b see the same hosts"
+    );
+    assert!(
+        !same_bytes(&route_bytes(&a), &route_bytes(&shop)),
+        "shop's short names"
+    );
+    for (ns, snapshot) in [("shop", &shop), ("a", &a), ("c", &c)] {
+        let fresh = super::SnapshotCache::new(TranslateOptions::default());
+        fresh.set_ir(ir.clone());
+        let expected = fresh.snapshot(&proxy_in(ns));
+        for t in [Cluster, ClusterLoadAssignment, RouteConfiguration] {
+            let (got, want) = (snapshot.of(t), expected.of(t));
+            assert!(
+                got.len() == want.len()
+                    && got
+                        .iter()
+                        .zip(want.iter())
+                        .all(|((n, r), (wn, wr))| n == wn && same_bytes(r, wr)),
+                "{ns}, {t:?}: the content of a fresh translation"
+            );
+        }
+    }
 
     // A class with a mesh certificate originates mutual TLS: other clusters.
     let plain = super::encode_class(
