@@ -700,7 +700,7 @@ fn encode_class(
     parts: &shared::SharedParts,
     previous: Option<[&ResourceMap; 3]>,
 ) -> (ClassResources, Vec<Diagnostic>) {
-    let plan = translate::plan::plan(ir, parts.domains(), class, options);
+    let plan = translate::plan::plan(ir, parts.domains(), parts.reach(), class, options);
     let (cluster_plan, maps, routes) = parts.encode(ir, &plan, options, previous);
     let resources = ClassResources {
         clusters: maps.clusters,

@@ -22,7 +22,7 @@ use super::route_version::{self, RouteVersion};
 use super::{Resource, ResourceMap};
 use crate::ir::{Cluster, Ir};
 use crate::translate::plan::{self, ClassPlan};
-use crate::translate::{TranslateOptions, VirtualHostDomains, OUTBOUND_ROUTE_CONFIG};
+use crate::translate::{ClusterReach, TranslateOptions, VirtualHostDomains, OUTBOUND_ROUTE_CONFIG};
 use bytes::Bytes;
 use prost::encoding::{self, WireType};
 use std::borrow::Cow;
@@ -51,6 +51,10 @@ pub(super) struct SharedParts {
     /// The domains of every virtual host, and which ones are contested;
     /// shared like `routes`.
     domains: Arc<VirtualHostDomains>,
+    /// What every class can tell of each cluster's visibility; shared with
+    /// the IRs an endpoint-only change derives from this one (it reads no
+    /// endpoints, and such a change keeps the clusters and their order).
+    reach: Arc<ClusterReach>,
     /// The CDS and EDS maps of each cluster plan some class of this IR
     /// has: the classes with that plan share them (the same `Arc`s).
     cluster_maps: Mutex<HashMap<Arc<ClusterPlan>, ClusterMaps>>,
@@ -88,8 +92,8 @@ impl SharedParts {
         }
     }
 
-    /// Empty route slots and the domains of `ir`'s virtual hosts; no
-    /// cluster slots.
+    /// Empty route slots, the domains of `ir`'s virtual hosts and the
+    /// reach of its clusters; no cluster slots.
     fn new_routes(ir: &Ir) -> Self {
         SharedParts {
             clusters: Vec::new(),
@@ -100,14 +104,15 @@ impl SharedParts {
                     .collect(),
             ),
             domains: Arc::new(VirtualHostDomains::new(ir)),
+            reach: Arc::new(ClusterReach::new(ir)),
             cluster_maps: Mutex::default(),
         }
     }
 
     /// The parts of `old` that an endpoint-only change leaves as they are:
     /// every cluster's resources but those `dirty` marks (by cluster
-    /// index; see [`crate::ir::endpoint_change`]), and every virtual host's
-    /// routes and domains (they read no endpoints).
+    /// index; see [`crate::ir::endpoint_change`]), every virtual host's
+    /// routes and domains (they read no endpoints) and the clusters' reach.
     pub(super) fn carry_over(old: &SharedParts, dirty: &[bool]) -> Self {
         // Each slot of a cluster `dirty` does not mark, as it was; the
         // others empty, to be filled from the new IR.
@@ -129,6 +134,7 @@ impl SharedParts {
             endpoints: kept(&old.endpoints, dirty),
             routes: old.routes.clone(),
             domains: old.domains.clone(),
+            reach: old.reach.clone(),
             cluster_maps: Mutex::default(),
         }
     }
@@ -229,6 +235,11 @@ impl SharedParts {
     /// The domains of the IR's virtual hosts, to plan classes with.
     pub(super) fn domains(&self) -> &VirtualHostDomains {
         &self.domains
+    }
+
+    /// What every class can tell of the IR's clusters, to plan classes with.
+    pub(super) fn reach(&self) -> &ClusterReach {
+        &self.reach
     }
 
     /// The encoded CDS, EDS and RDS resources of a planned class, by name,

@@ -68,6 +68,18 @@ fn same_bytes(a: &super::Resource, b: &super::Resource) -> bool {
     a.name == b.name && a.body == b.body && a.hash == b.hash
 }
 
+/// `got` holds the same resources as `want`, byte for byte.
+fn assert_same_content(what: &str, got: &ResourceMap, want: &ResourceMap) {
+    assert!(
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want.iter())
+                .all(|((n, r), (wn, wr))| n == wn && same_bytes(r, wr)),
+        "{what}: the content of a fresh translation"
+    );
+}
+
 fn assert_same_bytes(case: &str, ir: &Ir) {
     let options = TranslateOptions::default();
     let parts = SharedParts::new(ir);
@@ -726,13 +738,10 @@ fn an_endpoint_change_drops_classes_no_proxy_asked_for() {
     fresh.set_ir(again);
     let expected = fresh.snapshot(&b);
     assert!(!back.of(eds).is_empty());
-    assert!(
-        back.of(eds)
-            .iter()
-            .zip(expected.of(eds).iter())
-            .all(|((n, r), (en, er))| n == en && same_bytes(r, er))
-            && back.of(eds).len() == expected.of(eds).len(),
-        "ns-1's endpoints are those of the current IR"
+    assert_same_content(
+        "ns-1's endpoints, those of the current IR",
+        back.of(eds),
+        expected.of(eds),
     );
 }
 
@@ -753,15 +762,7 @@ fn a_class_translated_again_reuses_what_did_not_change() {
     let expected = fresh.snapshot(&proxy);
     use crate::envoy::TypeUrl::{Cluster, ClusterLoadAssignment, RouteConfiguration};
     for t in [Cluster, ClusterLoadAssignment, RouteConfiguration] {
-        let (got, want) = (after.of(t), expected.of(t));
-        assert!(
-            got.len() == want.len()
-                && got
-                    .iter()
-                    .zip(want.iter())
-                    .all(|((n, r), (wn, wr))| n == wn && same_bytes(r, wr)),
-            "{t:?}: the content of a fresh translation"
-        );
+        assert_same_content(&format!("{t:?}"), after.of(t), expected.of(t));
     }
     let same_buffer = |a: &super::Resource, b: &super::Resource| a.body.as_ptr() == b.body.as_ptr();
     assert!(!after.of(Cluster).is_empty());
@@ -873,15 +874,7 @@ spec:
         fresh.set_ir(ir.clone());
         let expected = fresh.snapshot(&proxy_in(ns));
         for t in [Cluster, ClusterLoadAssignment, RouteConfiguration] {
-            let (got, want) = (snapshot.of(t), expected.of(t));
-            assert!(
-                got.len() == want.len()
-                    && got
-                        .iter()
-                        .zip(want.iter())
-                        .all(|((n, r), (wn, wr))| n == wn && same_bytes(r, wr)),
-                "{ns}, {t:?}: the content of a fresh translation"
-            );
+            assert_same_content(&format!("{ns}, {t:?}"), snapshot.of(t), expected.of(t));
         }
     }
 
@@ -912,15 +905,7 @@ spec:
     let expected = fresh.snapshot(&proxy_in("a"));
     for t in [Cluster, ClusterLoadAssignment] {
         assert!(shared(&a2, &b2, t), "{t:?}: still shared after the update");
-        let (got, want) = (a2.of(t), expected.of(t));
-        assert!(
-            got.len() == want.len()
-                && got
-                    .iter()
-                    .zip(want.iter())
-                    .all(|((n, r), (wn, wr))| n == wn && same_bytes(r, wr)),
-            "{t:?}: the content of a fresh translation"
-        );
+        assert_same_content(&format!("{t:?}"), a2.of(t), expected.of(t));
     }
     assert!(
         !shared(&a, &a2, ClusterLoadAssignment),

@@ -22,6 +22,7 @@ mod tcp;
 pub use listener::{grpc_listeners, outbound_listener, sidecar_listeners, OUTBOUND_LISTENER};
 pub use rbac::{http_rbac_filters, network_rbac_filters};
 pub use route::{VirtualHostDomains, OUTBOUND_ROUTE_CONFIG};
+pub use scope::ClusterReach;
 pub use tcp::{tcp_listeners, TcpProxyRoute};
 
 use crate::diagnostic::Diagnostic;
@@ -79,7 +80,8 @@ pub struct Translation {
 /// resource of the plan.
 pub fn translate(ir: &Ir, class: &ProxyClass, options: &TranslateOptions) -> Translation {
     let domains = VirtualHostDomains::new(ir);
-    let mut plan = plan::plan(ir, &domains, class, options);
+    let reach = ClusterReach::new(ir);
+    let mut plan = plan::plan(ir, &domains, &reach, class, options);
     let mut clusters: Vec<Cluster> = plan
         .clusters
         .iter()

@@ -64,11 +64,14 @@ pub struct ClassPlan<'ir> {
 }
 
 /// Plans the translation of `ir` for proxies of `class`; `domains` are the
-/// domains of `ir`'s virtual hosts (`VirtualHostDomains::new(ir)`, built
-/// once per IR by whoever plans several classes).
+/// domains of `ir`'s virtual hosts (`VirtualHostDomains::new(ir)`) and
+/// `reach` what every class can tell of its clusters
+/// (`ClusterReach::new(ir)`), both built once per IR by whoever plans
+/// several classes.
 pub fn plan<'ir>(
     ir: &'ir Ir,
     domains: &'ir super::VirtualHostDomains,
+    reach: &super::ClusterReach,
     class: &'ir ProxyClass,
     options: &TranslateOptions,
 ) -> ClassPlan<'ir> {
@@ -99,11 +102,13 @@ pub fn plan<'ir>(
         .clusters
         .values()
         .enumerate()
-        .filter(|(_, c)| scope.cluster(c))
-        .map(|(index, cluster)| PlannedCluster {
-            index,
-            cluster,
-            with_rule: scope.applies_rule(cluster),
+        .filter_map(|(index, cluster)| {
+            let with_rule = scope.planned_cluster(reach, index, cluster)?;
+            Some(PlannedCluster {
+                index,
+                cluster,
+                with_rule,
+            })
         })
         .collect();
     ClassPlan {

@@ -4,6 +4,39 @@
 use crate::ir::{self, Ir, SidecarScope};
 use crate::proxy::ProxyClass;
 
+/// Per cluster of an IR (in name order), what every class without a
+/// Sidecar can tell without reading the cluster: whether it sees the
+/// cluster (exported everywhere, and a subset's DestinationRule too) and
+/// whether the cluster's DestinationRule applies (exported everywhere).
+/// Built once per IR, so that planning a class reads two bits per cluster
+/// instead of each cluster (one cache miss each: 60,000 at 10,000
+/// services) where those bits decide.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterReach {
+    /// Per cluster: seen by every class without a Sidecar.
+    everywhere: Vec<bool>,
+    /// Per cluster: its DestinationRule applies to every class.
+    rule_everywhere: Vec<bool>,
+}
+
+impl ClusterReach {
+    /// The reach of every cluster of `ir`.
+    pub fn new(ir: &Ir) -> Self {
+        let (everywhere, rule_everywhere) = ir
+            .clusters
+            .values()
+            .map(|c| {
+                let rule = c.rule_export_to.is_all();
+                (c.export_to.is_all() && (c.subset.is_none() || rule), rule)
+            })
+            .unzip();
+        ClusterReach {
+            everywhere,
+            rule_everywhere,
+        }
+    }
+}
+
 /// The visibility rules of one proxy class.
 #[derive(Debug)]
 pub(super) struct Scope<'a> {
@@ -27,6 +60,20 @@ impl<'a> Scope<'a> {
 
     fn reaches(&self, namespace: &str, host: &str, export_to: &ir::ExportTo) -> bool {
         export_to.allows(self.namespace) && self.sidecar.is_none_or(|s| s.allows(namespace, host))
+    }
+
+    /// [`Scope::cluster`] and [`Scope::applies_rule`] of the cluster at
+    /// `index` of the IR's clusters, read from `reach` (built for the same
+    /// IR) where it decides: `None` when the class does not see it, else
+    /// whether its DestinationRule applies.
+    pub(super) fn planned_cluster(
+        &self,
+        reach: &ClusterReach,
+        index: usize,
+        cluster: &ir::Cluster,
+    ) -> Option<bool> {
+        let seen = (self.sidecar.is_none() && reach.everywhere[index]) || self.cluster(cluster);
+        seen.then(|| reach.rule_everywhere[index] || self.applies_rule(cluster))
     }
 
     /// Whether the class gets this cluster (and its endpoints): a subset

@@ -801,7 +801,8 @@ fn domain_claims_match_claiming_every_domain_of_every_virtual_host() {
                     expected.push((index, domains));
                 }
             }
-            let plan = super::plan::plan(&ir, &table, &class, &options);
+            let reach = super::ClusterReach::new(&ir);
+            let plan = super::plan::plan(&ir, &table, &reach, &class, &options);
             let actual: Vec<(usize, Vec<String>)> = plan
                 .virtual_hosts
                 .iter()
@@ -825,5 +826,78 @@ fn domain_claims_match_claiming_every_domain_of_every_virtual_host() {
     assert!(
         contested >= 3,
         "the conflicts case has contested virtual hosts"
+    );
+}
+
+/// The clusters a plan gives a class (read from the per-IR reach table
+/// where it decides) are those of asking the class's scope about every
+/// cluster, with the same DestinationRule flag: for every class (every
+/// namespace and Sidecar) of every golden input, of the conflicts above
+/// (with a Sidecar that narrows what its workloads see) and of a synthetic
+/// mesh, and for a class of a namespace no object names.
+#[test]
+fn planned_clusters_are_those_the_scope_lets_the_class_see() {
+    use super::scope::Scope;
+    let options = TranslateOptions::default();
+    let synthetic = ir::resolve(&crate::synth::store(
+        &crate::synth::WorldSpec::with_services(300),
+    ))
+    .0;
+    let cases = case_names("in", "yaml")
+        .into_iter()
+        .map(|case| (load(&case), case))
+        .chain([
+            (load_text("conflicts", CONFLICTS), "conflicts".to_string()),
+            (synthetic, "synthetic".to_string()),
+        ]);
+    let mut narrowed = 0;
+    let mut by_sidecar = 0;
+    for (ir, case) in cases {
+        let table = super::VirtualHostDomains::new(&ir);
+        let reach = super::ClusterReach::new(&ir);
+        let mut classes = super::classes_of_every_namespace(&ir, &options);
+        let narrow = BTreeMap::from([("app".to_string(), "narrow".to_string())]);
+        for (namespace, labels) in [("elsewhere", BTreeMap::new()), ("web", narrow)] {
+            classes.push(ProxyClass::of(
+                &ir,
+                namespace,
+                &labels,
+                &options.root_namespace,
+                false,
+            ));
+        }
+        for class in classes {
+            let scope = Scope::new(&ir, &class);
+            let expected: Vec<(usize, bool)> = ir
+                .clusters
+                .values()
+                .enumerate()
+                .filter(|(_, c)| scope.cluster(c))
+                .map(|(i, c)| (i, scope.applies_rule(c)))
+                .collect();
+            narrowed += usize::from(expected.len() < ir.clusters.len());
+            by_sidecar += usize::from(
+                scope.has_sidecar()
+                    && ir
+                        .clusters
+                        .values()
+                        .any(|c| !scope.cluster(c) && c.export_to.is_all() && c.subset.is_none()),
+            );
+            let plan = super::plan::plan(&ir, &table, &reach, &class, &options);
+            let actual: Vec<(usize, bool)> = plan
+                .clusters
+                .iter()
+                .map(|c| (c.index, c.with_rule))
+                .collect();
+            assert_eq!(actual, expected, "{case}: {class:?}");
+        }
+    }
+    assert!(
+        narrowed > 0,
+        "some class sees fewer clusters than the IR has"
+    );
+    assert!(
+        by_sidecar > 0,
+        "a Sidecar hides a cluster exported everywhere"
     );
 }
