@@ -747,6 +747,22 @@ fn validation_finds_what_translating_every_class_finds() {
     );
 }
 
+/// The IR of every golden input, of [`CONFLICTS`] and of a synthetic mesh
+/// of 300 services, each with its name.
+fn golden_conflicts_and_a_mesh() -> impl Iterator<Item = (Ir, String)> {
+    let synthetic = ir::resolve(&crate::synth::store(
+        &crate::synth::WorldSpec::with_services(300),
+    ))
+    .0;
+    case_names("in", "yaml")
+        .into_iter()
+        .map(|case| (load(&case), case))
+        .chain([
+            (load_text("conflicts", CONFLICTS), "conflicts".to_string()),
+            (synthetic, "synthetic".to_string()),
+        ])
+}
+
 /// The domain claims of a plan (which borrow the uncontested virtual hosts'
 /// domains from the per-IR table and check only the contested ones) are
 /// those of claiming every domain of every virtual host in order, with the
@@ -758,17 +774,7 @@ fn domain_claims_match_claiming_every_domain_of_every_virtual_host() {
     use super::scope::Scope;
     use crate::diagnostic::Diagnostic;
     let options = TranslateOptions::default();
-    let synthetic = ir::resolve(&crate::synth::store(
-        &crate::synth::WorldSpec::with_services(300),
-    ))
-    .0;
-    let cases = case_names("in", "yaml")
-        .into_iter()
-        .map(|case| (load(&case), case))
-        .chain([
-            (load_text("conflicts", CONFLICTS), "conflicts".to_string()),
-            (synthetic, "synthetic".to_string()),
-        ]);
+    let cases = golden_conflicts_and_a_mesh();
     let mut contested = 0;
     for (ir, case) in cases {
         let table = super::VirtualHostDomains::new(&ir);
@@ -839,17 +845,7 @@ fn domain_claims_match_claiming_every_domain_of_every_virtual_host() {
 fn planned_clusters_are_those_the_scope_lets_the_class_see() {
     use super::scope::Scope;
     let options = TranslateOptions::default();
-    let synthetic = ir::resolve(&crate::synth::store(
-        &crate::synth::WorldSpec::with_services(300),
-    ))
-    .0;
-    let cases = case_names("in", "yaml")
-        .into_iter()
-        .map(|case| (load(&case), case))
-        .chain([
-            (load_text("conflicts", CONFLICTS), "conflicts".to_string()),
-            (synthetic, "synthetic".to_string()),
-        ]);
+    let cases = golden_conflicts_and_a_mesh();
     let mut narrowed = 0;
     let mut by_sidecar = 0;
     for (ir, case) in cases {
