@@ -22,9 +22,9 @@ use super::Ir;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Kind, Object, ObjectKey};
 use crate::store::World;
+use imbl::ordmap::DiffItem;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// Whether objects of `kind` only ever decide endpoints and workloads.
 fn is_workload(kind: Kind) -> bool {
@@ -32,41 +32,16 @@ fn is_workload(kind: Kind) -> bool {
 }
 
 /// The keys of objects that differ between `old` and `new` (added, removed
-/// or changed), in key order.
+/// or changed), in key order. Parts of the two maps they share (the store
+/// keeps unchanged objects and their tree nodes) are skipped, not walked:
+/// at 10,000 services the world holds about 60,000 objects.
 pub fn changed_keys<'a>(old: &'a World, new: &'a World) -> Vec<&'a ObjectKey> {
-    let mut out = Vec::new();
-    let mut a = old.iter().peekable();
-    let mut b = new.iter().peekable();
-    loop {
-        match (a.peek(), b.peek()) {
-            (None, None) => return out,
-            (Some((k, _)), None) => {
-                out.push(*k);
-                a.next();
-            }
-            (None, Some((k, _))) => {
-                out.push(*k);
-                b.next();
-            }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
-                std::cmp::Ordering::Less => {
-                    out.push(*ka);
-                    a.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push(*kb);
-                    b.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if !Arc::ptr_eq(va, vb) && va != vb {
-                        out.push(*ka);
-                    }
-                    a.next();
-                    b.next();
-                }
-            },
-        }
-    }
+    old.diff(new)
+        .map(|item| match item {
+            DiffItem::Add(key, _) | DiffItem::Remove(key, _) => key,
+            DiffItem::Update { new: (key, _), .. } => key,
+        })
+        .collect()
 }
 
 /// The IR of `world`, given `previous`, the IR of `previous_world`; `None`

@@ -32,8 +32,8 @@ struct Origin {
 ///
 /// The served view ([`Store::world`]) is kept up to date as origins change,
 /// in a persistent map: reading it is a cheap copy, and a change of one
-/// origin costs its own objects (times the number of origins), not the
-/// whole store.
+/// origin costs the objects it changed (times the number of origins), not
+/// the whole store; its unchanged objects stay the same `Arc`s.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     origins: BTreeMap<String, Origin>,
@@ -74,10 +74,20 @@ impl Store {
         let objects = if parsed.unreadable || emptied {
             previous.objects.clone()
         } else {
+            // An object the file still holds as it was keeps its `Arc`: the
+            // served world then changes only where the file did, and what
+            // compares worlds (the IR's patch) skips the shared parts.
             let mut objects: BTreeMap<ObjectKey, Arc<Object>> = parsed
                 .objects
                 .into_iter()
-                .map(|o| (o.key(), Arc::new(o)))
+                .map(|o| {
+                    let key = o.key();
+                    let object = match previous.objects.get(&key) {
+                        Some(old) if **old == o => old.clone(),
+                        _ => Arc::new(o),
+                    };
+                    (key, object)
+                })
                 .collect();
             for key in parsed.rejected {
                 if let Some(last_good) = previous.objects.get(&key) {
@@ -96,20 +106,21 @@ impl Store {
             }
             objects
         };
-        let changed = objects != previous.objects;
-        let touched: Vec<ObjectKey> = if changed {
-            let mut keys: Vec<ObjectKey> = previous
-                .objects
-                .keys()
-                .chain(objects.keys())
-                .cloned()
-                .collect();
-            keys.sort();
-            keys.dedup();
-            keys
-        } else {
-            Vec::new()
-        };
+        // Keys whose object the file added, removed or changed (an equal
+        // object is the same `Arc`, above).
+        let touched: Vec<ObjectKey> = previous
+            .objects
+            .iter()
+            .filter(|(key, old)| objects.get(*key).is_none_or(|new| !Arc::ptr_eq(new, old)))
+            .map(|(key, _)| key)
+            .chain(
+                objects
+                    .keys()
+                    .filter(|key| !previous.objects.contains_key(*key)),
+            )
+            .cloned()
+            .collect();
+        let changed = !touched.is_empty();
         self.origins.insert(
             origin.to_string(),
             Origin {

@@ -187,6 +187,35 @@ fn applying_the_same_content_again_changes_nothing() {
 }
 
 #[test]
+fn a_file_read_again_keeps_the_objects_it_did_not_change() {
+    let mut store = Store::new();
+    apply(&mut store, "x.yaml", &docs(&[service("a", 80), split("90")]));
+    let before = store.world().0;
+    assert!(apply(
+        &mut store,
+        "x.yaml",
+        &docs(&[service("a", 81), split("90")])
+    ));
+    let after = store.world().0;
+    assert_eq!(served_port(&store, "a"), 81);
+    assert!(
+        Arc::ptr_eq(&before[&vs_key()], &after[&vs_key()]),
+        "the unchanged VirtualService is the object served before"
+    );
+    // What compares the two worlds (the IR's patch) sees the one change.
+    assert_eq!(
+        crate::ir::patch::changed_keys(&before, &after),
+        [&service_key("a")]
+    );
+    assert!(!apply(
+        &mut store,
+        "x.yaml",
+        &docs(&[split("90"), service("a", 81)])
+    ));
+    assert!(store.world().0.ptr_eq(&after), "nothing changed: the same map");
+}
+
+#[test]
 fn removing_a_file_removes_its_objects() {
     let mut store = Store::new();
     apply(&mut store, "a.yaml", &service("a", 80));
