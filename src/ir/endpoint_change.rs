@@ -9,7 +9,7 @@
 //! from endpoints) before the code compiles again.
 
 use super::{Cluster, Ir};
-use std::collections::BTreeSet;
+use imbl::ordmap::DiffItem;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -49,27 +49,24 @@ pub fn endpoint_only_change(old: &Ir, new: &Ir) -> Option<Vec<bool>> {
     if !same {
         return None;
     }
-    // Addresses whose workload appeared, went or changed.
-    let changed_workloads: BTreeSet<IpAddr> = workloads
-        .iter()
-        .filter(|(ip, w)| {
-            old.workloads
-                .get(*ip)
-                .is_none_or(|o| !Arc::ptr_eq(o, w) && o != *w)
+    // Addresses whose workload appeared, went or changed, sorted (a patched
+    // IR shares the map's unchanged parts, which the diff skips).
+    let changed_workloads: Vec<IpAddr> = old
+        .workloads
+        .diff(workloads)
+        .map(|item| match item {
+            DiffItem::Add(ip, _) | DiffItem::Remove(ip, _) => *ip,
+            DiffItem::Update { new: (ip, _), .. } => *ip,
         })
-        .map(|(ip, _)| *ip)
-        .chain(
-            old.workloads
-                .keys()
-                .filter(|ip| !workloads.contains_key(*ip))
-                .copied(),
-        )
         .collect();
+    debug_assert!(changed_workloads.is_sorted(), "a diff is in key order");
+    // Read for every cluster's endpoints (180,000 at 10,000 services): a
+    // binary search in a few addresses, not a tree's nodes.
     let touches = |c: &Cluster| {
         !changed_workloads.is_empty()
             && c.endpoints
                 .iter()
-                .any(|e| changed_workloads.contains(&e.address))
+                .any(|e| changed_workloads.binary_search(&e.address).is_ok())
     };
     clusters
         .iter()
