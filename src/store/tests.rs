@@ -189,7 +189,11 @@ fn applying_the_same_content_again_changes_nothing() {
 #[test]
 fn a_file_read_again_keeps_the_objects_it_did_not_change() {
     let mut store = Store::new();
-    apply(&mut store, "x.yaml", &docs(&[service("a", 80), split("90")]));
+    apply(
+        &mut store,
+        "x.yaml",
+        &docs(&[service("a", 80), split("90")]),
+    );
     let before = store.world().0;
     assert!(apply(
         &mut store,
@@ -212,7 +216,10 @@ fn a_file_read_again_keeps_the_objects_it_did_not_change() {
         "x.yaml",
         &docs(&[split("90"), service("a", 81)])
     ));
-    assert!(store.world().0.ptr_eq(&after), "nothing changed: the same map");
+    assert!(
+        store.world().0.ptr_eq(&after),
+        "nothing changed: the same map"
+    );
 }
 
 #[test]
