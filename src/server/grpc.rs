@@ -214,8 +214,8 @@ impl RequestMessage for DeltaDiscoveryRequest {
 /// A message that arrives whole inside one DATA frame is a slice of that
 /// frame's buffer (no copy). The start of a message that does not is
 /// copied out of its frames into a buffer of the stream's own, so that the
-/// memory a stream holds is bounded by the bytes it received (at most four
-/// times them, see [`grow`]), whatever the sizes of the frames they came
+/// memory a stream holds is bounded by the bytes it received (about four
+/// times them at most, see [`grow`]), whatever the sizes of the frames they came
 /// in: a frame's buffer is a chunk of h2's receive buffer, and holding many
 /// small frames would hold many whole chunks.
 pub(super) struct RequestStream<T> {

@@ -32,8 +32,10 @@ struct Origin {
 ///
 /// The served view ([`Store::world`]) is kept up to date as origins change,
 /// in a persistent map: reading it is a cheap copy, and a change of one
-/// origin costs the objects it changed (times the number of origins), not
-/// the whole store; its unchanged objects stay the same `Arc`s.
+/// origin compares its own objects with their previous versions and
+/// refreshes the served view only for those it changed (a lookup in every
+/// origin each), not the whole store; its unchanged objects stay the same
+/// `Arc`s.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     origins: BTreeMap<String, Origin>,

@@ -220,6 +220,32 @@ fn a_file_read_again_keeps_the_objects_it_did_not_change() {
         store.world().0.ptr_eq(&after),
         "nothing changed: the same map"
     );
+
+    // Over many leaves of the world's tree (most of them shared), the one
+    // object changed is still all the diff names.
+    let many = |port: i64| {
+        docs(
+            &(0..300)
+                .map(|i| service(&format!("s{i:03}"), if i == 150 { port } else { 80 }))
+                .collect::<Vec<_>>(),
+        )
+    };
+    apply(&mut store, "y.yaml", &many(80));
+    let before = store.world().0;
+    assert!(apply(&mut store, "y.yaml", &many(81)));
+    let after = store.world().0;
+    assert_eq!(
+        crate::ir::patch::changed_keys(&before, &after),
+        [&service_key("s150")]
+    );
+    assert_eq!(
+        before
+            .iter()
+            .filter(|(k, o)| after.get(*k).is_some_and(|a| Arc::ptr_eq(a, o)))
+            .count(),
+        before.len() - 1,
+        "every other object is the one served before"
+    );
 }
 
 #[test]
