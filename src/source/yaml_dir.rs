@@ -41,64 +41,7 @@ pub fn read_config_file(path: &Path) -> std::io::Result<String> {
 #[derive(Debug)]
 pub struct YamlDir {
     root: PathBuf,
-    contents: BTreeMap<String, LastRead>,
-    /// [`SETTLED`] (a test sets 0).
-    settled: std::time::Duration,
-}
-
-/// What a sync last read from one file.
-#[derive(Debug)]
-struct LastRead {
-    /// The file's text ([`UNREADABLE`] if it could not be read).
-    text: String,
-    /// The file's metadata before that read, when it lets a later sync
-    /// skip reading the file: see [`Stamp::trusted`].
-    stamp: Option<Stamp>,
-}
-
-/// What tells whether a file may have changed without reading it: size,
-/// modification and status-change times (ns), inode and device. A write
-/// changes the status-change time even where a tool restores the
-/// modification time; replacing the file (an editor's rename, a ConfigMap's
-/// symlink swap) changes the inode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: (i64, i64),
-    changed: (i64, i64),
-    inode: u64,
-    device: u64,
-}
-
-/// How old a file's modification must be, when read, for its [`Stamp`] to
-/// be trusted later.
-const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl Stamp {
-    /// The stamp of `path` (following symlinks), if it can be read.
-    fn of(path: &Path) -> Option<Stamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(Stamp {
-            len: m.len(),
-            modified: (m.mtime(), m.mtime_nsec()),
-            changed: (m.ctime(), m.ctime_nsec()),
-            inode: m.ino(),
-            device: m.dev(),
-        })
-    }
-
-    /// This stamp, taken just before reading the file at `now`, if a later
-    /// equal stamp proves the file unchanged since. A file written within
-    /// [`SETTLED`] before the read may be written again within the
-    /// timestamps' granularity (the kernel's clock tick) without changing
-    /// its stamp, so its stamp is not kept and the next sync reads it again
-    /// (git's rule for "racily clean" index entries).
-    fn trusted(self, now: std::time::SystemTime, settled: std::time::Duration) -> Option<Stamp> {
-        let written = std::time::UNIX_EPOCH
-            + std::time::Duration::new(u64::try_from(self.modified.0.max(self.changed.0)).ok()?, 0);
-        (written + settled < now).then_some(self)
-    }
+    contents: BTreeMap<String, String>,
 }
 
 /// What one [`YamlDir::sync`] did.
@@ -110,9 +53,6 @@ pub struct SyncReport {
     pub files: Vec<String>,
     /// Diagnostics of the files read again.
     pub diagnostics: Vec<Diagnostic>,
-    /// How many files were read (the others were proven unchanged by their
-    /// metadata).
-    pub read: usize,
 }
 
 impl YamlDir {
@@ -121,7 +61,6 @@ impl YamlDir {
         YamlDir {
             root: root.into(),
             contents: BTreeMap::new(),
-            settled: SETTLED,
         }
     }
 
@@ -132,11 +71,7 @@ impl YamlDir {
 
     /// Reads every file that is new or changed since the last sync into
     /// `store`, and removes files that are gone. Files are named in the store
-    /// (and in messages) by their path as given under the root. A file whose
-    /// metadata is what it was at an earlier read, and had settled then
-    /// (see `Stamp::trusted`), is not read again: at 10,000 services
-    /// reading all 100 files of the directory (13.6 MB) to find the one
-    /// that changed was a tenth of an endpoint change's server time.
+    /// (and in messages) by their path as given under the root.
     ///
     /// # Errors
     /// When the directory itself cannot be listed; a single unreadable file is
@@ -146,20 +81,9 @@ impl YamlDir {
         collect_yaml_files(&self.root, &mut files)?;
         files.sort();
         let mut report = SyncReport::default();
-        let mut previous = std::mem::take(&mut self.contents);
         let mut seen = BTreeMap::new();
         for path in files {
             let name = path.display().to_string();
-            let stamp = Stamp::of(&path);
-            let previous_text = match previous.remove(&name) {
-                Some(last) if last.stamp.is_some() && last.stamp == stamp => {
-                    seen.insert(name, last);
-                    continue;
-                }
-                last => last.map(|l| l.text),
-            };
-            let read_at = std::time::SystemTime::now();
-            report.read += 1;
             let text = match read_config_file(&path) {
                 Ok(text) => text,
                 Err(err) => {
@@ -177,17 +101,11 @@ impl YamlDir {
                     // Remember the file (so its deletion is noticed) with
                     // content no readable file has, so it is parsed again
                     // once it can be read.
-                    seen.insert(
-                        name,
-                        LastRead {
-                            text: UNREADABLE.to_string(),
-                            stamp: None,
-                        },
-                    );
+                    seen.insert(name, UNREADABLE.to_string());
                     continue;
                 }
             };
-            if previous_text.as_deref() != Some(text.as_str()) {
+            if self.contents.get(&name) != Some(&text) {
                 let parsed = parse_documents(&name, &text);
                 report
                     .diagnostics
@@ -195,16 +113,9 @@ impl YamlDir {
                 report.changed |= store.apply(&name, parsed);
                 report.files.push(name.clone());
             }
-            seen.insert(
-                name,
-                LastRead {
-                    text,
-                    stamp: stamp.and_then(|s| s.trusted(read_at, self.settled)),
-                },
-            );
+            seen.insert(name, text);
         }
-        // What is left of the previous reads is of files that are gone.
-        for gone in previous.keys() {
+        for gone in self.contents.keys().filter(|k| !seen.contains_key(*k)) {
             report.changed |= store.remove(gone);
             report.files.push(gone.clone());
         }
@@ -259,6 +170,3 @@ fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()>
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;
