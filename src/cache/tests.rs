@@ -280,7 +280,14 @@ fn with_endpoint_changes(ir: &Ir) -> Ir {
     {
         w.labels.insert("rollout".into(), "2".into());
     }
-    new
+    reindexed(new)
+}
+
+/// `ir` with its cluster index built again from its clusters (which the
+/// changes here edit in place).
+fn reindexed(mut ir: Ir) -> Ir {
+    ir.cluster_index = ir::cluster_index::ClusterIndex::of(&ir.clusters);
+    ir
 }
 
 /// After an endpoint-only change, every class's updated resources are the
@@ -384,10 +391,10 @@ fn other_changes(ir: &Ir) -> Vec<(&'static str, Ir)> {
     let mut routes = ir.clone();
     Arc::make_mut(&mut routes.virtual_hosts).pop();
     vec![
-        ("a cluster's policy", policy),
+        ("a cluster's policy", reindexed(policy)),
         ("the PeerAuthentications", peer),
-        ("the workloads' labels", unlabelled),
-        ("a cluster removed and one added", shifted),
+        ("the workloads' labels", reindexed(unlabelled)),
+        ("a cluster removed and one added", reindexed(shifted)),
         ("a virtual host removed", routes),
     ]
 }
@@ -504,6 +511,32 @@ fn only_endpoint_changes_take_the_endpoint_path() {
         .unwrap();
     more.clusters.insert(name, cluster);
     assert_eq!(ir::endpoint_change::endpoint_only_change(&ir, &more), None);
+}
+
+/// A workload that goes while every cluster stays equal (its endpoints
+/// lose their `tlsMode`) marks each cluster with an endpoint at its
+/// address, and no other: what reading every cluster's endpoints finds.
+#[test]
+fn a_workload_change_marks_the_clusters_at_its_address() {
+    let store = crate::synth::store(&crate::synth::WorldSpec::with_services(30));
+    let ir = ir::resolve(&store).0;
+    let at = |address: &std::net::IpAddr| -> Vec<bool> {
+        ir.clusters
+            .values()
+            .map(|c| c.endpoints.iter().any(|e| e.address == *address))
+            .collect()
+    };
+    // An address with endpoints in several clusters (a service's and its
+    // subsets').
+    let address = *ir
+        .workloads
+        .keys()
+        .find(|a| at(a).iter().filter(|t| **t).count() >= 2)
+        .expect("a workload behind several clusters");
+    let mut gone = ir.clone();
+    gone.workloads.remove(&address);
+    let dirty = ir::endpoint_change::endpoint_only_change(&ir, &gone).unwrap();
+    assert_eq!(dirty, at(&address));
 }
 
 /// A mesh where one VirtualService splits `api` by weight, `WEIGHT` to v1.

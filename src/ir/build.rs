@@ -239,6 +239,8 @@ pub fn build(world: &World) -> Ir {
     diagnostics.sort();
     diagnostics.dedup();
     Ir {
+        cluster_index: super::cluster_index::ClusterIndex::of(&clusters),
+        crossings: super::crossings::Crossings::of(world),
         clusters,
         virtual_hosts: Arc::new(virtual_hosts),
         tcp_routes,

@@ -9,7 +9,9 @@
 
 pub mod authz;
 mod build;
+pub mod cluster_index;
 pub mod cluster_policy;
+pub mod crossings;
 pub mod endpoint_change;
 mod endpoints;
 pub mod mesh;
@@ -136,6 +138,12 @@ pub struct Ir {
     /// in a persistent map: the IR of a later change shares the map's
     /// unchanged parts and every cluster it leaves as it is.
     pub clusters: imbl::OrdMap<String, Arc<Cluster>>,
+    /// The clusters by namespace and by endpoint address, in step with
+    /// `clusters` (what a change of one workload reaches, found without
+    /// reading every cluster). Not serialized: it says nothing `clusters`
+    /// does not.
+    #[serde(skip)]
+    pub cluster_index: cluster_index::ClusterIndex,
     /// Virtual hosts of the outbound route configuration, ordered by name
     /// (shared between IRs that differ only in workloads).
     pub virtual_hosts: Arc<Vec<VirtualHost>>,
@@ -149,6 +157,12 @@ pub struct Ir {
     /// Pods and WorkloadEntries by address: who may get a certificate, and
     /// whose sidecar an inbound listener serves.
     pub workloads: mesh::ByAddress,
+    /// Addresses several workloads hold and EndpointSlices naming Pods of
+    /// other namespaces (what the patch must know of workloads outside a
+    /// change's namespaces). Not serialized: no proxy's configuration
+    /// depends on it beyond `workloads` and `clusters`.
+    #[serde(skip)]
+    pub crossings: crossings::Crossings,
     /// PeerAuthentications, oldest first.
     pub peer_authentications: Vec<mesh::PeerAuthn>,
     /// Sidecars that scope proxies, ordered by name.

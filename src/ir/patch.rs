@@ -16,20 +16,54 @@
 //! differs from the previous one in anything but its endpoints.
 //! `patched_ir_equals_a_full_build` holds it to the full build on
 //! randomized changes.
+//!
+//! Its cost follows the change, not the mesh: it reads the objects of the
+//! changed namespaces as ranges of the world, finds clusters through the
+//! IR's [`super::cluster_index::ClusterIndex`], and learns what it must of
+//! workloads elsewhere from [`super::crossings::Crossings`]; it keeps both
+//! in step in the IR it returns. At 10,000 services (60,000 objects) one
+//! WorkloadEntry's move took 58-67 ms when the patch walked the world and
+//! every cluster, and takes under 10 ms now (`profile patch 10000`).
 
+use super::crossings::{address, pod_namespaces_elsewhere};
 use super::endpoint_change::same_but_endpoints;
-use super::Ir;
+use super::{Cluster, Ir};
 use crate::diagnostic::Diagnostic;
 use crate::model::{Kind, Object, ObjectKey};
 use crate::store::World;
 use imbl::ordmap::DiffItem;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Whether objects of `kind` only ever decide endpoints and workloads.
 fn is_workload(kind: Kind) -> bool {
     matches!(kind, Kind::Pod | Kind::EndpointSlice | Kind::WorkloadEntry)
 }
+
+/// The objects of `world` of one of `kinds` in one of `namespaces`, read
+/// as ranges of the map (it orders by kind, then namespace): not a walk of
+/// every object.
+fn objects_in<'a>(
+    world: &'a World,
+    kinds: &'a [Kind],
+    namespaces: &'a BTreeSet<&str>,
+) -> impl Iterator<Item = (&'a ObjectKey, &'a Arc<Object>)> + 'a {
+    kinds.iter().flat_map(move |kind| {
+        namespaces.iter().flat_map(move |namespace| {
+            let key = |namespace: String| ObjectKey {
+                kind: *kind,
+                namespace,
+                name: String::new(),
+            };
+            // Every name of `namespace` sorts before `namespace` + NUL.
+            world.range(key(namespace.to_string())..key(format!("{namespace}\0")))
+        })
+    })
+}
+
+/// Pods and WorkloadEntries: the kinds with an address.
+const WITH_ADDRESS: [Kind; 2] = [Kind::Pod, Kind::WorkloadEntry];
 
 /// The keys of objects that differ between `old` and `new` (added, removed
 /// or changed), in key order. Parts of the two maps they share (the store
@@ -61,25 +95,43 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     // reach: those services, every workload of their namespaces (a
     // selector's choice depends on all of them), and the objects (a
     // DestinationRule, maybe elsewhere) their clusters came from.
-    let rebuild = services_to_rebuild(&changed, previous_world, world, &inside);
-    let rebuilt_here = |c: &super::Cluster| {
-        inside(&c.namespace) && c.origins.first().is_some_and(|o| rebuild.contains(o))
-    };
-    let mut part = World::new();
-    for (key, object) in world {
-        let mut pods_elsewhere = pod_namespaces_elsewhere(key, object);
-        if inside(&key.namespace) {
-            if pods_elsewhere.next().is_some() {
-                return None;
+    let rebuild = services_to_rebuild(&changed, previous_world, world, &namespaces);
+    // Their clusters (by position, ascending), found by namespace in the
+    // index rather than among all clusters.
+    let mut here: Vec<(u32, &String, &Arc<Cluster>)> = Vec::new();
+    for namespace in &namespaces {
+        for (position, name) in previous.cluster_index.in_namespace(namespace) {
+            let cluster = previous.clusters.get(name)?;
+            if cluster.origins.first().is_some_and(|o| rebuild.contains(o)) {
+                here.push((*position, name, cluster));
             }
-            if is_workload(key.kind) || rebuild.contains(key) {
-                part.insert(key.clone(), object.clone());
-            }
-        } else if pods_elsewhere.any(inside) {
+        }
+    }
+    here.sort_unstable_by_key(|(position, ..)| *position);
+    // Not followed: a slice inside naming a Pod elsewhere, or one outside
+    // (unchanged, so the previous IR knows it) naming a Pod inside.
+    let slices = [Kind::EndpointSlice];
+    for (key, object) in objects_in(world, &slices, &namespaces) {
+        if pod_namespaces_elsewhere(key, object).next().is_some() {
             return None;
         }
     }
-    for cluster in previous.clusters.values().filter(|c| rebuilt_here(c)) {
+    let crossings = &previous.crossings;
+    let named_from_outside = crossings
+        .slices_naming_pods_elsewhere
+        .iter()
+        .any(|(slice, named)| !inside(&slice.namespace) && named.iter().any(|n| inside(n)));
+    if named_from_outside {
+        return None;
+    }
+    let mut part = World::new();
+    for (key, object) in objects_in(world, &slices, &namespaces)
+        .chain(objects_in(world, &WITH_ADDRESS, &namespaces))
+        .chain(rebuild.iter().filter_map(|k| world.get_key_value(k)))
+    {
+        part.insert(key.clone(), object.clone());
+    }
+    for (_, _, cluster) in &here {
         for origin in &cluster.origins {
             if let Some(object) = world.get(origin) {
                 part.insert(origin.clone(), object.clone());
@@ -92,11 +144,24 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     // provided no workload outside has the address of one inside, before or
     // after the change (which of two workloads with one address the IR
     // keeps depends on both, even on one it does not keep).
-    let inside_addresses: BTreeSet<IpAddr> = workload_addresses(previous_world, &inside)
-        .chain(workload_addresses(world, &inside))
+    // Workloads outside are the same in both worlds: the previous IR holds
+    // each address's workload, and every holder of a shared one.
+    let inside_addresses: BTreeSet<IpAddr> = [previous_world, world]
+        .into_iter()
+        .flat_map(|w| objects_in(w, &WITH_ADDRESS, &namespaces))
+        .filter_map(|(_, object)| address(object))
         .collect();
-    let outside = |namespace: &str| !inside(namespace);
-    if workload_addresses(world, &outside).any(|ip| inside_addresses.contains(&ip)) {
+    let held_outside = |ip: &IpAddr| {
+        previous
+            .workloads
+            .get(ip)
+            .is_some_and(|w| !inside(&w.namespace))
+            || crossings
+                .shared_addresses
+                .get(ip)
+                .is_some_and(|holders| holders.iter().any(|n| !inside(n)))
+    };
+    if inside_addresses.iter().any(held_outside) {
         return None;
     }
     // Only addresses of workloads inside can change hands: the previous
@@ -109,7 +174,8 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
         workloads.insert(*ip, w.clone());
     }
     let moved: BTreeSet<IpAddr> = inside_addresses
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|ip| previous.workloads.get(ip) != workloads.get(ip))
         .collect();
 
@@ -117,38 +183,62 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     // in all but endpoints; the previous ones outside, which must have no
     // endpoint at an address whose workload changed.
     let mut replaced = Vec::new();
-    for (name, cluster) in &previous.clusters {
-        if rebuilt_here(cluster) {
-            let new = rebuilt.clusters.get(name)?;
-            if !same_but_endpoints(cluster, new) {
-                return None;
-            }
-            let endpoint_workloads_agree = new
-                .endpoints
-                .iter()
-                .all(|e| rebuilt.workloads.get(&e.address) == workloads.get(&e.address));
-            if !endpoint_workloads_agree {
-                return None;
-            }
-            if new.endpoints != cluster.endpoints {
-                replaced.push((name, new));
-            }
-        } else if !moved.is_empty() && cluster.endpoints.iter().any(|e| moved.contains(&e.address))
-        {
+    for (position, name, cluster) in &here {
+        let new = rebuilt.clusters.get(*name)?;
+        if !same_but_endpoints(cluster, new) {
             return None;
         }
+        let endpoint_workloads_agree = new
+            .endpoints
+            .iter()
+            .all(|e| rebuilt.workloads.get(&e.address) == workloads.get(&e.address));
+        if !endpoint_workloads_agree {
+            return None;
+        }
+        if new.endpoints != cluster.endpoints {
+            replaced.push((*position, *name, *cluster, new));
+        }
     }
-    // A copy of the map shares every cluster; the changed ones are replaced.
+    let kept_at_moved_address = moved.iter().any(|ip| {
+        let positions = previous.cluster_index.at_address(ip);
+        positions.iter().any(|p| {
+            here.binary_search_by_key(p, |(position, ..)| *position)
+                .is_err()
+        })
+    });
+    if kept_at_moved_address {
+        return None;
+    }
+    // A copy of the map shares every cluster; the changed ones are replaced,
+    // and the index follows.
     let mut clusters = previous.clusters.clone();
-    for (name, new) in replaced {
+    let mut cluster_index = previous.cluster_index.clone();
+    for (position, name, old, new) in replaced {
         if let Some(slot) = clusters.get_mut(name) {
             *slot = new.clone();
         }
+        cluster_index.replace_endpoints(position, &old.endpoints, &new.endpoints);
     }
     // Clusters the rebuild has and the previous IR has not (a ServiceEntry
     // whose host a Service elsewhere owns) are the rebuild's own: which
     // clusters exist never depends on workloads, so the full build has the
     // previous IR's.
+
+    // Crossings: those inside come from the rebuild (no slice inside names a
+    // Pod elsewhere, no address inside has a holder outside: both checked).
+    let mut crossings = crossings.clone();
+    crossings
+        .shared_addresses
+        .retain(|ip, _| !inside_addresses.contains(ip));
+    crossings
+        .slices_naming_pods_elsewhere
+        .retain(|slice, _| !inside(&slice.namespace));
+    crossings
+        .shared_addresses
+        .extend(rebuilt.crossings.shared_addresses);
+    crossings
+        .slices_naming_pods_elsewhere
+        .extend(rebuilt.crossings.slices_naming_pods_elsewhere);
 
     // Diagnostics: those of the workloads inside (and of the EndpointSlices
     // of rebuilt services) come from the rebuild; every other one stays (no
@@ -184,7 +274,9 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     // without `..`: a field added to the IR must be sorted here.
     let Ir {
         clusters: _,
+        cluster_index: _,
         workloads: _,
+        crossings: _,
         diagnostics: _,
         virtual_hosts,
         tcp_routes,
@@ -197,6 +289,8 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
     } = previous;
     Some(Ir {
         clusters,
+        cluster_index,
+        crossings,
         workloads,
         diagnostics,
         virtual_hosts: virtual_hosts.clone(),
@@ -211,7 +305,7 @@ pub fn patch(previous: &Ir, previous_world: &World, world: &World) -> Option<Ir>
 }
 
 /// The Services and ServiceEntries whose endpoints the `changed` workload
-/// objects (all in namespaces `inside` accepts) may decide, before or after
+/// objects (all in `namespaces`) may decide, before or after
 /// the change: those whose selector matches a changed Pod's or
 /// WorkloadEntry's labels, old or new; those a changed EndpointSlice
 /// belongs to; and those with an EndpointSlice that names a changed Pod
@@ -220,7 +314,7 @@ fn services_to_rebuild(
     changed: &[&ObjectKey],
     previous_world: &World,
     world: &World,
-    inside: &dyn Fn(&str) -> bool,
+    namespaces: &BTreeSet<&str>,
 ) -> BTreeSet<ObjectKey> {
     let mut labels: Vec<(&str, &BTreeMap<String, String>)> = Vec::new();
     let mut pods: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -248,7 +342,8 @@ fn services_to_rebuild(
             .iter()
             .any(|(n, l)| *n == namespace && selector.iter().all(|(k, v)| l.get(k) == Some(v)))
     };
-    for (key, object) in world.iter().filter(|(k, _)| inside(&k.namespace)) {
+    let kinds = [Kind::Service, Kind::EndpointSlice, Kind::ServiceEntry];
+    for (key, object) in objects_in(world, &kinds, namespaces) {
         let picked = match object.as_ref() {
             Object::Service(svc) => svc
                 .spec
@@ -304,43 +399,6 @@ fn slice_owner(key: &ObjectKey, object: &Object) -> Option<ObjectKey> {
         namespace: key.namespace.clone(),
         name: name.clone(),
     })
-}
-
-/// The namespaces other than its own of the Pods an EndpointSlice's
-/// endpoints name (their labels decide its subsets): the patch does not
-/// follow such a slice. A reference of another kind is ignored
-/// ([`super::endpoints::pod_reference`], as the build reads them). Empty
-/// for any other object.
-fn pod_namespaces_elsewhere<'a>(
-    key: &'a ObjectKey,
-    object: &'a Object,
-) -> impl Iterator<Item = &'a str> + 'a {
-    let slice = match object {
-        Object::EndpointSlice(slice) => Some(slice),
-        _ => None,
-    };
-    slice
-        .into_iter()
-        .flat_map(|s| s.endpoints.iter().flatten())
-        .filter_map(super::endpoints::pod_reference)
-        .filter_map(|r| r.namespace.as_deref())
-        .filter(move |namespace| *namespace != key.namespace)
-}
-
-/// Addresses of the Pods and WorkloadEntries of `world` in the namespaces
-/// `namespaces` accepts.
-fn workload_addresses<'a>(
-    world: &'a World,
-    namespaces: &'a dyn Fn(&str) -> bool,
-) -> impl Iterator<Item = IpAddr> + 'a {
-    world
-        .iter()
-        .filter(move |(key, _)| is_workload(key.kind) && namespaces(&key.namespace))
-        .filter_map(|(_, object)| match object.as_ref() {
-            Object::Pod(pod) => pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok(),
-            Object::WorkloadEntry(entry) => entry.spec.address.parse().ok(),
-            _ => None,
-        })
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@ use crate::source::parse::parse_value;
 use crate::store::Store;
 use serde_json::{json, Value};
 
-const NAMESPACES: [&str; 3] = ["a", "b", "c"];
+/// Each a prefix of the next: a namespace's objects are read as a range of
+/// the world, which must end where the namespace does.
+const NAMESPACES: [&str; 3] = ["a", "a-1", "a-10"];
 
 /// Addresses workloads move between: some in a namespace's own range, some
 /// shared by every namespace (so two workloads collide now and then).
@@ -292,4 +294,47 @@ fn a_slice_naming_something_other_than_a_pod_elsewhere_is_patched() {
     let (after, _) = store.world();
     let patched = patch(&previous, &before, &after).expect("a Node reference is no Pod elsewhere");
     assert!(patched == build(&after));
+}
+
+/// A workload that moves to the address of one in another namespace:
+/// which of the two the IR keeps depends on both, so the patch gives up
+/// (the other one, selected by no service, is behind no endpoint).
+#[test]
+fn a_workload_moving_to_an_address_held_elsewhere_is_not_patched() {
+    let mut store = Store::new();
+    for object in config(0, 80).into_iter().chain(config(1, 80)) {
+        put(&mut store, object);
+    }
+    put(
+        &mut store,
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "lonely", "namespace": NAMESPACES[1], "labels": {"app": "none"}},
+            "status": {"podIP": "10.9.9.9"},
+        }),
+    );
+    let entry = |address: &str| {
+        json!({
+            "apiVersion": "networking.sextant.dev/v1alpha1", "kind": "WorkloadEntry",
+            "metadata": {"name": "mover", "namespace": NAMESPACES[0]},
+            "spec": {"address": address, "labels": {"app": "none"}},
+        })
+    };
+    put(&mut store, entry("10.9.9.1"));
+    let (before, _) = store.world();
+    let previous = build(&before);
+    put(&mut store, entry("10.9.9.9"));
+    let (after, _) = store.world();
+    let full = build(&after);
+    assert_eq!(
+        full.workloads[&"10.9.9.9".parse::<IpAddr>().unwrap()]
+            .origin
+            .name,
+        "lonely"
+    );
+    assert!(patch(&previous, &before, &after).is_none());
+    // And back: the address is shared before the change.
+    put(&mut store, entry("10.9.9.1"));
+    let (back, _) = store.world();
+    assert!(patch(&full, &after, &back).is_none());
 }
