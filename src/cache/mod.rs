@@ -10,6 +10,7 @@ mod per_proxy;
 mod rebase;
 mod route_version;
 mod shared;
+mod slots;
 
 pub use route_version::route_configuration_hash;
 

@@ -19,6 +19,7 @@
 
 use super::rebase;
 use super::route_version::{self, RouteVersion};
+use super::slots::Slots;
 use super::{Resource, ResourceMap};
 use crate::ir::{Cluster, Ir};
 use crate::translate::plan::{self, ClassPlan};
@@ -39,9 +40,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub(super) struct SharedParts {
     /// Per cluster of `ir.clusters` (name order): its CDS resource for each
     /// (DestinationRule applies, mutual TLS), at `2 * with_rule + mtls`.
-    clusters: Vec<[OnceLock<Resource>; 4]>,
+    /// Chunks of slots no cluster of an endpoint-only change is in are
+    /// shared with the previous generation ([`Slots::carry_over`]).
+    clusters: Slots<[OnceLock<Resource>; 4]>,
     /// Per cluster: its ClusterLoadAssignment.
-    endpoints: Vec<OnceLock<Resource>>,
+    endpoints: Slots<OnceLock<Resource>>,
     /// Per virtual host of `ir.virtual_hosts`, for each route list (default
     /// route at 0, the VirtualService's at 1): the virtual host encoded
     /// with that list's routes and the domains every class gets, or `None`
@@ -129,8 +132,8 @@ impl SharedParts {
     /// Empty slots for every cluster and virtual host of `ir`.
     pub(super) fn new(ir: &Ir) -> Self {
         SharedParts {
-            clusters: (0..ir.clusters.len()).map(|_| Default::default()).collect(),
-            endpoints: (0..ir.clusters.len()).map(|_| Default::default()).collect(),
+            clusters: Slots::new(ir.clusters.len()),
+            endpoints: Slots::new(ir.clusters.len()),
             ..SharedParts::new_routes(ir)
         }
     }
@@ -139,8 +142,8 @@ impl SharedParts {
     /// reach of its clusters; no cluster slots.
     fn new_routes(ir: &Ir) -> Self {
         SharedParts {
-            clusters: Vec::new(),
-            endpoints: Vec::new(),
+            clusters: Slots::default(),
+            endpoints: Slots::default(),
             routes: Arc::new(
                 (0..ir.virtual_hosts.len())
                     .map(|_| Default::default())
@@ -157,24 +160,12 @@ impl SharedParts {
     /// index; see [`crate::ir::endpoint_change`]), every virtual host's
     /// routes and domains (they read no endpoints) and the clusters' reach.
     pub(super) fn carry_over(old: &SharedParts, dirty: &[bool]) -> Self {
-        // Each slot of a cluster `dirty` does not mark, as it was; the
-        // others empty, to be filled from the new IR.
-        fn kept<T: Clone + Default>(slots: &[T], dirty: &[bool]) -> Vec<T> {
-            slots
-                .iter()
-                .enumerate()
-                .map(|(i, slot)| {
-                    if dirty.get(i).copied().unwrap_or(true) {
-                        T::default()
-                    } else {
-                        slot.clone()
-                    }
-                })
-                .collect()
-        }
+        // Each slot of a cluster `dirty` does not mark, as it was (the
+        // same resource under both IRs, so a slot shared with `old` may be
+        // filled by either); the others empty, to be filled from the new IR.
         SharedParts {
-            clusters: kept(&old.clusters, dirty),
-            endpoints: kept(&old.endpoints, dirty),
+            clusters: old.clusters.carry_over(dirty),
+            endpoints: old.endpoints.carry_over(dirty),
             routes: old.routes.clone(),
             domains: old.domains.clone(),
             reach: old.reach.clone(),
@@ -229,8 +220,8 @@ impl SharedParts {
             }
         }
         SharedParts {
-            clusters,
-            endpoints,
+            clusters: Slots::from_vec(clusters),
+            endpoints: Slots::from_vec(endpoints),
             ..SharedParts::new_routes(ir)
         }
     }
