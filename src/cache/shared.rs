@@ -33,9 +33,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// The per-IR store of shared encoded parts, filled on demand, and the
 /// domains of its virtual hosts (built with it). Every slot is keyed by
-/// position in the IR, so it belongs to one IR (and one set of
-/// [`TranslateOptions`]); slots carried into a later IR's store are put at
-/// that IR's positions.
+/// position in the IR (and belongs to one set of [`TranslateOptions`]);
+/// slots carried into a later IR's store are put at that IR's positions,
+/// and after an endpoint-only change the chunks of slots it left alone
+/// are shared by both stores (their resources are the same under both).
 #[derive(Debug, Default)]
 pub(super) struct SharedParts {
     /// Per cluster of `ir.clusters` (name order): its CDS resource for each

@@ -1,9 +1,10 @@
 //! Where to find clusters without walking all of them: by namespace, and by
 //! the addresses of their endpoints. At 10,000 services the IR holds about
 //! 60,000 clusters and 180,000 endpoints; a change of one workload reaches
-//! a few of them, and the patch ([`super::patch`]) and the endpoint-only
-//! check ([`super::endpoint_change`]) look them up here instead of reading
-//! every cluster.
+//! a few of them. The patch ([`super::patch`]) looks them up here instead
+//! of reading every cluster, and the endpoint-only check
+//! ([`super::endpoint_change`]) instead of reading every cluster's
+//! endpoints.
 //!
 //! A cluster is named by its position in [`super::Ir::clusters`] (name
 //! order), the index the snapshot cache uses. Which clusters exist never
@@ -32,8 +33,8 @@ pub struct ClusterIndex {
     by_address: ByAddress,
 }
 
-/// Cluster positions by endpoint address; hashed with aHash (an address
-/// is not attacker-chosen text, and SipHash was most of the index's build
+/// Cluster positions by endpoint address; hashed with aHash, seeded at
+/// random per process as SipHash is (SipHash was most of the index's build
 /// time).
 type ByAddress = imbl::GenericHashMap<
     IpAddr,

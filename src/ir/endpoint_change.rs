@@ -29,7 +29,8 @@ pub fn endpoint_only_change(old: &Ir, new: &Ir) -> Option<Vec<bool>> {
         tcp_routes,
         source_label_keys,
         workloads,
-        // Follows from the workloads, and decides no configuration.
+        // Follows from the world's workload objects (as `workloads` does)
+        // and decides no configuration.
         crossings: _,
         peer_authentications,
         sidecars,

@@ -140,8 +140,10 @@ pub struct Ir {
     pub clusters: imbl::OrdMap<String, Arc<Cluster>>,
     /// The clusters by namespace and by endpoint address, in step with
     /// `clusters` (what a change of one workload reaches, found without
-    /// reading every cluster). Not serialized: it says nothing `clusters`
-    /// does not.
+    /// reading every cluster). Code that edits `clusters` in place must
+    /// build it again ([`cluster_index::ClusterIndex::of`]); debug builds
+    /// check it where the endpoint-only check reads it. Not serialized: it
+    /// says nothing `clusters` does not.
     #[serde(skip)]
     pub cluster_index: cluster_index::ClusterIndex,
     /// Virtual hosts of the outbound route configuration, ordered by name
