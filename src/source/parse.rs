@@ -9,12 +9,15 @@ use crate::store::validate;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// What one file contained.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ParsedFile {
-    /// Objects that parsed and validated, in file order.
-    pub objects: Vec<Object>,
+    /// Objects that parsed and validated, in file order (shared, so a
+    /// document the file source did not re-parse hands the store the very
+    /// object it already holds).
+    pub objects: Vec<Arc<Object>>,
     /// Objects that were identified (kind, namespace, name) but are invalid:
     /// the store keeps serving their last good version. (An invalid
     /// AuthorizationPolicy is never here: its fail-closed stand-in is in
@@ -76,15 +79,55 @@ pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
     out
 }
 
-/// YAML's `.nan` and `.inf` are floats JSON cannot carry: decoding into
-/// JSON would quietly make them null (the field's default). Kubernetes
-/// refuses them; so does Sextant, naming where they are. Only files whose
-/// text could hold one are decoded a second time.
-fn non_finite_numbers(file: &str, text: &str, out: &mut ParsedFile) {
-    let lower = text.to_ascii_lowercase();
-    if !lower.contains(".nan") && !lower.contains(".inf") {
-        return;
+/// Parses `text`, the text of document `index` (from 0) of `file` alone,
+/// as [`parse_documents`] parses that document within the whole file: the
+/// same objects and the same diagnostics (which number the document
+/// `index + 1`), but [`keep_last_definitions`] is the file's business.
+///
+/// `None` when `text` is not exactly one readable document: a syntax error
+/// (whose message should carry the line in the whole file), or several
+/// documents. Text holding no document (blank or comments only) is an
+/// empty document, as it is after an explicit `---`.
+pub(super) fn parse_one_document(file: &str, index: usize, text: &str) -> Option<ParsedFile> {
+    let mut out = ParsedFile::default();
+    let mut documents = serde_yaml_ng::Deserializer::from_str(text);
+    let Some(document) = documents.next() else {
+        return Some(out);
+    };
+    let value = Value::deserialize(document).ok()?;
+    if documents.next().is_some() {
+        return None;
     }
+    if !value.is_null() {
+        parse_document(file, index, value, &mut out);
+    }
+    if !out.unreadable && could_hold_non_finite(text) {
+        if let Some(message) = serde_yaml_ng::from_str(text)
+            .ok()
+            .as_ref()
+            .and_then(|value| non_finite_in(file, index, value))
+        {
+            out.unreadable = true;
+            out.diagnostics.push(message);
+        }
+    }
+    Some(out)
+}
+
+/// What is left to do once every document of `file` is parsed: an object
+/// defined twice keeps its last definition, with a warning.
+pub(super) fn finish_file(file: &str, out: &mut ParsedFile) {
+    keep_last_definitions(file, out);
+}
+
+/// Whether `text` could spell YAML's `.nan` or `.inf`.
+fn could_hold_non_finite(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains(".nan") || lower.contains(".inf")
+}
+
+/// The error for the first `.nan` or `.inf` in document `index` of `file`.
+fn non_finite_in(file: &str, index: usize, value: &serde_yaml_ng::Value) -> Option<Diagnostic> {
     fn find(value: &serde_yaml_ng::Value, path: &str) -> Option<String> {
         match value {
             serde_yaml_ng::Value::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => {
@@ -107,19 +150,31 @@ fn non_finite_numbers(file: &str, text: &str, out: &mut ParsedFile) {
             _ => None,
         }
     }
+    let path = find(value, "")?;
+    Some(file_error(
+        file,
+        format!(
+            "YAML document {}: {path} is .nan or .inf, not a number (Kubernetes refuses it too)",
+            index + 1
+        ),
+    ))
+}
+
+/// YAML's `.nan` and `.inf` are floats JSON cannot carry: decoding into
+/// JSON would quietly make them null (the field's default). Kubernetes
+/// refuses them; so does Sextant, naming where they are. Only files whose
+/// text could hold one are decoded a second time.
+fn non_finite_numbers(file: &str, text: &str, out: &mut ParsedFile) {
+    if !could_hold_non_finite(text) {
+        return;
+    }
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let Ok(value) = serde_yaml_ng::Value::deserialize(document) else {
             return;
         };
-        if let Some(path) = find(&value, "") {
+        if let Some(message) = non_finite_in(file, index, &value) {
             out.unreadable = true;
-            out.diagnostics.push(file_error(
-                file,
-                format!(
-                    "YAML document {}: {path} is .nan or .inf, not a number (Kubernetes refuses it too)",
-                    index + 1
-                ),
-            ));
+            out.diagnostics.push(message);
         }
     }
 }
@@ -347,14 +402,14 @@ fn reject(
 /// Adds `object` to `out`, replacing (with a warning) an earlier document
 /// of the same file that defines the same object.
 fn push_object(object: Object, out: &mut ParsedFile) {
-    out.objects.push(object)
+    out.objects.push(Arc::new(object))
 }
 
 /// An object defined twice in one file: the later document is served, with
 /// a warning. One pass at the end of the file (a check per document made
 /// parsing quadratic in the number of objects).
 fn keep_last_definitions(file: &str, out: &mut ParsedFile) {
-    let keys: Vec<ObjectKey> = out.objects.iter().map(Object::key).collect();
+    let keys: Vec<ObjectKey> = out.objects.iter().map(|o| o.key()).collect();
     let mut last = std::collections::HashMap::with_capacity(keys.len());
     for (i, key) in keys.iter().enumerate() {
         last.insert(key, i);

@@ -1,7 +1,7 @@
 //! The YAML-directory source: every `*.yaml` / `*.yml` file under a
 //! directory (recursively, multi-document files too), watched with notify.
 
-use super::parse::parse_documents;
+use super::documents::ParsedText;
 use crate::diagnostic::Diagnostic;
 use crate::store::Store;
 use std::collections::BTreeMap;
@@ -37,11 +37,13 @@ pub fn read_config_file(path: &Path) -> std::io::Result<String> {
     std::fs::read_to_string(path)
 }
 
-/// A config directory and the content last read from each of its files.
+/// A config directory and the content last read from each of its files
+/// (with what each document parsed to, so an edit re-parses only the
+/// documents it changed: [`super::documents`]).
 #[derive(Debug)]
 pub struct YamlDir {
     root: PathBuf,
-    contents: BTreeMap<String, String>,
+    contents: BTreeMap<String, ParsedText>,
 }
 
 /// What one [`YamlDir::sync`] did.
@@ -101,21 +103,28 @@ impl YamlDir {
                     // Remember the file (so its deletion is noticed) with
                     // content no readable file has, so it is parsed again
                     // once it can be read.
-                    seen.insert(name, UNREADABLE.to_string());
+                    self.contents.remove(&name);
+                    seen.insert(name, ParsedText::unparsed(UNREADABLE.to_string()));
                     continue;
                 }
             };
-            if self.contents.get(&name) != Some(&text) {
-                let parsed = parse_documents(&name, &text);
-                report
-                    .diagnostics
-                    .extend(parsed.diagnostics.iter().cloned());
-                report.changed |= store.apply(&name, parsed);
-                report.files.push(name.clone());
-            }
-            seen.insert(name, text);
+            let previous = self.contents.remove(&name);
+            let state = match previous {
+                Some(previous) if previous.text() == text => previous,
+                previous => {
+                    let (state, parsed) = ParsedText::parse(&name, text, previous.as_ref());
+                    report
+                        .diagnostics
+                        .extend(parsed.diagnostics.iter().cloned());
+                    report.changed |= store.apply(&name, parsed);
+                    report.files.push(name.clone());
+                    state
+                }
+            };
+            seen.insert(name, state);
         }
-        for gone in self.contents.keys().filter(|k| !seen.contains_key(*k)) {
+        // What is left was not found this time.
+        for gone in self.contents.keys() {
             report.changed |= store.remove(gone);
             report.files.push(gone.clone());
         }

@@ -85,8 +85,8 @@ impl Store {
                 .map(|o| {
                     let key = o.key();
                     let object = match previous.objects.get(&key) {
-                        Some(old) if **old == o => old.clone(),
-                        _ => Arc::new(o),
+                        Some(old) if Arc::ptr_eq(old, &o) || **old == *o => old.clone(),
+                        _ => o,
                     };
                     (key, object)
                 })

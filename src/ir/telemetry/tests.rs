@@ -306,7 +306,7 @@ spec:
     let mut all: Vec<TelemetryPolicy> = parsed
         .objects
         .iter()
-        .filter_map(|object| match object {
+        .filter_map(|object| match &**object {
             crate::model::Object::Telemetry(t) => Some(resolve(&object.key(), t)),
             _ => None,
         })

@@ -16,7 +16,7 @@ fn key(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
 }
 
 fn keys(parsed: &ParsedFile) -> Vec<ObjectKey> {
-    parsed.objects.iter().map(Object::key).collect()
+    parsed.objects.iter().map(|o| o.key()).collect()
 }
 
 fn errors(parsed: &ParsedFile) -> Vec<&Diagnostic> {
@@ -93,7 +93,7 @@ spec:
             key(Kind::VirtualService, "default", "reviews"),
         ]
     );
-    let Object::DestinationRule(dr) = &parsed.objects[1] else {
+    let Object::DestinationRule(dr) = &*parsed.objects[1] else {
         panic!("expected a DestinationRule, got {:?}", parsed.objects[1]);
     };
     assert_eq!(dr.spec.subsets[0].labels["version"], "v1");
@@ -714,7 +714,7 @@ fn stand_in(parsed: &ParsedFile) -> &crate::model::AuthorizationPolicy {
         keys(parsed),
         [key(Kind::AuthorizationPolicy, "shop", "guard")]
     );
-    let Object::AuthorizationPolicy(policy) = &parsed.objects[0] else {
+    let Object::AuthorizationPolicy(policy) = &*parsed.objects[0] else {
         panic!("not an AuthorizationPolicy")
     };
     assert_eq!(policy.spec.action, AuthorizationAction::DENY);
@@ -790,7 +790,7 @@ fn an_invalid_authorization_policy_fails_closed() {
         ),
     );
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-    let Object::AuthorizationPolicy(policy) = &parsed.objects[0] else {
+    let Object::AuthorizationPolicy(policy) = &*parsed.objects[0] else {
         panic!("not an AuthorizationPolicy")
     };
     assert!(policy.metadata.annotations.is_none());
@@ -985,7 +985,7 @@ fn a_controller_written_status_is_not_an_unknown_field() {
         ),
     );
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-    let Object::AuthorizationPolicy(policy) = &parsed.objects[0] else {
+    let Object::AuthorizationPolicy(policy) = &*parsed.objects[0] else {
         panic!("not an AuthorizationPolicy")
     };
     assert!(policy.metadata.annotations.is_none(), "served as written");
