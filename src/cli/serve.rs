@@ -397,7 +397,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
         (None, Some(config_dir)) => {
-            let dir = YamlDir::new(config_dir);
+            let mut dir = YamlDir::new(config_dir);
             let (watcher, changes) = dir.watch().context("watching the config directory")?;
             Source::Dir {
                 dir,

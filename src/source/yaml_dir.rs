@@ -4,8 +4,9 @@
 use super::documents::ParsedText;
 use crate::diagnostic::Diagnostic;
 use crate::store::Store;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Stands for the content of a file that could never be read.
@@ -40,10 +41,34 @@ pub fn read_config_file(path: &Path) -> std::io::Result<String> {
 /// A config directory and the content last read from each of its files
 /// (with what each document parsed to, so an edit re-parses only the
 /// documents it changed: [`super::documents`]).
+///
+/// Once [`YamlDir::watch`]ed, a sync reads only the files the watcher
+/// named since the last one, when it can tell that nothing else changed
+/// (see [`YamlDir::sync`]); otherwise, and always when not watched, it
+/// reads every file.
 #[derive(Debug)]
 pub struct YamlDir {
     root: PathBuf,
     contents: BTreeMap<String, ParsedText>,
+    /// What the watcher saw since the last sync; `None` while not watched.
+    pending: Option<Arc<Mutex<Pending>>>,
+    /// The root as the watcher names paths: absolute (notify joins a
+    /// relative root to the working directory).
+    watched_root: PathBuf,
+    /// Whether a config file was a symbolic link at the last full read:
+    /// its target can change with no event naming the link (a Kubernetes
+    /// ConfigMap volume swaps its `..data` link), so every sync reads every
+    /// file.
+    symlinks: bool,
+}
+
+/// What changed below the root since the last sync.
+#[derive(Debug)]
+enum Pending {
+    /// At most these paths (as the watcher names them).
+    Paths(BTreeSet<PathBuf>),
+    /// Anything may have: read every file.
+    Everything,
 }
 
 /// What one [`YamlDir::sync`] did.
@@ -55,14 +80,20 @@ pub struct SyncReport {
     pub files: Vec<String>,
     /// Diagnostics of the files read again.
     pub diagnostics: Vec<Diagnostic>,
+    /// Whether every file was read (false: only those the watcher named).
+    pub read_every_file: bool,
 }
 
 impl YamlDir {
     /// A source for `root`; nothing is read until [`YamlDir::sync`].
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         YamlDir {
-            root: root.into(),
+            watched_root: root.clone(),
+            root,
             contents: BTreeMap::new(),
+            pending: None,
+            symlinks: false,
         }
     }
 
@@ -75,52 +106,98 @@ impl YamlDir {
     /// `store`, and removes files that are gone. Files are named in the store
     /// (and in messages) by their path as given under the root.
     ///
+    /// When watched, only the files the watcher named are read, unless an
+    /// event names a directory or a symbolic link, a path outside the root,
+    /// or a removed path that held config files (a directory moved away),
+    /// or the watcher lost events (queue overflow, error), or a config file
+    /// is a symbolic link: then every file is. Events on hidden files and
+    /// files of other extensions are ignored (an editor's temporary file,
+    /// `.x.yaml.tmp` renamed to `x.yaml`, is read under its final name).
+    ///
     /// # Errors
     /// When the directory itself cannot be listed; a single unreadable file is
     /// a diagnostic instead, and its last good content stays served.
     pub fn sync(&mut self, store: &mut Store) -> std::io::Result<SyncReport> {
+        let pending = match &self.pending {
+            Some(pending) => std::mem::replace(
+                &mut *pending.lock().expect("pending changes lock"),
+                Pending::Paths(BTreeSet::new()),
+            ),
+            None => Pending::Everything,
+        };
+        let files = match pending {
+            Pending::Paths(paths) if !self.symlinks => self.files_named(&paths),
+            _ => None,
+        };
+        let result = match files {
+            Some(files) => Ok(self.sync_files(files, store)),
+            None => self.sync_all(store),
+        };
+        if result.is_err() {
+            if let Some(pending) = &self.pending {
+                *pending.lock().expect("pending changes lock") = Pending::Everything;
+            }
+        }
+        result
+    }
+
+    /// The config files (below the root, as the store names them) that
+    /// `paths` may have changed, or `None` when every file must be read
+    /// (see [`YamlDir::sync`]).
+    fn files_named(&self, paths: &BTreeSet<PathBuf>) -> Option<BTreeSet<PathBuf>> {
+        let mut files = BTreeSet::new();
+        for path in paths {
+            let below = path.strip_prefix(&self.watched_root).ok()?;
+            if below.as_os_str().is_empty() {
+                return None; // the root itself
+            }
+            let file = self.root.join(below);
+            let hidden = below
+                .components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+            let config = !hidden && is_config_file_name(&file);
+            match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() => return None,
+                Ok(_) => {
+                    if config {
+                        files.insert(file);
+                    }
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    let name = file.display().to_string();
+                    if self.contents.contains_key(&name) {
+                        files.insert(file);
+                    } else {
+                        // A directory that held config files, moved away or removed.
+                        let inside = format!("{name}/");
+                        let held = self.contents.range(inside.clone()..).next();
+                        if held.is_some_and(|(k, _)| k.starts_with(&inside)) {
+                            return None;
+                        }
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        Some(files)
+    }
+
+    /// Reads every file under the root.
+    fn sync_all(&mut self, store: &mut Store) -> std::io::Result<SyncReport> {
         let mut files = Vec::new();
         collect_yaml_files(&self.root, &mut files)?;
         files.sort();
-        let mut report = SyncReport::default();
+        let mut report = SyncReport {
+            read_every_file: true,
+            ..SyncReport::default()
+        };
         let mut seen = BTreeMap::new();
+        self.symlinks = false;
         for path in files {
+            self.symlinks |=
+                std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink());
             let name = path.display().to_string();
-            let text = match read_config_file(&path) {
-                Ok(text) => text,
-                Err(err) => {
-                    let d = Diagnostic {
-                        severity: crate::diagnostic::Severity::Error,
-                        file: Some(name.clone()),
-                        object: None,
-                        field: String::new(),
-                        message: format!(
-                            "cannot read the file: {err}; its last good content stays served"
-                        ),
-                    };
-                    report.diagnostics.push(d.clone());
-                    store.keep_with_diagnostics(&name, vec![d]);
-                    // Remember the file (so its deletion is noticed) with
-                    // content no readable file has, so it is parsed again
-                    // once it can be read.
-                    self.contents.remove(&name);
-                    seen.insert(name, ParsedText::unparsed(UNREADABLE.to_string()));
-                    continue;
-                }
-            };
-            let previous = self.contents.remove(&name);
-            let state = match previous {
-                Some(previous) if previous.text() == text => previous,
-                previous => {
-                    let (state, parsed) = ParsedText::parse(&name, text, previous.as_ref());
-                    report
-                        .diagnostics
-                        .extend(parsed.diagnostics.iter().cloned());
-                    report.changed |= store.apply(&name, parsed);
-                    report.files.push(name.clone());
-                    state
-                }
-            };
+            let state = self.read(&path, name.clone(), store, &mut report);
             seen.insert(name, state);
         }
         // What is left was not found this time.
@@ -132,32 +209,122 @@ impl YamlDir {
         Ok(report)
     }
 
+    /// Reads `files` (each present or removed) and nothing else.
+    fn sync_files(&mut self, files: BTreeSet<PathBuf>, store: &mut Store) -> SyncReport {
+        let mut report = SyncReport::default();
+        for path in files {
+            let name = path.display().to_string();
+            let gone = std::fs::symlink_metadata(&path)
+                .is_err_and(|err| err.kind() == std::io::ErrorKind::NotFound);
+            if gone {
+                if self.contents.remove(&name).is_some() {
+                    report.changed |= store.remove(&name);
+                    report.files.push(name);
+                }
+                continue;
+            }
+            let state = self.read(&path, name.clone(), store, &mut report);
+            self.contents.insert(name, state);
+        }
+        report
+    }
+
+    /// Reads the file at `path` (named `name`) into `store` if its content
+    /// changed, and returns what to remember of it.
+    fn read(
+        &mut self,
+        path: &Path,
+        name: String,
+        store: &mut Store,
+        report: &mut SyncReport,
+    ) -> ParsedText {
+        let previous = self.contents.remove(&name);
+        let text = match read_config_file(path) {
+            Ok(text) => text,
+            Err(err) => {
+                let d = Diagnostic {
+                    severity: crate::diagnostic::Severity::Error,
+                    file: Some(name.clone()),
+                    object: None,
+                    field: String::new(),
+                    message: format!(
+                        "cannot read the file: {err}; its last good content stays served"
+                    ),
+                };
+                report.diagnostics.push(d.clone());
+                store.keep_with_diagnostics(&name, vec![d]);
+                // Remember the file (so its deletion is noticed) with
+                // content no readable file has, so it is parsed again
+                // once it can be read.
+                return ParsedText::unparsed(UNREADABLE.to_string());
+            }
+        };
+        match previous {
+            Some(previous) if previous.text() == text => previous,
+            previous => {
+                let (state, parsed) = ParsedText::parse(&name, text, previous.as_ref());
+                report
+                    .diagnostics
+                    .extend(parsed.diagnostics.iter().cloned());
+                report.changed |= store.apply(&name, parsed);
+                report.files.push(name);
+                state
+            }
+        }
+    }
+
     /// Watches the directory; the receiver gets a message after any change
-    /// below it (several changes may be coalesced into one). Dropping the
+    /// below it (several changes may be coalesced into one), and the next
+    /// [`YamlDir::sync`] reads what the watcher named. Dropping the
     /// returned watcher stops watching.
     ///
     /// # Errors
-    /// When the platform watcher cannot be set up.
-    pub fn watch(&self) -> notify::Result<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
+    /// When the platform watcher cannot be set up, or the working directory
+    /// is unknown while the root is relative.
+    pub fn watch(&mut self) -> notify::Result<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
         use notify::Watcher;
+        self.watched_root = if self.root.is_absolute() {
+            self.root.clone()
+        } else {
+            std::env::current_dir()?.join(&self.root)
+        };
+        // Until the first sync after this, every file is read.
+        let pending = Arc::new(Mutex::new(Pending::Everything));
+        self.pending = Some(pending.clone());
         let (tx, rx) = mpsc::channel(1);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let mut pending = pending.lock().expect("pending changes lock");
                 match event {
-                    Ok(event) if event.kind.is_access() => {}
-                    Ok(_) => {
-                        // A full channel already holds a wake-up; the next sync reads everything.
-                        let _ = tx.try_send(());
+                    Ok(event) if event.kind.is_access() => return,
+                    Ok(event) if !event.need_rescan() && !event.paths.is_empty() => {
+                        if let Pending::Paths(paths) = &mut *pending {
+                            paths.extend(event.paths);
+                        }
                     }
+                    Ok(_) => *pending = Pending::Everything,
                     Err(err) => {
-                        tracing::warn!("watching the config directory: {err}");
-                        let _ = tx.try_send(());
+                        tracing::warn!(
+                            "watching the config directory: {err}; every file is read again"
+                        );
+                        *pending = Pending::Everything;
                     }
                 }
+                drop(pending);
+                // A full channel already holds a wake-up.
+                let _ = tx.try_send(());
             })?;
         watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
         Ok((watcher, rx))
     }
+}
+
+/// Whether `path` is named like a config file (`*.yaml`, `*.yml`).
+fn is_config_file_name(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -170,12 +337,12 @@ fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()>
         }
         if entry.file_type()?.is_dir() {
             collect_yaml_files(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
+        } else if is_config_file_name(&path) {
             out.push(path);
         }
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
