@@ -4,25 +4,30 @@
 //! the file's.
 //!
 //! The file is split at YAML's document markers: a line that is `---` and
-//! nothing else (trailing white space allowed) starts a document, and the
-//! text before the first marker is a document when it holds more than
-//! blank lines and comments. YAML 1.2 forbids a marker at the start of a
-//! line inside any scalar (production `c-forbidden`), so a marker line
-//! always separates documents. A file using what this splitter does not
-//! follow — directives (`%YAML`, `%TAG`), document end markers (`...`),
-//! content after a marker on its line (`--- !tag`, `--- # note`), a
-//! byte-order mark — is parsed whole, with
+//! nothing else (trailing spaces and tabs allowed) starts a document, which
+//! counts even when empty; the text before the first marker is a document
+//! when, parsed alone, it holds one (not only blank lines and comments).
+//! YAML 1.2 forbids a marker at the start of a line inside any scalar
+//! (production `c-forbidden`), so a marker line always separates
+//! documents. A file using what this splitter does not follow — directives
+//! (`%YAML`, `%TAG`), document end markers (`...`), content after a marker
+//! on its line (`--- !tag`, `--- # note`), a byte-order mark anywhere, a
+//! carriage return that does not end a line with a line feed (YAML reads
+//! a lone one as a line break) — is parsed whole, with
 //! [`parse_documents`](super::parse::parse_documents). So is a file with a
-//! document that does not parse alone (a syntax error, whose message then
-//! carries its line in the whole file) or that makes the file unreadable
-//! (the store then keeps the file's last good content, and the whole-file
-//! parse decides what else to report).
+//! piece that does not parse alone as at most one document (a syntax
+//! error, whose message then carries its line in the whole file; a line
+//! break this splitter does not cut at, such as U+0085, holding a marker)
+//! or with a document that makes the file unreadable (the store then keeps
+//! the file's last good content, and the whole-file parse decides what else
+//! to report).
 //!
 //! A document parsed alone gives what it gives within the file, numbered
-//! by its position: a document is reused only at the same position with
-//! the same text, so its diagnostics still name the right document.
+//! by its position: a document is reused only at the same position, with
+//! the same text and the same kind of start (marker or file start), so its
+//! diagnostics still name the right document.
 
-use super::parse::{finish_file, parse_documents, parse_one_document, ParsedFile};
+use super::parse::{finish_file, parse_alone, parse_documents, Alone, ParsedFile};
 use std::ops::Range;
 
 /// A file's text and, when it could be parsed by document, what each of its
@@ -37,8 +42,11 @@ pub struct ParsedText {
 /// One document of a file.
 #[derive(Debug)]
 struct Document {
-    /// Its bytes in the file's text.
+    /// Its bytes in the file's text (after its marker line, if any).
     range: Range<usize>,
+    /// Whether a marker line starts it (else it is the text before the
+    /// first marker, which is a document only when it holds one).
+    after_marker: bool,
     /// What it parsed to alone.
     parsed: ParsedFile,
 }
@@ -82,24 +90,34 @@ fn parse_by_document(
     text: &str,
     previous: Option<&ParsedText>,
 ) -> Option<(Vec<Document>, ParsedFile)> {
-    let ranges = split(text)?;
-    let mut documents = Vec::with_capacity(ranges.len());
-    for (index, range) in ranges.into_iter().enumerate() {
-        let unchanged = previous
-            .and_then(|p| {
-                let old = p.documents.get(index)?;
-                Some((&p.text[old.range.clone()], &old.parsed))
-            })
-            .filter(|(old, _)| *old == &text[range.clone()])
-            .map(|(_, parsed)| parsed.clone());
+    let pieces = split(text)?;
+    let mut documents: Vec<Document> = Vec::with_capacity(pieces.len());
+    for (range, after_marker) in pieces {
+        let index = documents.len();
+        let piece = &text[range.clone()];
+        let unchanged = previous.and_then(|p| {
+            let old = p.documents.get(index)?;
+            let same = old.after_marker == after_marker && &p.text[old.range.clone()] == piece;
+            same.then(|| old.parsed.clone())
+        });
         let parsed = match unchanged {
             Some(parsed) => parsed,
-            None => parse_one_document(file, index, &text[range.clone()])?,
+            None => match parse_alone(file, index, piece)? {
+                Alone::Document(parsed) => parsed,
+                // After a marker, an empty document (it counts).
+                Alone::Nothing if after_marker => ParsedFile::default(),
+                // Before the first marker: no document.
+                Alone::Nothing => continue,
+            },
         };
         if parsed.unreadable {
             return None;
         }
-        documents.push(Document { range, parsed });
+        documents.push(Document {
+            range,
+            after_marker,
+            parsed,
+        });
     }
     let mut out = ParsedFile {
         empty: text.trim().is_empty(),
@@ -115,45 +133,45 @@ fn parse_by_document(
     Some((documents, out))
 }
 
-/// Byte ranges of the documents of `text` in stream order (a marker line
-/// belongs to no document); `None` when the file uses a construct this
+/// The pieces of `text` in stream order, each with whether a marker line
+/// starts it: the text before the first marker (possibly empty), then the
+/// text after each marker line. `None` when the file uses a construct this
 /// splitter does not follow (see the module docs).
-fn split(text: &str) -> Option<Vec<Range<usize>>> {
-    if text.starts_with('\u{feff}') {
+fn split(text: &str) -> Option<Vec<(Range<usize>, bool)>> {
+    if text.contains('\u{feff}') || lone_carriage_return(text) {
         return None;
     }
-    let mut documents = Vec::new();
+    let mut pieces = Vec::new();
     let mut start = 0;
-    // Whether the current document began at a marker (it then counts even
-    // when empty), and whether it holds more than blank lines and comments.
-    let mut explicit = false;
-    let mut content = false;
+    let mut after_marker = false;
     let mut at = 0;
     for line in text.split_inclusive('\n') {
         let next = at + line.len();
         if line.starts_with('%') {
             return None;
         }
-        if let Some(marker) = marker(line) {
-            if marker != Marker::Start {
-                return None;
+        match marker(line) {
+            Some(Marker::Start) => {
+                pieces.push((start..at, after_marker));
+                start = next;
+                after_marker = true;
             }
-            if explicit || content {
-                documents.push(start..at);
-            }
-            start = next;
-            explicit = true;
-            content = false;
-        } else {
-            let trimmed = line.trim_start();
-            content |= !trimmed.is_empty() && !trimmed.starts_with('#');
+            Some(Marker::Other) => return None,
+            None => {}
         }
         at = next;
     }
-    if explicit || content {
-        documents.push(start..text.len());
-    }
-    Some(documents)
+    pieces.push((start..text.len(), after_marker));
+    Some(pieces)
+}
+
+/// Whether `text` has a carriage return not followed by a line feed.
+fn lone_carriage_return(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\r' && bytes.get(i + 1) != Some(&b'\n'))
 }
 
 /// What a line that starts with a document marker holds.
@@ -165,18 +183,22 @@ enum Marker {
     Other,
 }
 
-/// The marker `line` starts with, if any: `---` or `...` followed by white
-/// space or the end of the line.
+/// The marker `line` starts with, if any: `---` or `...` followed by a
+/// space, a tab or the line's end (YAML's blanks are those two only).
 fn marker(line: &str) -> Option<Marker> {
     let rest = line
         .strip_prefix("---")
         .map(|rest| (true, rest))
         .or_else(|| line.strip_prefix("...").map(|rest| (false, rest)));
     let (start, rest) = rest?;
-    if !(rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n'])) {
+    let rest = rest
+        .strip_suffix('\n')
+        .map(|r| r.strip_suffix('\r').unwrap_or(r))
+        .unwrap_or(rest);
+    if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
         return None; // `---foo` is a plain scalar, not a marker
     }
-    Some(if start && rest.trim().is_empty() {
+    Some(if start && rest.chars().all(|c| c == ' ' || c == '\t') {
         Marker::Start
     } else {
         Marker::Other

@@ -79,24 +79,35 @@ pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
     out
 }
 
+/// What a text parsed alone holds (see [`parse_alone`]).
+#[derive(Debug)]
+pub(super) enum Alone {
+    /// No document: blank lines and comments only.
+    Nothing,
+    /// One document, parsed.
+    Document(ParsedFile),
+}
+
 /// Parses `text`, the text of document `index` (from 0) of `file` alone,
 /// as [`parse_documents`] parses that document within the whole file: the
 /// same objects and the same diagnostics (which number the document
 /// `index + 1`), but [`keep_last_definitions`] is the file's business.
 ///
-/// `None` when `text` is not exactly one readable document: a syntax error
-/// (whose message should carry the line in the whole file), or several
-/// documents. Text holding no document (blank or comments only) is an
-/// empty document, as it is after an explicit `---`.
-pub(super) fn parse_one_document(file: &str, index: usize, text: &str) -> Option<ParsedFile> {
+/// `None` when `text` is neither one readable document nor none: a syntax
+/// error (whose message should carry the line in the whole file), or
+/// several documents.
+pub(super) fn parse_alone(file: &str, index: usize, text: &str) -> Option<Alone> {
     let mut out = ParsedFile::default();
     let mut documents = serde_yaml_ng::Deserializer::from_str(text);
     let Some(document) = documents.next() else {
-        return Some(out);
+        return Some(Alone::Nothing);
     };
     let value = Value::deserialize(document).ok()?;
     if documents.next().is_some() {
         return None;
+    }
+    if value.is_null() && !holds_a_document(text) {
+        return Some(Alone::Nothing);
     }
     if !value.is_null() {
         parse_document(file, index, value, &mut out);
@@ -111,7 +122,15 @@ pub(super) fn parse_one_document(file: &str, index: usize, text: &str) -> Option
             out.diagnostics.push(message);
         }
     }
-    Some(out)
+    Some(Alone::Document(out))
+}
+
+/// Whether `text`, which parses as one null document, really holds one
+/// (`~`, `null`) rather than nothing: serde_yaml_ng yields a null document
+/// for a stream of blank lines and comments too. A marker line appended
+/// adds one document, so the stream then has two only if `text` held one.
+fn holds_a_document(text: &str) -> bool {
+    serde_yaml_ng::Deserializer::from_str(&format!("{text}\n---\n")).count() == 2
 }
 
 /// What is left to do once every document of `file` is parsed: an object

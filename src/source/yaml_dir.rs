@@ -5,6 +5,7 @@ use super::documents::ParsedText;
 use crate::diagnostic::Diagnostic;
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -55,11 +56,11 @@ pub struct YamlDir {
     /// The root as the watcher names paths: absolute (notify joins a
     /// relative root to the working directory).
     watched_root: PathBuf,
-    /// Whether a config file was a symbolic link at the last full read:
-    /// its target can change with no event naming the link (a Kubernetes
-    /// ConfigMap volume swaps its `..data` link), so every sync reads every
-    /// file.
-    symlinks: bool,
+    /// Whether a config file was a symbolic link or had several hard links
+    /// at the last full read: its content can then change with no event
+    /// naming it (a Kubernetes ConfigMap volume swaps its `..data` link; a
+    /// write through another name), so every sync reads every file.
+    linked: bool,
 }
 
 /// What changed below the root since the last sync.
@@ -93,7 +94,7 @@ impl YamlDir {
             root,
             contents: BTreeMap::new(),
             pending: None,
-            symlinks: false,
+            linked: false,
         }
     }
 
@@ -107,12 +108,16 @@ impl YamlDir {
     /// (and in messages) by their path as given under the root.
     ///
     /// When watched, only the files the watcher named are read, unless an
-    /// event names a directory or a symbolic link, a path outside the root,
-    /// or a removed path that held config files (a directory moved away),
-    /// or the watcher lost events (queue overflow, error), or a config file
-    /// is a symbolic link: then every file is. Events on hidden files and
-    /// files of other extensions are ignored (an editor's temporary file,
-    /// `.x.yaml.tmp` renamed to `x.yaml`, is read under its final name).
+    /// event names a directory, a symbolic link, a path through a linked
+    /// directory (the watcher follows links the full read does not), a file
+    /// with several hard links, a path outside the root, or a removed path
+    /// that held config files (a directory moved away), or the watcher lost
+    /// events (queue overflow, error), or a config file is a symbolic link
+    /// or has several hard links: then every file is. Events on hidden
+    /// files and files of other extensions are ignored (an editor's
+    /// temporary file, `.x.yaml.tmp` renamed to `x.yaml`, is read under its
+    /// final name). A file whose path is not UTF-8 is never read (it is
+    /// named in a warning at each full read).
     ///
     /// # Errors
     /// When the directory itself cannot be listed; a single unreadable file is
@@ -126,7 +131,7 @@ impl YamlDir {
             None => Pending::Everything,
         };
         let files = match pending {
-            Pending::Paths(paths) if !self.symlinks => self.files_named(&paths),
+            Pending::Paths(paths) if !self.linked => self.files_named(&paths),
             _ => None,
         };
         let result = match files {
@@ -151,13 +156,21 @@ impl YamlDir {
             if below.as_os_str().is_empty() {
                 return None; // the root itself
             }
+            if below.to_str().is_none() {
+                continue; // never read
+            }
+            if self.through_a_link(below)? {
+                return None;
+            }
             let file = self.root.join(below);
             let hidden = below
                 .components()
                 .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
             let config = !hidden && is_config_file_name(&file);
             match std::fs::symlink_metadata(path) {
-                Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() => return None,
+                Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() || meta.nlink() > 1 => {
+                    return None
+                }
                 Ok(_) => {
                     if config {
                         files.insert(file);
@@ -182,6 +195,24 @@ impl YamlDir {
         Some(files)
     }
 
+    /// Whether a directory on the way from the root to `below` is a
+    /// symbolic link; `None` when that cannot be told. A directory already
+    /// gone is no link: what was read below it was read through real
+    /// directories.
+    fn through_a_link(&self, below: &Path) -> Option<bool> {
+        let mut dir = self.watched_root.clone();
+        for component in below.parent().into_iter().flat_map(Path::components) {
+            dir.push(component);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.file_type().is_symlink() => return Some(true),
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Some(false),
+                Err(_) => return None,
+            }
+        }
+        Some(false)
+    }
+
     /// Reads every file under the root.
     fn sync_all(&mut self, store: &mut Store) -> std::io::Result<SyncReport> {
         let mut files = Vec::new();
@@ -192,10 +223,10 @@ impl YamlDir {
             ..SyncReport::default()
         };
         let mut seen = BTreeMap::new();
-        self.symlinks = false;
+        self.linked = false;
         for path in files {
-            self.symlinks |=
-                std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink());
+            self.linked |= std::fs::symlink_metadata(&path)
+                .is_ok_and(|meta| meta.file_type().is_symlink() || meta.nlink() > 1);
             let name = path.display().to_string();
             let state = self.read(&path, name.clone(), store, &mut report);
             seen.insert(name, state);
@@ -334,6 +365,14 @@ fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()>
         let file_name = entry.file_name();
         if file_name.to_string_lossy().starts_with('.') {
             continue; // editor swap files and hidden directories
+        }
+        if path.to_str().is_none() {
+            // Its name would not be its own in messages and in the store.
+            tracing::warn!(
+                path = %path.display(),
+                "not read: the path is not valid UTF-8"
+            );
+            continue;
         }
         if entry.file_type()?.is_dir() {
             collect_yaml_files(&path, out)?;

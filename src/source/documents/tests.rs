@@ -10,29 +10,28 @@ fn workload_entry(name: &str, address: &str) -> String {
     )
 }
 
-/// The texts of `text`'s documents as the splitter cuts them.
-fn documents(text: &str) -> Option<Vec<&str>> {
-    split(text).map(|ranges| ranges.into_iter().map(|r| &text[r]).collect())
+/// The pieces of `text` as the splitter cuts them: the text before the
+/// first marker, then the text after each marker.
+fn pieces(text: &str) -> Option<Vec<&str>> {
+    split(text).map(|pieces| pieces.into_iter().map(|(r, _)| &text[r]).collect())
 }
 
 #[test]
-fn markers_split_documents_and_text_before_the_first_counts_only_with_content() {
+fn marker_lines_cut_the_text_into_pieces() {
+    assert_eq!(pieces("a: 1\n---\nb: 2\n"), Some(vec!["a: 1\n", "b: 2\n"]));
     assert_eq!(
-        documents("a: 1\n---\nb: 2\n"),
-        Some(vec!["a: 1\n", "b: 2\n"])
+        pieces("# note\n\n---\nb: 2"),
+        Some(vec!["# note\n\n", "b: 2"])
     );
-    assert_eq!(documents("# note\n\n---\nb: 2"), Some(vec!["b: 2"]));
-    // An explicit document counts even when empty, so later documents keep
-    // their numbers.
     assert_eq!(
-        documents("---\n---  \r\nb: 2\n---\n"),
-        Some(vec!["", "b: 2\n", ""])
+        pieces("---\n---  \r\nb: 2\n---\t\n"),
+        Some(vec!["", "", "b: 2\n", ""])
     );
-    assert_eq!(documents(""), Some(vec![]));
-    assert_eq!(documents("---foo: 1\n"), Some(vec!["---foo: 1\n"]));
+    assert_eq!(pieces(""), Some(vec![""]));
+    assert_eq!(pieces("---foo: 1\n"), Some(vec!["---foo: 1\n"]));
     // Indented, a marker is content of the document.
     assert_eq!(
-        documents("a: |\n  ---\n  x\n"),
+        pieces("a: |\n  ---\n  x\n"),
         Some(vec!["a: |\n  ---\n  x\n"])
     );
 }
@@ -45,10 +44,28 @@ fn constructs_the_splitter_does_not_follow_make_the_file_parse_whole() {
         "--- # note\na: 1\n",
         "--- !tag\na: 1\n",
         "--- {a: 1}\n",
+        // YAML's blanks are the space and the tab only.
+        "--- \u{a0}\na: 1\n",
+        "---\t\u{c}\na: 1\n",
         "\u{feff}a: 1\n",
+        "# c\n\u{feff}\n---\na: 1\n",
+        // A lone carriage return is a line break to YAML.
+        "# c\r---\ra: 1\r",
     ] {
-        assert_eq!(documents(text), None, "{text:?}");
+        assert_eq!(pieces(text), None, "{text:?}");
     }
+}
+
+/// A file whose lines end with a lone carriage return (old Mac style) is
+/// one line to a splitter that cuts at line feeds only; it must still be
+/// read as YAML reads it, not taken for one comment.
+#[test]
+fn a_file_with_carriage_returns_alone_is_read_as_yaml_reads_it() {
+    let text = workload_entry("w0", "10.0.0.1").replace('\n', "\r");
+    let text = format!("# the mesh\r---\r{text}");
+    let (_, parsed) = ParsedText::parse(FILE, text.clone(), None);
+    assert_eq!(parsed, parse_documents(FILE, &text));
+    assert_eq!(parsed.objects.len(), 1, "{parsed:?}");
 }
 
 #[test]
@@ -122,15 +139,27 @@ fn random_separator(rng: &mut fastrand::Rng) -> &'static str {
         1 => "...\n---\n",
         2 => "---\t\r\n",
         3 => "---   \n",
+        // Not YAML blanks after the marker.
+        4 => "--- \u{a0}\n",
+        5 => "---\t\u{b}\n",
+        6 => "\u{feff}\n---\n",
         _ => "---\n",
     }
 }
 
 fn render(rng: &mut fastrand::Rng, documents: &[String]) -> String {
-    let mut text = String::new();
-    if rng.bool() {
-        text.push_str("# a file of the mesh\n");
+    // Before the first marker: nothing, comments, or what only looks blank.
+    let mut text = match rng.u32(0..12) {
+        0 => "\n\n",
+        1 => "\u{c}\n",
+        2 => "\u{a0}\n",
+        3 => "# a \u{1} in a comment\n",
+        4 => "~\n",
+        5 => "# header\rkey: v\n",
+        6..=8 => "# a file of the mesh\n",
+        _ => "",
     }
+    .to_string();
     for (i, document) in documents.iter().enumerate() {
         if i > 0 || rng.u32(0..4) == 0 {
             text.push_str(random_separator(rng));
@@ -186,4 +215,26 @@ fn parsing_by_document_equals_parsing_the_whole_file_through_random_edits() {
     }
     // The comparison covered the path it is about, not only the fallback.
     assert!(by_document > 300, "parsed by document {by_document} times");
+}
+
+/// The same comment, once an empty document after a marker, then the text
+/// before the first marker (no document): the documents after it are
+/// numbered anew.
+#[test]
+fn a_comment_moved_before_the_first_marker_stops_counting_as_a_document() {
+    let gateway =
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: a}\n";
+    let before = format!("---\n# note\n---\n{gateway}");
+    let after = format!("# note\n---\n{gateway}");
+    let (state, first) = ParsedText::parse(FILE, before.clone(), None);
+    assert_eq!(first, parse_documents(FILE, &before));
+    let (_, second) = ParsedText::parse(FILE, after.clone(), Some(&state));
+    assert_eq!(second, parse_documents(FILE, &after));
+    assert!(
+        second.diagnostics[0]
+            .message
+            .starts_with("YAML document 1 "),
+        "{:?}",
+        second.diagnostics
+    );
 }

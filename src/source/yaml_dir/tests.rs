@@ -287,3 +287,87 @@ async fn a_relative_root_still_reads_only_the_saved_file() {
         served(&[("wa", "10.0.0.9"), ("wb", "10.0.0.2")])
     );
 }
+
+/// Watches `root` (already filled) and reads it once.
+fn watch(root: tempfile::TempDir) -> Watched {
+    let mut source = YamlDir::new(root.path());
+    let (watcher, changes) = source.watch().unwrap();
+    let mut store = Store::new();
+    source.sync(&mut store).unwrap();
+    Watched {
+        root,
+        source,
+        _watcher: watcher,
+        changes,
+        store,
+    }
+}
+
+/// The watcher follows a link to a directory (and may name a file through
+/// it); reading every file does not. The file is read once, under its real
+/// path, and its removal is seen.
+#[tokio::test]
+async fn a_file_seen_through_a_linked_directory_is_read_under_its_real_path() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("real")).unwrap();
+    std::fs::write(
+        root.path().join("real/a.yaml"),
+        workload_entry("wa", "10.0.0.1"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("real", root.path().join("aalias")).unwrap();
+    let mut dir = watch(root);
+    std::fs::write(dir.path("real/a.yaml"), workload_entry("wa", "10.0.0.2")).unwrap();
+    dir.settle().await;
+    assert_eq!(dir.served(), served(&[("wa", "10.0.0.2")]));
+    let key = ObjectKey {
+        kind: Kind::WorkloadEntry,
+        namespace: "a".into(),
+        name: "wa".into(),
+    };
+    let real = dir.path("real/a.yaml").display().to_string();
+    assert_eq!(dir.store.origin_of(&key), Some(real.as_str()));
+
+    std::fs::remove_file(dir.path("real/a.yaml")).unwrap();
+    dir.settle().await;
+    assert_eq!(dir.served(), served(&[]));
+}
+
+/// A linked directory outside the root is never read, edited or not.
+#[tokio::test]
+async fn a_linked_directory_outside_the_root_stays_unread_when_edited() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("b.yaml"),
+        workload_entry("wb", "10.0.0.2"),
+    )
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.yaml"), workload_entry("wa", "10.0.0.1")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path().join("ext")).unwrap();
+    let mut dir = watch(root);
+    assert_eq!(dir.served(), served(&[("wa", "10.0.0.1")]));
+    std::fs::write(
+        outside.path().join("b.yaml"),
+        workload_entry("wb", "10.0.0.9"),
+    )
+    .unwrap();
+    dir.settle().await;
+    assert_eq!(dir.served(), served(&[("wa", "10.0.0.1")]));
+}
+
+/// Two names of one file (a hard link): a write through one changes the
+/// other, which no event names.
+#[tokio::test]
+async fn every_name_of_a_hard_linked_file_is_read_again() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.yaml"), workload_entry("wa", "10.0.0.1")).unwrap();
+    std::fs::hard_link(root.path().join("a.yaml"), root.path().join("0.yaml")).unwrap();
+    let mut dir = watch(root);
+    // In place: the inode, and so the other name, stays.
+    std::fs::write(dir.path("a.yaml"), workload_entry("wa", "10.0.0.2")).unwrap();
+    let report = dir.settle().await;
+    assert!(report.read_every_file, "{report:?}");
+    // `0.yaml` comes first, so its definition is the one served.
+    assert_eq!(dir.served(), served(&[("wa", "10.0.0.2")]));
+}
