@@ -20,6 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
+/// Envoy's default HTTP/2 receive window, per stream and per connection,
+/// in bytes: 256 MiB (`Http2ProtocolOptions.initial_stream_window_size`
+/// and `initial_connection_window_size`), which the simulated proxies use.
+const ENVOY_HTTP2_WINDOW_BYTES: u32 = 256 * 1024 * 1024;
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
@@ -250,7 +255,12 @@ async fn run_mode(
     let started = Instant::now();
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", server.xds))
         .map_err(|e| LoadError::Server(format!("bad address {}: {e}", server.xds)))?
-        .http2_adaptive_window(true)
+        // Receive as a stock Envoy does: its HTTP/2 windows default to
+        // 256 MiB per stream and per connection (`Http2ProtocolOptions`),
+        // so a large response is never held back waiting for window
+        // updates (hyper's adaptive window starts at the spec's 64 KiB).
+        .initial_stream_window_size(ENVOY_HTTP2_WINDOW_BYTES)
+        .initial_connection_window_size(ENVOY_HTTP2_WINDOW_BYTES)
         .connect_timeout(config.timeout);
     for i in 0..n {
         let namespace = world.namespace_of(i);
