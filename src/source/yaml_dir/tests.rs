@@ -22,12 +22,17 @@ struct Watched {
 }
 
 impl Watched {
-    /// Writes `files` (name, text), starts watching and reads everything once.
+    /// Writes `files` (name, text) into a new directory, then [`Watched::on`] it.
     fn new(files: &[(&str, String)]) -> Self {
         let root = tempfile::tempdir().unwrap();
         for (name, text) in files {
             std::fs::write(root.path().join(name), text).unwrap();
         }
+        Watched::on(root)
+    }
+
+    /// Watches `root` (already filled) and reads every file once.
+    fn on(root: tempfile::TempDir) -> Self {
         let mut source = YamlDir::new(root.path());
         let (watcher, changes) = source.watch().unwrap();
         let mut store = Store::new();
@@ -179,16 +184,7 @@ async fn a_config_map_volume_update_is_read() {
     .unwrap();
     std::os::unix::fs::symlink("..2026_11_30_1", at("..data")).unwrap();
     std::os::unix::fs::symlink("..data/mesh.yaml", at("mesh.yaml")).unwrap();
-    let mut source = YamlDir::new(root.path());
-    let (_watcher, changes) = source.watch().unwrap();
-    let mut dir = Watched {
-        root,
-        source,
-        _watcher,
-        changes,
-        store: Store::new(),
-    };
-    dir.source.sync(&mut dir.store).unwrap();
+    let mut dir = Watched::on(root);
     assert_eq!(dir.served(), served(&[("wa", "10.0.0.1")]));
 
     let at = |name: &str| dir.path(name);
@@ -239,16 +235,7 @@ async fn a_link_to_an_edited_hidden_file_is_read() {
     )
     .unwrap();
     std::os::unix::fs::symlink(".real.yaml", root.path().join("mesh.yaml")).unwrap();
-    let mut source = YamlDir::new(root.path());
-    let (_watcher, changes) = source.watch().unwrap();
-    let mut dir = Watched {
-        root,
-        source,
-        _watcher,
-        changes,
-        store: Store::new(),
-    };
-    dir.source.sync(&mut dir.store).unwrap();
+    let mut dir = Watched::on(root);
     std::fs::write(dir.path(".real.yaml"), workload_entry("wa", "10.0.0.6")).unwrap();
     let report = dir.settle().await;
     assert!(report.read_every_file, "{report:?}");
@@ -288,21 +275,6 @@ async fn a_relative_root_still_reads_only_the_saved_file() {
     );
 }
 
-/// Watches `root` (already filled) and reads it once.
-fn watch(root: tempfile::TempDir) -> Watched {
-    let mut source = YamlDir::new(root.path());
-    let (watcher, changes) = source.watch().unwrap();
-    let mut store = Store::new();
-    source.sync(&mut store).unwrap();
-    Watched {
-        root,
-        source,
-        _watcher: watcher,
-        changes,
-        store,
-    }
-}
-
 /// The watcher follows a link to a directory (and may name a file through
 /// it); reading every file does not. The file is read once, under its real
 /// path, and its removal is seen.
@@ -316,7 +288,7 @@ async fn a_file_seen_through_a_linked_directory_is_read_under_its_real_path() {
     )
     .unwrap();
     std::os::unix::fs::symlink("real", root.path().join("aalias")).unwrap();
-    let mut dir = watch(root);
+    let mut dir = Watched::on(root);
     std::fs::write(dir.path("real/a.yaml"), workload_entry("wa", "10.0.0.2")).unwrap();
     dir.settle().await;
     assert_eq!(dir.served(), served(&[("wa", "10.0.0.2")]));
@@ -345,7 +317,7 @@ async fn a_linked_directory_outside_the_root_stays_unread_when_edited() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("a.yaml"), workload_entry("wa", "10.0.0.1")).unwrap();
     std::os::unix::fs::symlink(outside.path(), root.path().join("ext")).unwrap();
-    let mut dir = watch(root);
+    let mut dir = Watched::on(root);
     assert_eq!(dir.served(), served(&[("wa", "10.0.0.1")]));
     std::fs::write(
         outside.path().join("b.yaml"),
@@ -363,7 +335,7 @@ async fn every_name_of_a_hard_linked_file_is_read_again() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("a.yaml"), workload_entry("wa", "10.0.0.1")).unwrap();
     std::fs::hard_link(root.path().join("a.yaml"), root.path().join("0.yaml")).unwrap();
-    let mut dir = watch(root);
+    let mut dir = Watched::on(root);
     // In place: the inode, and so the other name, stays.
     std::fs::write(dir.path("a.yaml"), workload_entry("wa", "10.0.0.2")).unwrap();
     let report = dir.settle().await;
