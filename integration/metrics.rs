@@ -132,6 +132,17 @@ async fn metrics_follow_envoy(delta: bool) {
     envoy.wait_until_serving("reviews").await;
     wait_synced(&sextant, &node_id).await;
 
+    // The kernel counts CPU time in clock ticks (10 ms), and a small world
+    // may take less than one to serve: scrape (which costs the server CPU)
+    // until /proc shows two ticks, so that an exposed 0 below is wrong, not
+    // early.
+    let pid = sextant.process.pid();
+    for _ in 0..1000 {
+        if sextant::procfs::sample(pid).unwrap().cpu >= Duration::from_millis(20) {
+            break;
+        }
+        scrape(&sextant).await;
+    }
     let text = scrape(&sextant).await;
     assert_eq!(
         value(
@@ -151,7 +162,6 @@ async fn metrics_follow_envoy(delta: bool) {
     // names: the figures of its pid, as the test reads them from /proc
     // right after the scrape (memory and descriptors may move a little in
     // between; CPU time only grows).
-    let pid = sextant.process.pid();
     let measured = sextant::procfs::sample(pid).unwrap();
     let rss = measured.rss_bytes as f64;
     let exposed = value(&text, "process_resident_memory_bytes");

@@ -76,8 +76,8 @@ pub struct Expectation {
     type_url: TypeUrl,
     check: Check,
     written_at: Instant,
-    /// Verdict per content version.
-    verdicts: Mutex<HashMap<String, bool>>,
+    /// Verdict per content version, decided once.
+    verdicts: Mutex<HashMap<String, Arc<OnceLock<bool>>>>,
     /// When each proxy (by index) first received the change.
     seen: Vec<OnceLock<Instant>>,
 }
@@ -148,22 +148,17 @@ impl Watches {
             if e.seen[proxy].get().is_some() {
                 continue;
             }
-            // Decoded outside the lock: a large route configuration takes
-            // tens of ms, and every other proxy's task would wait on it.
-            let known = e
+            // Decoded outside the map's lock (a large route configuration
+            // takes tens of ms): only proxies that received this very
+            // version wait for its verdict.
+            let cell = e
                 .verdicts
                 .lock()
                 .expect("verdict lock")
-                .get(version)
-                .copied();
-            let verdict = known.unwrap_or_else(|| {
-                let verdict = e.check.passes(bytes);
-                e.verdicts
-                    .lock()
-                    .expect("verdict lock")
-                    .insert(version.to_string(), verdict);
-                verdict
-            });
+                .entry(version.to_string())
+                .or_default()
+                .clone();
+            let verdict = *cell.get_or_init(|| e.check.passes(bytes));
             if verdict && e.seen[proxy].set(at).is_ok() {
                 self.missing.fetch_sub(1, Ordering::SeqCst);
             }

@@ -12,13 +12,12 @@
 //! documents. A file using what this splitter does not follow — directives
 //! (`%YAML`, `%TAG`), document end markers (`...`), content after a marker
 //! on its line (`--- !tag`, `--- # note`), a byte-order mark anywhere, a
-//! carriage return that does not end a line with a line feed (YAML reads
-//! a lone one as a line break) — is parsed whole, with
+//! line break other than a line feed (a carriage return alone, U+0085,
+//! U+2028, U+2029: YAML breaks lines there too) — is parsed whole, with
 //! [`parse_documents`](super::parse::parse_documents). So is a file with a
 //! piece that does not parse alone as at most one document (a syntax
-//! error, whose message then carries its line in the whole file; a line
-//! break this splitter does not cut at, such as U+0085, holding a marker)
-//! or with a document that makes the file unreadable (the store then keeps
+//! error, whose message then carries its line in the whole file) or with
+//! a document that makes the file unreadable (the store then keeps
 //! the file's last good content, and the whole-file parse decides what else
 //! to report).
 //!
@@ -138,7 +137,9 @@ fn parse_by_document(
 /// text after each marker line. `None` when the file uses a construct this
 /// splitter does not follow (see the module docs).
 fn split(text: &str) -> Option<Vec<(Range<usize>, bool)>> {
-    if text.contains('\u{feff}') || lone_carriage_return(text) {
+    // A byte-order mark; a lone carriage return or a NEL, LS or PS, which
+    // YAML takes for line breaks where this splitter does not cut.
+    if text.contains(['\u{feff}', '\u{85}', '\u{2028}', '\u{2029}']) || lone_carriage_return(text) {
         return None;
     }
     let mut pieces = Vec::new();

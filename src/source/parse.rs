@@ -130,7 +130,11 @@ pub(super) fn parse_alone(file: &str, index: usize, text: &str) -> Option<Alone>
 /// for a stream of blank lines and comments too. A marker line appended
 /// adds one document, so the stream then has two only if `text` held one.
 fn holds_a_document(text: &str) -> bool {
-    serde_yaml_ng::Deserializer::from_str(&format!("{text}\n---\n")).count() == 2
+    // (`take`: after an error the iterator would not end.)
+    serde_yaml_ng::Deserializer::from_str(&format!("{text}\n---\n"))
+        .take(3)
+        .count()
+        == 2
 }
 
 /// What is left to do once every document of `file` is parsed: an object
@@ -418,8 +422,8 @@ fn reject(
     out.rejected.push(key);
 }
 
-/// Adds `object` to `out`, replacing (with a warning) an earlier document
-/// of the same file that defines the same object.
+/// Adds `object` to `out` ([`keep_last_definitions`] later drops an
+/// earlier definition of the same object, with a warning).
 fn push_object(object: Object, out: &mut ParsedFile) {
     out.objects.push(Arc::new(object))
 }

@@ -7,6 +7,7 @@ use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -53,6 +54,12 @@ pub struct YamlDir {
     contents: BTreeMap<String, ParsedText>,
     /// What the watcher saw since the last sync; `None` while not watched.
     pending: Option<Arc<Mutex<Pending>>>,
+    /// Wakes whoever waits on [`YamlDir::watch`]'s receiver.
+    wake: Option<mpsc::Sender<()>>,
+    /// Set once the watcher reported an error (a watch it could not add,
+    /// at the inotify limit, leaves a directory unwatched for good): every
+    /// sync then reads every file.
+    watcher_failed: Arc<AtomicBool>,
     /// The root as the watcher names paths: absolute (notify joins a
     /// relative root to the working directory).
     watched_root: PathBuf,
@@ -94,6 +101,8 @@ impl YamlDir {
             root,
             contents: BTreeMap::new(),
             pending: None,
+            wake: None,
+            watcher_failed: Arc::new(AtomicBool::new(false)),
             linked: false,
         }
     }
@@ -108,12 +117,16 @@ impl YamlDir {
     /// (and in messages) by their path as given under the root.
     ///
     /// When watched, only the files the watcher named are read, unless an
-    /// event names a directory, a symbolic link, a path through a linked
-    /// directory (the watcher follows links the full read does not), a file
-    /// with several hard links, a path outside the root, or a removed path
-    /// that held config files (a directory moved away), or the watcher lost
-    /// events (queue overflow, error), or a config file is a symbolic link
-    /// or has several hard links: then every file is. Events on hidden
+    /// event names the root, a directory, a symbolic link, a path through a
+    /// linked directory, a file with several hard links, a path outside the
+    /// root, a path that cannot be examined, or a removed path that held
+    /// config files (a directory moved away), or the watcher lost events
+    /// (queue overflow), or it ever reported an error, or a config file is
+    /// a symbolic link or has several hard links: then every file is. When
+    /// an event made it read every file, the next sync does too, and the
+    /// watcher's receiver is woken for it: the watcher watches a new
+    /// directory only after handling its event, so a file created in it
+    /// meanwhile has no event of its own. Events on hidden
     /// files and files of other extensions are ignored (an editor's
     /// temporary file, `.x.yaml.tmp` renamed to `x.yaml`, is read under its
     /// final name). A file whose path is not UTF-8 is never read (it is
@@ -130,17 +143,24 @@ impl YamlDir {
             ),
             None => Pending::Everything,
         };
-        let files = match pending {
-            Pending::Paths(paths) if !self.linked => self.files_named(&paths),
-            _ => None,
+        let trusted = !self.linked && !self.watcher_failed.load(Ordering::Relaxed);
+        let (files, follow_up) = match pending {
+            Pending::Paths(paths) if trusted => match self.files_named(&paths) {
+                Some(files) => (Some(files), false),
+                None => (None, true),
+            },
+            _ => (None, false),
         };
         let result = match files {
             Some(files) => Ok(self.sync_files(files, store)),
             None => self.sync_all(store),
         };
-        if result.is_err() {
+        if result.is_err() || follow_up {
             if let Some(pending) = &self.pending {
                 *pending.lock().expect("pending changes lock") = Pending::Everything;
+            }
+            if let Some(wake) = &self.wake {
+                let _ = wake.try_send(());
             }
         }
         result
@@ -322,29 +342,35 @@ impl YamlDir {
         // Until the first sync after this, every file is read.
         let pending = Arc::new(Mutex::new(Pending::Everything));
         self.pending = Some(pending.clone());
+        let failed = self.watcher_failed.clone();
         let (tx, rx) = mpsc::channel(1);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let mut pending = pending.lock().expect("pending changes lock");
-                match event {
-                    Ok(event) if event.kind.is_access() => return,
-                    Ok(event) if !event.need_rescan() && !event.paths.is_empty() => {
-                        if let Pending::Paths(paths) = &mut *pending {
-                            paths.extend(event.paths);
-                        }
-                    }
-                    Ok(_) => *pending = Pending::Everything,
-                    Err(err) => {
-                        tracing::warn!(
-                            "watching the config directory: {err}; every file is read again"
-                        );
-                        *pending = Pending::Everything;
+        self.wake = Some(tx.clone());
+        let handler = move |event: notify::Result<notify::Event>| {
+            let mut pending = pending.lock().expect("pending changes lock");
+            match event {
+                Ok(event) if event.kind.is_access() => return,
+                Ok(event) if !event.need_rescan() && !event.paths.is_empty() => {
+                    if let Pending::Paths(paths) = &mut *pending {
+                        paths.extend(event.paths);
                     }
                 }
-                drop(pending);
-                // A full channel already holds a wake-up.
-                let _ = tx.try_send(());
-            })?;
+                Ok(_) => *pending = Pending::Everything,
+                Err(err) => {
+                    tracing::warn!(
+                            "watching the config directory: {err}; from now on every change reads every file"
+                        );
+                    failed.store(true, Ordering::Relaxed);
+                    *pending = Pending::Everything;
+                }
+            }
+            drop(pending);
+            // A full channel already holds a wake-up.
+            let _ = tx.try_send(());
+        };
+        // Links to directories are not followed, as the full read does not
+        // follow them (and removing one would drop the watch of its target).
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut watcher = notify::RecommendedWatcher::new(handler, config)?;
         watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
         Ok((watcher, rx))
     }

@@ -49,8 +49,11 @@ fn constructs_the_splitter_does_not_follow_make_the_file_parse_whole() {
         "---\t\u{c}\na: 1\n",
         "\u{feff}a: 1\n",
         "# c\n\u{feff}\n---\na: 1\n",
-        // A lone carriage return is a line break to YAML.
+        // A lone carriage return is a line break to YAML, as are NEL, LS, PS.
         "# c\r---\ra: 1\r",
+        "---\n---\u{2028}a: 1\n",
+        "a: 1\u{85}---\nb: 2\n",
+        "a: 1\n\u{2029}",
     ] {
         assert_eq!(pieces(text), None, "{text:?}");
     }
@@ -143,6 +146,9 @@ fn random_separator(rng: &mut fastrand::Rng) -> &'static str {
         4 => "--- \u{a0}\n",
         5 => "---\t\u{b}\n",
         6 => "\u{feff}\n---\n",
+        // Line breaks YAML knows and the splitter does not cut at.
+        7 => "---\u{2028}",
+        8 => "\u{85}---\n",
         _ => "---\n",
     }
 }
@@ -214,7 +220,7 @@ fn parsing_by_document_equals_parsing_the_whole_file_through_random_edits() {
         }
     }
     // The comparison covered the path it is about, not only the fallback.
-    assert!(by_document > 300, "parsed by document {by_document} times");
+    assert!(by_document > 200, "parsed by document {by_document} times");
 }
 
 /// The same comment, once an empty document after a marker, then the text

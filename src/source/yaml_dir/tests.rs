@@ -53,7 +53,9 @@ impl Watched {
 
     /// Saves `name` as editors do: a hidden temporary file renamed over it.
     fn save(&self, name: &str, text: &str) {
-        let tmp = self.path(&format!(".{name}.tmp"));
+        let path = self.path(name);
+        let file_name = path.file_name().unwrap().to_string_lossy();
+        let tmp = path.with_file_name(format!(".{file_name}.tmp"));
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, self.path(name)).unwrap();
     }
@@ -305,7 +307,8 @@ async fn a_file_seen_through_a_linked_directory_is_read_under_its_real_path() {
     assert_eq!(dir.served(), served(&[]));
 }
 
-/// A linked directory outside the root is never read, edited or not.
+/// A linked directory outside the root is never read, edited or not (the
+/// watcher does not follow the link; a save in the root wakes the sync).
 #[tokio::test]
 async fn a_linked_directory_outside_the_root_stays_unread_when_edited() {
     let outside = tempfile::tempdir().unwrap();
@@ -324,8 +327,9 @@ async fn a_linked_directory_outside_the_root_stays_unread_when_edited() {
         workload_entry("wb", "10.0.0.9"),
     )
     .unwrap();
+    dir.save("a.yaml", &workload_entry("wa", "10.0.0.3"));
     dir.settle().await;
-    assert_eq!(dir.served(), served(&[("wa", "10.0.0.1")]));
+    assert_eq!(dir.served(), served(&[("wa", "10.0.0.3")]));
 }
 
 /// Two names of one file (a hard link): a write through one changes the
@@ -342,4 +346,84 @@ async fn every_name_of_a_hard_linked_file_is_read_again() {
     assert!(report.read_every_file, "{report:?}");
     // `0.yaml` comes first, so its definition is the one served.
     assert_eq!(dir.served(), served(&[("wa", "10.0.0.2")]));
+}
+
+/// Removing a link to a directory inside the root leaves the directory
+/// watched (a watcher following links shares one watch between the link
+/// and its target, and drops it with the link).
+#[tokio::test]
+async fn removing_a_link_to_a_directory_keeps_its_target_watched() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("real")).unwrap();
+    std::fs::write(
+        root.path().join("real/a.yaml"),
+        workload_entry("wa", "10.0.0.1"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("real", root.path().join("alias")).unwrap();
+    let mut dir = Watched::on(root);
+    std::fs::remove_file(dir.path("alias")).unwrap();
+    dir.settle().await;
+    dir.save("real/a.yaml", &workload_entry("wa", "10.0.0.2"));
+    let report = dir.settle().await;
+    assert!(!report.read_every_file, "{report:?}");
+    assert_eq!(dir.served(), served(&[("wa", "10.0.0.2")]));
+}
+
+/// A file in a subdirectory is read by its own event, under the name the
+/// full read gives it.
+#[tokio::test]
+async fn a_save_in_a_subdirectory_reads_only_that_file() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("team/x")).unwrap();
+    std::fs::write(
+        root.path().join("team/x/a.yaml"),
+        workload_entry("wa", "10.0.0.1"),
+    )
+    .unwrap();
+    let mut dir = Watched::on(root);
+    dir.save("team/x/a.yaml", &workload_entry("wa", "10.0.0.2"));
+    let report = dir.settle().await;
+    assert!(!report.read_every_file, "{report:?}");
+    assert_eq!(
+        report.files,
+        [dir.path("team/x/a.yaml").display().to_string()]
+    );
+    assert_eq!(dir.served(), served(&[("wa", "10.0.0.2")]));
+}
+
+/// A new directory, filled at once: the watcher watches it only after its
+/// event, so the sync that event causes is followed by one more full read,
+/// which finds files that had no event of their own.
+#[tokio::test]
+async fn a_new_directory_is_read_again_after_its_event() {
+    let mut dir = two_files();
+    std::fs::create_dir(dir.path("team")).unwrap();
+    std::fs::write(dir.path("team/c.yaml"), workload_entry("wc", "10.0.0.3")).unwrap();
+    let first = dir.settle().await;
+    assert!(first.read_every_file, "{first:?}");
+    let second = dir.settle().await;
+    assert!(second.read_every_file, "{second:?}");
+    assert_eq!(
+        dir.served(),
+        served(&[("wa", "10.0.0.1"), ("wb", "10.0.0.2"), ("wc", "10.0.0.3")])
+    );
+}
+
+/// A second name made for a file after the first read: from then on every
+/// sync reads every file.
+#[tokio::test]
+async fn a_hard_link_made_later_is_noticed() {
+    let mut dir = two_files();
+    std::fs::hard_link(dir.path("a.yaml"), dir.path("0.yaml")).unwrap();
+    let report = dir.settle().await;
+    assert!(report.read_every_file, "{report:?}");
+    dir.settle().await; // the follow-up full read
+    std::fs::write(dir.path("a.yaml"), workload_entry("wa", "10.0.0.7")).unwrap();
+    let report = dir.settle().await;
+    assert!(report.read_every_file, "{report:?}");
+    assert_eq!(
+        dir.served(),
+        served(&[("wa", "10.0.0.7"), ("wb", "10.0.0.2")])
+    );
 }
