@@ -12,6 +12,18 @@ fn workload_entry(name: &str, address: &str) -> String {
     )
 }
 
+/// A new directory holding `files` (path below it, text), with the
+/// directories on their paths.
+fn filled(files: &[(&str, String)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = root.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    root
+}
+
 /// A watched config directory and the store it fills.
 struct Watched {
     root: tempfile::TempDir,
@@ -22,13 +34,9 @@ struct Watched {
 }
 
 impl Watched {
-    /// Writes `files` (name, text) into a new directory, then [`Watched::on`] it.
+    /// [`Watched::on`] a new directory [`filled`] with `files`.
     fn new(files: &[(&str, String)]) -> Self {
-        let root = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            std::fs::write(root.path().join(name), text).unwrap();
-        }
-        Watched::on(root)
+        Watched::on(filled(files))
     }
 
     /// Watches `root` (already filled) and reads every file once.
@@ -176,14 +184,8 @@ async fn a_directory_moved_in_or_out_is_read_whole() {
 /// over it. No event names `x.yaml`.
 #[tokio::test]
 async fn a_config_map_volume_update_is_read() {
-    let root = tempfile::tempdir().unwrap();
+    let root = filled(&[("..2026_11_30_1/mesh.yaml", workload_entry("wa", "10.0.0.1"))]);
     let at = |name: &str| root.path().join(name);
-    std::fs::create_dir(at("..2026_11_30_1")).unwrap();
-    std::fs::write(
-        at("..2026_11_30_1/mesh.yaml"),
-        workload_entry("wa", "10.0.0.1"),
-    )
-    .unwrap();
     std::os::unix::fs::symlink("..2026_11_30_1", at("..data")).unwrap();
     std::os::unix::fs::symlink("..data/mesh.yaml", at("mesh.yaml")).unwrap();
     let mut dir = Watched::on(root);
@@ -206,8 +208,7 @@ async fn a_config_map_volume_update_is_read() {
 
 #[tokio::test]
 async fn without_a_watcher_every_sync_reads_every_file() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::write(root.path().join("a.yaml"), workload_entry("wa", "10.0.0.1")).unwrap();
+    let root = filled(&[("a.yaml", workload_entry("wa", "10.0.0.1"))]);
     let mut source = YamlDir::new(root.path());
     let mut store = Store::new();
     source.sync(&mut store).unwrap();
@@ -230,12 +231,7 @@ async fn without_a_watcher_every_sync_reads_every_file() {
 /// names only the hidden file, so every sync reads every file.
 #[tokio::test]
 async fn a_link_to_an_edited_hidden_file_is_read() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::write(
-        root.path().join(".real.yaml"),
-        workload_entry("wa", "10.0.0.1"),
-    )
-    .unwrap();
+    let root = filled(&[(".real.yaml", workload_entry("wa", "10.0.0.1"))]);
     std::os::unix::fs::symlink(".real.yaml", root.path().join("mesh.yaml")).unwrap();
     let mut dir = Watched::on(root);
     std::fs::write(dir.path(".real.yaml"), workload_entry("wa", "10.0.0.6")).unwrap();
@@ -282,13 +278,7 @@ async fn a_relative_root_still_reads_only_the_saved_file() {
 /// path, and its removal is seen.
 #[tokio::test]
 async fn a_file_seen_through_a_linked_directory_is_read_under_its_real_path() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("real")).unwrap();
-    std::fs::write(
-        root.path().join("real/a.yaml"),
-        workload_entry("wa", "10.0.0.1"),
-    )
-    .unwrap();
+    let root = filled(&[("real/a.yaml", workload_entry("wa", "10.0.0.1"))]);
     std::os::unix::fs::symlink("real", root.path().join("aalias")).unwrap();
     let mut dir = Watched::on(root);
     std::fs::write(dir.path("real/a.yaml"), workload_entry("wa", "10.0.0.2")).unwrap();
@@ -311,14 +301,8 @@ async fn a_file_seen_through_a_linked_directory_is_read_under_its_real_path() {
 /// watcher does not follow the link; a save in the root wakes the sync).
 #[tokio::test]
 async fn a_linked_directory_outside_the_root_stays_unread_when_edited() {
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(
-        outside.path().join("b.yaml"),
-        workload_entry("wb", "10.0.0.2"),
-    )
-    .unwrap();
-    let root = tempfile::tempdir().unwrap();
-    std::fs::write(root.path().join("a.yaml"), workload_entry("wa", "10.0.0.1")).unwrap();
+    let outside = filled(&[("b.yaml", workload_entry("wb", "10.0.0.2"))]);
+    let root = filled(&[("a.yaml", workload_entry("wa", "10.0.0.1"))]);
     std::os::unix::fs::symlink(outside.path(), root.path().join("ext")).unwrap();
     let mut dir = Watched::on(root);
     assert_eq!(dir.served(), served(&[("wa", "10.0.0.1")]));
@@ -336,8 +320,7 @@ async fn a_linked_directory_outside_the_root_stays_unread_when_edited() {
 /// other, which no event names.
 #[tokio::test]
 async fn every_name_of_a_hard_linked_file_is_read_again() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::write(root.path().join("a.yaml"), workload_entry("wa", "10.0.0.1")).unwrap();
+    let root = filled(&[("a.yaml", workload_entry("wa", "10.0.0.1"))]);
     std::fs::hard_link(root.path().join("a.yaml"), root.path().join("0.yaml")).unwrap();
     let mut dir = Watched::on(root);
     // In place: the inode, and so the other name, stays.
@@ -353,13 +336,7 @@ async fn every_name_of_a_hard_linked_file_is_read_again() {
 /// and its target, and drops it with the link).
 #[tokio::test]
 async fn removing_a_link_to_a_directory_keeps_its_target_watched() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("real")).unwrap();
-    std::fs::write(
-        root.path().join("real/a.yaml"),
-        workload_entry("wa", "10.0.0.1"),
-    )
-    .unwrap();
+    let root = filled(&[("real/a.yaml", workload_entry("wa", "10.0.0.1"))]);
     std::os::unix::fs::symlink("real", root.path().join("alias")).unwrap();
     let mut dir = Watched::on(root);
     std::fs::remove_file(dir.path("alias")).unwrap();
@@ -374,14 +351,7 @@ async fn removing_a_link_to_a_directory_keeps_its_target_watched() {
 /// full read gives it.
 #[tokio::test]
 async fn a_save_in_a_subdirectory_reads_only_that_file() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("team/x")).unwrap();
-    std::fs::write(
-        root.path().join("team/x/a.yaml"),
-        workload_entry("wa", "10.0.0.1"),
-    )
-    .unwrap();
-    let mut dir = Watched::on(root);
+    let mut dir = Watched::new(&[("team/x/a.yaml", workload_entry("wa", "10.0.0.1"))]);
     dir.save("team/x/a.yaml", &workload_entry("wa", "10.0.0.2"));
     let report = dir.settle().await;
     assert!(!report.read_every_file, "{report:?}");
