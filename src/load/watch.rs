@@ -256,52 +256,21 @@ mod weights {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envoy_types::pb::envoy::config::route::v3::{
-        route, route_action, weighted_cluster::ClusterWeight, RouteAction, RouteConfiguration,
-        VirtualHost, WeightedCluster,
-    };
-    use envoy_types::pb::google::protobuf::UInt32Value;
+    use crate::envoy::builders::{forward_route, route_match};
+    use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
     /// A route configuration as Envoy's full message: a plain route, then a
     /// weighted one, in the second of two virtual hosts.
     fn route_configuration(weights: &[(&str, u32)]) -> Vec<u8> {
-        let route = |specifier| envoy_types::pb::envoy::config::route::v3::Route {
-            name: "r".into(),
-            action: Some(route::Action::Route(RouteAction {
-                cluster_specifier: Some(specifier),
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        let weighted = WeightedCluster {
-            clusters: weights
-                .iter()
-                .map(|(name, weight)| ClusterWeight {
-                    name: name.to_string(),
-                    weight: Some(UInt32Value { value: *weight }),
-                    ..Default::default()
-                })
-                .collect(),
+        let virtual_host = |name: &str, clusters: &[(&str, u32)]| VirtualHost {
+            name: name.into(),
+            domains: vec![name.into()],
+            routes: vec![forward_route("r", route_match(None, vec![]), clusters)],
             ..Default::default()
         };
         RouteConfiguration {
             name: "80".into(),
-            virtual_hosts: vec![
-                VirtualHost {
-                    name: "a".into(),
-                    domains: vec!["a".into()],
-                    routes: vec![route(route_action::ClusterSpecifier::Cluster("a".into()))],
-                    ..Default::default()
-                },
-                VirtualHost {
-                    name: "b".into(),
-                    domains: vec!["b".into()],
-                    routes: vec![route(route_action::ClusterSpecifier::WeightedClusters(
-                        weighted,
-                    ))],
-                    ..Default::default()
-                },
-            ],
+            virtual_hosts: vec![virtual_host("a", &[("a", 1)]), virtual_host("b", weights)],
             ..Default::default()
         }
         .encode_to_vec()
