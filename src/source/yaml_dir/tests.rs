@@ -273,9 +273,10 @@ async fn a_relative_root_still_reads_only_the_saved_file() {
     );
 }
 
-/// The watcher follows a link to a directory (and may name a file through
-/// it); reading every file does not. The file is read once, under its real
-/// path, and its removal is seen.
+/// A link to a directory inside the root: neither the full read nor the
+/// watcher follows it (a watcher that did could name a file through the
+/// link). The file is read once, under its real path, and its removal is
+/// seen.
 #[tokio::test]
 async fn a_file_seen_through_a_linked_directory_is_read_under_its_real_path() {
     let root = filled(&[("real/a.yaml", workload_entry("wa", "10.0.0.1"))]);
