@@ -5,6 +5,7 @@
 //! [`ProxySnapshot`] and subscribes to its generation counter to learn when
 //! to ask again.
 
+mod body;
 mod endpoint_update;
 mod per_proxy;
 mod rebase;
@@ -12,6 +13,7 @@ mod route_version;
 mod shared;
 mod slots;
 
+pub use body::Body;
 pub use route_version::route_configuration_hash;
 
 use crate::ca::WorkloadCerts;
@@ -31,14 +33,15 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 /// One encoded resource: the message bytes (the `value` of its `Any`) and a
-/// hash of them. Cheap to clone (three reference counts), so maps of them
+/// hash of them. Cheap to clone (four reference counts), so maps of them
 /// can be copied and shared between proxy classes and streams.
 #[derive(Clone, Debug)]
 pub struct Resource {
     /// Resource name.
     pub name: Arc<str>,
-    /// Encoded message.
-    pub body: Bytes,
+    /// Encoded message (in parts for a class's route configuration: see
+    /// [`Body`]).
+    pub body: Body,
     /// Content hash, the resource's version: the first 16 hex digits of the
     /// SHA-256 of `body` ([`short_hash`]), except for a route configuration
     /// ([`Resource::route_configuration`]), whose hash is built from the
@@ -62,8 +65,13 @@ impl Eq for Resource {}
 
 impl Resource {
     /// A resource of `body` named `name` whose version is `hash`.
-    pub fn new(name: impl Into<Arc<str>>, body: Bytes, hash: impl Into<Arc<str>>) -> Self {
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        body: impl Into<Body>,
+        hash: impl Into<Arc<str>>,
+    ) -> Self {
         let name = name.into();
+        let body = body.into();
         let hash = hash.into();
         let mut hasher = Sha256::new();
         hasher.update((name.len() as u64).to_be_bytes());

@@ -68,7 +68,7 @@ pub(super) fn build_on(old: Option<&ResourceMap>, mut fresh: Vec<Resource>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::Resource;
+    use crate::cache::{Body, Resource};
     use bytes::Bytes;
 
     fn resource(name: &str, content: &str) -> Resource {
@@ -83,7 +83,7 @@ mod tests {
             .collect()
     }
 
-    fn contents(map: &ResourceMap) -> Vec<(String, Bytes)> {
+    fn contents(map: &ResourceMap) -> Vec<(String, Body)> {
         map.values()
             .map(|r| (r.name.to_string(), r.body.clone()))
             .collect()
@@ -144,10 +144,11 @@ mod tests {
         let fresh = resources(&[("b", "1"), ("a", "1"), ("b", "2"), ("c", "1")]);
         for old in [None, Some(map(&[("a", "0"), ("b", "0")]))] {
             let built = build_on(old.as_ref(), fresh.clone());
-            let got: Vec<(String, Bytes)> = contents(&built);
+            let got: Vec<(String, Body)> = contents(&built);
             assert_eq!(
                 got,
-                [("a", "1"), ("b", "2"), ("c", "1")].map(|(n, c)| (n.to_string(), Bytes::from(c)))
+                [("a", "1"), ("b", "2"), ("c", "1")]
+                    .map(|(n, c)| (n.to_string(), Body::from(Bytes::from(c))))
             );
         }
     }

@@ -17,6 +17,7 @@
 //! [`translate::translate`]'s output: a test compares them for every golden
 //! input and several classes.
 
+use super::body::{Body, BodyBuilder};
 use super::rebase;
 use super::route_version::{self, RouteVersion};
 use super::slots::Slots;
@@ -29,6 +30,7 @@ use prost::encoding::{self, WireType};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The per-IR store of shared encoded parts, filled on demand, and the
@@ -53,6 +55,11 @@ pub(super) struct SharedParts {
     /// [`plan::routes_are_shared`]). Shared with the IRs an endpoint-only
     /// change derives from this one (routes read no endpoints).
     routes: Arc<Vec<[OnceLock<Option<EncodedVirtualHost>>; 2]>>,
+    /// The first route configuration assembled from `routes` in one
+    /// buffer, and where it holds each record of `routes` it took: later
+    /// classes share those bytes instead of copying them (see
+    /// [`Body`]). Shared like `routes`.
+    assembled: Arc<OnceLock<Assembled>>,
     /// The domains of every virtual host, and which ones are contested;
     /// shared like `routes`.
     domains: Arc<VirtualHostDomains>,
@@ -150,6 +157,7 @@ impl SharedParts {
                     .map(|_| Default::default())
                     .collect(),
             ),
+            assembled: Arc::default(),
             domains: Arc::new(VirtualHostDomains::new(ir)),
             reach: Arc::new(ClusterReach::new(ir)),
             cluster_maps: Mutex::default(),
@@ -168,6 +176,7 @@ impl SharedParts {
             clusters: old.clusters.carry_over(dirty),
             endpoints: old.endpoints.carry_over(dirty),
             routes: old.routes.clone(),
+            assembled: old.assembled.clone(),
             domains: old.domains.clone(),
             reach: old.reach.clone(),
             cluster_maps: Mutex::default(),
@@ -365,17 +374,25 @@ impl SharedParts {
     /// version is computed alongside (see [`route_version`]) from digests
     /// kept per IR for shared routes (per class for the others), not from
     /// hashing the whole configuration per class.
+    ///
+    /// The first class to get here assembles its configuration in one
+    /// buffer and keeps it in `assembled`; a later class's body shares the
+    /// runs of that buffer that hold the shared virtual hosts it takes too,
+    /// and copies only the rest (its own virtual hosts): see [`Body`].
     fn route_configuration(&self, ir: &Ir, plan: &ClassPlan<'_>) -> Resource {
         let name = OUTBOUND_ROUTE_CONFIG.to_string();
         let mut version = RouteVersion::new();
         let mut head = Vec::new();
         encoding::string::encode(1, &name, &mut head);
         version.field(&head);
-        let vhosts: Vec<Cow<'_, EncodedVirtualHost>> = plan
+        // Each virtual host, with the route list of `routes` it is, when it
+        // is that record itself.
+        let vhosts: Vec<(Cow<'_, EncodedVirtualHost>, Option<bool>)> = plan
             .virtual_hosts
             .iter()
             .map(|v| {
-                let shared = plan.shared_routes(v.vhost).and_then(|own| {
+                let own = plan.shared_routes(v.vhost);
+                let shared = own.and_then(|own| {
                     self.routes[v.index][usize::from(own)]
                         .get_or_init(|| {
                             let list = plan::route_list(v.vhost, own);
@@ -392,32 +409,81 @@ impl SharedParts {
                 });
                 match shared {
                     Some(shared) if *v.domains == *self.domains.everywhere(v.index) => {
-                        Cow::Borrowed(shared)
+                        (Cow::Borrowed(shared), own)
                     }
-                    Some(shared) => Cow::Owned(EncodedVirtualHost::new(
-                        &v.vhost.name,
-                        &v.domains,
-                        shared.routes(),
-                        Some(&shared.routes_digest),
-                    )),
-                    None => Cow::Owned(EncodedVirtualHost::new(
-                        &v.vhost.name,
-                        &v.domains,
-                        &encode_routes(&plan.routes(v.vhost)),
+                    Some(shared) => (
+                        Cow::Owned(EncodedVirtualHost::new(
+                            &v.vhost.name,
+                            &v.domains,
+                            shared.routes(),
+                            Some(&shared.routes_digest),
+                        )),
                         None,
-                    )),
+                    ),
+                    None => (
+                        Cow::Owned(EncodedVirtualHost::new(
+                            &v.vhost.name,
+                            &v.domains,
+                            &encode_routes(&plan.routes(v.vhost)),
+                            None,
+                        )),
+                        None,
+                    ),
                 }
             })
             .collect();
-        let mut body =
-            Vec::with_capacity(head.len() + vhosts.iter().map(|v| v.record.len()).sum::<usize>());
-        body.extend_from_slice(&head);
-        for v in &vhosts {
-            body.extend_from_slice(&v.record);
+        for (v, _) in &vhosts {
             version.virtual_host(&v.digest);
         }
-        Resource::new(name, Bytes::from(body), version.finish())
+        let body = match self.assembled.get() {
+            Some(assembled) => {
+                let mut body = BodyBuilder::new(&assembled.body);
+                body.copy(&head);
+                for ((v, own), planned) in vhosts.iter().zip(&plan.virtual_hosts) {
+                    match (own, &assembled.records[planned.index]) {
+                        (Some(own), Some((same, range))) if own == same => {
+                            body.share(range.clone())
+                        }
+                        _ => body.copy(&v.record),
+                    }
+                }
+                body.finish()
+            }
+            None => {
+                let len = head.len() + vhosts.iter().map(|(v, _)| v.record.len()).sum::<usize>();
+                let mut body = Vec::with_capacity(len);
+                body.extend_from_slice(&head);
+                let mut records = vec![None; ir.virtual_hosts.len()];
+                for ((v, own), planned) in vhosts.iter().zip(&plan.virtual_hosts) {
+                    if let Some(own) = own {
+                        records[planned.index] =
+                            Some((*own, body.len()..body.len() + v.record.len()));
+                    }
+                    body.extend_from_slice(&v.record);
+                }
+                let body = Bytes::from(body);
+                if records.iter().any(Option::is_some) {
+                    // Another class may have assembled one meanwhile: either serves.
+                    let _ = self.assembled.set(Assembled {
+                        body: body.clone(),
+                        records,
+                    });
+                }
+                Body::from(body)
+            }
+        };
+        Resource::new(name, body, version.finish())
     }
+}
+
+/// A route configuration assembled in one buffer, and where it holds the
+/// shared virtual hosts it took (see [`SharedParts::route_configuration`]).
+#[derive(Debug)]
+struct Assembled {
+    body: Bytes,
+    /// Per virtual host of the IR: the route list (as `routes` is indexed)
+    /// and the range of `body` holding that record, when `body` holds it.
+    records: Vec<Option<(bool, Range<usize>)>>,
 }
 
 /// One virtual host of a route configuration, encoded: its whole record

@@ -35,8 +35,9 @@ const RESOURCE_VERSION_FIELD: u32 = 1;
 const RESOURCE_ANY_FIELD: u32 = 2;
 /// `envoy.service.discovery.v3.Resource.name`.
 const RESOURCE_NAME_FIELD: u32 = 3;
-/// Resource bodies shorter than this (bytes) are copied into the chunk being
-/// built; longer ones are sent as chunks of their own, shared, not copied.
+/// Parts of resource bodies shorter than this (bytes) are copied into the
+/// chunk being built; longer ones are sent as chunks of their own, shared,
+/// not copied.
 const SHARE_FROM_BYTES: usize = 1024;
 /// A chunk being built is sent once it holds this many bytes.
 const CHUNK_BYTES: usize = 16 * 1024;
@@ -277,11 +278,13 @@ impl Chunks {
             }
             for resource in &batch {
                 self.response.put_entry_head(resource, &mut buf);
-                if resource.body.len() < SHARE_FROM_BYTES {
-                    buf.put_slice(&resource.body);
-                } else {
-                    self.queue.push_back(buf.split().freeze());
-                    self.queue.push_back(resource.body.clone());
+                for part in resource.body.parts() {
+                    if part.len() < SHARE_FROM_BYTES {
+                        buf.put_slice(part);
+                    } else {
+                        self.queue.push_back(buf.split().freeze());
+                        self.queue.push_back(part.clone());
+                    }
                 }
             }
         }
@@ -306,17 +309,27 @@ impl Iterator for Chunks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::Body;
     use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 
     /// Resources named `r000`.. whose bodies have the given lengths, so
-    /// that some are copied and some are shared.
+    /// that some are copied and some are shared; every third body is in
+    /// three parts (a route configuration assembled from shared virtual
+    /// hosts), cut at a third and 1,000 bytes before its end.
     fn resources(lengths: &[usize]) -> Vec<Resource> {
         lengths
             .iter()
             .enumerate()
             .map(|(i, &len)| {
                 let body: Vec<u8> = (0..len).map(|b| (b * 7 + i) as u8).collect();
-                Resource::new(format!("r{i:03}"), body.into(), format!("h{i}"))
+                let body = if i % 3 == 2 {
+                    let body = Bytes::from(body);
+                    let (a, b) = (len / 3, len.saturating_sub(1000).max(len / 3));
+                    Body::from_parts(vec![body.slice(..a), body.slice(a..b), body.slice(b..)])
+                } else {
+                    Body::from(body)
+                };
+                Resource::new(format!("r{i:03}"), body, format!("h{i}"))
             })
             .collect()
     }
@@ -431,6 +444,17 @@ mod tests {
         };
         let wire = WireResponse::sotw(TypeUrl::Listener, fields.clone(), Default::default());
         assert_eq!(message(wire), fields.encode_to_vec());
+    }
+
+    #[test]
+    fn large_parts_of_a_body_are_shared_and_small_ones_copied() {
+        let list = resources(&[10, 20, 70_000]);
+        let parts = list[2].body.parts().to_vec();
+        assert_eq!(parts.len(), 3);
+        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), by_name(list));
+        let chunks: Vec<Bytes> = wire.into_chunks(usize::MAX).unwrap().collect();
+        let sent = |part: &Bytes| chunks.iter().any(|c| c.as_ptr() == part.as_ptr());
+        assert!(sent(&parts[0]) && sent(&parts[1]) && !sent(&parts[2]));
     }
 
     #[test]
