@@ -17,7 +17,7 @@
 //! [`translate::translate`]'s output: a test compares them for every golden
 //! input and several classes.
 
-use super::body::{Body, BodyBuilder};
+use super::body::BodyBuilder;
 use super::rebase;
 use super::route_version::{self, RouteVersion};
 use super::slots::Slots;
@@ -55,10 +55,9 @@ pub(super) struct SharedParts {
     /// [`plan::routes_are_shared`]). Shared with the IRs an endpoint-only
     /// change derives from this one (routes read no endpoints).
     routes: Arc<Vec<[OnceLock<Option<EncodedVirtualHost>>; 2]>>,
-    /// The first route configuration assembled from `routes` in one
-    /// buffer, and where it holds each record of `routes` it took: later
-    /// classes share those bytes instead of copying them (see
-    /// [`Body`]). Shared like `routes`.
+    /// The records of `routes` the first class with any took, in one
+    /// buffer: classes share those bytes instead of copying them (see
+    /// [`super::Body`]). Shared like `routes`.
     assembled: Arc<OnceLock<Assembled>>,
     /// The domains of every virtual host, and which ones are contested;
     /// shared like `routes`.
@@ -162,6 +161,13 @@ impl SharedParts {
             reach: Arc::new(ClusterReach::new(ir)),
             cluster_maps: Mutex::default(),
         }
+    }
+
+    /// The buffer of shared virtual host records classes' route
+    /// configurations point into, once a class has assembled it.
+    #[cfg(test)]
+    pub(super) fn assembled_records(&self) -> Option<Bytes> {
+        self.assembled.get().map(|a| a.body.clone())
     }
 
     /// The parts of `old` that an endpoint-only change leaves as they are:
@@ -375,24 +381,24 @@ impl SharedParts {
     /// kept per IR for shared routes (per class for the others), not from
     /// hashing the whole configuration per class.
     ///
-    /// The first class to get here assembles its configuration in one
-    /// buffer and keeps it in `assembled`; a later class's body shares the
-    /// runs of that buffer that hold the shared virtual hosts it takes too,
-    /// and copies only the rest (its own virtual hosts): see [`Body`].
+    /// The first class to get here that takes shared records puts them in
+    /// one buffer, in order (`assembled`), those it answers with more
+    /// domains too; every class's body then shares the runs of that buffer
+    /// that hold the records it takes as they are, and copies only the
+    /// rest (the virtual hosts of its own namespace): see [`super::Body`].
     fn route_configuration(&self, ir: &Ir, plan: &ClassPlan<'_>) -> Resource {
         let name = OUTBOUND_ROUTE_CONFIG.to_string();
         let mut version = RouteVersion::new();
         let mut head = Vec::new();
         encoding::string::encode(1, &name, &mut head);
         version.field(&head);
-        // Each virtual host, with the route list of `routes` it is, when it
-        // is that record itself.
-        let vhosts: Vec<(Cow<'_, EncodedVirtualHost>, Option<bool>)> = plan
+        // Each virtual host, with the shared record of its routes (and that
+        // record's route list) when there is one.
+        let vhosts: Vec<EncodedPlanned<'_>> = plan
             .virtual_hosts
             .iter()
             .map(|v| {
-                let own = plan.shared_routes(v.vhost);
-                let shared = own.and_then(|own| {
+                let shared = plan.shared_routes(v.vhost).and_then(|own| {
                     self.routes[v.index][usize::from(own)]
                         .get_or_init(|| {
                             let list = plan::route_list(v.vhost, own);
@@ -406,84 +412,111 @@ impl SharedParts {
                             })
                         })
                         .as_ref()
+                        .map(|shared| (own, shared))
                 });
-                match shared {
-                    Some(shared) if *v.domains == *self.domains.everywhere(v.index) => {
-                        (Cow::Borrowed(shared), own)
+                let encoded = match shared {
+                    Some((_, shared)) if *v.domains == *self.domains.everywhere(v.index) => {
+                        Cow::Borrowed(shared)
                     }
-                    Some(shared) => (
-                        Cow::Owned(EncodedVirtualHost::new(
-                            &v.vhost.name,
-                            &v.domains,
-                            shared.routes(),
-                            Some(&shared.routes_digest),
-                        )),
+                    Some((_, shared)) => Cow::Owned(EncodedVirtualHost::new(
+                        &v.vhost.name,
+                        &v.domains,
+                        shared.routes(),
+                        Some(&shared.routes_digest),
+                    )),
+                    None => Cow::Owned(EncodedVirtualHost::new(
+                        &v.vhost.name,
+                        &v.domains,
+                        &encode_routes(&plan.routes(v.vhost)),
                         None,
-                    ),
-                    None => (
-                        Cow::Owned(EncodedVirtualHost::new(
-                            &v.vhost.name,
-                            &v.domains,
-                            &encode_routes(&plan.routes(v.vhost)),
-                            None,
-                        )),
-                        None,
-                    ),
-                }
+                    )),
+                };
+                (encoded, shared)
             })
             .collect();
         for (v, _) in &vhosts {
             version.virtual_host(&v.digest);
         }
-        let body = match self.assembled.get() {
-            Some(assembled) => {
-                let mut body = BodyBuilder::new(&assembled.body);
-                body.copy(&head);
-                for ((v, own), planned) in vhosts.iter().zip(&plan.virtual_hosts) {
-                    match (own, &assembled.records[planned.index]) {
-                        (Some(own), Some((same, range))) if own == same => {
-                            body.share(range.clone())
-                        }
-                        _ => body.copy(&v.record),
-                    }
-                }
-                body.finish()
-            }
+        let assembled = match self.assembled.get() {
+            Some(assembled) => Some(assembled),
             None => {
-                let len = head.len() + vhosts.iter().map(|(v, _)| v.record.len()).sum::<usize>();
-                let mut body = Vec::with_capacity(len);
-                body.extend_from_slice(&head);
-                let mut records = vec![None; ir.virtual_hosts.len()];
-                for ((v, own), planned) in vhosts.iter().zip(&plan.virtual_hosts) {
-                    if let Some(own) = own {
-                        records[planned.index] =
-                            Some((*own, body.len()..body.len() + v.record.len()));
-                    }
-                    body.extend_from_slice(&v.record);
-                }
-                let body = Bytes::from(body);
-                if records.iter().any(Option::is_some) {
-                    // Another class may have assembled one meanwhile: either serves.
-                    let _ = self.assembled.set(Assembled {
-                        body: body.clone(),
-                        records,
-                    });
-                }
-                Body::from(body)
+                let assembled = Assembled::of(ir.virtual_hosts.len(), &plan.virtual_hosts, &vhosts);
+                // Another class may have set one meanwhile: either serves.
+                assembled
+                    .holds_any()
+                    .then(|| self.assembled.get_or_init(|| assembled))
             }
         };
+        let Some(assembled) = assembled else {
+            let mut body = head;
+            for (v, _) in &vhosts {
+                body.extend_from_slice(&v.record);
+            }
+            return Resource::new(name, body, version.finish());
+        };
+        let mut body = BodyBuilder::new(&assembled.body);
+        body.copy(&head);
+        for ((v, shared), planned) in vhosts.iter().zip(&plan.virtual_hosts) {
+            match (v, shared, &assembled.records[planned.index]) {
+                (Cow::Borrowed(_), Some((own, _)), Some((same, range))) if own == same => {
+                    body.share(range.clone())
+                }
+                _ => body.copy(&v.record),
+            }
+        }
+        let body = body.finish();
         Resource::new(name, body, version.finish())
     }
 }
 
-/// A route configuration assembled in one buffer, and where it holds the
-/// shared virtual hosts it took (see [`SharedParts::route_configuration`]).
+/// A planned virtual host encoded for a class, with the shared record of
+/// its routes (and that record's route list) when there is one.
+type EncodedPlanned<'a> = (
+    Cow<'a, EncodedVirtualHost>,
+    Option<(bool, &'a EncodedVirtualHost)>,
+);
+
+/// The shared virtual host records of an IR in one buffer, in the IR's
+/// order, and where each lies in it (see
+/// [`SharedParts::route_configuration`]).
 #[derive(Debug)]
 struct Assembled {
     body: Bytes,
     /// Per virtual host of the IR: the route list (as `routes` is indexed)
     /// and the range of `body` holding that record, when `body` holds it.
     records: Vec<Option<(bool, Range<usize>)>>,
+}
+
+impl Assembled {
+    /// The shared records of the route configuration of one class
+    /// (`planned`, each with its encoding and its shared record): every
+    /// virtual host the class sees with shared routes, including those the
+    /// class itself answers with more domains (those of its namespace),
+    /// which the other classes take as they are. `count` is the number of
+    /// the IR's virtual hosts.
+    fn of(
+        count: usize,
+        planned: &[plan::PlannedVirtualHost<'_>],
+        vhosts: &[EncodedPlanned<'_>],
+    ) -> Self {
+        let mut body = Vec::new();
+        let mut records = vec![None; count];
+        for (v, (_, shared)) in planned.iter().zip(vhosts) {
+            if let Some((own, shared)) = shared {
+                records[v.index] = Some((*own, body.len()..body.len() + shared.record.len()));
+                body.extend_from_slice(&shared.record);
+            }
+        }
+        Assembled {
+            body: body.into(),
+            records,
+        }
+    }
+
+    /// Whether it holds any record.
+    fn holds_any(&self) -> bool {
+        !self.body.is_empty()
+    }
 }
 
 /// One virtual host of a route configuration, encoded: its whole record
