@@ -17,7 +17,7 @@
 //! [`translate::translate`]'s output: a test compares them for every golden
 //! input and several classes.
 
-use super::body::BodyBuilder;
+use super::body::{BodyBuilder, MIN_SHARED_RUN_BYTES};
 use super::rebase;
 use super::route_version::{self, RouteVersion};
 use super::slots::Slots;
@@ -454,7 +454,7 @@ impl SharedParts {
             }
             return Resource::new(name, body, version.finish());
         };
-        let mut body = BodyBuilder::new(&assembled.body);
+        let mut body = BodyBuilder::new(&assembled.body, MIN_SHARED_RUN_BYTES);
         body.copy(&head);
         for ((v, shared), planned) in vhosts.iter().zip(&plan.virtual_hosts) {
             match (v, shared, &assembled.records[planned.index]) {

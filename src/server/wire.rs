@@ -40,11 +40,10 @@ const RESOURCE_NAME_FIELD: u32 = 3;
 const SHARE_FROM_BYTES: usize = 1024;
 /// A chunk being built is sent once it holds this many bytes. Parts of a
 /// body in several parts (a route configuration: see [`crate::cache::Body`])
-/// are shared from this length on and copied below it: a route
-/// configuration of a mesh of many namespaces is hundreds of parts of a
-/// few KB, and sending each part of 1 KB or more as its own chunk doubled
-/// the server's CPU for a weight change at 1,000 services and 300 proxies
-/// (HTTP/2 frames are at most 16 KB by default anyway).
+/// are shared from this length on and copied below it: such a body
+/// alternates long shared runs with the few KB of a class's own virtual
+/// hosts, and every chunk is one more frame for the HTTP/2 layer to send
+/// (frames are at most 16 KB by default anyway).
 const CHUNK_BYTES: usize = 16 * 1024;
 /// Resources read from the response at a time.
 const BATCH: usize = 64;
