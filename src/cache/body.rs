@@ -144,11 +144,15 @@ pub(super) struct BodyBuilder<'a> {
     shared: &'a Bytes,
     /// Shorter runs are copied.
     min_run: usize,
-    parts: Vec<Bytes>,
-    /// Bytes copied since the last shared range.
-    copied: Vec<u8>,
-    /// The shared range being extended.
-    run: Option<Range<usize>>,
+    /// What the body is made of, in order; adjacent shared ranges merged.
+    pieces: Vec<Piece<'a>>,
+}
+
+/// A piece of a [`BodyBuilder`]'s body.
+#[derive(Debug)]
+enum Piece<'a> {
+    Copied(&'a [u8]),
+    Shared(Range<usize>),
 }
 
 impl<'a> BodyBuilder<'a> {
@@ -158,49 +162,52 @@ impl<'a> BodyBuilder<'a> {
         BodyBuilder {
             shared,
             min_run,
-            parts: Vec::new(),
-            copied: Vec::new(),
-            run: None,
+            pieces: Vec::new(),
         }
     }
 
     /// Appends a copy of `bytes`.
-    pub(super) fn copy(&mut self, bytes: &[u8]) {
-        self.end_run();
-        self.copied.extend_from_slice(bytes);
+    pub(super) fn copy(&mut self, bytes: &'a [u8]) {
+        self.pieces.push(Piece::Copied(bytes));
     }
 
-    /// Appends the bytes of `range` of the shared buffer, without copying.
+    /// Appends the bytes of `range` of the shared buffer.
     pub(super) fn share(&mut self, range: Range<usize>) {
-        match &mut self.run {
-            Some(run) if run.end == range.start => run.end = range.end,
-            _ => {
-                self.end_run();
-                self.run = Some(range);
-            }
+        match self.pieces.last_mut() {
+            Some(Piece::Shared(run)) if run.end == range.start => run.end = range.end,
+            _ => self.pieces.push(Piece::Shared(range)),
         }
     }
 
-    fn end_run(&mut self) {
-        match self.run.take() {
-            Some(run) if run.len() >= self.min_run => {
-                if !self.copied.is_empty() {
-                    self.parts.push(std::mem::take(&mut self.copied).into());
+    /// The body: each run of `min_run` bytes or more a part that points
+    /// into the shared buffer, and what lies between them copied into one
+    /// part each (allocated at its exact length).
+    pub(super) fn finish(self) -> Body {
+        let shared = self.shared;
+        let min_run = self.min_run;
+        let kept = |p: &Piece<'_>| matches!(p, Piece::Shared(run) if run.len() >= min_run);
+        let bytes = |p: &Piece<'a>| -> &'a [u8] {
+            match p {
+                Piece::Copied(bytes) => bytes,
+                Piece::Shared(run) => &shared[run.clone()],
+            }
+        };
+        let mut parts = Vec::new();
+        let mut pieces = self.pieces.iter().peekable();
+        while let Some(piece) = pieces.next() {
+            if let Piece::Shared(run) = piece {
+                if kept(piece) {
+                    parts.push(shared.slice(run.clone()));
+                    continue;
                 }
-                self.parts.push(self.shared.slice(run));
             }
-            Some(run) => self.copied.extend_from_slice(&self.shared[run]),
-            None => {}
+            let mut group = vec![bytes(piece)];
+            while let Some(next) = pieces.next_if(|p| !kept(p)) {
+                group.push(bytes(next));
+            }
+            parts.push(Bytes::from(group.concat()));
         }
-    }
-
-    /// The body.
-    pub(super) fn finish(mut self) -> Body {
-        self.end_run();
-        if !self.copied.is_empty() {
-            self.parts.push(std::mem::take(&mut self.copied).into());
-        }
-        Body::from_parts(self.parts)
+        Body::from_parts(parts)
     }
 }
 

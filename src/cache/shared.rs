@@ -448,7 +448,9 @@ impl SharedParts {
             }
         };
         let Some(assembled) = assembled else {
-            let mut body = head;
+            let len = head.len() + vhosts.iter().map(|(v, _)| v.record.len()).sum::<usize>();
+            let mut body = Vec::with_capacity(len);
+            body.extend_from_slice(&head);
             for (v, _) in &vhosts {
                 body.extend_from_slice(&v.record);
             }
@@ -499,7 +501,11 @@ impl Assembled {
         planned: &[plan::PlannedVirtualHost<'_>],
         vhosts: &[EncodedPlanned<'_>],
     ) -> Self {
-        let mut body = Vec::new();
+        let len = vhosts
+            .iter()
+            .filter_map(|(_, shared)| shared.map(|(_, s)| s.record.len()))
+            .sum();
+        let mut body = Vec::with_capacity(len);
         let mut records = vec![None; count];
         for (v, (_, shared)) in planned.iter().zip(vhosts) {
             if let Some((own, shared)) = shared {
