@@ -30,6 +30,7 @@ mod resilience;
 mod route_policies;
 mod scoping;
 mod service_entries;
+mod shared_routes;
 mod slo;
 mod source_matches;
 mod tap;
