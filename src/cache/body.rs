@@ -90,8 +90,10 @@ impl Body {
         self.to_bytes().to_vec()
     }
 
-    /// Where the first part's bytes start: two bodies that share their
-    /// (first) buffer have the same address.
+    /// Where the first part's bytes start: two single-part bodies that
+    /// share their buffer have the same address. (A body in several parts
+    /// starts with bytes of its own, copied; see [`Body::parts`] for the
+    /// others.)
     pub fn as_ptr(&self) -> *const u8 {
         self.parts()
             .first()
@@ -127,6 +129,28 @@ impl Eq for Body {}
 /// Shared runs shorter than this (bytes) are copied instead (see
 /// [`BodyBuilder`]).
 pub(super) const MIN_SHARED_RUN_BYTES: usize = 16 * 1024;
+
+#[cfg(test)]
+thread_local! {
+    /// What [`min_shared_run`] gives in this thread: tests set 0 to share
+    /// every record, whatever the size of their mesh.
+    pub(super) static TEST_MIN_SHARED_RUN: std::cell::Cell<usize> =
+        const { std::cell::Cell::new(MIN_SHARED_RUN_BYTES) };
+}
+
+/// The shortest run of shared records a route configuration points to
+/// ([`MIN_SHARED_RUN_BYTES`]; in tests, [`TEST_MIN_SHARED_RUN`]).
+#[cfg(not(test))]
+pub(super) fn min_shared_run() -> usize {
+    MIN_SHARED_RUN_BYTES
+}
+
+/// The shortest run of shared records a route configuration points to
+/// ([`MIN_SHARED_RUN_BYTES`]; in tests, [`TEST_MIN_SHARED_RUN`]).
+#[cfg(test)]
+pub(super) fn min_shared_run() -> usize {
+    TEST_MIN_SHARED_RUN.get()
+}
 
 /// Builds a [`Body`] from copied bytes and shared ranges of one buffer:
 /// adjacent ranges of it make a run, a run of at least `min_run` bytes

@@ -33,7 +33,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 /// One encoded resource: the message bytes (the `value` of its `Any`) and a
-/// hash of them. Cheap to clone (four reference counts), so maps of them
+/// hash of them. Cheap to clone (three reference counts), so maps of them
 /// can be copied and shared between proxy classes and streams.
 #[derive(Clone, Debug)]
 pub struct Resource {

@@ -17,7 +17,7 @@
 //! [`translate::translate`]'s output: a test compares them for every golden
 //! input and several classes.
 
-use super::body::{BodyBuilder, MIN_SHARED_RUN_BYTES};
+use super::body::{min_shared_run, BodyBuilder};
 use super::rebase;
 use super::route_version::{self, RouteVersion};
 use super::slots::Slots;
@@ -309,7 +309,11 @@ impl SharedParts {
         options: &TranslateOptions,
         previous: Option<[&ResourceMap; 3]>,
     ) -> (Arc<ClusterPlan>, ClusterMaps, ResourceMap) {
-        let [old_clusters, old_endpoints, old_routes] = previous.map_or([None; 3], |p| p.map(Some));
+        // The route configuration map is built afresh: it holds one
+        // resource, and the previous one, when equal, would point into the
+        // previous IR's buffer of shared records and keep it alive (a
+        // stream still sends nothing for an unchanged version).
+        let [old_clusters, old_endpoints, _] = previous.map_or([None; 3], |p| p.map(Some));
         // Last, as in `translate`: the collector wins a name clash.
         let collector = plan
             .collector_cluster(options)
@@ -322,7 +326,7 @@ impl SharedParts {
                 .collect(),
             collector.as_ref().map(|c| (c.name.clone(), c.hash.clone())),
         );
-        let routes = rebase::build_on(old_routes, vec![self.route_configuration(ir, plan)]);
+        let routes = rebase::build_on(None, vec![self.route_configuration(ir, plan)]);
         let mut shared = self.cluster_maps.lock().expect("cluster maps lock");
         if let Some((key, maps)) = shared.get_key_value(&key) {
             return (key.clone(), maps.clone(), routes);
@@ -382,10 +386,13 @@ impl SharedParts {
     /// hashing the whole configuration per class.
     ///
     /// The first class to get here that takes shared records puts them in
-    /// one buffer, in order (`assembled`), those it answers with more
-    /// domains too; every class's body then shares the runs of that buffer
-    /// that hold the records it takes as they are, and copies only the
-    /// rest (the virtual hosts of its own namespace): see [`super::Body`].
+    /// one buffer, in order (`assembled`; one route list per virtual host,
+    /// the one that class takes, and those it answers with more domains
+    /// too); every class's body then shares the runs of 16 KB or more of
+    /// that buffer that hold records it takes as they are (same route
+    /// list), and copies the rest: its own virtual hosts (more domains, or
+    /// routes of its own), records of the other route list, shorter runs.
+    /// See [`super::Body`].
     fn route_configuration(&self, ir: &Ir, plan: &ClassPlan<'_>) -> Resource {
         let name = OUTBOUND_ROUTE_CONFIG.to_string();
         let mut version = RouteVersion::new();
@@ -456,7 +463,7 @@ impl SharedParts {
             }
             return Resource::new(name, body, version.finish());
         };
-        let mut body = BodyBuilder::new(&assembled.body, MIN_SHARED_RUN_BYTES);
+        let mut body = BodyBuilder::new(&assembled.body, min_shared_run());
         body.copy(&head);
         for ((v, shared), planned) in vhosts.iter().zip(&plan.virtual_hosts) {
             match (v, shared, &assembled.records[planned.index]) {

@@ -80,7 +80,17 @@ fn assert_same_content(what: &str, got: &ResourceMap, want: &ResourceMap) {
     );
 }
 
+/// [`assert_same_bytes_with`] with the shortest shared run of the server,
+/// then with every shared record a part of its own (the runs of a small
+/// mesh are otherwise all copied).
 fn assert_same_bytes(case: &str, ir: &Ir) {
+    assert_same_bytes_with(case, ir);
+    super::body::TEST_MIN_SHARED_RUN.set(0);
+    assert_same_bytes_with(&format!("{case}, every record shared"), ir);
+    super::body::TEST_MIN_SHARED_RUN.set(super::body::MIN_SHARED_RUN_BYTES);
+}
+
+fn assert_same_bytes_with(case: &str, ir: &Ir) {
     let options = TranslateOptions::default();
     let parts = SharedParts::new(ir);
     for class in classes(ir, &options) {
@@ -325,8 +335,17 @@ fn assert_endpoint_update_matches(case: &str, ir: &Ir) {
 }
 
 /// Runs `check` on the IR of every golden input, then on a synthetic mesh
-/// of 300 services (named `synthetic`).
+/// of 300 services (named `synthetic`), each twice: the second time with
+/// every shared virtual host record a part of its own.
 fn for_every_golden_input_and_a_mesh(check: impl Fn(&str, &Ir)) {
+    // With the server's shortest shared run, then with every shared
+    // record a part of its own (the runs of these meshes are short).
+    let check = |name: &str, ir: &Ir| {
+        check(name, ir);
+        super::body::TEST_MIN_SHARED_RUN.set(0);
+        check(&format!("{name}, every record shared"), ir);
+        super::body::TEST_MIN_SHARED_RUN.set(super::body::MIN_SHARED_RUN_BYTES);
+    };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/translate/testdata/in");
     for entry in std::fs::read_dir(&dir).expect("golden inputs") {
         let path = entry.expect("entry").path();
@@ -1021,4 +1040,40 @@ fn short_runs_of_shared_virtual_hosts_are_copied() {
         assert_eq!(r.body.parts().len(), 1);
         assert!(!buffer.contains(&r.body.as_ptr()));
     }
+}
+
+/// A VirtualService exported to one namespace: its classes take the
+/// VirtualService's routes for `api`, every other class the default route,
+/// both shared between classes. The records of both route lists are
+/// shared, but a class may point only to a record of the list it takes:
+/// the first class (default route) lays out the buffer, `team-a` takes the
+/// VirtualService's routes, `team-b` the default route again.
+#[test]
+fn a_class_points_only_to_records_of_its_own_route_list() {
+    let text = WEIGHTED
+        .replace("WEIGHT", "90")
+        .replace("REST", "10")
+        .replace(
+            "  hosts: [api.shop.svc.cluster.local]\n",
+            "  hosts: [api.shop.svc.cluster.local]\n  exportTo: [team-a]\n",
+        );
+    let text = format!(
+        "{text}---\napiVersion: v1\nkind: Service\nmetadata: {{name: a, namespace: team-a}}\nspec:\n  selector: {{app: a}}\n  ports: [{{name: http, port: 80}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: b, namespace: team-b}}\nspec:\n  selector: {{app: b}}\n  ports: [{{name: http, port: 80}}]\n"
+    );
+    let ir = load("exported.yaml", &text);
+    assert!(
+        ir.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        ir.diagnostics
+    );
+    let namespaces: Vec<String> = classes(&ir, &TranslateOptions::default())
+        .iter()
+        .map(|c| c.namespace.clone())
+        .collect();
+    assert_ne!(
+        namespaces[0], "team-a",
+        "the first class takes the default route"
+    );
+    assert!(namespaces.iter().any(|n| n == "team-a") && namespaces.iter().any(|n| n == "team-b"));
+    assert_same_bytes("exported.yaml", &ir);
 }

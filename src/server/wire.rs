@@ -325,9 +325,10 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 
     /// Resources named `r000`.. whose bodies have the given lengths, so
-    /// that some are copied and some are shared; every third body is in
-    /// three parts (a route configuration assembled from shared virtual
-    /// hosts), cut at a third and 1,000 bytes before its end.
+    /// that some are copied and some are shared; every third body is cut
+    /// into parts (a route configuration assembled from shared virtual
+    /// hosts) at a third and 1,000 bytes before its end (two parts when
+    /// those coincide, below about 1,500 bytes).
     fn resources(lengths: &[usize]) -> Vec<Resource> {
         lengths
             .iter()
@@ -460,13 +461,42 @@ mod tests {
 
     #[test]
     fn large_parts_of_a_body_are_shared_and_small_ones_copied() {
-        let list = resources(&[10, 20, 70_000]);
-        let parts = list[2].body.parts().to_vec();
-        assert_eq!(parts.len(), 3);
-        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), by_name(list));
+        // A route configuration's shape: shared runs, and the class's own
+        // virtual hosts between them (one part of 2,000 bytes: above the
+        // threshold of whole bodies, below that of parts).
+        let bytes = |len: usize, seed: u8| Bytes::from(vec![seed; len]);
+        let parts = vec![
+            bytes(20_000, 1),
+            bytes(2_000, 2),
+            bytes(30_000, 3),
+            bytes(500, 4),
+        ];
+        let body = Body::from_parts(parts.clone());
+        let mut list = resources(&[10, 20]);
+        list.push(Resource::new("r002", body, "h2"));
+        let wire = WireResponse::sotw(
+            TypeUrl::RouteConfiguration,
+            Default::default(),
+            by_name(list.clone()),
+        );
+        let expected = discovery::DiscoveryResponse {
+            resources: list
+                .iter()
+                .map(|r| Any {
+                    type_url: TypeUrl::RouteConfiguration.as_str().into(),
+                    value: r.body.to_vec(),
+                })
+                .collect(),
+            ..Default::default()
+        };
         let chunks: Vec<Bytes> = wire.into_chunks(usize::MAX).unwrap().collect();
         let sent = |part: &Bytes| chunks.iter().any(|c| c.as_ptr() == part.as_ptr());
-        assert!(sent(&parts[0]) && sent(&parts[1]) && !sent(&parts[2]));
+        assert!(sent(&parts[0]) && !sent(&parts[1]) && sent(&parts[2]) && !sent(&parts[3]));
+        let message: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
+        assert_eq!(
+            discovery::DiscoveryResponse::decode(&message[GRPC_PREFIX_BYTES..]).unwrap(),
+            expected
+        );
     }
 
     #[test]
