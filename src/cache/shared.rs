@@ -294,10 +294,11 @@ impl SharedParts {
 
     /// The encoded CDS, EDS and RDS resources of a planned class, by name,
     /// as [`super::Resource::encode`] of [`crate::translate::translate`]'s
-    /// output would give them, and the class's cluster plan. Each map is
-    /// built on the class's map of the same type in `previous` (its
-    /// translation for an earlier IR), if any, so that they share what did
-    /// not change (see [`rebase`]); the CDS and EDS maps are those of an
+    /// output would give them, and the class's cluster plan. The CDS and
+    /// EDS maps are built on the class's maps of the same type in
+    /// `previous` (its translation for an earlier IR), if any, so that they
+    /// share what did not change (see [`rebase`]; the one-entry RDS map is
+    /// built afresh, see below); they are those of an
     /// earlier class of this IR with the same plan, if there is one (built
     /// on that class's previous maps: a class whose plan changed with the
     /// IR then gets maps that share less with the ones its streams hold,
