@@ -386,8 +386,8 @@ impl SharedParts {
     /// kept per IR for shared routes (per class for the others), not from
     /// hashing the whole configuration per class.
     ///
-    /// The first class to get here that takes shared records puts them in
-    /// one buffer, in order (`assembled`; one route list per virtual host,
+    /// The first class to get here that would share a run of 16 KB or more
+    /// of shared records puts them in one buffer, in order (`assembled`; one route list per virtual host,
     /// the one that class takes, and those it answers with more domains
     /// too); every class's body then shares the runs of 16 KB or more of
     /// that buffer that hold records it takes as they are (same route
@@ -445,15 +445,18 @@ impl SharedParts {
         for (v, _) in &vhosts {
             version.virtual_host(&v.digest);
         }
+        let min_run = min_shared_run();
         let assembled = match self.assembled.get() {
             Some(assembled) => Some(assembled),
-            None => {
+            // Laid out only when this class would share some run of it: with
+            // every run short it would copy them all, and nothing would point
+            // into the buffer (a later class may still lay it out).
+            None if longest_shared_run(&vhosts) >= min_run.max(1) => {
                 let assembled = Assembled::of(ir.virtual_hosts.len(), &plan.virtual_hosts, &vhosts);
                 // Another class may have set one meanwhile: either serves.
-                assembled
-                    .holds_any()
-                    .then(|| self.assembled.get_or_init(|| assembled))
+                Some(self.assembled.get_or_init(|| assembled))
             }
+            None => None,
         };
         let Some(assembled) = assembled else {
             let len = head.len() + vhosts.iter().map(|(v, _)| v.record.len()).sum::<usize>();
@@ -464,7 +467,7 @@ impl SharedParts {
             }
             return Resource::new(name, body, version.finish());
         };
-        let mut body = BodyBuilder::new(&assembled.body, min_shared_run());
+        let mut body = BodyBuilder::new(&assembled.body, min_run);
         body.copy(&head);
         for ((v, shared), planned) in vhosts.iter().zip(&plan.virtual_hosts) {
             match (v, shared, &assembled.records[planned.index]) {
@@ -485,6 +488,24 @@ type EncodedPlanned<'a> = (
     Cow<'a, EncodedVirtualHost>,
     Option<(bool, &'a EncodedVirtualHost)>,
 );
+
+/// The longest run of records, in bytes, that a class would share if it laid
+/// out the buffer of shared records itself ([`Assembled::of`]): consecutive
+/// virtual hosts it takes as shared records, as they are. 0 when there is
+/// none.
+fn longest_shared_run(vhosts: &[EncodedPlanned<'_>]) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for (v, shared) in vhosts {
+        match (v, shared) {
+            (Cow::Borrowed(_), Some((_, s))) => run += s.record.len(),
+            // Records of its own are copied; one it answers with more domains
+            // lies in the buffer but is not taken from it: the run ends.
+            _ => run = 0,
+        }
+        longest = longest.max(run);
+    }
+    longest
+}
 
 /// The shared virtual host records of an IR in one buffer, in the IR's
 /// order, and where each lies in it (see
@@ -525,11 +546,6 @@ impl Assembled {
             body: body.into(),
             records,
         }
-    }
-
-    /// Whether it holds any record.
-    fn holds_any(&self) -> bool {
-        !self.body.is_empty()
     }
 }
 
