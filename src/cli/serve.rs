@@ -69,6 +69,14 @@ pub struct ServeArgs {
     /// Longest a burst of changes may delay a push, in ms.
     #[arg(long, default_value_t = 1000)]
     debounce_max_ms: u64,
+    /// HTTP/2 keepalive on xDS connections: a PING after this many seconds
+    /// without a frame from the proxy (istiod's `--keepaliveInterval`).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    keepalive_interval_seconds: u64,
+    /// Seconds to wait for a keepalive PING's answer before closing the
+    /// connection (istiod's `--keepaliveTimeout`).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    keepalive_timeout_seconds: u64,
     /// Upstream connect timeout of every cluster, in ms (Envoy requires > 0).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     connect_timeout_ms: u64,
@@ -444,7 +452,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         access_logs = access_logs.gated(gate.clone());
         metrics_sink = metrics_sink.gated(gate);
     }
-    let mut ads = AdsService::with_metrics(cache, registry, metrics.clone());
+    let mut ads = AdsService::with_metrics(cache, registry, metrics.clone()).with_keepalive(
+        Duration::from_secs(args.keepalive_interval_seconds),
+        Duration::from_secs(args.keepalive_timeout_seconds),
+    );
     if let Some(tokens) = tokens {
         ads = ads.require_tokens(tokens);
     }

@@ -20,6 +20,8 @@ mod task;
 mod test_support;
 mod wire;
 pub use grpc::AdsEndpoint;
+#[cfg(test)]
+mod keepalive_tests;
 
 use crate::cache::SnapshotCache;
 use crate::metrics::Metrics;
@@ -61,10 +63,19 @@ pub(crate) struct Shared {
     pub(crate) tokens: Option<Arc<crate::token::TokenAuthority>>,
 }
 
+/// Interval of the HTTP/2 keepalive PINGs the server sends on an idle
+/// connection (Istio's `--keepaliveInterval` default).
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long the server waits for a keepalive PING's answer before it closes
+/// the connection (Istio's `--keepaliveTimeout` default).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The `AggregatedDiscoveryService` implementation.
 #[derive(Clone, Debug)]
 pub struct AdsService {
     shared: Arc<Shared>,
+    /// HTTP/2 keepalive: PING interval and answer timeout.
+    keepalive: (Duration, Duration),
 }
 
 impl AdsService {
@@ -90,7 +101,19 @@ impl AdsService {
                 push_permits,
                 tokens: None,
             }),
+            keepalive: (DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT),
         }
+    }
+
+    /// Sends an HTTP/2 PING on a connection that received nothing for
+    /// `interval` and closes it when no answer came within `timeout` (as
+    /// istiod's `--keepaliveInterval` and `--keepaliveTimeout`; defaults
+    /// [`DEFAULT_KEEPALIVE_INTERVAL`] and [`DEFAULT_KEEPALIVE_TIMEOUT`]). A
+    /// client that reads its connection slowly answers late: the PING waits
+    /// behind the response bytes sent before it.
+    pub fn with_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = (interval, timeout);
+        self
     }
 
     /// Refuses every stream (gRPC `UNAUTHENTICATED`, with the reason) whose
@@ -136,8 +159,8 @@ impl AdsService {
     ) -> Result<(), tonic::transport::Error> {
         tonic::transport::Server::builder()
             .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .http2_keepalive_interval(Some(self.keepalive.0))
+            .http2_keepalive_timeout(Some(self.keepalive.1))
             .add_service(self.into_endpoint())
             .add_optional_service(
                 sinks
