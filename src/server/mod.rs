@@ -15,6 +15,7 @@ mod sotw;
 pub mod sotw_request;
 pub mod stream;
 pub use listen::{bind_xds, XDS_LISTEN_BACKLOG};
+mod sections;
 mod task;
 #[cfg(test)]
 mod test_support;

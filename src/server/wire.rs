@@ -6,12 +6,16 @@
 //! stream (what tonic's message encoder does, and keeps at its largest size
 //! for the life of the stream).
 //!
+//! A large map's `resources` section is encoded once and shared by every
+//! stream that sends that whole map (see [`super::sections`]).
+//!
 //! The fields other than `resources` are encoded by prost from the message
 //! types of `envoy/service/discovery/v3/discovery.proto`; each resource is
 //! appended as one more `resources` field. Protobuf parsers merge fields in
 //! any order and append repeated ones, so the message is the same one prost
 //! would encode (see <https://protobuf.dev/programming-guides/encoding/>).
 
+use super::sections::{Section, SectionCache, SECTIONS};
 use crate::cache::{Resource, ResourceMap};
 use crate::envoy::TypeUrl;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -49,8 +53,8 @@ const CHUNK_BYTES: usize = 16 * 1024;
 const BATCH: usize = 64;
 
 /// Which response message, with what the resources field needs per resource.
-#[derive(Debug)]
-enum Layout {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
     /// `DiscoveryResponse.resources`: `Any` messages.
     Sotw,
     /// `DeltaDiscoveryResponse.resources`: `Resource` messages carrying the
@@ -69,6 +73,8 @@ pub(crate) struct WireResponse {
     any_type_url: Bytes,
     /// The resources, in name order (usually sharing the snapshot's map).
     resources: ResourceMap,
+    /// The `resources` section already encoded, when the map's is kept.
+    section: Option<Arc<Section>>,
     /// Length of the whole message in bytes (without the gRPC prefix).
     len: usize,
     /// Bytes of the resources' own encodings.
@@ -99,6 +105,38 @@ impl WireResponse {
     }
 
     fn new(type_url: TypeUrl, layout: Layout, head: Vec<u8>, resources: ResourceMap) -> Self {
+        Self::with_sections(&SECTIONS, type_url, layout, head.into(), resources)
+    }
+
+    /// A response whose `resources` section is taken from `sections` when
+    /// the map's is kept there (written and kept now if it is large enough).
+    fn with_sections(
+        sections: &SectionCache,
+        type_url: TypeUrl,
+        layout: Layout,
+        head: Bytes,
+        resources: ResourceMap,
+    ) -> Self {
+        let section = sections.section(type_url, layout, &resources, || {
+            Self::encoding(type_url, layout, Bytes::new(), resources.clone()).into_section()
+        });
+        match section {
+            Some(section) => WireResponse {
+                type_url,
+                layout,
+                len: head.len() + section.len,
+                resource_bytes: section.resource_bytes,
+                head,
+                any_type_url: Bytes::new(),
+                resources,
+                section: Some(section),
+            },
+            None => Self::encoding(type_url, layout, head, resources),
+        }
+    }
+
+    /// A response that encodes its resources as it is sent.
+    fn encoding(type_url: TypeUrl, layout: Layout, head: Bytes, resources: ResourceMap) -> Self {
         let any_type_url = Any {
             type_url: type_url.as_str().to_string(),
             value: Vec::new(),
@@ -107,9 +145,10 @@ impl WireResponse {
         let mut response = WireResponse {
             type_url,
             layout,
-            head: head.into(),
+            head,
             any_type_url: any_type_url.into(),
             resources,
+            section: None,
             len: 0,
             resource_bytes: 0,
         };
@@ -181,6 +220,36 @@ impl WireResponse {
         }
     }
 
+    /// The `resources` section alone, as the chunks a stream would send
+    /// (the head must be empty).
+    fn into_section(self) -> Section {
+        debug_assert!(self.head.is_empty() && self.section.is_none());
+        let (len, resource_bytes) = (self.len, self.resource_bytes);
+        // The copied bytes go into one allocation of their exact length.
+        let shared: usize = (self.resources.values())
+            .flat_map(|r| {
+                let parts = r.body.parts();
+                parts.iter().filter(move |p| is_shared(p, parts.len()))
+            })
+            .map(Bytes::len)
+            .sum();
+        let mut chunks = Chunks {
+            response: self,
+            queue: VecDeque::new(),
+            started: true,
+            cursor: Cursor::Start,
+            next_in_section: 0,
+            buf: BytesMut::with_capacity(len - shared),
+        };
+        let chunks: Vec<Bytes> = std::iter::from_fn(|| chunks.next()).collect();
+        debug_assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), len);
+        Section {
+            chunks,
+            len,
+            resource_bytes,
+        }
+    }
+
     /// The gRPC message as chunks, produced as they are asked for.
     ///
     /// # Errors
@@ -194,6 +263,8 @@ impl WireResponse {
             queue: VecDeque::new(),
             started: false,
             cursor: Cursor::Start,
+            next_in_section: 0,
+            buf: BytesMut::new(),
         })
     }
 }
@@ -243,6 +314,11 @@ pub(crate) struct Chunks {
     queue: VecDeque<Bytes>,
     started: bool,
     cursor: Cursor,
+    /// With an encoded section: the index of its next chunk.
+    next_in_section: usize,
+    /// Where copied bytes are written (what is left of the last chunk's
+    /// allocation).
+    buf: BytesMut,
 }
 
 impl Chunks {
@@ -265,9 +341,10 @@ impl Chunks {
         batch
     }
 
-    /// Fills the queue with the next chunks; leaves it empty at the end.
-    fn refill(&mut self) {
-        let mut buf = BytesMut::new();
+    /// The gRPC prefix and the message's fields other than `resources`,
+    /// on the first call; empty after.
+    fn start(&mut self) -> BytesMut {
+        let mut buf = std::mem::take(&mut self.buf);
         if !self.started {
             self.started = true;
             buf.reserve(GRPC_PREFIX_BYTES + self.response.head.len());
@@ -275,6 +352,12 @@ impl Chunks {
             buf.put_u32(self.response.len as u32);
             buf.put_slice(&self.response.head);
         }
+        buf
+    }
+
+    /// Fills the queue with the next chunks; leaves it empty at the end.
+    fn refill(&mut self) {
+        let mut buf = self.start();
         while self.queue.is_empty() && buf.len() < CHUNK_BYTES {
             let batch = self.next_batch();
             if batch.is_empty() {
@@ -283,12 +366,8 @@ impl Chunks {
             for resource in &batch {
                 self.response.put_entry_head(resource, &mut buf);
                 let parts = resource.body.parts();
-                let share_from = match parts.len() {
-                    1 => SHARE_FROM_BYTES,
-                    _ => CHUNK_BYTES,
-                };
                 for part in parts {
-                    if part.len() < share_from {
+                    if !is_shared(part, parts.len()) {
                         buf.put_slice(part);
                         if buf.len() >= CHUNK_BYTES {
                             self.queue.push_back(buf.split().freeze());
@@ -301,16 +380,37 @@ impl Chunks {
             }
         }
         if !buf.is_empty() {
-            self.queue.push_back(buf.freeze());
+            self.queue.push_back(buf.split().freeze());
         }
+        // What is left of its allocation serves the next refill.
+        self.buf = buf;
         self.queue.retain(|chunk| !chunk.is_empty());
     }
+}
+
+/// Whether a part of a body of `parts` parts is sent as a chunk of its own
+/// (shared with the snapshot) rather than copied into the chunk being built.
+fn is_shared(part: &Bytes, parts: usize) -> bool {
+    let share_from = match parts {
+        1 => SHARE_FROM_BYTES,
+        _ => CHUNK_BYTES,
+    };
+    part.len() >= share_from
 }
 
 impl Iterator for Chunks {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
+        if self.response.section.is_some() {
+            if !self.started {
+                return Some(self.start().freeze());
+            }
+            let section = self.response.section.as_ref()?;
+            let chunk = section.chunks.get(self.next_in_section).cloned();
+            self.next_in_section += 1;
+            return chunk;
+        }
         if self.queue.is_empty() {
             self.refill();
         }
@@ -404,15 +504,45 @@ mod tests {
                 .collect(),
             ..fields.clone()
         };
-        let wire = WireResponse::sotw(TypeUrl::Cluster, fields, map);
-        assert_eq!(wire.len(), expected.encoded_len());
-        assert_eq!(wire.resource_count(), list.len());
-        assert_eq!(
-            wire.resource_bytes(),
-            list.iter().map(|r| r.body.len()).sum::<usize>()
-        );
-        let decoded = discovery::DiscoveryResponse::decode(&message(wire)[..]).unwrap();
-        assert_eq!(decoded, expected);
+        for (how, wire) in every_way(TypeUrl::Cluster, Layout::Sotw, &fields, &map) {
+            assert_eq!(wire.len(), expected.encoded_len(), "{how}");
+            assert_eq!(wire.resource_count(), list.len(), "{how}");
+            assert_eq!(
+                wire.resource_bytes(),
+                list.iter().map(|r| r.body.len()).sum::<usize>(),
+                "{how}"
+            );
+            let decoded = discovery::DiscoveryResponse::decode(&message(wire)[..]).unwrap();
+            assert_eq!(decoded, expected, "{how}");
+        }
+    }
+
+    /// A response of `map` with `fields`, made each way a stream can make
+    /// it: written as it is sent; from a section written for it; from a
+    /// section kept from an earlier response.
+    fn every_way(
+        type_url: TypeUrl,
+        layout: Layout,
+        fields: &impl Message,
+        map: &ResourceMap,
+    ) -> [(&'static str, WireResponse); 3] {
+        assert!(map.len() >= super::super::sections::MIN_RESOURCES);
+        let head = || Bytes::from(fields.encode_to_vec());
+        let sections = SectionCache::default();
+        let kept = |how| {
+            let wire =
+                WireResponse::with_sections(&sections, type_url, layout, head(), map.clone());
+            assert!(wire.section.is_some(), "{how}: no section");
+            (how, wire)
+        };
+        [
+            (
+                "written as sent",
+                WireResponse::encoding(type_url, layout, head(), map.clone()),
+            ),
+            kept("from a section written for it"),
+            kept("from a section kept"),
+        ]
     }
 
     #[test]
@@ -441,10 +571,118 @@ mod tests {
                 .collect(),
             ..fields.clone()
         };
-        let wire = WireResponse::delta(TypeUrl::ClusterLoadAssignment, fields, by_name(list));
-        assert_eq!(wire.len(), expected.encoded_len());
-        let decoded = discovery::DeltaDiscoveryResponse::decode(&message(wire)[..]).unwrap();
-        assert_eq!(decoded, expected);
+        let map = by_name(list);
+        let url = TypeUrl::ClusterLoadAssignment;
+        for (how, wire) in every_way(url, Layout::Delta, &fields, &map) {
+            assert_eq!(wire.len(), expected.encoded_len(), "{how}");
+            let decoded = discovery::DeltaDiscoveryResponse::decode(&message(wire)[..]).unwrap();
+            assert_eq!(decoded, expected, "{how}");
+        }
+    }
+
+    /// Streams sending the same large map send the chunks of one section,
+    /// each after a head of its own; a section serves only its map (by
+    /// identity: a map with one resource changed is another), type and
+    /// layout; small maps are not kept, and the oldest section goes first.
+    #[test]
+    fn a_kept_section_serves_every_stream_of_its_map_and_no_other() {
+        use super::super::sections::{ENTRIES, MIN_RESOURCES};
+        let sections = SectionCache::default();
+        let map = by_name(resources(&lengths()));
+        let send = |layout, nonce: &str, map: &ResourceMap| -> Vec<Bytes> {
+            let fields = discovery::DiscoveryResponse {
+                nonce: nonce.into(),
+                ..Default::default()
+            };
+            let head = Bytes::from(fields.encode_to_vec());
+            WireResponse::with_sections(&sections, TypeUrl::Cluster, layout, head, map.clone())
+                .into_chunks(usize::MAX)
+                .unwrap()
+                .collect()
+        };
+        let same = |a: &[Bytes], b: &[Bytes]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.as_ptr() == y.as_ptr() && x.len() == y.len())
+        };
+        let first = send(Layout::Sotw, "1", &map);
+        let second = send(Layout::Sotw, "2", &map);
+        assert_eq!(sections.len(), 1);
+        assert!(
+            same(&first[1..], &second[1..]),
+            "the section's chunks are shared"
+        );
+        assert_ne!(first[0], second[0], "each head is the stream's own");
+
+        let delta = send(Layout::Delta, "3", &map);
+        assert_eq!(sections.len(), 2, "another layout, another section");
+        assert!(!same(&first[1..], &delta[1..]));
+
+        let mut changed = map.clone();
+        changed.insert(
+            "r005".into(),
+            Resource::new("r005", vec![9u8; 40], "changed"),
+        );
+        let after = send(Layout::Sotw, "4", &changed);
+        assert_eq!(sections.len(), 3, "a changed map is another map");
+        let message: Vec<u8> = after.iter().flat_map(|c| c.to_vec()).collect();
+        let decoded = discovery::DiscoveryResponse::decode(&message[GRPC_PREFIX_BYTES..]).unwrap();
+        assert!(decoded.resources.iter().any(|a| a.value == vec![9u8; 40]));
+
+        let small = by_name(resources(&vec![10; MIN_RESOURCES - 1]));
+        send(Layout::Sotw, "5", &small);
+        assert_eq!(sections.len(), 3, "a small map is written per stream");
+
+        for i in 0..ENTRIES {
+            let mut other = map.clone();
+            other.insert("zz".into(), Resource::new("zz", vec![i as u8], "other"));
+            send(Layout::Sotw, "6", &other);
+        }
+        assert_eq!(sections.len(), ENTRIES);
+        let again = send(Layout::Sotw, "7", &map);
+        assert!(
+            !same(&first[1..], &again[1..]),
+            "the oldest section was dropped"
+        );
+        assert_eq!(
+            again
+                .iter()
+                .flat_map(|c| c.to_vec())
+                .skip(again[0].len())
+                .collect::<Vec<_>>(),
+            first
+                .iter()
+                .flat_map(|c| c.to_vec())
+                .skip(first[0].len())
+                .collect::<Vec<_>>(),
+            "and written again alike"
+        );
+    }
+
+    /// Past its byte budget the cache drops its oldest sections before it
+    /// writes a new one: with room for about one section, it keeps two at
+    /// most (the one over the budget and the new one).
+    #[test]
+    fn sections_over_the_byte_budget_are_dropped_oldest_first() {
+        let map = by_name(resources(&lengths()));
+        let one = WireResponse::encoding(TypeUrl::Cluster, Layout::Sotw, Bytes::new(), map.clone())
+            .into_section()
+            .len;
+        let sections = SectionCache::with_max_bytes(one);
+        for i in 0..5 {
+            let mut other = map.clone();
+            other.insert("zz".into(), Resource::new("zz", vec![i as u8], "other"));
+            let wire = WireResponse::with_sections(
+                &sections,
+                TypeUrl::Cluster,
+                Layout::Sotw,
+                Bytes::new(),
+                other,
+            );
+            assert!(wire.section.is_some());
+            assert!(sections.len() <= 2, "{} sections kept", sections.len());
+        }
     }
 
     #[test]

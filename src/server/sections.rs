@@ -1,0 +1,142 @@
+//! Encoded `resources` sections of responses, shared between streams.
+//!
+//! Every stream of a proxy class that is sent the whole of one resource map
+//! (a cold sync, a SotW push of a changed type) sends the same `resources`
+//! fields: only the other fields of the message (version, nonce) are its
+//! own. Writing those fields costs per resource (the entry's head, the
+//! copy of a small body into a chunk, walking the map), about half of the
+//! server's CPU in a cold sync of 100 delta proxies at 10,000 services. So
+//! the first stream to send a large map encodes its section once, as
+//! chunks, and the streams after it send those chunks.
+//!
+//! An entry keeps its map (and so the snapshot's resources) alive; there
+//! are at most [`ENTRIES`], holding about [`MAX_BYTES`] of sections (the
+//! oldest evicted first, before a new one is written), and only maps of at
+//! least [`MIN_RESOURCES`] resources are kept (a smaller one is cheap to
+//! write again). A map is recognised by identity (`imbl`'s `ptr_eq`: the
+//! same root node, which an entry's own handle keeps from being reused or
+//! changed in place), never by comparing contents.
+
+use super::wire::Layout;
+use crate::cache::ResourceMap;
+use crate::envoy::TypeUrl;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+
+/// Maps of fewer resources are not kept: their sections are written per
+/// stream.
+pub(crate) const MIN_RESOURCES: usize = 64;
+/// Sections kept at most (a type of every class synced at the same time
+/// shares one when the classes share the map, as they do their clusters).
+pub(crate) const ENTRIES: usize = 16;
+/// Bytes of sections past which the oldest are evicted before a new one is
+/// written: 64 MiB (a cold sync at 10,000 services keeps about 22 MB: the
+/// clusters' and the endpoints' sections).
+pub(crate) const MAX_BYTES: usize = 64 << 20;
+
+/// A `resources` section: the encoded fields, as the chunks to send.
+#[derive(Debug)]
+pub(crate) struct Section {
+    /// The chunks, in order (copied heads and small bodies, shared large
+    /// bodies).
+    pub(crate) chunks: Vec<Bytes>,
+    /// Bytes of all chunks.
+    pub(crate) len: usize,
+    /// Bytes of the resources' own encodings (the `Any` values).
+    pub(crate) resource_bytes: usize,
+}
+
+/// One kept section.
+#[derive(Debug)]
+struct Entry {
+    type_url: TypeUrl,
+    layout: Layout,
+    map: ResourceMap,
+    section: Arc<OnceLock<Arc<Section>>>,
+}
+
+/// The sections kept by the process, oldest first.
+#[derive(Debug)]
+pub(crate) struct SectionCache {
+    entries: Mutex<VecDeque<Entry>>,
+    /// [`MAX_BYTES`], but in tests.
+    max_bytes: usize,
+}
+
+impl Default for SectionCache {
+    fn default() -> Self {
+        SectionCache {
+            entries: Mutex::default(),
+            max_bytes: MAX_BYTES,
+        }
+    }
+}
+
+/// The process's cache (sections are keyed by map identity, so servers in
+/// one process, as in tests, never see each other's).
+pub(crate) static SECTIONS: LazyLock<SectionCache> = LazyLock::new(SectionCache::default);
+
+impl SectionCache {
+    /// The section of `map` for `type_url` in `layout`: the one kept, or
+    /// the one `encode` writes now, which is then kept. `None` when the map
+    /// is too small to keep, or while another stream is writing its section
+    /// (the caller then writes its own as it sends, rather than wait).
+    pub(crate) fn section(
+        &self,
+        type_url: TypeUrl,
+        layout: Layout,
+        map: &ResourceMap,
+        encode: impl FnOnce() -> Section,
+    ) -> Option<Arc<Section>> {
+        if map.len() < MIN_RESOURCES {
+            return None;
+        }
+        // Evicted entries are dropped after the lock: the last handle on an
+        // old map frees its resources.
+        let mut evicted = Vec::new();
+        let slot = {
+            let mut entries = self.entries.lock().expect("sections lock");
+            let found = entries
+                .iter()
+                .find(|e| e.type_url == type_url && e.layout == layout && e.map.ptr_eq(map));
+            match found {
+                Some(entry) => return entry.section.get().cloned(),
+                None => {
+                    let slot = Arc::new(OnceLock::new());
+                    let bytes = |entries: &VecDeque<Entry>| -> usize {
+                        let written = entries.iter().filter_map(|e| e.section.get());
+                        written.map(|s| s.len).sum()
+                    };
+                    while entries.len() >= ENTRIES || bytes(&entries) > self.max_bytes {
+                        evicted.extend(entries.pop_front());
+                    }
+                    entries.push_back(Entry {
+                        type_url,
+                        layout,
+                        map: map.clone(),
+                        section: slot.clone(),
+                    });
+                    slot
+                }
+            }
+        };
+        drop(evicted);
+        Some(slot.get_or_init(|| Arc::new(encode())).clone())
+    }
+
+    /// A cache that evicts past `max_bytes` of sections.
+    #[cfg(test)]
+    pub(crate) fn with_max_bytes(max_bytes: usize) -> Self {
+        SectionCache {
+            max_bytes,
+            ..SectionCache::default()
+        }
+    }
+
+    /// Sections kept now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().expect("sections lock").len()
+    }
+}
