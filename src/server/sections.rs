@@ -1,19 +1,21 @@
 //! Encoded `resources` sections of responses, shared between streams.
 //!
-//! Every stream of a proxy class that is sent the whole of one resource map
-//! (a cold sync, a SotW push of a changed type) sends the same `resources`
-//! fields: only the other fields of the message (version, nonce) are its
-//! own. Writing those fields costs per resource (the entry's head, the
+//! Every stream of a proxy class that is sent the whole of one of its
+//! snapshot's maps (a cold sync, a SotW push of a changed type) sends the
+//! same `resources` fields: only the other fields of the message (version,
+//! nonce) are its own. Writing those fields costs per resource (the entry's head, the
 //! copy of a small body into a chunk, walking the map), about half of the
 //! server's CPU in a cold sync of 100 delta proxies at 10,000 services. So
 //! the first stream to send a large map encodes its section once, as
-//! chunks, and the streams after it send those chunks.
+//! chunks, when it starts sending it (outside the stream's lock), and the
+//! streams after it send those chunks. Responses that send a part of a map,
+//! or maps of one proxy (the naive baseline), do not come here.
 //!
-//! An entry keeps its map (and so the snapshot's resources) alive; there
-//! are at most [`ENTRIES`], holding about [`MAX_BYTES`] of sections (the
-//! oldest evicted first, before a new one is written), and only maps of at
-//! least [`MIN_RESOURCES`] resources are kept (a smaller one is cheap to
-//! write again). A map is recognised by identity (`imbl`'s `ptr_eq`: the
+//! An entry keeps its map (and so the snapshot's resources) alive until it
+//! is evicted: there are at most [`ENTRIES`], holding at most [`MAX_BYTES`]
+//! of sections (counted before they are written), the least recently used
+//! evicted first; only maps of at least [`MIN_RESOURCES`] resources are
+//! kept (a smaller one is cheap to write again). A map is recognised by identity (`imbl`'s `ptr_eq`: the
 //! same root node, which an entry's own handle keeps from being reused or
 //! changed in place), never by comparing contents.
 
@@ -30,8 +32,7 @@ pub(crate) const MIN_RESOURCES: usize = 64;
 /// Sections kept at most (a type of every class synced at the same time
 /// shares one when the classes share the map, as they do their clusters).
 pub(crate) const ENTRIES: usize = 16;
-/// Bytes of sections past which the oldest are evicted before a new one is
-/// written: 64 MiB (a cold sync at 10,000 services keeps about 22 MB: the
+/// Bytes of sections kept at most (counted before they are written): 64 MiB (a cold sync at 10,000 services keeps about 22 MB: the
 /// clusters' and the endpoints' sections).
 pub(crate) const MAX_BYTES: usize = 64 << 20;
 
@@ -43,8 +44,6 @@ pub(crate) struct Section {
     pub(crate) chunks: Vec<Bytes>,
     /// Bytes of all chunks.
     pub(crate) len: usize,
-    /// Bytes of the resources' own encodings (the `Any` values).
-    pub(crate) resource_bytes: usize,
 }
 
 /// One kept section.
@@ -53,10 +52,12 @@ struct Entry {
     type_url: TypeUrl,
     layout: Layout,
     map: ResourceMap,
+    /// Bytes of the section, known before it is written.
+    size: usize,
     section: Arc<OnceLock<Arc<Section>>>,
 }
 
-/// The sections kept by the process, oldest first.
+/// The sections kept by the process, least recently used first.
 #[derive(Debug)]
 pub(crate) struct SectionCache {
     entries: Mutex<VecDeque<Entry>>,
@@ -78,18 +79,20 @@ impl Default for SectionCache {
 pub(crate) static SECTIONS: LazyLock<SectionCache> = LazyLock::new(SectionCache::default);
 
 impl SectionCache {
-    /// The section of `map` for `type_url` in `layout`: the one kept, or
-    /// the one `encode` writes now, which is then kept. `None` when the map
-    /// is too small to keep, or while another stream is writing its section
+    /// The section of `map` for `type_url` in `layout`, of `size` bytes:
+    /// the one kept, or the one `encode` writes now, which is then kept.
+    /// `None` when the map is too small to keep or its section larger than
+    /// the whole budget, or while another stream is writing its section
     /// (the caller then writes its own as it sends, rather than wait).
     pub(crate) fn section(
         &self,
         type_url: TypeUrl,
         layout: Layout,
         map: &ResourceMap,
+        size: usize,
         encode: impl FnOnce() -> Section,
     ) -> Option<Arc<Section>> {
-        if map.len() < MIN_RESOURCES {
+        if map.len() < MIN_RESOURCES || size > self.max_bytes {
             return None;
         }
         // Evicted entries are dropped after the lock: the last handle on an
@@ -99,30 +102,31 @@ impl SectionCache {
             let mut entries = self.entries.lock().expect("sections lock");
             let found = entries
                 .iter()
-                .find(|e| e.type_url == type_url && e.layout == layout && e.map.ptr_eq(map));
-            match found {
-                Some(entry) => return entry.section.get().cloned(),
-                None => {
-                    let slot = Arc::new(OnceLock::new());
-                    let bytes = |entries: &VecDeque<Entry>| -> usize {
-                        let written = entries.iter().filter_map(|e| e.section.get());
-                        written.map(|s| s.len).sum()
-                    };
-                    while entries.len() >= ENTRIES || bytes(&entries) > self.max_bytes {
-                        evicted.extend(entries.pop_front());
-                    }
-                    entries.push_back(Entry {
-                        type_url,
-                        layout,
-                        map: map.clone(),
-                        section: slot.clone(),
-                    });
-                    slot
-                }
+                .position(|e| e.type_url == type_url && e.layout == layout && e.map.ptr_eq(map));
+            if let Some(at) = found {
+                let entry = entries.remove(at).expect("found");
+                let section = entry.section.get().cloned();
+                entries.push_back(entry);
+                return section;
             }
+            let slot = Arc::new(OnceLock::new());
+            let kept = |entries: &VecDeque<Entry>| entries.iter().map(|e| e.size).sum::<usize>();
+            while entries.len() >= ENTRIES || kept(&entries) + size > self.max_bytes {
+                evicted.extend(entries.pop_front());
+            }
+            entries.push_back(Entry {
+                type_url,
+                layout,
+                map: map.clone(),
+                size,
+                section: slot.clone(),
+            });
+            slot
         };
         drop(evicted);
-        Some(slot.get_or_init(|| Arc::new(encode())).clone())
+        let section = slot.get_or_init(|| Arc::new(encode())).clone();
+        debug_assert_eq!(section.len, size);
+        Some(section)
     }
 
     /// A cache that evicts past `max_bytes` of sections.

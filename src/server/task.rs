@@ -155,6 +155,12 @@ pub(super) async fn run<P: Protocol>(
             let responses = P::poll(&mut state, &snapshot);
             (responses, state.awaiting_answer())
         };
+        let mut responses = responses;
+        if !shared.cache.is_naive_baseline() {
+            for response in &mut responses {
+                response.share_section(&snapshot);
+            }
+        }
         if let Some(took) = convergence.polled(responses.len(), awaiting, Instant::now()) {
             shared.metrics.observe_convergence(took);
         }

@@ -6,8 +6,9 @@
 //! stream (what tonic's message encoder does, and keeps at its largest size
 //! for the life of the stream).
 //!
-//! A large map's `resources` section is encoded once and shared by every
-//! stream that sends that whole map (see [`super::sections`]).
+//! The `resources` section of a large map that a snapshot holds and a
+//! response sends whole is encoded once and shared by every stream that
+//! sends that map (see [`super::sections`]).
 //!
 //! The fields other than `resources` are encoded by prost from the message
 //! types of `envoy/service/discovery/v3/discovery.proto`; each resource is
@@ -16,7 +17,7 @@
 //! would encode (see <https://protobuf.dev/programming-guides/encoding/>).
 
 use super::sections::{Section, SectionCache, SECTIONS};
-use crate::cache::{Resource, ResourceMap};
+use crate::cache::{ProxySnapshot, Resource, ResourceMap};
 use crate::envoy::TypeUrl;
 use bytes::{BufMut, Bytes, BytesMut};
 use envoy_types::pb::envoy::service::discovery::v3 as discovery;
@@ -73,7 +74,10 @@ pub(crate) struct WireResponse {
     any_type_url: Bytes,
     /// The resources, in name order (usually sharing the snapshot's map).
     resources: ResourceMap,
-    /// The `resources` section already encoded, when the map's is kept.
+    /// Where the `resources` section of this whole snapshot map is kept,
+    /// for every stream that sends the map (see [`WireResponse::share_section`]).
+    keep_in: Option<&'static SectionCache>,
+    /// The `resources` section already encoded, taken from `keep_in`.
     section: Option<Arc<Section>>,
     /// Length of the whole message in bytes (without the gRPC prefix).
     len: usize,
@@ -105,37 +109,11 @@ impl WireResponse {
     }
 
     fn new(type_url: TypeUrl, layout: Layout, head: Vec<u8>, resources: ResourceMap) -> Self {
-        Self::with_sections(&SECTIONS, type_url, layout, head.into(), resources)
+        Self::encoding(type_url, layout, head.into(), resources)
     }
 
-    /// A response whose `resources` section is taken from `sections` when
-    /// the map's is kept there (written and kept now if it is large enough).
-    fn with_sections(
-        sections: &SectionCache,
-        type_url: TypeUrl,
-        layout: Layout,
-        head: Bytes,
-        resources: ResourceMap,
-    ) -> Self {
-        let section = sections.section(type_url, layout, &resources, || {
-            Self::encoding(type_url, layout, Bytes::new(), resources.clone()).into_section()
-        });
-        match section {
-            Some(section) => WireResponse {
-                type_url,
-                layout,
-                len: head.len() + section.len,
-                resource_bytes: section.resource_bytes,
-                head,
-                any_type_url: Bytes::new(),
-                resources,
-                section: Some(section),
-            },
-            None => Self::encoding(type_url, layout, head, resources),
-        }
-    }
-
-    /// A response that encodes its resources as it is sent.
+    /// A response that encodes its resources as it is sent (unless
+    /// [`WireResponse::share_section`] finds them kept).
     fn encoding(type_url: TypeUrl, layout: Layout, head: Bytes, resources: ResourceMap) -> Self {
         let any_type_url = Any {
             type_url: type_url.as_str().to_string(),
@@ -148,6 +126,7 @@ impl WireResponse {
             head,
             any_type_url: any_type_url.into(),
             resources,
+            keep_in: None,
             section: None,
             len: 0,
             resource_bytes: 0,
@@ -224,7 +203,7 @@ impl WireResponse {
     /// (the head must be empty).
     fn into_section(self) -> Section {
         debug_assert!(self.head.is_empty() && self.section.is_none());
-        let (len, resource_bytes) = (self.len, self.resource_bytes);
+        let len = self.len;
         // The copied bytes go into one allocation of their exact length.
         let shared: usize = (self.resources.values())
             .flat_map(|r| {
@@ -243,10 +222,19 @@ impl WireResponse {
         };
         let chunks: Vec<Bytes> = std::iter::from_fn(|| chunks.next()).collect();
         debug_assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), len);
-        Section {
-            chunks,
-            len,
-            resource_bytes,
+        Section { chunks, len }
+    }
+
+    /// Marks the response as sending the whole of `snapshot`'s map of its
+    /// type, when it does (the map itself, not a part or a copy): its
+    /// `resources` section is then taken from the process's
+    /// [`SectionCache`] when there, or written there, once the response is
+    /// sent ([`WireResponse::into_chunks`]). Streams of one proxy class
+    /// share their snapshot's maps, so each of them sends the same section.
+    /// Not for the naive baseline, whose maps are each proxy's own.
+    pub(crate) fn share_section(&mut self, snapshot: &ProxySnapshot) {
+        if self.resources.ptr_eq(snapshot.of(self.type_url)) {
+            self.keep_in = Some(&SECTIONS);
         }
     }
 
@@ -254,9 +242,17 @@ impl WireResponse {
     ///
     /// # Errors
     /// The message is longer than `max_bytes`: the length in bytes.
-    pub(crate) fn into_chunks(self, max_bytes: usize) -> Result<Chunks, usize> {
+    pub(crate) fn into_chunks(mut self, max_bytes: usize) -> Result<Chunks, usize> {
         if self.len > max_bytes || u32::try_from(self.len).is_err() {
             return Err(self.len);
+        }
+        if let Some(sections) = self.keep_in.take() {
+            let (type_url, layout) = (self.type_url, self.layout);
+            let size = self.len - self.head.len();
+            let map = &self.resources;
+            self.section = sections.section(type_url, layout, map, size, || {
+                Self::encoding(type_url, layout, Bytes::new(), map.clone()).into_section()
+            });
         }
         Ok(Chunks {
             response: self,
@@ -462,11 +458,16 @@ mod tests {
 
     /// The gRPC message of a response: checks the prefix, returns the body.
     fn message(response: WireResponse) -> Vec<u8> {
-        let bytes: Vec<u8> = response
+        let chunks: Vec<Bytes> = response
             .into_chunks(usize::MAX)
             .expect("no limit")
-            .flat_map(|chunk| chunk.to_vec())
             .collect();
+        message_of(&chunks)
+    }
+
+    /// The gRPC message sent as `chunks`: checks the prefix, returns the body.
+    fn message_of(chunks: &[Bytes]) -> Vec<u8> {
+        let bytes: Vec<u8> = chunks.iter().flat_map(|chunk| chunk.to_vec()).collect();
         assert_eq!(bytes[0], 0, "uncompressed");
         let len = u32::from_be_bytes(bytes[1..5].try_into().unwrap()) as usize;
         assert_eq!(
@@ -475,6 +476,36 @@ mod tests {
             "the prefix gives the length"
         );
         bytes[GRPC_PREFIX_BYTES..].to_vec()
+    }
+
+    /// Whether two lists of chunks are the same buffers.
+    fn same(a: &[Bytes], b: &[Bytes]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.as_ptr() == y.as_ptr() && x.len() == y.len())
+    }
+
+    /// A fresh cache that lives as long as the test process, as the
+    /// server's does.
+    fn fresh_cache() -> &'static SectionCache {
+        Box::leak(Box::default())
+    }
+
+    /// A response of `map` with the head `fields`, sending its section
+    /// through `sections` when given (as a whole snapshot map does), sent:
+    /// its chunks.
+    fn send(
+        sections: Option<&'static SectionCache>,
+        type_url: TypeUrl,
+        layout: Layout,
+        fields: &impl Message,
+        map: &ResourceMap,
+    ) -> Vec<Bytes> {
+        let mut wire =
+            WireResponse::encoding(type_url, layout, fields.encode_to_vec().into(), map.clone());
+        wire.keep_in = sections;
+        wire.into_chunks(usize::MAX).unwrap().collect()
     }
 
     fn control_plane() -> Option<ControlPlane> {
@@ -504,44 +535,40 @@ mod tests {
                 .collect(),
             ..fields.clone()
         };
-        for (how, wire) in every_way(TypeUrl::Cluster, Layout::Sotw, &fields, &map) {
-            assert_eq!(wire.len(), expected.encoded_len(), "{how}");
-            assert_eq!(wire.resource_count(), list.len(), "{how}");
-            assert_eq!(
-                wire.resource_bytes(),
-                list.iter().map(|r| r.body.len()).sum::<usize>(),
-                "{how}"
-            );
-            let decoded = discovery::DiscoveryResponse::decode(&message(wire)[..]).unwrap();
+        let wire = WireResponse::sotw(TypeUrl::Cluster, fields.clone(), map.clone());
+        assert_eq!(wire.len(), expected.encoded_len());
+        assert_eq!(wire.resource_count(), list.len());
+        assert_eq!(
+            wire.resource_bytes(),
+            list.iter().map(|r| r.body.len()).sum::<usize>()
+        );
+        for (how, sent) in every_way(TypeUrl::Cluster, Layout::Sotw, &fields, &map) {
+            let decoded = discovery::DiscoveryResponse::decode(&sent[..]).unwrap();
             assert_eq!(decoded, expected, "{how}");
         }
     }
 
-    /// A response of `map` with `fields`, made each way a stream can make
-    /// it: written as it is sent; from a section written for it; from a
-    /// section kept from an earlier response.
+    /// The message of a response of `map` with `fields`, sent each way a
+    /// stream can send it: written as it is sent; from a section written
+    /// for it; from the section kept from the previous one (which must be
+    /// the same chunks).
     fn every_way(
         type_url: TypeUrl,
         layout: Layout,
         fields: &impl Message,
         map: &ResourceMap,
-    ) -> [(&'static str, WireResponse); 3] {
+    ) -> [(&'static str, Vec<u8>); 3] {
         assert!(map.len() >= super::super::sections::MIN_RESOURCES);
-        let head = || Bytes::from(fields.encode_to_vec());
-        let sections = SectionCache::default();
-        let kept = |how| {
-            let wire =
-                WireResponse::with_sections(&sections, type_url, layout, head(), map.clone());
-            assert!(wire.section.is_some(), "{how}: no section");
-            (how, wire)
-        };
+        let sections = fresh_cache();
+        let written = send(None, type_url, layout, fields, map);
+        let first = send(Some(sections), type_url, layout, fields, map);
+        let second = send(Some(sections), type_url, layout, fields, map);
+        assert!(same(&first[1..], &second[1..]), "the section is sent again");
+        assert!(!same(&written[1..], &first[1..]));
         [
-            (
-                "written as sent",
-                WireResponse::encoding(type_url, layout, head(), map.clone()),
-            ),
-            kept("from a section written for it"),
-            kept("from a section kept"),
+            ("written as sent", message_of(&written)),
+            ("from a section written for it", message_of(&first)),
+            ("from a section kept", message_of(&second)),
         ]
     }
 
@@ -573,116 +600,204 @@ mod tests {
         };
         let map = by_name(list);
         let url = TypeUrl::ClusterLoadAssignment;
-        for (how, wire) in every_way(url, Layout::Delta, &fields, &map) {
-            assert_eq!(wire.len(), expected.encoded_len(), "{how}");
-            let decoded = discovery::DeltaDiscoveryResponse::decode(&message(wire)[..]).unwrap();
+        let wire = WireResponse::delta(url, fields.clone(), map.clone());
+        assert_eq!(wire.len(), expected.encoded_len());
+        for (how, sent) in every_way(url, Layout::Delta, &fields, &map) {
+            let decoded = discovery::DeltaDiscoveryResponse::decode(&sent[..]).unwrap();
             assert_eq!(decoded, expected, "{how}");
         }
     }
 
     /// Streams sending the same large map send the chunks of one section,
-    /// each after a head of its own; a section serves only its map (by
-    /// identity: a map with one resource changed is another), type and
-    /// layout; small maps are not kept, and the oldest section goes first.
+    /// each after a head of its own (the head first); a section serves only
+    /// its map (by identity: a map with one resource changed is another),
+    /// type and layout; small maps are not kept, and the least recently
+    /// used section goes first.
     #[test]
     fn a_kept_section_serves_every_stream_of_its_map_and_no_other() {
         use super::super::sections::{ENTRIES, MIN_RESOURCES};
-        let sections = SectionCache::default();
+        let sections = fresh_cache();
         let map = by_name(resources(&lengths()));
-        let send = |layout, nonce: &str, map: &ResourceMap| -> Vec<Bytes> {
-            let fields = discovery::DiscoveryResponse {
-                nonce: nonce.into(),
-                ..Default::default()
-            };
-            let head = Bytes::from(fields.encode_to_vec());
-            WireResponse::with_sections(&sections, TypeUrl::Cluster, layout, head, map.clone())
-                .into_chunks(usize::MAX)
-                .unwrap()
-                .collect()
+        let nonce = |n: &str| discovery::DiscoveryResponse {
+            nonce: n.into(),
+            ..Default::default()
         };
-        let same = |a: &[Bytes], b: &[Bytes]| {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
-                    .all(|(x, y)| x.as_ptr() == y.as_ptr() && x.len() == y.len())
+        let sotw = |n: &str, map: &ResourceMap| {
+            send(
+                Some(sections),
+                TypeUrl::Cluster,
+                Layout::Sotw,
+                &nonce(n),
+                map,
+            )
         };
-        let first = send(Layout::Sotw, "1", &map);
-        let second = send(Layout::Sotw, "2", &map);
+        let first = sotw("1", &map);
+        let second = sotw("2", &map);
         assert_eq!(sections.len(), 1);
         assert!(
             same(&first[1..], &second[1..]),
             "the section's chunks are shared"
         );
-        assert_ne!(first[0], second[0], "each head is the stream's own");
+        let head = |n: &str| {
+            let mut head = vec![0];
+            head.extend(
+                u32::try_from(message_of(&first).len())
+                    .unwrap()
+                    .to_be_bytes(),
+            );
+            head.extend(nonce(n).encode_to_vec());
+            head
+        };
+        assert_eq!(
+            first[0],
+            head("1"),
+            "the prefix and the stream's own head first"
+        );
+        assert_eq!(second[0], head("2"));
 
-        let delta = send(Layout::Delta, "3", &map);
+        let delta = send(
+            Some(sections),
+            TypeUrl::Cluster,
+            Layout::Delta,
+            &nonce("3"),
+            &map,
+        );
         assert_eq!(sections.len(), 2, "another layout, another section");
         assert!(!same(&first[1..], &delta[1..]));
+        let url = TypeUrl::ClusterLoadAssignment;
+        let other_type = send(Some(sections), url, Layout::Sotw, &nonce("3"), &map);
+        assert_eq!(sections.len(), 3, "another type, another section");
+        assert!(!same(&first[1..], &other_type[1..]));
 
         let mut changed = map.clone();
         changed.insert(
             "r005".into(),
             Resource::new("r005", vec![9u8; 40], "changed"),
         );
-        let after = send(Layout::Sotw, "4", &changed);
-        assert_eq!(sections.len(), 3, "a changed map is another map");
-        let message: Vec<u8> = after.iter().flat_map(|c| c.to_vec()).collect();
-        let decoded = discovery::DiscoveryResponse::decode(&message[GRPC_PREFIX_BYTES..]).unwrap();
+        let after = sotw("4", &changed);
+        assert_eq!(sections.len(), 4, "a changed map is another map");
+        let decoded = discovery::DiscoveryResponse::decode(&message_of(&after)[..]).unwrap();
         assert!(decoded.resources.iter().any(|a| a.value == vec![9u8; 40]));
 
-        let small = by_name(resources(&vec![10; MIN_RESOURCES - 1]));
-        send(Layout::Sotw, "5", &small);
-        assert_eq!(sections.len(), 3, "a small map is written per stream");
+        let small = by_name(resources(&[10; MIN_RESOURCES - 1]));
+        sotw("5", &small);
+        assert_eq!(sections.len(), 4, "a small map is written per stream");
 
-        for i in 0..ENTRIES {
+        // `map` used last: the others go before it.
+        assert!(same(&first[1..], &sotw("6", &map)[1..]));
+        for i in 0..ENTRIES - 1 {
             let mut other = map.clone();
             other.insert("zz".into(), Resource::new("zz", vec![i as u8], "other"));
-            send(Layout::Sotw, "6", &other);
+            sotw("7", &other);
         }
         assert_eq!(sections.len(), ENTRIES);
-        let again = send(Layout::Sotw, "7", &map);
+        assert!(
+            same(&first[1..], &sotw("8", &map)[1..]),
+            "the most recently used stays"
+        );
+        let mut other = map.clone();
+        other.insert("zz".into(), Resource::new("zz", vec![200], "other"));
+        for _ in 0..ENTRIES {
+            other.insert("zz".into(), Resource::new("zz", vec![201], "again"));
+            sotw("9", &other);
+        }
+        let again = sotw("10", &map);
         assert!(
             !same(&first[1..], &again[1..]),
-            "the oldest section was dropped"
+            "the least recently used was dropped"
         );
         assert_eq!(
-            again
-                .iter()
-                .flat_map(|c| c.to_vec())
-                .skip(again[0].len())
-                .collect::<Vec<_>>(),
-            first
-                .iter()
-                .flat_map(|c| c.to_vec())
-                .skip(first[0].len())
-                .collect::<Vec<_>>(),
+            message_of(&again)[again[0].len() - GRPC_PREFIX_BYTES..],
+            message_of(&first)[first[0].len() - GRPC_PREFIX_BYTES..],
             "and written again alike"
         );
     }
 
-    /// Past its byte budget the cache drops its oldest sections before it
-    /// writes a new one: with room for about one section, it keeps two at
-    /// most (the one over the budget and the new one).
+    /// The cache keeps at most its byte budget of sections, counted before
+    /// they are written: with room for two, a third drops the oldest; a
+    /// section over the whole budget is not kept.
     #[test]
     fn sections_over_the_byte_budget_are_dropped_oldest_first() {
         let map = by_name(resources(&lengths()));
-        let one = WireResponse::encoding(TypeUrl::Cluster, Layout::Sotw, Bytes::new(), map.clone())
-            .into_section()
-            .len;
-        let sections = SectionCache::with_max_bytes(one);
-        for i in 0..5 {
-            let mut other = map.clone();
-            other.insert("zz".into(), Resource::new("zz", vec![i as u8], "other"));
-            let wire = WireResponse::with_sections(
-                &sections,
+        let size = send(None, TypeUrl::Cluster, Layout::Sotw, &nonce(), &map)
+            .iter()
+            .map(Bytes::len)
+            .sum::<usize>()
+            - GRPC_PREFIX_BYTES;
+        fn nonce() -> discovery::DiscoveryResponse {
+            Default::default()
+        }
+        let sections: &'static SectionCache =
+            Box::leak(Box::new(SectionCache::with_max_bytes(2 * size + 1000)));
+        let maps: Vec<ResourceMap> = (0..3)
+            .map(|i| {
+                let mut other = map.clone();
+                other.insert("zz".into(), Resource::new("zz", vec![i], "other"));
+                other
+            })
+            .collect();
+        let sent: Vec<Vec<Bytes>> = (maps.iter())
+            .map(|m| send(Some(sections), TypeUrl::Cluster, Layout::Sotw, &nonce(), m))
+            .collect();
+        assert_eq!(sections.len(), 2);
+        let resend = |i: usize| {
+            send(
+                Some(sections),
                 TypeUrl::Cluster,
                 Layout::Sotw,
-                Bytes::new(),
-                other,
-            );
-            assert!(wire.section.is_some());
-            assert!(sections.len() <= 2, "{} sections kept", sections.len());
+                &nonce(),
+                &maps[i],
+            )
+        };
+        assert!(same(&sent[2][1..], &resend(2)[1..]), "the newest is kept");
+        assert!(
+            same(&sent[1][1..], &resend(1)[1..]),
+            "the one before it too"
+        );
+        assert!(
+            !same(&sent[0][1..], &resend(0)[1..]),
+            "the oldest was dropped"
+        );
+
+        let tight: &'static SectionCache =
+            Box::leak(Box::new(SectionCache::with_max_bytes(size - 1)));
+        send(Some(tight), TypeUrl::Cluster, Layout::Sotw, &nonce(), &map);
+        assert_eq!(
+            tight.len(),
+            0,
+            "a section over the whole budget is not kept"
+        );
+    }
+
+    /// Only a response carrying the snapshot's own map of its type (not a
+    /// part of it, not a copy) shares its section.
+    #[test]
+    fn only_a_whole_snapshot_map_shares_its_section() {
+        use crate::server::test_support::{cluster, snapshot, CDS};
+        let snapshot = snapshot(&[(CDS, (0..70).map(|i| cluster(&format!("c{i}"), 1)).collect())]);
+        let whole = snapshot.of(CDS).clone();
+        let part: ResourceMap = whole
+            .iter()
+            .take(69)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let copy: ResourceMap = whole.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (what, map, shares) in [
+            ("whole", whole, true),
+            ("part", part, false),
+            ("copy", copy, false),
+        ] {
+            let mut wire = WireResponse::sotw(CDS, Default::default(), map);
+            wire.share_section(&snapshot);
+            assert_eq!(wire.keep_in.is_some(), shares, "{what}");
         }
+        let mut other_type = WireResponse::sotw(
+            TypeUrl::Listener,
+            Default::default(),
+            snapshot.of(CDS).clone(),
+        );
+        other_type.share_section(&snapshot);
+        assert!(other_type.keep_in.is_none(), "the map of another type");
     }
 
     #[test]
