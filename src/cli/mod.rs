@@ -127,3 +127,31 @@ pub(crate) fn admin_json(
             .with_context(|| format!("GET http://{admin}{path}: not JSON"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    /// Keepalive seconds out of 1..=86400 are refused with the flag named
+    /// (a timer beyond the clock's range would panic in the server).
+    #[test]
+    fn keepalive_seconds_out_of_range_are_refused_with_the_flag_named() {
+        let serve = |flag: &str, value: &str| {
+            Cli::try_parse_from(["sextant", "serve", "--config-dir", "d", flag, value])
+        };
+        for flag in [
+            "--keepalive-interval-seconds",
+            "--keepalive-timeout-seconds",
+        ] {
+            assert!(serve(flag, "86400").is_ok(), "{flag} 86400");
+            for bad in ["0", "86401", "18446744073709551615"] {
+                let err = serve(flag, bad).expect_err(bad).to_string();
+                assert!(
+                    err.contains(flag) && err.contains(bad),
+                    "{flag} {bad}: {err}"
+                );
+            }
+        }
+    }
+}

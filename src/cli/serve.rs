@@ -70,12 +70,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1000)]
     debounce_max_ms: u64,
     /// HTTP/2 keepalive on xDS connections: a PING after this many seconds
-    /// without a frame from the proxy (istiod's `--keepaliveInterval`).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    /// without a frame from the proxy (istiod's `--keepaliveInterval`); 1 to
+    /// 86400 (a day).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     keepalive_interval_seconds: u64,
     /// Seconds to wait for a keepalive PING's answer before closing the
-    /// connection (istiod's `--keepaliveTimeout`).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    /// connection (istiod's `--keepaliveTimeout`); 1 to 86400 (a day).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     keepalive_timeout_seconds: u64,
     /// Upstream connect timeout of every cluster, in ms (Envoy requires > 0).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]

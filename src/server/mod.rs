@@ -71,6 +71,9 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// the connection (Istio's `--keepaliveTimeout` default).
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest keepalive interval or timeout: a day.
+pub const MAX_KEEPALIVE: Duration = Duration::from_secs(86_400);
+
 /// The `AggregatedDiscoveryService` implementation.
 #[derive(Clone, Debug)]
 pub struct AdsService {
@@ -111,9 +114,10 @@ impl AdsService {
     /// istiod's `--keepaliveInterval` and `--keepaliveTimeout`; defaults
     /// [`DEFAULT_KEEPALIVE_INTERVAL`] and [`DEFAULT_KEEPALIVE_TIMEOUT`]). A
     /// client that reads its connection slowly answers late: the PING waits
-    /// behind the response bytes sent before it.
+    /// behind the response bytes sent before it. Each is cut to
+    /// [`MAX_KEEPALIVE`] (a timer beyond the clock's range would panic).
     pub fn with_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.keepalive = (interval, timeout);
+        self.keepalive = (interval.min(MAX_KEEPALIVE), timeout.min(MAX_KEEPALIVE));
         self
     }
 
