@@ -8,7 +8,7 @@ use sextant::diagnostic::Diagnostic;
 use sextant::ir;
 use sextant::metrics::{Metrics, TranslationStage};
 use sextant::server::registry::Registry;
-use sextant::server::AdsService;
+use sextant::server::{AdsService, MAX_KEEPALIVE};
 use sextant::source::kube::status::{NackFeed, ProxyNack, StatusWriter};
 use sextant::source::kube::{KubeOptions, KubeSource};
 use sextant::source::yaml_dir::YamlDir;
@@ -72,11 +72,11 @@ pub struct ServeArgs {
     /// HTTP/2 keepalive on xDS connections: a PING after this many seconds
     /// without a frame from the proxy (istiod's `--keepaliveInterval`); 1 to
     /// 86400 (a day).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=MAX_KEEPALIVE.as_secs()))]
     keepalive_interval_seconds: u64,
     /// Seconds to wait for a keepalive PING's answer before closing the
     /// connection (istiod's `--keepaliveTimeout`); 1 to 86400 (a day).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_KEEPALIVE.as_secs()))]
     keepalive_timeout_seconds: u64,
     /// Upstream connect timeout of every cluster, in ms (Envoy requires > 0).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]

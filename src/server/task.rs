@@ -145,7 +145,7 @@ pub(super) async fn run<P: Protocol>(
             }
             log_request(&proxy, &shared, seen);
         }
-        let (responses, awaiting) = {
+        let (mut responses, awaiting) = {
             let _permit = shared
                 .push_permits
                 .acquire()
@@ -155,7 +155,6 @@ pub(super) async fn run<P: Protocol>(
             let responses = P::poll(&mut state, &snapshot);
             (responses, state.awaiting_answer())
         };
-        let mut responses = responses;
         if !shared.cache.is_naive_baseline() {
             for response in &mut responses {
                 response.share_section(&snapshot);

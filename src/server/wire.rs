@@ -94,7 +94,12 @@ impl WireResponse {
         resources: ResourceMap,
     ) -> Self {
         debug_assert!(fields.resources.is_empty());
-        Self::new(type_url, Layout::Sotw, fields.encode_to_vec(), resources)
+        Self::new(
+            type_url,
+            Layout::Sotw,
+            fields.encode_to_vec().into(),
+            resources,
+        )
     }
 
     /// A `DeltaDiscoveryResponse` of `resources` with the other fields of
@@ -105,16 +110,18 @@ impl WireResponse {
         resources: ResourceMap,
     ) -> Self {
         debug_assert!(fields.resources.is_empty());
-        Self::new(type_url, Layout::Delta, fields.encode_to_vec(), resources)
+        Self::new(
+            type_url,
+            Layout::Delta,
+            fields.encode_to_vec().into(),
+            resources,
+        )
     }
 
-    fn new(type_url: TypeUrl, layout: Layout, head: Vec<u8>, resources: ResourceMap) -> Self {
-        Self::encoding(type_url, layout, head.into(), resources)
-    }
-
-    /// A response that encodes its resources as it is sent (unless
-    /// [`WireResponse::share_section`] finds them kept).
-    fn encoding(type_url: TypeUrl, layout: Layout, head: Bytes, resources: ResourceMap) -> Self {
+    /// A response with the encoded fields `head`, which encodes its
+    /// resources as it is sent (unless [`WireResponse::share_section`] finds
+    /// them kept).
+    fn new(type_url: TypeUrl, layout: Layout, head: Bytes, resources: ResourceMap) -> Self {
         let any_type_url = Any {
             type_url: type_url.as_str().to_string(),
             value: Vec::new(),
@@ -251,7 +258,7 @@ impl WireResponse {
             let size = self.len - self.head.len();
             let map = &self.resources;
             self.section = sections.section(type_url, layout, map, size, || {
-                Self::encoding(type_url, layout, Bytes::new(), map.clone()).into_section()
+                Self::new(type_url, layout, Bytes::new(), map.clone()).into_section()
             });
         }
         Ok(Chunks {
@@ -503,9 +510,19 @@ mod tests {
         map: &ResourceMap,
     ) -> Vec<Bytes> {
         let mut wire =
-            WireResponse::encoding(type_url, layout, fields.encode_to_vec().into(), map.clone());
+            WireResponse::new(type_url, layout, fields.encode_to_vec().into(), map.clone());
         wire.keep_in = sections;
         wire.into_chunks(usize::MAX).unwrap().collect()
+    }
+
+    /// The `Any` messages prost would build for `list`.
+    fn anys(type_url: TypeUrl, list: &[Resource]) -> Vec<Any> {
+        list.iter()
+            .map(|r| Any {
+                type_url: type_url.as_str().into(),
+                value: r.body.to_vec(),
+            })
+            .collect()
     }
 
     fn control_plane() -> Option<ControlPlane> {
@@ -526,13 +543,7 @@ mod tests {
             ..Default::default()
         };
         let expected = discovery::DiscoveryResponse {
-            resources: list
-                .iter()
-                .map(|r| Any {
-                    type_url: TypeUrl::Cluster.as_str().into(),
-                    value: r.body.to_vec(),
-                })
-                .collect(),
+            resources: anys(TypeUrl::Cluster, &list),
             ..fields.clone()
         };
         let wire = WireResponse::sotw(TypeUrl::Cluster, fields.clone(), map.clone());
@@ -833,13 +844,7 @@ mod tests {
             by_name(list.clone()),
         );
         let expected = discovery::DiscoveryResponse {
-            resources: list
-                .iter()
-                .map(|r| Any {
-                    type_url: TypeUrl::RouteConfiguration.as_str().into(),
-                    value: r.body.to_vec(),
-                })
-                .collect(),
+            resources: anys(TypeUrl::RouteConfiguration, &list),
             ..Default::default()
         };
         let chunks: Vec<Bytes> = wire.into_chunks(usize::MAX).unwrap().collect();
