@@ -81,6 +81,13 @@ struct Args {
     /// Process id of the server at --xds-address, to read its CPU and memory.
     #[arg(long, requires = "xds_address")]
     server_pid: Option<u32>,
+    /// Each simulated proxy's HTTP/2 receive window, per stream and per
+    /// connection, in bytes: how far the server may send ahead of what the
+    /// proxy has read (default: Envoy's 256 MiB). A smaller one bounds the
+    /// tool's memory when it cannot keep up with many large streams.
+    #[arg(long, default_value_t = load::run::ENVOY_HTTP2_WINDOW_BYTES,
+          value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
+    http2_window_bytes: u32,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -112,6 +119,7 @@ fn main() -> anyhow::Result<()> {
         rolling_steps: args.rolling_steps,
         timeout: Duration::from_secs(args.timeout_seconds),
         quiet: Duration::from_millis(args.quiet_ms),
+        http2_window_bytes: args.http2_window_bytes,
     };
     let target = match (args.xds_address, args.config_dir) {
         (Some(xds), Some(config_dir)) => Target::Existing {

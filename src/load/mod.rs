@@ -4,7 +4,9 @@
 //!
 //! One job per module: [`world`] holds and edits the synthetic config
 //! directory, [`server`] starts the server under test, [`proxy`] is one
-//! simulated proxy's stream, [`watch`] records when each proxy saw a
+//! simulated proxy's stream ([`ads`] its HTTP/2 connection, [`scan`] the
+//! reading of its responses as they arrive, [`receive`] what it takes
+//! from them), [`watch`] records when each proxy saw a
 //! change, [`run`] drives cold sync and the scenarios, [`report`] prints
 //! and serializes the results, [`stats`] summarizes samples; the server's
 //! CPU and memory come from [`crate::procfs`].
@@ -13,10 +15,13 @@
 //! tool and the server share the machine, so the tool's own CPU use is part
 //! of every figure.
 
+mod ads;
 mod error;
 pub mod proxy;
+mod receive;
 pub mod report;
 pub mod run;
+mod scan;
 pub mod server;
 pub mod stats;
 pub mod watch;

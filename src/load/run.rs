@@ -2,6 +2,7 @@
 //! proxy at once and time the cold sync, then run the change scenarios
 //! one after the other, each measured until the server is quiet again.
 
+use super::ads::AdsStream;
 use super::proxy::{self, Fleet, Protocol};
 use super::report::{
     self, ColdSync, Mode, Report, RunReport, ScenarioReport, ServerUse, TypeBytes,
@@ -22,8 +23,8 @@ use tokio::task::JoinSet;
 
 /// Envoy's default HTTP/2 receive window, per stream and per connection,
 /// in bytes: 256 MiB (`Http2ProtocolOptions.initial_stream_window_size`
-/// and `initial_connection_window_size`), which the simulated proxies use.
-const ENVOY_HTTP2_WINDOW_BYTES: u32 = 256 * 1024 * 1024;
+/// and `initial_connection_window_size`), the simulated proxies' default.
+pub const ENVOY_HTTP2_WINDOW_BYTES: u32 = 256 * 1024 * 1024;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -44,6 +45,11 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// The server is quiet when no proxy received anything for this long.
     pub quiet: Duration,
+    /// Each simulated proxy's HTTP/2 receive window, per stream and per
+    /// connection, in bytes ([`ENVOY_HTTP2_WINDOW_BYTES`] as Envoy): how
+    /// much the server may send ahead of what a proxy has read, so also
+    /// the most a proxy the tool has not got to yet holds.
+    pub http2_window_bytes: u32,
 }
 
 /// The server to load.
@@ -253,25 +259,21 @@ async fn run_mode(
         config.protocol
     ));
     let started = Instant::now();
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", server.xds))
-        .map_err(|e| LoadError::Server(format!("bad address {}: {e}", server.xds)))?
-        // Receive as a stock Envoy does: its HTTP/2 windows default to
-        // 256 MiB per stream and per connection (`Http2ProtocolOptions`),
-        // so a large response is never held back waiting for window
-        // updates (hyper's adaptive window starts at the spec's 64 KiB).
-        .initial_stream_window_size(ENVOY_HTTP2_WINDOW_BYTES)
-        .initial_connection_window_size(ENVOY_HTTP2_WINDOW_BYTES)
-        .connect_timeout(config.timeout);
     for i in 0..n {
         let namespace = world.namespace_of(i);
-        let (endpoint, fleet, protocol) = (endpoint.clone(), fleet.clone(), config.protocol);
+        let (fleet, protocol, xds) = (fleet.clone(), config.protocol, server.xds);
+        let (window, timeout) = (config.http2_window_bytes, config.timeout);
         proxies.tasks.spawn(async move {
             let node = proxy::node(i, &namespace);
-            let channel = endpoint.connect().await.map_err(|e| LoadError::Stream {
+            let fail = |message: String| LoadError::Stream {
                 proxy: node.id.clone(),
-                message: format!("connecting: {e}"),
-            })?;
-            proxy::run(i, node, channel, protocol, fleet).await
+                message,
+            };
+            let stream = tokio::time::timeout(timeout, AdsStream::open(xds, protocol, window))
+                .await
+                .map_err(|_| fail(format!("connecting took over {timeout:?}")))?
+                .map_err(fail)?;
+            proxy::run(i, node, stream, protocol, fleet).await
         });
     }
     proxies

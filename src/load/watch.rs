@@ -77,9 +77,29 @@ pub struct Expectation {
     check: Check,
     written_at: Instant,
     /// Verdict per content version, decided once.
-    verdicts: Mutex<HashMap<String, Arc<OnceLock<bool>>>>,
+    verdicts: Mutex<HashMap<String, Verdict>>,
     /// When each proxy (by index) first received the change.
     seen: Vec<OnceLock<Instant>>,
+}
+
+/// Whether one content version passes an expectation's check.
+#[derive(Debug, Default)]
+struct Verdict {
+    /// A proxy has undertaken to bring the content.
+    claimed: bool,
+    /// Decided.
+    passes: Option<bool>,
+    /// Proxies that received this version before it was decided, and when.
+    waiting: Vec<(usize, Instant)>,
+}
+
+impl Expectation {
+    /// Records that `proxy` saw the change at `at`.
+    fn seen_by(&self, proxy: usize, at: Instant, missing: &AtomicUsize) {
+        if self.seen[proxy].set(at).is_ok() {
+            missing.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// The expectations of the scenario running now.
@@ -126,41 +146,104 @@ impl Watches {
         self.active.store(true, Ordering::SeqCst);
     }
 
+    /// The expectations on resource `name` of `type_url` that `proxy` has
+    /// not seen met yet.
+    fn open_for(&self, proxy: usize, type_url: TypeUrl, name: &str) -> Vec<Arc<Expectation>> {
+        if !self.active.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        let by_name = self.by_name.read().expect("watch lock");
+        by_name.get(name).map_or_else(Vec::new, |expectations| {
+            expectations
+                .iter()
+                .filter(|e| e.type_url == type_url && e.seen[proxy].get().is_none())
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Whether `proxy` looks for resource `name` of `type_url`: an
+    /// expectation on it that the proxy has not seen met yet.
+    pub fn wants(&self, proxy: usize, type_url: TypeUrl, name: &str) -> bool {
+        !self.open_for(proxy, type_url, name).is_empty()
+    }
+
+    /// Whether `proxy` is to bring the content of this resource version
+    /// to [`Watches::on_resource`]: true for the first proxy to ask about a
+    /// version not judged yet (so one proxy, not every proxy, holds a large
+    /// resource whole); false when it is judged or another proxy brings it.
+    pub fn claim_content(
+        &self,
+        proxy: usize,
+        type_url: TypeUrl,
+        name: &str,
+        version: &str,
+    ) -> bool {
+        let mut claimed = false;
+        for e in self.open_for(proxy, type_url, name) {
+            let mut verdicts = e.verdicts.lock().expect("verdict lock");
+            let verdict = verdicts.entry(version.to_string()).or_default();
+            if verdict.passes.is_none() && !verdict.claimed {
+                verdict.claimed = true;
+                claimed = true;
+            }
+        }
+        claimed
+    }
+
     /// Records that `proxy` received resource `name` of `type_url` at `at`,
-    /// with content `bytes` whose version (content hash) is `version`.
+    /// with content whose version (content hash) is `version`: `bytes`, or
+    /// None when [`Watches::claim_content`] said another proxy brings them
+    /// (the receipt then counts once that proxy's bytes are judged).
     pub fn on_resource(
         &self,
         proxy: usize,
         type_url: TypeUrl,
         name: &str,
         version: &str,
-        bytes: &[u8],
+        bytes: Option<&[u8]>,
         at: Instant,
     ) {
-        if !self.active.load(Ordering::Relaxed) {
-            return;
-        }
-        let by_name = self.by_name.read().expect("watch lock");
-        let Some(expectations) = by_name.get(name) else {
-            return;
-        };
-        for e in expectations.iter().filter(|e| e.type_url == type_url) {
-            if e.seen[proxy].get().is_some() {
-                continue;
-            }
-            // Decoded outside the map's lock (a large route configuration
-            // takes tens of ms): only proxies that received this very
-            // version wait for its verdict.
-            let cell = e
+        for e in self.open_for(proxy, type_url, name) {
+            let decided = e
                 .verdicts
                 .lock()
                 .expect("verdict lock")
-                .entry(version.to_string())
-                .or_default()
-                .clone();
-            let verdict = *cell.get_or_init(|| e.check.passes(bytes));
-            if verdict && e.seen[proxy].set(at).is_ok() {
-                self.missing.fetch_sub(1, Ordering::SeqCst);
+                .get(version)
+                .and_then(|v| v.passes);
+            let passes = match (decided, bytes) {
+                (Some(passes), _) => passes,
+                (None, Some(bytes)) => {
+                    // Decoded outside the lock: a large route configuration
+                    // takes tens of ms.
+                    let passes = e.check.passes(bytes);
+                    let waiting = {
+                        let mut verdicts = e.verdicts.lock().expect("verdict lock");
+                        let verdict = verdicts.entry(version.to_string()).or_default();
+                        verdict.passes = Some(passes);
+                        std::mem::take(&mut verdict.waiting)
+                    };
+                    if passes {
+                        for (other, at) in waiting {
+                            e.seen_by(other, at, &self.missing);
+                        }
+                    }
+                    passes
+                }
+                (None, None) => {
+                    let mut verdicts = e.verdicts.lock().expect("verdict lock");
+                    let verdict = verdicts.entry(version.to_string()).or_default();
+                    match verdict.passes {
+                        Some(passes) => passes,
+                        None => {
+                            verdict.waiting.push((proxy, at));
+                            continue;
+                        }
+                    }
+                }
+            };
+            if passes {
+                e.seen_by(proxy, at, &self.missing);
             }
         }
     }
@@ -274,6 +357,80 @@ mod tests {
             ..Default::default()
         }
         .encode_to_vec()
+    }
+
+    /// An encoded load assignment of `cluster` with one endpoint at `ip`.
+    fn assignment(cluster: &str, ip: [u8; 4]) -> Vec<u8> {
+        use crate::envoy::builders::cluster_load_assignment;
+        use envoy_types::pb::envoy::config::core::v3::HealthStatus;
+        cluster_load_assignment(cluster, [(IpAddr::from(ip), 80, HealthStatus::Healthy)])
+            .encode_to_vec()
+    }
+
+    #[test]
+    fn one_proxy_brings_a_versions_content_and_the_others_count_from_their_own_receipt() {
+        let watches = Watches::new(3);
+        let t0 = Instant::now();
+        let type_url = TypeUrl::ClusterLoadAssignment;
+        watches.expect(
+            type_url,
+            "c",
+            Check::EndpointsAt(vec![IpAddr::from([11, 0, 0, 1])]),
+            t0,
+        );
+        assert!(watches.wants(0, type_url, "c"));
+        assert!(!watches.wants(0, type_url, "other"));
+        assert!(!watches.wants(0, TypeUrl::Cluster, "c"));
+        // Version "old" does not pass: proxy 0 brings it, proxy 1 waits.
+        assert!(watches.claim_content(0, type_url, "c", "old"));
+        assert!(!watches.claim_content(1, type_url, "c", "old"));
+        watches.on_resource(1, type_url, "c", "old", None, t0 + Duration::from_millis(1));
+        let old = assignment("c", [10, 0, 0, 1]);
+        watches.on_resource(
+            0,
+            type_url,
+            "c",
+            "old",
+            Some(&old),
+            t0 + Duration::from_millis(2),
+        );
+        assert_eq!(watches.missing(), 3);
+        // Version "new" passes. Proxy 1 receives it before proxy 0's bytes
+        // are judged, proxy 2 after: each counts from its own receipt.
+        assert!(watches.claim_content(0, type_url, "c", "new"));
+        assert!(!watches.claim_content(1, type_url, "c", "new"));
+        watches.on_resource(1, type_url, "c", "new", None, t0 + Duration::from_millis(5));
+        assert_eq!(
+            watches.missing(),
+            3,
+            "counted before the content was judged"
+        );
+        let new = assignment("c", [11, 0, 0, 1]);
+        watches.on_resource(
+            0,
+            type_url,
+            "c",
+            "new",
+            Some(&new),
+            t0 + Duration::from_millis(7),
+        );
+        assert!(
+            !watches.claim_content(2, type_url, "c", "new"),
+            "judged already"
+        );
+        watches.on_resource(2, type_url, "c", "new", None, t0 + Duration::from_millis(9));
+        assert_eq!(watches.missing(), 0);
+        let mut latencies = watches.latencies();
+        latencies.sort();
+        assert_eq!(
+            latencies,
+            [5, 7, 9].map(Duration::from_millis),
+            "each proxy's own receipt time"
+        );
+        assert!(
+            !watches.wants(1, type_url, "c"),
+            "seen: no longer looked for"
+        );
     }
 
     #[test]
