@@ -195,7 +195,15 @@ impl<'a> Receiver<'a> {
     /// Takes what it can from `entry`; says what it needs the whole entry
     /// for (nothing when `entry` is complete).
     fn classify(&mut self, head: &Head, entry: &Entry) -> Wanted {
-        let Some(name) = entry.name.clone() else {
+        let collecting = matches!(
+            self.current.as_ref().and_then(|c| c.collect.as_ref()),
+            Some(Collect::Mine { .. })
+        );
+        if !collecting && !self.fleet.watches.active() {
+            // Counted only: most entries of a cold sync.
+            return Wanted::default();
+        }
+        let Some(name) = entry.name() else {
             if entry.complete {
                 self.fail("a resource without a name".into());
             }
@@ -206,7 +214,7 @@ impl<'a> Receiver<'a> {
         };
         Wanted {
             unnamed: false,
-            names: self.names_from(&name, entry),
+            names: self.names_from(name, entry),
             watch: self.watch(head, name, entry),
         }
     }
@@ -220,12 +228,12 @@ impl<'a> Receiver<'a> {
             return false;
         };
         match TYPES[current.t] {
-            TypeUrl::Cluster => match eds_cluster(&entry.value) {
+            TypeUrl::Cluster => match eds_cluster(entry.value()) {
                 Some(true) => names.push(name.to_string()),
                 Some(false) => {}
                 None if entry.complete => {
                     // Its first bytes did not tell; decode it.
-                    if Cluster::decode(entry.value.clone()).is_ok_and(|c| {
+                    if Cluster::decode(entry.value()).is_ok_and(|c| {
                         c.cluster_discovery_type
                             == Some(cluster::ClusterDiscoveryType::Type(
                                 cluster::DiscoveryType::Eds as i32,
@@ -236,7 +244,7 @@ impl<'a> Receiver<'a> {
                 }
                 None => return true,
             },
-            _ if entry.complete => names.extend(route_configuration_names(&entry.value)),
+            _ if entry.complete => names.extend(route_configuration_names(entry.value())),
             _ => return true,
         }
         false
@@ -247,31 +255,33 @@ impl<'a> Receiver<'a> {
     /// it is not complete.
     ///
     /// [`Watches::claim_content`]: super::watch::Watches::claim_content
-    fn watch(&mut self, head: &Head, name: String, entry: &Entry) -> bool {
+    fn watch(&mut self, head: &Head, name: &str, entry: &Entry) -> bool {
         let proxy = self.proxy;
         let watches = &self.fleet.watches;
         let Some(current) = self.current.as_mut() else {
             return false;
         };
         let type_url = TYPES[current.t];
-        if !watches.wants(proxy, type_url, &name) {
+        if !watches.wants(proxy, type_url, name) {
             return false;
         }
         let version = match self.protocol {
-            Protocol::Delta => entry.version.clone(),
+            Protocol::Delta => entry.version().map(str::to_string),
             Protocol::Sotw => {
-                (!head.version_info.is_empty()).then(|| sotw_version(&head.version_info, &name))
+                (!head.version_info.is_empty()).then(|| sotw_version(&head.version_info, name))
             }
         };
         match version {
-            Some(v) if !watches.claim_content(proxy, type_url, &name, &v) => {
-                current.judged.push((name, v));
+            Some(v) if !watches.claim_content(proxy, type_url, name, &v) => {
+                current.judged.push((name.to_string(), v));
                 false
             }
             _ if entry.complete => {
-                current
-                    .whole
-                    .push((name, entry.version.clone(), entry.value.clone()));
+                current.whole.push((
+                    name.to_string(),
+                    entry.version().map(str::to_string),
+                    entry.value_bytes(),
+                ));
                 false
             }
             _ => true,
@@ -311,10 +321,14 @@ impl Sink for Receiver<'_> {
         if self.error.is_some() {
             return false;
         }
-        let Some(current) = self.current(head, entry.type_url.as_deref().unwrap_or("")) else {
-            return false;
+        // The type comes from the response's first entry.
+        let t = match &self.current {
+            Some(current) => current.t,
+            None => match self.current(head, entry.type_url().unwrap_or("")) {
+                Some(current) => current.t,
+                None => return false,
+            },
         };
-        let t = current.t;
         let bytes = entry.value_len.unwrap_or(entry.len) as u64;
         self.fleet.stats[self.proxy].bytes[t].fetch_add(bytes, Ordering::Relaxed);
         self.wanted = self.classify(head, entry);
@@ -327,16 +341,18 @@ impl Sink for Receiver<'_> {
             self.classify(head, &entry);
             return;
         }
-        let name = entry.name.clone().unwrap_or_default();
+        let name = entry.name().unwrap_or_default();
         if wanted.names {
-            self.names_from(&name, &entry);
+            self.names_from(name, &entry);
         }
         if wanted.watch {
             // Claimed when its first bytes came: kept without asking again.
             if let Some(current) = self.current.as_mut() {
-                current
-                    .whole
-                    .push((name, entry.version.clone(), entry.value));
+                current.whole.push((
+                    name.to_string(),
+                    entry.version().map(str::to_string),
+                    entry.value_bytes(),
+                ));
             }
         }
     }

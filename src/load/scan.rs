@@ -16,6 +16,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::ops::Range;
 
 /// Bytes of a `resources` entry read before the [`Sink`] decides whether
 /// it wants all of it.
@@ -67,26 +68,60 @@ pub struct Head {
     pub removed: Vec<String>,
 }
 
-/// One `resources` entry, as far as read.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One `resources` entry, as far as read. Its strings are read from its
+/// bytes when asked for (most entries are only counted).
+#[derive(Clone, Debug, Default)]
 pub struct Entry {
     /// The entry's length in bytes (the `Any`, or the delta `Resource`).
     pub len: usize,
-    /// Whether all of the entry was read (then `value` is whole).
+    /// Whether all of the entry was read (then [`Entry::value`] is whole).
     pub complete: bool,
-    /// `Any.type_url`, when read.
-    pub type_url: Option<String>,
-    /// Delta `Resource.name` when read, else field 1 of the resource
-    /// itself (the name of a Cluster, ClusterLoadAssignment, Listener and
-    /// RouteConfiguration), when read.
-    pub name: Option<String>,
-    /// Delta: `Resource.version`, when read.
-    pub version: Option<String>,
     /// Length of `Any.value` (the encoded resource) in bytes, when its
     /// field header was read; `Some(0)` when the entry is whole and has none.
     pub value_len: Option<usize>,
+    /// The entry's bytes read.
+    bytes: Bytes,
+    /// Where `Any.type_url`, delta `Resource.name` and `Resource.version`
+    /// are in `bytes`, when read whole.
+    type_url: Option<Range<usize>>,
+    resource_name: Option<Range<usize>>,
+    version: Option<Range<usize>>,
+    /// Where the bytes of `Any.value` read are.
+    value: Range<usize>,
+}
+
+impl Entry {
+    fn text(&self, range: &Option<Range<usize>>) -> Option<&str> {
+        std::str::from_utf8(&self.bytes[range.clone()?]).ok()
+    }
+
+    /// `Any.type_url`, when read.
+    pub fn type_url(&self) -> Option<&str> {
+        self.text(&self.type_url)
+    }
+
+    /// Delta `Resource.name` when read, else field 1 of the resource
+    /// itself (the name of a Cluster, ClusterLoadAssignment, Listener and
+    /// RouteConfiguration), when read.
+    pub fn name(&self) -> Option<&str> {
+        self.text(&self.resource_name)
+            .or_else(|| leading_name(self.value()))
+    }
+
+    /// Delta: `Resource.version`, when read.
+    pub fn version(&self) -> Option<&str> {
+        self.text(&self.version)
+    }
+
     /// The bytes of `Any.value` read: all of them when `complete`.
-    pub value: Bytes,
+    pub fn value(&self) -> &[u8] {
+        &self.bytes[self.value.clone()]
+    }
+
+    /// [`Entry::value`], to keep (shares the entry's bytes).
+    pub fn value_bytes(&self) -> Bytes {
+        self.bytes.slice(self.value.clone())
+    }
 }
 
 /// What a [`Scanner`] reports to, in stream order.
@@ -269,7 +304,7 @@ impl Scanner {
                 let prefix = self.queue.take(first);
                 self.left -= first;
                 self.entries += 1;
-                let entry = read_entry(self.layout, &prefix, len);
+                let entry = read_entry(self.layout, prefix, len);
                 let whole = sink.entry(&self.head, &entry);
                 self.state = if first == len {
                     if whole {
@@ -280,7 +315,7 @@ impl Scanner {
                     State::EntryRest {
                         len,
                         remaining: len - first,
-                        parts: whole.then(|| vec![prefix]),
+                        parts: whole.then(|| vec![entry.bytes]),
                     }
                 };
             }
@@ -306,7 +341,7 @@ impl Scanner {
                     for part in parts {
                         bytes.extend_from_slice(&part);
                     }
-                    let entry = read_entry(self.layout, &bytes.freeze(), *len);
+                    let entry = read_entry(self.layout, bytes.freeze(), *len);
                     sink.whole(&self.head, entry);
                 }
                 self.state = State::Key;
@@ -428,34 +463,31 @@ impl Iterator for Fields<'_> {
     }
 }
 
-/// A string field whose bytes were all read and are UTF-8.
-fn whole_string(bytes: &[u8], value: FieldValue) -> Option<String> {
+/// Where a length-delimited field's bytes are, when all were read.
+fn whole_field(bytes: &[u8], value: FieldValue) -> Option<Range<usize>> {
     match value {
-        FieldValue::Len { start, len } => bytes
-            .get(start..start + len)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .map(str::to_string),
+        FieldValue::Len { start, len } if start + len <= bytes.len() => Some(start..start + len),
         _ => None,
     }
 }
 
 /// What the first bytes (`bytes`) of an entry of `len` bytes say.
-fn read_entry(layout: Layout, bytes: &Bytes, len: usize) -> Entry {
+fn read_entry(layout: Layout, bytes: Bytes, len: usize) -> Entry {
     let mut entry = Entry {
         len,
         complete: bytes.len() == len,
         ..Entry::default()
     };
     match layout {
-        Layout::Sotw => read_any(bytes, &mut entry),
+        Layout::Sotw => read_any(&bytes, 0, &mut entry),
         Layout::Delta => {
-            for (field, value) in Fields::new(bytes) {
+            for (field, value) in Fields::new(&bytes) {
                 match (field, value) {
-                    (RESOURCE_VERSION, _) => entry.version = whole_string(bytes, value),
-                    (RESOURCE_NAME, _) => entry.name = whole_string(bytes, value),
+                    (RESOURCE_VERSION, _) => entry.version = whole_field(&bytes, value),
+                    (RESOURCE_NAME, _) => entry.resource_name = whole_field(&bytes, value),
                     (RESOURCE_ANY, FieldValue::Len { start, len }) => {
                         let end = bytes.len().min(start + len);
-                        read_any(&bytes.slice(start..end), &mut entry);
+                        read_any(&bytes[start..end], start, &mut entry);
                     }
                     _ => {}
                 }
@@ -465,20 +497,21 @@ fn read_entry(layout: Layout, bytes: &Bytes, len: usize) -> Entry {
     if entry.complete && entry.value_len.is_none() {
         entry.value_len = Some(0);
     }
-    if entry.name.is_none() {
-        entry.name = leading_name(&entry.value).map(str::to_string);
-    }
+    entry.bytes = bytes;
     entry
 }
 
-/// Reads the first bytes of an `Any` into `entry`.
-fn read_any(bytes: &Bytes, entry: &mut Entry) {
+/// Reads the first bytes of an `Any`, found at `offset` of the entry,
+/// into `entry`.
+fn read_any(bytes: &[u8], offset: usize, entry: &mut Entry) {
     for (field, value) in Fields::new(bytes) {
         match (field, value) {
-            (ANY_TYPE_URL, _) => entry.type_url = whole_string(bytes, value),
+            (ANY_TYPE_URL, _) => {
+                entry.type_url = whole_field(bytes, value).map(|r| r.start + offset..r.end + offset)
+            }
             (ANY_VALUE, FieldValue::Len { start, len }) => {
                 entry.value_len = Some(len);
-                entry.value = bytes.slice(start..bytes.len().min(start + len));
+                entry.value = start + offset..bytes.len().min(start + len) + offset;
             }
             _ => {}
         }

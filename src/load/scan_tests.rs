@@ -7,13 +7,39 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
+/// What an [`Entry`] says, to compare.
+#[derive(Clone, Debug, PartialEq)]
+struct Read {
+    len: usize,
+    complete: bool,
+    type_url: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+    value_len: Option<usize>,
+    value: Vec<u8>,
+}
+
+impl From<&Entry> for Read {
+    fn from(e: &Entry) -> Self {
+        Read {
+            len: e.len,
+            complete: e.complete,
+            type_url: e.type_url().map(str::to_string),
+            name: e.name().map(str::to_string),
+            version: e.version().map(str::to_string),
+            value_len: e.value_len,
+            value: e.value().to_vec(),
+        }
+    }
+}
+
 /// Everything a scanner reported, in order.
 #[derive(Debug, Default, PartialEq)]
 struct Recorded {
     /// Per entry: the head as it stood and the entry's first read.
-    entries: Vec<(Head, Entry)>,
+    entries: Vec<(Head, Read)>,
     /// Whole entries given.
-    wholes: Vec<Entry>,
+    wholes: Vec<Read>,
     /// Ended responses and their entry counts.
     ends: Vec<(Head, usize)>,
 }
@@ -26,12 +52,14 @@ struct Recorder {
 
 impl Sink for Recorder {
     fn entry(&mut self, head: &Head, entry: &Entry) -> bool {
-        self.seen.entries.push((head.clone(), entry.clone()));
-        entry.name.as_ref().is_some_and(|n| self.whole.contains(n))
+        self.seen.entries.push((head.clone(), entry.into()));
+        entry
+            .name()
+            .is_some_and(|n| self.whole.iter().any(|w| w == n))
     }
 
     fn whole(&mut self, _: &Head, entry: Entry) {
-        self.seen.wholes.push(entry);
+        self.seen.wholes.push((&entry).into());
     }
 
     fn end(&mut self, head: Head, entries: usize) {
@@ -126,14 +154,14 @@ fn expected_sotw(response: &DiscoveryResponse, head_first: bool, whole: &[&str])
             ENTRY_PREFIX - value_header
         };
         let name = leading_name(&a.value).map(str::to_string);
-        let entry = Entry {
+        let entry = Read {
             len,
             complete,
             type_url: (!a.type_url.is_empty()).then(|| a.type_url.clone()),
             name: name.clone(),
             version: None,
             value_len: Some(a.value.len()),
-            value: Bytes::copy_from_slice(&a.value[..read]),
+            value: a.value[..read].to_vec(),
         };
         // prost writes fields in number order: only `version_info` (1)
         // comes before `resources` (2).
@@ -147,9 +175,9 @@ fn expected_sotw(response: &DiscoveryResponse, head_first: bool, whole: &[&str])
         };
         seen.entries.push((head_now, entry.clone()));
         if name.as_deref().is_some_and(|n| whole.contains(&n)) {
-            seen.wholes.push(Entry {
+            seen.wholes.push(Read {
                 complete: true,
-                value: Bytes::copy_from_slice(&a.value),
+                value: a.value.clone(),
                 ..entry
             });
         }
@@ -296,7 +324,7 @@ fn a_delta_response_gives_each_resources_version_and_name() {
         assert_eq!(seen.wholes.len(), 1);
         assert_eq!(seen.wholes[0].value, listener.encode_to_vec());
         assert_eq!(
-            Listener::decode(seen.wholes[0].value.clone()).unwrap(),
+            Listener::decode(seen.wholes[0].value.as_slice()).unwrap(),
             listener
         );
         let (head, entries) = &seen.ends[0];

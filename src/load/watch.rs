@@ -146,6 +146,11 @@ impl Watches {
         self.active.store(true, Ordering::SeqCst);
     }
 
+    /// Whether a scenario is looking for changes.
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// The expectations on resource `name` of `type_url` that `proxy` has
     /// not seen met yet.
     fn open_for(&self, proxy: usize, type_url: TypeUrl, name: &str) -> Vec<Arc<Expectation>> {
