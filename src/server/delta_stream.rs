@@ -370,11 +370,17 @@ impl DeltaStream {
                     continue;
                 }
             }
-            let modified: Vec<String> = changed
-                .values()
-                .filter(|r| state.version_of(&r.name).is_some_and(|v| *v != r.hash))
-                .map(|r| r.name.to_string())
-                .collect();
+            // Resources the proxy held at another version (none when it
+            // held nothing: a cold sync skips the pass over thousands).
+            let modified: Vec<String> = if state.resources.is_empty() && state.claimed.is_empty() {
+                Vec::new()
+            } else {
+                changed
+                    .values()
+                    .filter(|r| state.version_of(&r.name).is_some_and(|v| *v != r.hash))
+                    .map(|r| r.name.to_string())
+                    .collect()
+            };
             if !state.told_absent.is_empty() {
                 for name in changed.keys() {
                     state.told_absent.remove(&**name);

@@ -47,6 +47,8 @@ pub(crate) struct Section {
     pub(crate) chunks: Vec<Bytes>,
     /// Bytes of all chunks.
     pub(crate) len: usize,
+    /// Bytes of the resources' own encodings (the `Any` values) in it.
+    pub(crate) resource_bytes: usize,
 }
 
 /// One kept section.
@@ -77,6 +79,22 @@ impl Default for SectionCache {
     }
 }
 
+/// The entry of `map` for `type_url` in `layout`, moved to the back (most
+/// recently used).
+fn touch<'a>(
+    entries: &'a mut VecDeque<Entry>,
+    type_url: TypeUrl,
+    layout: Layout,
+    map: &ResourceMap,
+) -> Option<&'a Entry> {
+    let at = entries
+        .iter()
+        .position(|e| e.type_url == type_url && e.layout == layout && e.map.ptr_eq(map))?;
+    let entry = entries.remove(at).expect("found");
+    entries.push_back(entry);
+    entries.back()
+}
+
 /// The process's cache (sections are keyed by map identity, so servers in
 /// one process, as in tests, never see each other's).
 pub(crate) static SECTIONS: LazyLock<SectionCache> = LazyLock::new(SectionCache::default);
@@ -103,14 +121,8 @@ impl SectionCache {
         let mut evicted = Vec::new();
         let slot = {
             let mut entries = self.entries.lock().expect("sections lock");
-            let found = entries
-                .iter()
-                .position(|e| e.type_url == type_url && e.layout == layout && e.map.ptr_eq(map));
-            if let Some(at) = found {
-                let entry = entries.remove(at).expect("found");
-                let section = entry.section.get().cloned();
-                entries.push_back(entry);
-                return section;
+            if let Some(entry) = touch(&mut entries, type_url, layout, map) {
+                return entry.section.get().cloned();
             }
             let slot = Arc::new(OnceLock::new());
             let kept = |entries: &VecDeque<Entry>| entries.iter().map(|e| e.size).sum::<usize>();
@@ -130,6 +142,24 @@ impl SectionCache {
         let section = slot.get_or_init(|| Arc::new(encode())).clone();
         debug_assert_eq!(section.len, size);
         Some(section)
+    }
+
+    /// The section of `map` for `type_url` in `layout` when it is kept
+    /// and written (then it counts as used now).
+    pub(crate) fn kept(
+        &self,
+        type_url: TypeUrl,
+        layout: Layout,
+        map: &ResourceMap,
+    ) -> Option<Arc<Section>> {
+        if map.len() < MIN_RESOURCES {
+            return None;
+        }
+        let mut entries = self.entries.lock().expect("sections lock");
+        touch(&mut entries, type_url, layout, map)?
+            .section
+            .get()
+            .cloned()
     }
 
     /// A cache that evicts past `max_bytes` of sections.

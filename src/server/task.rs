@@ -163,7 +163,7 @@ pub(super) async fn run<P: Protocol>(
         if let Some(took) = convergence.polled(responses.len(), awaiting, Instant::now()) {
             shared.metrics.observe_convergence(took);
         }
-        for response in responses {
+        for mut response in responses {
             shared
                 .metrics
                 .pushed(P::PROTOCOL, response.type_url(), response.resource_bytes());

@@ -79,6 +79,9 @@ pub(crate) struct WireResponse {
     keep_in: Option<&'static SectionCache>,
     /// The `resources` section already encoded, taken from `keep_in`.
     section: Option<Arc<Section>>,
+    /// Whether `len` and `resource_bytes` are known (they take a pass over
+    /// the resources, skipped when a kept section tells them).
+    measured: bool,
     /// Length of the whole message in bytes (without the gRPC prefix).
     len: usize,
     /// Bytes of the resources' own encodings.
@@ -127,7 +130,7 @@ impl WireResponse {
             value: Vec::new(),
         }
         .encode_to_vec();
-        let mut response = WireResponse {
+        WireResponse {
             type_url,
             layout,
             head,
@@ -135,18 +138,24 @@ impl WireResponse {
             resources,
             keep_in: None,
             section: None,
+            measured: false,
             len: 0,
             resource_bytes: 0,
-        };
-        // One pass for both lengths: a full response holds thousands.
-        let (mut len, mut resource_bytes) = (response.head.len(), 0);
-        for r in response.resources.values() {
-            len += field_len(response.resource_len(r));
+        }
+    }
+
+    /// The message's length and its resources' bytes: one pass over the
+    /// resources (a full response holds thousands), once.
+    fn measure(&mut self) {
+        if self.measured {
+            return;
+        }
+        let (mut len, mut resource_bytes) = (self.head.len(), 0);
+        for r in self.resources.values() {
+            len += field_len(self.resource_len(r));
             resource_bytes += r.body.len();
         }
-        response.len = len;
-        response.resource_bytes = resource_bytes;
-        response
+        (self.len, self.resource_bytes, self.measured) = (len, resource_bytes, true);
     }
 
     /// The type of the resources.
@@ -156,12 +165,14 @@ impl WireResponse {
 
     /// Length of the encoded message in bytes, without the gRPC prefix.
     #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    pub(crate) fn len(&mut self) -> usize {
+        self.measure();
         self.len
     }
 
     /// Bytes of the resources' own encodings (the `Any` values), for the metrics.
-    pub(crate) fn resource_bytes(&self) -> usize {
+    pub(crate) fn resource_bytes(&mut self) -> usize {
+        self.measure();
         self.resource_bytes
     }
 
@@ -208,9 +219,10 @@ impl WireResponse {
 
     /// The `resources` section alone, as the chunks a stream would send
     /// (the head must be empty).
-    fn into_section(self) -> Section {
+    fn into_section(mut self) -> Section {
         debug_assert!(self.head.is_empty() && self.section.is_none());
-        let len = self.len;
+        self.measure();
+        let (len, resource_bytes) = (self.len, self.resource_bytes);
         // The copied bytes go into one allocation of their exact length.
         let shared: usize = (self.resources.values())
             .flat_map(|r| {
@@ -229,7 +241,11 @@ impl WireResponse {
         };
         let chunks: Vec<Bytes> = std::iter::from_fn(|| chunks.next()).collect();
         debug_assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), len);
-        Section { chunks, len }
+        Section {
+            chunks,
+            len,
+            resource_bytes,
+        }
     }
 
     /// Marks the response as sending the whole of `snapshot`'s map of its
@@ -239,9 +255,24 @@ impl WireResponse {
     /// sent ([`WireResponse::into_chunks`]). Streams of one proxy class
     /// share their snapshot's maps, so each of them sends the same section.
     /// Not for the naive baseline, whose maps are each proxy's own.
+    ///
+    /// A section kept already also tells the response's length, so the
+    /// response skips its own pass over the resources.
     pub(crate) fn share_section(&mut self, snapshot: &ProxySnapshot) {
         if self.resources.ptr_eq(snapshot.of(self.type_url)) {
             self.keep_in = Some(&SECTIONS);
+            self.take_kept_section(&SECTIONS);
+        }
+    }
+
+    /// Takes the section of this response's map kept in `sections`, if
+    /// written, with the lengths it tells.
+    fn take_kept_section(&mut self, sections: &SectionCache) {
+        if let Some(section) = sections.kept(self.type_url, self.layout, &self.resources) {
+            self.len = self.head.len() + section.len;
+            self.resource_bytes = section.resource_bytes;
+            self.measured = true;
+            self.section = Some(section);
         }
     }
 
@@ -250,10 +281,11 @@ impl WireResponse {
     /// # Errors
     /// The message is longer than `max_bytes`: the length in bytes.
     pub(crate) fn into_chunks(mut self, max_bytes: usize) -> Result<Chunks, usize> {
+        self.measure();
         if self.len > max_bytes || u32::try_from(self.len).is_err() {
             return Err(self.len);
         }
-        if let Some(sections) = self.keep_in.take() {
+        if let Some(sections) = self.keep_in.take().filter(|_| self.section.is_none()) {
             let (type_url, layout) = (self.type_url, self.layout);
             let size = self.len - self.head.len();
             let map = &self.resources;
@@ -511,7 +543,11 @@ mod tests {
     ) -> Vec<Bytes> {
         let mut wire =
             WireResponse::new(type_url, layout, fields.encode_to_vec().into(), map.clone());
-        wire.keep_in = sections;
+        if let Some(sections) = sections {
+            // As `share_section` does with the process's cache.
+            wire.keep_in = Some(sections);
+            wire.take_kept_section(sections);
+        }
         wire.into_chunks(usize::MAX).unwrap().collect()
     }
 
@@ -546,7 +582,7 @@ mod tests {
             resources: anys(TypeUrl::Cluster, &list),
             ..fields.clone()
         };
-        let wire = WireResponse::sotw(TypeUrl::Cluster, fields.clone(), map.clone());
+        let mut wire = WireResponse::sotw(TypeUrl::Cluster, fields.clone(), map.clone());
         assert_eq!(wire.len(), expected.encoded_len());
         assert_eq!(wire.resource_count(), list.len());
         assert_eq!(
@@ -611,7 +647,7 @@ mod tests {
         };
         let map = by_name(list);
         let url = TypeUrl::ClusterLoadAssignment;
-        let wire = WireResponse::delta(url, fields.clone(), map.clone());
+        let mut wire = WireResponse::delta(url, fields.clone(), map.clone());
         assert_eq!(wire.len(), expected.encoded_len());
         for (how, sent) in every_way(url, Layout::Delta, &fields, &map) {
             let decoded = discovery::DeltaDiscoveryResponse::decode(&sent[..]).unwrap();
@@ -722,6 +758,42 @@ mod tests {
             message_of(&first)[first[0].len() - GRPC_PREFIX_BYTES..],
             "and written again alike"
         );
+    }
+
+    /// A response whose map has a kept section takes its lengths from the
+    /// section (no pass over the resources), and they are the ones a pass
+    /// finds.
+    #[test]
+    fn a_kept_section_tells_the_response_its_lengths() {
+        let sections = fresh_cache();
+        let map = by_name(resources(&lengths()));
+        let fields = discovery::DeltaDiscoveryResponse {
+            nonce: "7".into(),
+            ..Default::default()
+        };
+        let response =
+            || WireResponse::delta(TypeUrl::ClusterLoadAssignment, fields.clone(), map.clone());
+        let mut first = response();
+        first.take_kept_section(sections);
+        assert!(!first.measured, "nothing kept yet");
+        send(
+            Some(sections),
+            TypeUrl::ClusterLoadAssignment,
+            Layout::Delta,
+            &fields,
+            &map,
+        );
+        let mut second = response();
+        second.take_kept_section(sections);
+        assert!(second.measured && second.section.is_some());
+        let (len, resource_bytes) = (second.len, second.resource_bytes);
+        let mut measured = response();
+        assert_eq!(
+            (len, resource_bytes),
+            (measured.len(), measured.resource_bytes())
+        );
+        let sent: Vec<Bytes> = second.into_chunks(usize::MAX).unwrap().collect();
+        assert_eq!(message_of(&sent).len(), len);
     }
 
     /// The cache keeps at most its byte budget of sections, counted before
@@ -878,7 +950,7 @@ mod tests {
     #[test]
     fn a_message_over_the_limit_is_refused_with_its_length() {
         let list = resources(&[5_000]);
-        let wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), by_name(list));
+        let mut wire = WireResponse::delta(TypeUrl::Cluster, Default::default(), by_name(list));
         let len = wire.len();
         assert_eq!(wire.into_chunks(len - 1).err(), Some(len));
     }
