@@ -138,6 +138,15 @@ impl AdsStream {
                     if response.status() != http::StatusCode::OK {
                         return Err(format!("HTTP status {}", response.status()));
                     }
+                    let content_type = response.headers().get(http::header::CONTENT_TYPE);
+                    if !content_type
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.starts_with("application/grpc"))
+                    {
+                        return Err(format!(
+                            "not a gRPC response (content-type {content_type:?})"
+                        ));
+                    }
                     if response.headers().contains_key("grpc-status") {
                         // Trailers-only: the stream ended before any message.
                         self.inbound = Inbound::Done;

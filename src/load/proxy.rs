@@ -153,6 +153,18 @@ impl Fleet {
         }
     }
 
+    /// Gives up the claim on `key` of a proxy that stopped before it
+    /// published the names: the proxies waiting for them get an error.
+    pub(super) fn abandon(&self, key: &str) {
+        let mut names = self.names.lock().expect("names lock");
+        if names
+            .get(key)
+            .is_some_and(|sender| sender.borrow().is_none())
+        {
+            names.remove(key);
+        }
+    }
+
     /// The names of the response version `key`, read by its claimer.
     pub(super) fn publish(&self, key: &str, list: NameList) {
         if let Some(sender) = self.names.lock().expect("names lock").get(key) {
@@ -224,6 +236,8 @@ async fn sotw(i: usize, node: Node, mut stream: AdsStream, fleet: &Fleet) -> Res
                 _ => None,
             };
             if let (Some((d, dependent_url)), Some(names)) = (dependent, ended.names) {
+                // Until the proxy reading this version's names has read the
+                // same response: this stream is not read meanwhile.
                 let names = names.get().await?;
                 if names != types[d].names {
                     types[d].names = names;

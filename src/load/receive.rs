@@ -316,6 +316,20 @@ fn route_configuration_names(value: &[u8]) -> Vec<String> {
         .collect()
 }
 
+impl Drop for Receiver<'_> {
+    /// A proxy stopping inside a response whose names it claimed releases
+    /// the proxies waiting for them (with an error).
+    fn drop(&mut self) {
+        if let Some(Current {
+            collect: Some(Collect::Mine { key: Some(key), .. }),
+            ..
+        }) = &self.current
+        {
+            self.fleet.abandon(key);
+        }
+    }
+}
+
 impl Sink for Receiver<'_> {
     fn entry(&mut self, head: &Head, entry: &Entry) -> bool {
         if self.error.is_some() {
@@ -488,6 +502,28 @@ mod tests {
             .unwrap();
         let [ready] = <[Ended; 1]>::try_from(third.take().unwrap()).ok().unwrap();
         assert!(matches!(ready.names, Some(Names::Ready(ref n)) if Arc::ptr_eq(n, &read)));
+    }
+
+    #[tokio::test]
+    async fn proxies_waiting_for_names_are_released_when_their_reader_stops() {
+        let fleet = Fleet::new(2);
+        let response = cds("v1", vec![cluster("a", cluster::DiscoveryType::Eds)]);
+        let mut reader = Receiver::new(0, &fleet, Protocol::Sotw);
+        Scanner::new(Layout::Sotw)
+            .feed(response.slice(..1200), &mut reader)
+            .unwrap();
+        let mut waiting = Receiver::new(1, &fleet, Protocol::Sotw);
+        Scanner::new(Layout::Sotw)
+            .feed(response.clone(), &mut waiting)
+            .unwrap();
+        let [ended] = <[Ended; 1]>::try_from(waiting.take().unwrap())
+            .ok()
+            .unwrap();
+        drop(reader);
+        let error = ended.names.unwrap().get().await.unwrap_err();
+        assert!(error.contains("stopped"), "{error}");
+        // The version is free to be read again.
+        assert!(matches!(fleet.claim("CDS/v1"), Claim::Mine));
     }
 
     #[test]

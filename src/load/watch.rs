@@ -151,9 +151,8 @@ impl Watches {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// The expectations on resource `name` of `type_url` that `proxy` has
-    /// not seen met yet.
-    fn open_for(&self, proxy: usize, type_url: TypeUrl, name: &str) -> Vec<Arc<Expectation>> {
+    /// The expectations on resource `name` of `type_url`.
+    fn on(&self, type_url: TypeUrl, name: &str) -> Vec<Arc<Expectation>> {
         if !self.active.load(Ordering::Relaxed) {
             return Vec::new();
         }
@@ -161,10 +160,18 @@ impl Watches {
         by_name.get(name).map_or_else(Vec::new, |expectations| {
             expectations
                 .iter()
-                .filter(|e| e.type_url == type_url && e.seen[proxy].get().is_none())
+                .filter(|e| e.type_url == type_url)
                 .cloned()
                 .collect()
         })
+    }
+
+    /// The expectations on resource `name` of `type_url` that `proxy` has
+    /// not seen met yet.
+    fn open_for(&self, proxy: usize, type_url: TypeUrl, name: &str) -> Vec<Arc<Expectation>> {
+        let mut open = self.on(type_url, name);
+        open.retain(|e| e.seen[proxy].get().is_none());
+        open
     }
 
     /// Whether `proxy` looks for resource `name` of `type_url`: an
@@ -209,7 +216,11 @@ impl Watches {
         bytes: Option<&[u8]>,
         at: Instant,
     ) {
-        for e in self.open_for(proxy, type_url, name) {
+        // With the bytes, every undecided verdict on this version is
+        // judged, also of expectations this proxy saw met meanwhile (by a
+        // version another proxy brought): others wait for this one.
+        for e in self.on(type_url, name) {
+            let open = e.seen[proxy].get().is_none();
             let decided = e
                 .verdicts
                 .lock()
@@ -235,6 +246,7 @@ impl Watches {
                     }
                     passes
                 }
+                (None, None) if !open => continue,
                 (None, None) => {
                     let mut verdicts = e.verdicts.lock().expect("verdict lock");
                     let verdict = verdicts.entry(version.to_string()).or_default();
@@ -247,7 +259,7 @@ impl Watches {
                     }
                 }
             };
-            if passes {
+            if passes && open {
                 e.seen_by(proxy, at, &self.missing);
             }
         }
@@ -436,6 +448,42 @@ mod tests {
             !watches.wants(1, type_url, "c"),
             "seen: no longer looked for"
         );
+    }
+
+    /// A proxy that claimed a version and was then seen (through another
+    /// version it waited for) still judges the version it claimed: the
+    /// proxies waiting on that one are not left waiting.
+    #[test]
+    fn a_claimed_version_is_judged_even_when_its_claimer_was_seen_meanwhile() {
+        let watches = Watches::new(3);
+        let t0 = Instant::now();
+        let type_url = TypeUrl::ClusterLoadAssignment;
+        let ms = |n| t0 + Duration::from_millis(n);
+        watches.expect(
+            type_url,
+            "c",
+            Check::EndpointsAt(vec![IpAddr::from([11, 0, 0, 1])]),
+            t0,
+        );
+        let passing = assignment("c", [11, 0, 0, 1]);
+        let also_passing = assignment("c", [11, 0, 0, 1]);
+        // Proxy 1 brings version A; proxy 0 received A and waits for it.
+        assert!(watches.claim_content(1, type_url, "c", "A"));
+        assert!(!watches.claim_content(0, type_url, "c", "A"));
+        watches.on_resource(0, type_url, "c", "A", None, ms(1));
+        // Proxy 0 brings version B, which proxy 2 receives and waits for.
+        assert!(watches.claim_content(0, type_url, "c", "B"));
+        assert!(!watches.claim_content(2, type_url, "c", "B"));
+        watches.on_resource(2, type_url, "c", "B", None, ms(2));
+        // A is judged: proxies 1 and 0 have seen the change.
+        watches.on_resource(1, type_url, "c", "A", Some(&passing), ms(3));
+        assert_eq!(watches.missing(), 1);
+        // Proxy 0's B ends: judged although proxy 0 was seen already.
+        watches.on_resource(0, type_url, "c", "B", Some(&also_passing), ms(4));
+        assert_eq!(watches.missing(), 0, "proxy 2 still waits for B");
+        let mut latencies = watches.latencies();
+        latencies.sort();
+        assert_eq!(latencies, [1, 2, 3].map(Duration::from_millis));
     }
 
     #[test]
