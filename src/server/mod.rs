@@ -162,6 +162,7 @@ impl AdsService {
         sinks: Sinks,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
+        let _sweep = sections::SectionCache::sweep_process_cache();
         tonic::transport::Server::builder()
             .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
             .http2_keepalive_interval(Some(self.keepalive.0))

@@ -16,7 +16,10 @@
 //! is evicted: there are at most [`ENTRIES`], holding at most [`MAX_BYTES`]
 //! of sections (counted before they are written), the least recently used
 //! evicted first; only maps of at least [`MIN_RESOURCES`] resources are
-//! kept (a smaller one is cheap to write again). A map is recognised by
+//! kept (a smaller one is cheap to write again). An entry not used for
+//! [`MAX_IDLE`] is dropped by the server's sweep ([`SectionCache::expire_idle`],
+//! every [`SWEEP_INTERVAL`]), so an idle mesh does not keep old maps alive.
+//! A map is recognised by
 //! identity (`imbl`'s `ptr_eq`: the same root node, which an entry's own
 //! handle keeps from being reused or changed in place), never by comparing
 //! contents.
@@ -27,6 +30,7 @@ use crate::envoy::TypeUrl;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Maps of fewer resources are not kept: their sections are written per
 /// stream.
@@ -38,6 +42,11 @@ pub(crate) const ENTRIES: usize = 16;
 /// (a cold sync at 10,000 services keeps about 30 MB: the clusters' and the
 /// endpoints' sections).
 pub(crate) const MAX_BYTES: usize = 64 << 20;
+
+/// An entry unused for this long is dropped by the sweep: 60 s.
+pub(crate) const MAX_IDLE: Duration = Duration::from_secs(60);
+/// How often the server sweeps idle entries: every 30 s.
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A `resources` section: the encoded fields, as the chunks to send.
 #[derive(Debug)]
@@ -60,6 +69,8 @@ struct Entry {
     /// Bytes of the section, known before it is written.
     size: usize,
     section: Arc<OnceLock<Arc<Section>>>,
+    /// When a stream last asked for it.
+    used: Instant,
 }
 
 /// The sections kept by the process, least recently used first.
@@ -90,9 +101,20 @@ fn touch<'a>(
     let at = entries
         .iter()
         .position(|e| e.type_url == type_url && e.layout == layout && e.map.ptr_eq(map))?;
-    let entry = entries.remove(at).expect("found");
+    let mut entry = entries.remove(at).expect("found");
+    entry.used = Instant::now();
     entries.push_back(entry);
     entries.back()
+}
+
+/// Stops the sweep of [`SectionCache::sweep_process_cache`] when dropped.
+#[derive(Debug)]
+pub(crate) struct SweepGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SweepGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The process's cache (sections are keyed by map identity, so servers in
@@ -135,6 +157,7 @@ impl SectionCache {
                 map: map.clone(),
                 size,
                 section: slot.clone(),
+                used: Instant::now(),
             });
             slot
         };
@@ -160,6 +183,37 @@ impl SectionCache {
             .section
             .get()
             .cloned()
+    }
+
+    /// Drops the entries no stream asked for in the `max_idle` before
+    /// `now`, with the maps they keep alive; returns how many.
+    pub(crate) fn expire_idle(&self, now: Instant, max_idle: Duration) -> usize {
+        let expired = {
+            let mut entries = self.entries.lock().expect("sections lock");
+            let (idle, kept): (VecDeque<Entry>, VecDeque<Entry>) = std::mem::take(&mut *entries)
+                .into_iter()
+                .partition(|e| now.saturating_duration_since(e.used) > max_idle);
+            *entries = kept;
+            idle
+        };
+        // Dropped after the lock: the last handle on a map frees it.
+        expired.len()
+    }
+
+    /// Sweeps [`SECTIONS`] every [`SWEEP_INTERVAL`] for entries idle over
+    /// [`MAX_IDLE`], until the returned guard is dropped.
+    pub(crate) fn sweep_process_cache() -> SweepGuard {
+        SweepGuard(tokio::spawn(async {
+            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let expired = SECTIONS.expire_idle(Instant::now(), MAX_IDLE);
+                if expired > 0 {
+                    tracing::debug!(expired, "dropped idle shared response sections");
+                }
+            }
+        }))
     }
 
     /// A cache that evicts past `max_bytes` of sections.

@@ -760,6 +760,44 @@ mod tests {
         );
     }
 
+    /// The sweep drops the sections no stream asked for within the idle
+    /// time and keeps the others, still shared.
+    #[test]
+    fn idle_sections_are_dropped_and_used_ones_kept() {
+        let sections = fresh_cache();
+        let (old, recent) = (
+            by_name(resources(&lengths())),
+            by_name(resources(&[40; 70])),
+        );
+        let sotw = |map: &ResourceMap| {
+            send(
+                Some(sections),
+                TypeUrl::Cluster,
+                Layout::Sotw,
+                &discovery::DiscoveryResponse::default(),
+                map,
+            )
+        };
+        sotw(&old);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let first = sotw(&recent);
+        assert_eq!(sections.len(), 2);
+        let now = std::time::Instant::now();
+        let idle = std::time::Duration::from_millis(50);
+        assert_eq!(sections.expire_idle(now, idle), 1, "only the old map's");
+        assert_eq!(sections.len(), 1);
+        assert!(
+            same(&first[1..], &sotw(&recent)[1..]),
+            "the used one stays shared"
+        );
+        assert_eq!(
+            sections.expire_idle(now + 2 * idle, idle),
+            1,
+            "idle in its turn"
+        );
+        assert_eq!(sections.len(), 0);
+    }
+
     /// A response whose map has a kept section takes its lengths from the
     /// section (no pass over the resources), and they are the ones a pass
     /// finds.
