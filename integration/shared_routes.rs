@@ -5,7 +5,10 @@
 //! short names too) copied between them (`cache::Body`). Two stock Envoys
 //! of two namespaces, one over SotW and one over delta, accept it and
 //! route real requests by every name form, before and after an edit that
-//! changes one shared virtual host.
+//! changes one shared virtual host. A third Envoy of the delta proxy's
+//! class, started once that one is serving, is sent the same maps: their
+//! encoded `resources` sections are the ones kept from the first
+//! (`server/sections.rs`), the message lengths taken from them.
 
 use crate::harness;
 
@@ -87,9 +90,19 @@ async fn route_configurations_in_parts_route_every_name() {
     .await;
     near.wait_until_serving("svc-250.ns-50").await;
     other.wait_until_serving("svc-1.ns-1").await;
+    let twin = Envoy::start(
+        work.path(),
+        &sextant,
+        Workload {
+            namespace: "ns-50",
+            ..Workload::client("twin.ns-50").delta()
+        },
+    )
+    .await;
+    twin.wait_until_serving("svc-1.ns-1").await;
 
-    // Every virtual host arrived, and neither Envoy rejected anything.
-    for envoy in [&near, &other] {
+    // Every virtual host arrived, and no Envoy rejected anything.
+    for envoy in [&near, &other, &twin] {
         let routes = envoy.dump_section("RoutesConfigDump").await;
         let vhosts = routes["dynamic_route_configs"][0]["route_config"]["virtual_hosts"]
             .as_array()
@@ -113,13 +126,22 @@ async fn route_configurations_in_parts_route_every_name() {
     expect(&other, "svc-250", "/", "far").await;
     expect(&other, "svc-1.ns-1", "/", "own").await;
     expect(&other, "svc-1", "/", "404").await;
+    expect(&twin, "svc-250", "/", "far").await;
+    expect(&twin, "svc-1.ns-1", "/", "own").await;
+    for envoy in [&other, &twin] {
+        let clusters = envoy.dump_section("ClustersConfigDump").await;
+        let dynamic = clusters["dynamic_active_clusters"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert!(dynamic >= SERVICES, "{}: {dynamic} clusters", envoy.node_id);
+    }
 
     // An edit of one shared virtual host: a new IR, a new shared buffer.
     config.write(
         "teapot.yaml",
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: svc-250, namespace: ns-50}\nspec:\n  hosts: [svc-250]\n  http:\n  - match: [{uri: {prefix: /teapot}}]\n    directResponse: {status: 418}\n  - route: [{destination: {host: svc-250}}]\n",
     );
-    for envoy in [&near, &other] {
+    for envoy in [&near, &other, &twin] {
         wait_for(
             std::time::Duration::from_secs(10),
             &format!("{} to answer 418 for svc-250.ns-50/teapot", envoy.node_id),
@@ -131,7 +153,8 @@ async fn route_configurations_in_parts_route_every_name() {
     expect(&near, "svc-1", "/teapot", "own").await;
     expect(&other, "svc-250", "/teapot", "418").await;
     expect(&other, "svc-1.ns-1", "/", "own").await;
-    for envoy in [&near, &other] {
+    expect(&twin, "svc-250", "/teapot", "418").await;
+    for envoy in [&near, &other, &twin] {
         assert_eq!(envoy.updates_rejected().await, 0, "{}", envoy.process.log());
     }
 }
