@@ -83,8 +83,9 @@ struct Args {
     server_pid: Option<u32>,
     /// Each simulated proxy's HTTP/2 receive window, per stream and per
     /// connection, in bytes: how far the server may send ahead of what the
-    /// proxy has read (default: Envoy's 256 MiB). A smaller one bounds the
-    /// tool's memory when it cannot keep up with many large streams.
+    /// proxy has read (default: Envoy's 256 MiB; 65,535 to 2,147,483,647,
+    /// HTTP/2's limits). A smaller one bounds the tool's memory when it
+    /// cannot keep up with many large streams.
     #[arg(long, default_value_t = load::run::ENVOY_HTTP2_WINDOW_BYTES,
           value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
     http2_window_bytes: u32,

@@ -142,8 +142,14 @@ pub async fn run(
                 let result = run_mode(config, &mut world, &server, mode, progress).await;
                 let result = result.map_err(|e| match server.log_path() {
                     Some(log) => LoadError::Server(format!(
-                        "{e}\n(server log: {})\n{}",
+                        "{e}\n(server log: {}{})\n{}",
                         log.display(),
+                        if keep_dir.is_some() {
+                            ""
+                        } else {
+                            "; a temporary directory, removed on exit: \
+                             rerun with --work-dir DIR to keep it"
+                        },
                         server.log_tail()
                     )),
                     None => e,
