@@ -8,7 +8,7 @@
 //! kept, only measured and shown to the [`Watches`] (see [`Receiver`]).
 
 use super::ads::AdsStream;
-use super::receive::{Claim, NameList, Receiver};
+use super::receive::{Claim, NameList, Names, Receiver};
 use super::watch::Watches;
 use super::LoadError;
 use crate::envoy::TypeUrl;
@@ -143,8 +143,8 @@ impl Fleet {
         let mut names = self.names.lock().expect("names lock");
         match names.get(key) {
             Some(sender) => match sender.borrow().clone() {
-                Some(list) => Claim::Ready(list),
-                None => Claim::Wait(sender.subscribe()),
+                Some(list) => Claim::Other(Names::Ready(list)),
+                None => Claim::Other(Names::Wait(sender.subscribe())),
             },
             None => {
                 names.insert(key.to_string(), watch::Sender::new(None));

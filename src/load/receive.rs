@@ -29,10 +29,8 @@ pub type NameList = Arc<Vec<String>>;
 pub(super) enum Claim {
     /// This proxy: it publishes them when its response ends.
     Mine,
-    /// Known already.
-    Ready(NameList),
-    /// Another proxy is reading the same version.
-    Wait(watch::Receiver<Option<NameList>>),
+    /// Another proxy, which has them or is reading them.
+    Other(Names),
 }
 
 /// The index in [`TYPES`] of a response's type URL.
@@ -47,7 +45,7 @@ fn subscribed(type_url: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{parsed} sent unasked"))
 }
 
-/// The names a response leads to, once known.
+/// The names a response leads to: known, or being read by another proxy.
 pub(super) enum Names {
     Ready(NameList),
     Wait(watch::Receiver<Option<NameList>>),
@@ -87,8 +85,8 @@ enum Collect {
         key: Option<String>,
         names: Vec<String>,
     },
-    Ready(NameList),
-    Wait(watch::Receiver<Option<NameList>>),
+    /// By another proxy.
+    Other(Names),
 }
 
 /// The response being read.
@@ -176,8 +174,7 @@ impl<'a> Receiver<'a> {
                             key,
                             names: Vec::new(),
                         },
-                        Some(Claim::Ready(names)) => Collect::Ready(names),
-                        Some(Claim::Wait(rx)) => Collect::Wait(rx),
+                        Some(Claim::Other(names)) => Collect::Other(names),
                     })
                 }
                 _ => None,
@@ -415,8 +412,7 @@ impl Sink for Receiver<'_> {
                 }
                 Names::Ready(names)
             }
-            Collect::Ready(names) => Names::Ready(names),
-            Collect::Wait(rx) => Names::Wait(rx),
+            Collect::Other(names) => names,
         });
         self.ended.push(Ended { head, t, names });
     }
